@@ -1,0 +1,118 @@
+#pragma once
+/// @file repositories.hpp
+/// Reads and writes of the normalized tables.
+///
+/// Every function takes the connection it runs on: writes are called from
+/// writer jobs (inside the writer's transaction), reads from read-pool jobs.
+/// Every read that a client can trigger takes the caller's user id and finds
+/// nothing for someone else's rows (std::nullopt / empty), so "not yours" and
+/// "does not exist" are indistinguishable to the caller.
+///
+/// While the legacy columns of migration 001 still exist (phases backfill,
+/// dual-write, dual-read), writes of attachments and tool calls also refresh
+/// the message's legacy JSON arrays, and reads fall back to those arrays for
+/// messages that have no table rows yet.
+#include "chatstream/storage/database.hpp"
+#include "chatstream/storage/types.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace chatstream::storage {
+
+/// True while messages still has the legacy array columns.
+bool has_legacy_columns(database& db);
+
+namespace users {
+/// Returns the id of the user with @p external_id, creating it if needed.
+std::string ensure(database& db, std::string const& external_id, std::optional<std::string> const& name = {});
+std::optional<user_row> find_by_external_id(database& db, std::string const& external_id);
+} // namespace users
+
+namespace conversations {
+void insert(database& db, conversation_row const& row);
+std::optional<conversation_row> get(database& db, std::string const& user_id, std::string const& id);
+/// Most recently updated first; cursor is opaque.
+page<conversation_row> list(database& db, std::string const& user_id, page_request const& req);
+/// Deletes the conversation and (cascade) its messages, attachments, tool calls.
+/// @return false when no such conversation for this user.
+bool remove(database& db, std::string const& user_id, std::string const& id);
+/// Bumps message_count / last_message_at / updated_at after a message insert.
+void touch_for_new_message(database& db, std::string const& id, std::int64_t at);
+} // namespace conversations
+
+namespace messages {
+void insert(database& db, message_row const& row);
+std::optional<message_row> get(database& db, std::string const& user_id, std::string const& id);
+/// Oldest first, in (created_at, id) order.
+page<message_row> list(database& db, std::string const& user_id, std::string const& conversation_id,
+                       page_request const& req);
+/// All complete-able history of a conversation (for provider context).
+std::vector<message_row> history(database& db, std::string const& conversation_id);
+
+/// pending -> generating; no-op when already terminal.
+void mark_generating(database& db, std::string const& id, std::int64_t started_at);
+/// Live flush of the text so far; never touches a terminal message.
+void flush_partial(database& db, std::string const& id, std::string const& partial_content,
+                   std::optional<std::int64_t> first_token_at, std::int64_t now);
+
+struct completion
+{
+    std::string status; ///< complete | error | stopped | interrupted
+    std::string content;
+    std::optional<std::string> error;
+    std::optional<std::string> finish_reason;
+    std::optional<std::int64_t> input_tokens;
+    std::optional<std::int64_t> output_tokens;
+    std::optional<double> cost;
+    std::optional<double> tokens_per_second;
+    std::optional<std::int64_t> first_token_at;
+    std::int64_t completed_at = 0;
+};
+/// Finalizes the message's tool calls and writes the terminal state, unless
+/// the message is already terminal. @return true when this call made it terminal.
+bool finish(database& db, std::string const& id, completion const& c);
+
+/// Startup recovery: every pending/generating message becomes interrupted
+/// (partial_content promoted to content), its partial tool calls finalized.
+/// @return number of messages recovered.
+std::size_t interrupt_unfinished(database& db, std::int64_t now);
+
+bool remove(database& db, std::string const& user_id, std::string const& id);
+} // namespace messages
+
+namespace tool_calls {
+/// Insert or update keyed by (message_id, tool_call_id). Once set,
+/// tool_name and text_position never move; args and result are replaced only
+/// by non-empty values; is_partial follows the caller.
+void upsert(database& db, tool_call_row const& row);
+/// Marks every tool call of the message final; a call that never got a
+/// result gets `{"success":false,"error":<reason>}` so none stays "executing".
+void finalize(database& db, std::string const& message_id, std::string const& reason);
+
+/// The UI shape of DESIGN.md §6 getToolCalls.
+struct ui_tool_call
+{
+    std::string id;
+    std::string name;
+    std::string arguments;             ///< JSON text
+    std::optional<std::string> result; ///< JSON text
+    std::int64_t timestamp = 0;
+    std::optional<std::int64_t> text_position;
+    bool is_partial = false;
+};
+/// Tool calls of a message the caller owns, by (text_position, timestamp).
+std::vector<ui_tool_call> list_for_message(database& db, std::string const& user_id,
+                                           std::string const& message_id, bool include_partial);
+std::vector<tool_call_row> rows_for_message(database& db, std::string const& message_id);
+} // namespace tool_calls
+
+namespace attachments {
+void insert(database& db, attachment_row const& row);
+/// Attachments of a message the caller owns, in position order.
+std::vector<attachment_row> list_for_message(database& db, std::string const& user_id,
+                                             std::string const& message_id);
+} // namespace attachments
+
+} // namespace chatstream::storage

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs exactly the Debian 12 packages chatstream needs to build and test.
+# Idempotent and quiet: does nothing (and prints nothing) when all are present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libsimdjson-dev libsqlite3-dev sqlite3 libsqlitecpp-dev
+  libssl-dev libcli11-dev libspdlog-dev libfmt-dev libjwt-dev
+  catch2 python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

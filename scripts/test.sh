@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: installs deps, builds (Release-ish and ASan+UBSan), runs ctest on both.
+# Usage: scripts/test.sh            (both configurations)
+#        SANITIZE=0 scripts/test.sh (skip the sanitizer build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+
+run_config() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
+}
+
+run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${SANITIZE:-1}" != 0 ]; then
+  run_config build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BUILD_BENCH=OFF
+fi

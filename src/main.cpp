@@ -1,0 +1,52 @@
+// chatstream: composition root. Parses the command line and hands over to
+// the subcommand; all behaviour lives in the module libraries.
+#include "commands.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"chatstream: streams AI generations over WebSockets and keeps them in SQL"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "chatstream 0.1.0");
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
+
+    chatstream::app::action run;
+    chatstream::app::register_serve_command(app, run);
+    chatstream::app::register_migrate_command(app, run);
+
+    try
+    {
+        app.parse(argc, argv);
+    }
+    catch (CLI::ParseError const& e)
+    {
+        auto const code = app.exit(e);
+        return code == 0 ? 0 : 2; // usage errors exit 2 (DESIGN.md §3)
+    }
+    spdlog::set_level(spdlog::level::from_str(log_level));
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+    try
+    {
+        return run ? run() : 2;
+    }
+    catch (std::exception const& e)
+    {
+        spdlog::error("{}", e.what());
+        return 1;
+    }
+}
+
+namespace chatstream::app {
+
+void ensure_data_dir(std::string const& db_path)
+{
+    auto const parent = std::filesystem::path(db_path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+}
+
+} // namespace chatstream::app

@@ -1,0 +1,83 @@
+// `chatstream serve`: HTTP + WebSocket server.
+#include "commands.hpp"
+
+#include "chatstream/migrations/schema_migrator.hpp"
+#include "chatstream/storage/database.hpp"
+#include "chatstream/streaming/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+namespace chatstream::app {
+namespace {
+
+struct serve_args
+{
+    streaming::server_options options;
+    bool migrate = false;
+    std::string api_key_env;
+    std::string jwt_secret_env;
+};
+
+int serve(serve_args& a)
+{
+    ensure_data_dir(a.options.db_path);
+    {
+        storage::database db(a.options.db_path, storage::open_mode::read_write);
+        auto const kind = migrations::detect_kind(db);
+        // A brand-new database gets its schema without asking: that is what
+        // the README's one-command start relies on. Anything else needs
+        // --migrate or `chatstream migrate up`, so upgrades are deliberate.
+        if (a.migrate || kind == migrations::database_kind::empty)
+            migrations::apply_schema(db);
+        else
+            migrations::check_schema_checksums(db);
+        if (migrations::detect_kind(db) != migrations::database_kind::managed)
+            throw std::runtime_error("database " + a.options.db_path +
+                                     " is not migrated; run `chatstream migrate up` or pass --migrate");
+    }
+    if (!a.api_key_env.empty())
+        if (char const* v = std::getenv(a.api_key_env.c_str())) a.options.api_key = v;
+    if (!a.jwt_secret_env.empty())
+    {
+        char const* v = std::getenv(a.jwt_secret_env.c_str());
+        if (!v || !*v)
+            throw std::runtime_error("--jwt-secret-env " + a.jwt_secret_env + " is not set");
+        a.options.jwt_secret = v;
+    }
+    return streaming::run_server(a.options);
+}
+
+} // namespace
+
+void register_serve_command(CLI::App& app, action& run)
+{
+    auto a = std::make_shared<serve_args>();
+    auto& o = a->options;
+    auto* cmd = app.add_subcommand("serve", "run the HTTP + WebSocket server");
+    cmd->add_option("--db", o.db_path, "SQLite database path")->capture_default_str();
+    cmd->add_option("--host", o.host, "listen address")->capture_default_str();
+    cmd->add_option("--port", o.port, "listen port (0 = any free port)")->capture_default_str();
+    cmd->add_option("--threads", o.io_threads, "I/O threads (0 = hardware concurrency)");
+    cmd->add_flag("--migrate", a->migrate, "apply migrations before listening");
+    cmd->add_option("--provider", o.provider, "scripted|openai")
+        ->check(CLI::IsMember({"scripted", "openai"}))
+        ->capture_default_str();
+    cmd->add_option("--upstream-url", o.upstream_url, "OpenAI-compatible base URL");
+    cmd->add_option("--api-key-env", a->api_key_env, "environment variable holding the upstream API key");
+    cmd->add_option("--jwt-secret-env", a->jwt_secret_env,
+                    "environment variable holding the HS256 secret (absent = dev mode)");
+    cmd->add_option("--flush-ms", o.flush_ms, "partial_content flush interval")
+        ->check(CLI::Range(1, 60000))
+        ->capture_default_str();
+    cmd->add_option("--token-delay-ms", o.token_delay_ms, "scripted provider per-token delay")
+        ->check(CLI::Range(0, 60000));
+    cmd->add_option("--daily-message-limit", o.daily_message_limit, "generate requests per user per day");
+    cmd->add_option("--monthly-budget", o.monthly_budget_usd, "USD per user per month");
+    cmd->callback([&run, a] { run = [a] { return serve(*a); }; });
+}
+
+} // namespace chatstream::app

@@ -1,0 +1,51 @@
+#include "chatstream/migrations/schema_migrator.hpp"
+
+#include "support/temp_db.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace chatstream;
+using namespace chatstream::migrations;
+
+TEST_CASE("schema runner is idempotent on a fresh database", "[migrations][schema]")
+{
+    test::temp_dir dir;
+    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    CHECK(detect_kind(db) == database_kind::empty);
+    auto first = apply_schema(db);
+    CHECK(first.size() == schema_files().size());
+    CHECK(detect_kind(db) == database_kind::managed);
+    CHECK(apply_schema(db).empty());
+    CHECK_FALSE(db.has_column("messages", "tool_calls")); // legacy-only file skipped
+    for (auto const& s : read_schema_status(db)) CHECK(s.applied);
+}
+
+TEST_CASE("schema runner refuses a changed checksum", "[migrations][schema]")
+{
+    test::temp_dir dir;
+    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    apply_schema(db);
+    db.exec("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 2");
+    CHECK_THROWS_AS(apply_schema(db), schema_error);
+    CHECK_THROWS_AS(check_schema_checksums(db), schema_error);
+}
+
+TEST_CASE("schema runner rolls back a failing file", "[migrations][schema]")
+{
+    test::temp_dir dir;
+    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    auto files = detail::parse_schema_files({{"0001_ok.sql", "CREATE TABLE t1(x);"},
+                                             {"0002_bad.sql", "CREATE TABLE t2(x); SELECT * FROM nope;"}});
+    CHECK_THROWS(detail::apply_schema_files(db, files));
+    CHECK(db.has_table("t1"));
+    CHECK_FALSE(db.has_table("t2")); // the failing file left nothing behind
+}
+
+TEST_CASE("a foreign database is refused", "[migrations][schema]")
+{
+    test::temp_dir dir;
+    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    db.exec("CREATE TABLE something_else(x)");
+    CHECK(detect_kind(db) == database_kind::foreign);
+    CHECK_THROWS_AS(apply_schema(db), schema_error);
+}
