@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs deps, builds (Release-ish and ASan+UBSan), runs ctest on both.
+# Then runs every libFuzzer target for FUZZ_SECONDS (default 30; FUZZ=0 skips).
 # Usage: scripts/test.sh            (both configurations)
 #        SANITIZE=0 scripts/test.sh (skip the sanitizer build)
 set -euo pipefail
@@ -17,4 +18,7 @@ run_config() {
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${SANITIZE:-1}" != 0 ]; then
   run_config build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BUILD_BENCH=OFF
+fi
+if [ "${FUZZ:-1}" != 0 ] && command -v clang++ >/dev/null; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
 fi

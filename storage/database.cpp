@@ -101,9 +101,11 @@ void transaction::commit()
 
 //------------------------------------------------------------------------------
 
+// Savepoints run once per writer job, so their statements come from the
+// cache instead of being re-parsed by sqlite3_exec every time.
 savepoint::savepoint(database& db, char const* name) : db_(db), name_(name)
 {
-    db_.exec("SAVEPOINT " + name_);
+    db_.prepare("SAVEPOINT " + name_).exec();
 }
 
 savepoint::~savepoint()
@@ -118,7 +120,7 @@ savepoint::~savepoint()
 
 void savepoint::release()
 {
-    db_.exec("RELEASE " + name_);
+    db_.prepare("RELEASE " + name_).exec();
     done_ = true;
 }
 
