@@ -64,6 +64,7 @@ struct options
     int threads = 1;
     int server_pid = 0;
     std::string label;
+    double idle_seconds = 0; // > 0: open connections, hold them idle, measure RSS
 };
 
 // Latency samples in microseconds; percentiles computed once at the end.
@@ -218,6 +219,22 @@ public:
         ws->read_message_max(8 * 1024 * 1024);
         co_await ws->async_handshake(host_ + ":" + port_, target, use_awaitable);
         co_return ws;
+    }
+
+    // Idle mode: connect, then hold the socket open without traffic.
+    awaitable<void> run_idle(int index, std::shared_ptr<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>> keep,
+                             std::shared_ptr<std::atomic<int>> connected)
+    {
+        try
+        {
+            keep->at(static_cast<std::size_t>(index)) = co_await connect(index);
+            ++*connected;
+        }
+        catch (std::exception const& e)
+        {
+            t_.connect_failures++;
+            t_.error(std::string("connect: ") + e.what());
+        }
     }
 
     // One connection: keeps streams_per_conn generations in flight until the
@@ -430,6 +447,7 @@ int main(int argc, char** argv)
     app.add_option("--threads", o.threads, "client I/O threads")->capture_default_str();
     app.add_option("--server-pid", o.server_pid, "report this process's RSS");
     app.add_option("--label", o.label, "free-form tag copied into the JSON line");
+    app.add_option("--idle-seconds", o.idle_seconds, "open --connections idle sockets, hold them, report RSS");
     CLI11_PARSE(app, argc, argv);
     if (o.duration <= 0 && o.requests <= 0) o.requests = static_cast<long>(o.connections) * o.streams_per_conn;
     if (auto pos = o.prompt.find("/tokens "); pos != std::string::npos)
@@ -440,6 +458,37 @@ int main(int argc, char** argv)
     load_client client(ioc, o, t);
     auto const start = clock_type::now();
     client.set_deadline(start + std::chrono::milliseconds(static_cast<long>(o.duration * 1000)));
+
+    if (o.idle_seconds > 0)
+    {
+        auto keep = std::make_shared<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>>(o.connections);
+        auto connected = std::make_shared<std::atomic<int>>(0);
+        long const rss_before = o.server_pid ? rss_kb(o.server_pid, "VmRSS:") : 0;
+        for (int i = 0; i < o.connections; ++i)
+            net::co_spawn(ioc, client.run_idle(i, keep, connected), net::detached);
+        ioc.run();
+        ioc.restart();
+        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(o.idle_seconds * 1000)));
+        long const rss_after = o.server_pid ? rss_kb(o.server_pid, "VmRSS:") : 0;
+        json::object out;
+        out["bench"] = "chatstream-load";
+        out["mode"] = "idle";
+        if (!o.label.empty()) out["label"] = o.label;
+        out["connections"] = o.connections;
+        out["connected"] = connected->load();
+        out["connect_failures"] = t.connect_failures.load();
+        if (o.server_pid)
+        {
+            out["server_rss_before_kb"] = rss_before;
+            out["server_rss_kb"] = rss_after;
+            out["server_peak_rss_kb"] = rss_kb(o.server_pid, "VmHWM:");
+            out["rss_per_connection_kb"] = connected->load() ? double(rss_after - rss_before) / connected->load() : 0.0;
+        }
+        std::string line;
+        write_json(line, out);
+        std::cout << line << std::endl;
+        return connected->load() == o.connections ? 0 : 1;
+    }
 
     // Ramp: connections are spread evenly over --ramp seconds.
     for (int i = 0; i < o.connections; ++i)
