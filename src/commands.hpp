@@ -12,6 +12,7 @@ using action = std::function<int()>;
 
 void register_serve_command(CLI::App& app, action& run);
 void register_migrate_command(CLI::App& app, action& run);
+void register_check_command(CLI::App& app, action& run);
 
 /// Opens (creating parent directories) and schema-migrates @p db_path.
 /// Shared by `serve --migrate` and `migrate up`. @throws on failure.

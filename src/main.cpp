@@ -18,6 +18,7 @@ int main(int argc, char** argv)
     chatstream::app::action run;
     chatstream::app::register_serve_command(app, run);
     chatstream::app::register_migrate_command(app, run);
+    chatstream::app::register_check_command(app, run);
 
     try
     {

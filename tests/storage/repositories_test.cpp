@@ -226,3 +226,21 @@ TEST_CASE_METHOD(fixture, "restart recovery interrupts unfinished messages", "[s
     CHECK_FALSE(tool_calls::rows_for_message(db, msg)[0].is_partial);
     CHECK(messages::get(db, alice, done)->status == status::complete);
 }
+
+#include "chatstream/storage/consistency.hpp"
+
+TEST_CASE_METHOD(fixture, "check_consistency finds stuck tool calls and wrong counts", "[storage][consistency]")
+{
+    auto conv = conversation(alice);
+    auto msg = message(conv, alice);
+    tool_calls::upsert(db, call(msg, conv, "call_1"));
+    CHECK(check_consistency(db, false).problems.empty());
+    CHECK(check_consistency(db, true).problems.size() == 1); // unfinished while offline
+
+    // Simulate the bug the old system had: a terminal message with an executing call.
+    db.exec("UPDATE messages SET status = 'complete' WHERE id = '" + msg + "'");
+    db.exec("UPDATE conversations SET message_count = 7");
+    auto r = check_consistency(db, true);
+    CHECK(r.problems.size() == 3);
+    CHECK(r.tool_calls == 1);
+}
