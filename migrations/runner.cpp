@@ -1,0 +1,234 @@
+#include "chatstream/migrations/runner.hpp"
+
+#include "chatstream/migrations/schema_migrator.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+namespace chatstream::migrations {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+double seconds_since(clock::time_point t)
+{
+    return std::chrono::duration<double>(clock::now() - t).count();
+}
+
+// Rate of this run and ETA of what is left.
+progress sample(migration_state const& s, std::int64_t processed_now, double elapsed, bool done)
+{
+    progress p;
+    p.migration_id = s.id;
+    p.processed = s.processed;
+    p.total = s.total_records.value_or(s.processed);
+    p.quarantined = s.error_count;
+    p.rate = elapsed > 0 ? static_cast<double>(processed_now) / elapsed : 0;
+    p.done = done;
+    if (p.rate > 0 && p.total > p.processed) p.eta_s = static_cast<double>(p.total - p.processed) / p.rate;
+    if (done) p.eta_s = 0;
+    return p;
+}
+
+} // namespace
+
+progress_reporter::progress_reporter(bool tty, std::chrono::milliseconds interval) : tty_(tty), interval_(interval)
+{
+}
+
+void progress_reporter::operator()(progress const& p)
+{
+    auto const now = clock::now();
+    // Redraw at most ~10x/s on a TTY; log every interval otherwise.
+    auto const every = tty_ ? std::chrono::milliseconds(100) : interval_;
+    if (!p.done && last_ != clock::time_point{} && now - last_ < every) return;
+    if (last_ == clock::time_point{} && !p.done && !tty_)
+    {
+        last_ = now; // first sample: start the interval, log nothing yet
+        return;
+    }
+    last_ = now;
+    double const fraction = p.total > 0 ? std::min(1.0, static_cast<double>(p.processed) / p.total) : 1.0;
+    std::string eta = p.eta_s ? fmt::format("{:.0f}s", *p.eta_s) : std::string("?");
+    if (tty_)
+    {
+        constexpr int width = 30;
+        int const filled = static_cast<int>(fraction * width);
+        std::fprintf(stderr, "\r%s [%s%s] %3.0f%% %lld/%lld  %.0f msg/s  ETA %s  quarantined %lld%s",
+                     p.migration_id.c_str(), std::string(filled, '#').c_str(),
+                     std::string(width - filled, ' ').c_str(), fraction * 100, static_cast<long long>(p.processed),
+                     static_cast<long long>(p.total), p.rate, eta.c_str(), static_cast<long long>(p.quarantined),
+                     p.done ? "\n" : "");
+        std::fflush(stderr);
+    }
+    else
+        spdlog::info("migration={} processed={} total={} percent={:.1f} rate_msg_s={:.0f} eta_s={} quarantined={} "
+                     "done={}",
+                     p.migration_id, p.processed, p.total, fraction * 100, p.rate,
+                     p.eta_s ? fmt::format("{:.0f}", *p.eta_s) : "null", p.quarantined, p.done);
+}
+
+//------------------------------------------------------------------------------
+
+up_result run_up(storage::database& db, up_options const& options)
+{
+    up_result result;
+    result.schema_applied = apply_schema(db);
+    {
+        storage::transaction tx(db);
+        result.start = normalize::begin(db);
+        tx.commit();
+    }
+    if (result.start == normalize::start_kind::not_applicable || result.start == normalize::start_kind::already_done)
+        return result;
+
+    auto const batch = std::max<std::size_t>(1, options.batch_size);
+    auto const started = clock::now();
+    for (;;)
+    {
+        if (options.stop && options.stop->load())
+        {
+            normalize::mark_paused(db);
+            result.stopped = true;
+            break;
+        }
+        batch_result r;
+        try
+        {
+            storage::transaction tx(db);
+            r = normalize::step(db, batch);
+            tx.commit();
+        }
+        catch (std::exception const& e)
+        {
+            // The batch rolled back with its checkpoint; say so on the row.
+            try
+            {
+                normalize::mark_failed(db, e.what());
+            }
+            catch (...)
+            {
+            }
+            throw;
+        }
+        result.processed += static_cast<std::int64_t>(r.processed);
+        result.quarantined += static_cast<std::int64_t>(r.quarantined);
+        if (options.on_progress)
+            if (auto s = read_migration(db, normalize_id))
+                options.on_progress(sample(*s, result.processed, seconds_since(started), r.done));
+        if (r.done) break;
+        if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
+    }
+    result.seconds = seconds_since(started);
+    return result;
+}
+
+//------------------------------------------------------------------------------
+
+online_backfill::online_backfill(storage::writer& writer, online_options options)
+    : writer_(writer), options_(std::move(options))
+{
+}
+
+online_backfill::~online_backfill()
+{
+    stop();
+}
+
+void online_backfill::start()
+{
+    std::lock_guard lock(mutex_);
+    if (started_) return;
+    started_ = true;
+    thread_ = std::thread([this] { run(); });
+}
+
+void online_backfill::stop()
+{
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+void online_backfill::wait()
+{
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [this] { return finished_.load() || !started_; });
+}
+
+std::string online_backfill::error() const
+{
+    std::lock_guard lock(mutex_);
+    return error_;
+}
+
+void online_backfill::run()
+{
+    std::string error;
+    try
+    {
+        normalize::start_kind start{};
+        writer_.run_sync([&](storage::database& db) { start = normalize::begin(db); });
+        if (start == normalize::start_kind::fresh || start == normalize::start_kind::resumed)
+        {
+            spdlog::info("migration=001 online backfill {} (batch {})",
+                         start == normalize::start_kind::fresh ? "started" : "resumed", options_.batch_size);
+            auto const started = clock::now();
+            auto const batch = std::max<std::size_t>(1, options_.batch_size);
+            for (;;)
+            {
+                if (stop_)
+                {
+                    writer_.run_sync([](storage::database& db) { normalize::mark_paused(db); });
+                    spdlog::info("migration=001 online backfill stopped at a checkpoint");
+                    break;
+                }
+                // The batch runs on the writer thread inside its transaction;
+                // its rows and checkpoint commit together (job savepoint).
+                batch_result r;
+                std::optional<migration_state> state;
+                writer_.run_sync([&](storage::database& db) {
+                    r = normalize::step(db, batch);
+                    state = read_migration(db, normalize_id);
+                });
+                processed_ += static_cast<std::int64_t>(r.processed);
+                if (options_.on_progress && state)
+                    options_.on_progress(sample(*state, processed_, seconds_since(started), r.done));
+                if (r.done) break;
+                if (options_.pause.count() > 0)
+                {
+                    std::unique_lock lock(mutex_);
+                    cv_.wait_for(lock, options_.pause, [this] { return stop_.load(); });
+                }
+            }
+        }
+    }
+    catch (std::exception const& e)
+    {
+        error = e.what();
+        spdlog::error("migration=001 online backfill failed: {}", error);
+        try
+        {
+            writer_.run_sync([&](storage::database& db) { normalize::mark_failed(db, error); });
+        }
+        catch (std::exception const&)
+        {
+            // The writer is gone or failing too; the row stays "running" and
+            // the next start resumes from the last checkpoint anyway.
+        }
+    }
+    {
+        std::lock_guard lock(mutex_);
+        error_ = error;
+        finished_ = true;
+    }
+    cv_.notify_all();
+    if (options_.on_done) options_.on_done(error);
+}
+
+} // namespace chatstream::migrations
