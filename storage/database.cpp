@@ -73,11 +73,24 @@ bool database::has_table(std::string const& table)
 
 bool database::has_column(std::string const& table, std::string const& column)
 {
+    auto& v = prepare("PRAGMA schema_version");
+    v.executeStep();
+    auto const version = v.getColumn(0).getInt64();
+    v.reset();
+    if (version != column_cache_version_)
+    {
+        column_cache_.clear();
+        column_cache_version_ = version;
+    }
+    auto const key = table + '\0' + column;
+    if (auto it = column_cache_.find(key); it != column_cache_.end()) return it->second;
+
     auto& q = prepare("SELECT 1 FROM pragma_table_info(?) WHERE name=?");
     q.bind(1, table);
     q.bind(2, column);
     bool const found = q.executeStep();
     q.reset();
+    column_cache_.emplace(key, found);
     return found;
 }
 

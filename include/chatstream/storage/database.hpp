@@ -65,7 +65,9 @@ public:
     /// Like exec, but returns false instead of throwing.
     bool try_exec(std::string const& sql) noexcept;
 
-    /// True when table @p table has column @p column.
+    /// True when table @p table has column @p column. Cached until the
+    /// schema changes (checked through `PRAGMA schema_version`, which is
+    /// cheaper than `pragma_table_info` on every write of the hot path).
     bool has_column(std::string const& table, std::string const& column);
     bool has_table(std::string const& table);
 
@@ -76,6 +78,8 @@ private:
     std::string path_;
     std::unique_ptr<SQLite::Database> db_;
     std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> statements_;
+    std::unordered_map<std::string, bool> column_cache_;
+    long long column_cache_version_ = -1;
 };
 
 /// Scoped transaction. Begins on construction (IMMEDIATE when asked, which the
