@@ -1,0 +1,47 @@
+#pragma once
+/// @file legacy_gen.hpp
+/// Deterministic generator of legacy databases (DESIGN.md §5 schema: JSON
+/// arrays inside message rows), for the migration tests and benchmark.
+///
+/// The same options and seed always produce the same bytes. With
+/// `edge_cases`, the first conversation holds one message per edge case of
+/// issue 4 (emoji/CJK text so UTF-16, UTF-8 and code-point offsets differ;
+/// NULL vs []; duplicate ids; ids in both arrays; missing textPosition;
+/// 200 KB arguments; malformed JSON; orphan message), the rest is a seeded
+/// random mix.
+#include <cstdint>
+#include <string>
+
+namespace chatstream::bench {
+
+struct legacy_gen_options
+{
+    std::int64_t messages = 834;
+    std::uint64_t seed = 1;
+    std::int64_t messages_per_conversation = 24;
+    std::int64_t conversations_per_user = 8;
+    int tool_call_percent = 15;  ///< of assistant messages
+    int partial_percent = 3;     ///< of assistant messages: left generating with partial calls
+    int attachment_percent = 8;  ///< of user messages
+    int malformed_per_mille = 2; ///< of all messages
+    bool edge_cases = true;
+};
+
+struct legacy_gen_stats
+{
+    std::int64_t messages = 0;
+    std::int64_t conversations = 0;
+    std::int64_t users = 0;
+    std::int64_t malformed = 0;          ///< messages that 001 must quarantine
+    std::int64_t with_tool_calls = 0;
+    std::int64_t with_attachments = 0;
+};
+
+/// The legacy schema of DESIGN.md §5, verbatim.
+char const* legacy_schema_sql();
+
+/// Creates @p path (replacing any existing file) as a legacy database.
+/// @throws SQLite::Exception
+legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options const& options);
+
+} // namespace chatstream::bench

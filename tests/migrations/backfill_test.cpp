@@ -1,0 +1,365 @@
+#include "chatstream/migrations/data_migration.hpp"
+#include "chatstream/migrations/runner.hpp"
+#include "chatstream/migrations/schema_migrator.hpp"
+#include "chatstream/storage/repositories.hpp"
+
+#include "helpers.hpp"
+#include "legacy_gen.hpp"
+#include "support/temp_db.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+using namespace chatstream;
+using namespace chatstream::migrations;
+
+namespace {
+
+std::string generated(test::temp_dir const& dir, std::int64_t messages, std::string const& name = "legacy.db")
+{
+    bench::legacy_gen_options o;
+    o.messages = messages;
+    o.malformed_per_mille = 0; // exactly the three malformed edge cases
+    auto path = dir.file(name);
+    bench::generate_legacy_db(path, o);
+    return path;
+}
+
+up_result up(std::string const& path, std::size_t batch = 64)
+{
+    storage::database db(path, storage::open_mode::read_write);
+    up_options o;
+    o.batch_size = batch;
+    return run_up(db, o);
+}
+
+std::string message_id_by_content(storage::database& db, std::string const& content)
+{
+    auto& q = db.prepare("SELECT id FROM messages WHERE content = ?");
+    q.bind(1, content);
+    REQUIRE(q.executeStep());
+    auto id = q.getColumn(0).getString();
+    q.reset();
+    return id;
+}
+
+std::int64_t count(storage::database& db, std::string const& sql)
+{
+    return std::stoll(test::query_one(db, sql).value_or("0"));
+}
+
+} // namespace
+
+TEST_CASE("001 applies every rule of DESIGN.md §5 to the generated edge cases", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 300);
+    auto const r = up(path, 7); // odd batch size: edge cases straddle batches
+    CHECK(r.start == normalize::start_kind::fresh);
+    CHECK(r.processed == 300);
+
+    storage::database db(path, storage::open_mode::read_write);
+    CHECK(detect_kind(db) == database_kind::managed);
+    auto tool_calls = [&](std::string const& content) {
+        return storage::tool_calls::rows_for_message(db, message_id_by_content(db, content));
+    };
+
+    // UTF-16 offset after "你好吗😀 " is 6 (3 + surrogate pair + space), not 5 code points or 13 bytes.
+    auto cjk = tool_calls("你好吗😀 here is the weather: sunny");
+    REQUIRE(cjk.size() == 1);
+    CHECK(cjk[0].text_position == 6);
+    CHECK(cjk[0].args == R"({"city":"東京"})");
+
+    auto dup = tool_calls("duplicate ids");
+    REQUIRE(dup.size() == 2);
+    CHECK(dup[0].tool_call_id == "call_dup");
+    CHECK(dup[0].args == R"({"v":2})");
+
+    auto both = tool_calls("ids in both arrays");
+    REQUIRE(both.size() == 2);
+    CHECK(both[0].tool_call_id == "call_both");
+    CHECK_FALSE(both[0].is_partial);
+    CHECK(both[0].args == R"({"final":true})");
+    CHECK(both[1].tool_call_id == "call_partial");
+    CHECK(both[1].is_partial);
+
+    for (auto const& t : tool_calls("missing textPosition")) CHECK_FALSE(t.text_position);
+    auto big = tool_calls("big arguments");
+    REQUIRE(big.size() == 1);
+    CHECK(big[0].args.size() > 200 * 1024);
+    for (auto const& t : tool_calls("empty arguments")) CHECK(t.args == "{}");
+    auto pp = tool_calls("partial duplicates");
+    REQUIRE(pp.size() == 1);
+    CHECK(pp[0].args == R"({"step":2})");
+
+    auto const att_msg = message_id_by_content(db, "three attachments 📎");
+    CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + att_msg + "'") == 3);
+    CHECK(count(db, "SELECT max(position) FROM attachments WHERE message_id = '" + att_msg + "'") == 2);
+    CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + att_msg + "' AND metadata IS NULL") == 1);
+
+    // NULL vs [] vs data: no rows for the first two.
+    for (auto const* c : {"all NULL", "all empty arrays"})
+    {
+        auto const id = message_id_by_content(db, c);
+        CHECK(count(db, "SELECT count(*) FROM tool_calls WHERE message_id = '" + id + "'") == 0);
+        CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + id + "'") == 0);
+    }
+
+    // Legacy values are untouched by 001.
+    CHECK(test::query_one(db, "SELECT attachments FROM messages WHERE content = 'malformed attachments'") ==
+          std::optional<std::string>(R"([{"type":"image","name":"x.png")"));
+
+    auto const state = read_migration(db, normalize_id).value();
+    CHECK(state.phase == "dual-write");
+    CHECK(state.status == "completed");
+    CHECK(state.processed == 300);
+    CHECK(state.success_count + state.error_count == 300);
+    CHECK(state.error_count == quarantined_count(db, normalize_id));
+    CHECK(state.total_records == 300);
+    CHECK(state.completed_at);
+}
+
+TEST_CASE("malformed messages are quarantined with their raw values and never block", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 50);
+    up(path);
+    storage::database db(path, storage::open_mode::read_write);
+    auto const bad = message_id_by_content(db, "malformed arguments");
+    auto reason = test::query_one(db, "SELECT error FROM migration_errors WHERE record_id = '" + bad + "'");
+    REQUIRE(reason);
+    CHECK(reason->starts_with("tool_calls[0].arguments: invalid JSON"));
+    auto raw = test::query_one(db, "SELECT raw FROM migration_errors WHERE record_id = '" + bad + "'").value();
+    CHECK(count(db, "SELECT json_valid('" + raw + "')") == 1);
+    CHECK(test::query_one(db, "SELECT json_extract('" + raw + "', '$.tool_calls') = tool_calls FROM messages WHERE id = '" +
+                                  bad + "'") == std::optional<std::string>("1"));
+    CHECK(test::query_one(db, "SELECT json_type('" + raw + "', '$.attachments')") == std::optional<std::string>("null"));
+    CHECK(count(db, "SELECT count(*) FROM migration_errors") == 3); // the three malformed edge cases
+    // The messages after the bad ones were migrated.
+    CHECK(count(db, "SELECT count(*) FROM tool_calls") > 5);
+}
+
+TEST_CASE("001 is idempotent: a second run, a reset cursor and rollback+up give identical rows",
+          "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 2000);
+    up(path, 100);
+    auto const first = test::dump_migrated(path);
+    CHECK(up(path).start == normalize::start_kind::already_done); // short-circuit
+    CHECK(test::dump_migrated(path) == first);
+
+    {
+        // Force a full re-run over existing rows: upserts must not duplicate.
+        storage::database db(path, storage::open_mode::read_write);
+        db.exec("UPDATE migrations SET status = 'running', phase = 'backfill', cursor = NULL, processed = 0, "
+                "success_count = 0, error_count = 0, last_processed_id = NULL WHERE id = '001'");
+    }
+    CHECK(up(path, 333).start == normalize::start_kind::resumed);
+    CHECK(test::dump_migrated(path) == first);
+
+    {
+        storage::database db(path, storage::open_mode::read_write);
+        CHECK(rollback(db, "001") > 0);
+        CHECK(count(db, "SELECT count(*) FROM tool_calls") == 0);
+        CHECK(count(db, "SELECT count(*) FROM attachments") == 0);
+        CHECK(count(db, "SELECT count(*) FROM migration_errors") == 0);
+        auto s = read_migration(db, normalize_id).value();
+        CHECK(s.status == "rolled-back");
+        CHECK(s.processed == 0);
+        CHECK(storage::has_legacy_columns(db));
+    }
+    CHECK(up(path, 50).start == normalize::start_kind::fresh);
+    CHECK(test::dump_migrated(path) == first);
+}
+
+TEST_CASE("a stale cursor (rowids renumbered) restarts the backfill from the beginning", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 500);
+    {
+        storage::database db(path, storage::open_mode::read_write);
+        apply_schema(db);
+        normalize::begin(db);
+        storage::transaction tx(db);
+        normalize::step(db, 100);
+        tx.commit();
+        db.exec("UPDATE migrations SET last_processed_id = 'not-the-id-at-the-cursor' WHERE id = '001'");
+    }
+    CHECK(up(path).start == normalize::start_kind::fresh);
+    storage::database db(path, storage::open_mode::read_write);
+    CHECK(read_migration(db, normalize_id)->processed == 500);
+    CHECK(verify(db).ok());
+}
+
+TEST_CASE("a stop request leaves a resumable checkpoint", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 1000);
+    std::atomic<bool> stop{false};
+    {
+        storage::database db(path, storage::open_mode::read_write);
+        up_options o;
+        o.batch_size = 100;
+        o.stop = &stop;
+        o.on_progress = [&](progress const& p) {
+            if (p.processed >= 300) stop = true;
+        };
+        auto r = run_up(db, o);
+        CHECK(r.stopped);
+        auto s = read_migration(db, normalize_id).value();
+        CHECK(s.status == "pending");
+        CHECK(s.processed == 300);
+        CHECK(s.cursor == std::optional<std::string>("300"));
+    }
+    CHECK(up(path).start == normalize::start_kind::resumed);
+    storage::database db(path, storage::open_mode::read_write);
+    CHECK(read_migration(db, normalize_id)->processed == 1000);
+    CHECK(verify(db).ok());
+}
+
+TEST_CASE("a new database has nothing to backfill", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = dir.file("fresh.db");
+    CHECK(up(path).start == normalize::start_kind::not_applicable);
+    storage::database db(path, storage::open_mode::read_write);
+    auto s = read_migration(db, normalize_id).value();
+    CHECK(s.phase == "complete");
+    CHECK(s.status == "completed");
+    CHECK(verify(db).ok());
+    CHECK_FALSE(verify(db).legacy_columns);
+    CHECK_THROWS_AS(rollback(db, "001"), migration_error);
+    CHECK(up(path).start == normalize::start_kind::already_done);
+}
+
+TEST_CASE("an orphan message is quarantined instead of failing its batch", "[migrations][backfill]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 40);
+    {
+        storage::database db(path, storage::open_mode::read_write);
+        db.exec("PRAGMA foreign_keys=OFF");
+        db.exec(R"(INSERT INTO messages(id, conversation_id, user_id, role, content, status, created_at, updated_at,
+                   tool_calls) VALUES('orphan', 'gone', 'nobody', 'assistant', 'x', 'complete', 1, 1,
+                   '[{"id":"c","name":"w","arguments":"{}","timestamp":1}]'))");
+    }
+    up(path, 10);
+    storage::database db(path, storage::open_mode::read_write);
+    CHECK(test::query_one(db, "SELECT error FROM migration_errors WHERE record_id = 'orphan'") ==
+          std::optional<std::string>("conversation 'gone' does not exist"));
+    CHECK(verify(db).ok());
+    // ... but cleanup's foreign_key_check refuses to rebuild around it.
+    CHECK_THROWS_AS(cleanup(db), migration_error);
+    CHECK(storage::has_legacy_columns(db));
+    CHECK(read_migration(db, cleanup_id)->status == "failed");
+}
+
+TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed", "[migrations][verify][cleanup]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 400);
+    storage::database db(path, storage::open_mode::read_write);
+    apply_schema(db);
+
+    // Before the backfill: everything is missing, cleanup refuses.
+    CHECK_THROWS_AS(cleanup(db), migration_error);
+    {
+        up_options o;
+        o.batch_size = 128;
+        run_up(db, o);
+    }
+    auto const good = verify(db);
+    CHECK(good.ok());
+    CHECK(good.quarantined == 3);
+    CHECK(good.expected_tool_calls == count(db, "SELECT count(*) FROM tool_calls"));
+    CHECK(read_migration(db, normalize_id)->phase == "dual-read");
+
+    SECTION("a changed value")
+    {
+        db.exec("UPDATE tool_calls SET args = '{\"v\":3}' WHERE tool_call_id = 'call_dup'");
+        auto bad = verify(db);
+        CHECK(bad.mismatch_count == 1);
+        CHECK(bad.mismatches.at(0).detail.find("args") != std::string::npos);
+    }
+    SECTION("a missing row")
+    {
+        db.exec("DELETE FROM attachments WHERE position = 2");
+        CHECK(verify(db).mismatch_count >= 1);
+    }
+    SECTION("an extra row on a message without arrays")
+    {
+        auto const id = message_id_by_content(db, "all NULL");
+        db.exec("INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, timestamp, "
+                "created_at) SELECT 'x', id, conversation_id, user_id, 'x', 'w', 1, 1 FROM messages WHERE id = '" +
+                id + "'");
+        auto bad = verify(db);
+        REQUIRE(bad.mismatch_count == 1);
+        CHECK(bad.mismatches[0].message_id == id);
+    }
+    SECTION("a malformed message that was never quarantined")
+    {
+        db.exec("DELETE FROM migration_errors WHERE record_id = (SELECT id FROM messages WHERE content = "
+                "'malformed arguments')");
+        auto bad = verify(db);
+        REQUIRE(bad.mismatch_count == 1);
+        CHECK(bad.mismatches[0].detail.starts_with("malformed and not quarantined"));
+    }
+    CHECK_THROWS_AS(cleanup(db), migration_error);
+    CHECK(storage::has_legacy_columns(db));
+}
+
+TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading deletes", "[migrations][cleanup]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 600);
+    up(path, 200);
+    storage::database db(path, storage::open_mode::read_write);
+    auto const before_messages = count(db, "SELECT count(*) FROM messages");
+    auto const before_content = test::query_one(db, "SELECT group_concat(id || content, ',') FROM messages");
+    auto const rows_before = test::dump_migrated(path);
+
+    CHECK(cleanup(db) == before_messages);
+    for (auto const* c : {"attachments", "tool_calls", "partial_tool_calls"}) CHECK_FALSE(db.has_column("messages", c));
+    CHECK(db.has_column("messages", "generation_completed_at"));
+    CHECK(count(db, "SELECT count(*) FROM messages") == before_messages);
+    CHECK(test::query_one(db, "SELECT group_concat(id || content, ',') FROM messages") == before_content);
+    CHECK(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_conversation'") == 1);
+    CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_list('messages') WHERE on_delete = 'CASCADE'") == 2);
+    CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
+    CHECK(count(db, "PRAGMA foreign_keys") == 1);
+
+    auto const s1 = read_migration(db, normalize_id).value();
+    auto const s2 = read_migration(db, cleanup_id).value();
+    CHECK(s1.phase == "complete");
+    CHECK(s2.phase == "complete");
+    CHECK(s2.status == "completed");
+    CHECK(s2.processed == before_messages);
+    // Quarantined raw values survive the column drop.
+    CHECK(count(db, "SELECT count(*) FROM migration_errors") == 3);
+
+    // Deleting a message now cascades at the database level.
+    auto const msg = test::query_one(db, "SELECT message_id FROM tool_calls LIMIT 1").value();
+    db.exec("DELETE FROM messages WHERE id = '" + msg + "'");
+    CHECK(count(db, "SELECT count(*) FROM tool_calls WHERE message_id = '" + msg + "'") == 0);
+
+    CHECK(cleanup(db) == 0); // idempotent
+    CHECK_THROWS_AS(rollback(db, "001"), migration_error);
+    CHECK(up(path).start == normalize::start_kind::already_done);
+}
+
+TEST_CASE("status JSON carries every counter", "[migrations][status]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 100);
+    up(path, 30);
+    storage::database db(path, storage::open_mode::read_write);
+    auto const json = status_json(db);
+    for (auto const* key : {"\"legacy_columns\":true", "\"id\":\"001\"", "\"phase\":\"dual-write\"",
+                            "\"status\":\"completed\"", "\"processed\":100", "\"error_count\":3", "\"quarantined\":3",
+                            "\"total_records\":100", "\"cursor\":\"100\"", "\"success_count\":97",
+                            "\"last_processed_id\":", "\"0002_normalized_tables.sql\""})
+        CHECK_THAT(json, Catch::Contains(key));
+    CHECK(count(db, "SELECT json_valid('" + json + "')") == 1);
+}

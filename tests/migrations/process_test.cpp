@@ -1,0 +1,152 @@
+// End-to-end tests of `chatstream migrate` as a real child process: exit
+// codes, status JSON, and kill -9 in the middle of the backfill.
+#include "chatstream/migrations/data_migration.hpp"
+
+#include "helpers.hpp"
+#include "legacy_gen.hpp"
+#include "support/temp_db.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+using namespace chatstream;
+
+namespace {
+
+std::int64_t processed(std::string const& path)
+{
+    try
+    {
+        storage::database db(path, storage::open_mode::read_only);
+        if (!db.has_table("migrations")) return 0;
+        return std::stoll(test::query_one(db, "SELECT processed FROM migrations WHERE id = '001'").value_or("0"));
+    }
+    catch (std::exception const&)
+    {
+        return 0; // schema being applied right now
+    }
+}
+
+} // namespace
+
+TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted run", "[migrations][process]")
+{
+    test::temp_dir dir;
+    bench::legacy_gen_options o;
+    o.messages = 30000;
+    o.seed = 7;
+    auto const original = dir.file("original.db");
+    bench::generate_legacy_db(original, o);
+    auto const killed = dir.file("killed.db");
+    auto const clean = dir.file("clean.db");
+    std::filesystem::copy_file(original, killed);
+    std::filesystem::copy_file(original, clean);
+
+    auto const log = dir.file("out.txt");
+    auto r = test::run_chatstream({"migrate", "--db", clean, "up", "--batch-size", "100"}, log);
+    REQUIRE(r.exit_code == 0);
+
+    // Kill three times at growing checkpoints; a batch of 100 with a 1 ms pause
+    // means the kill lands in or between transactions.
+    std::int64_t last = 0;
+    int kills = 0;
+    for (int round = 0; round < 3; ++round)
+    {
+        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up", "--batch-size", "100", "--pause-ms", "1"},
+                                                log);
+        auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        std::int64_t seen = 0;
+        while (std::chrono::steady_clock::now() < deadline)
+        {
+            seen = processed(killed);
+            if (seen >= last + 3000) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        kill(pid, SIGKILL);
+        auto const code = test::wait_exit(pid);
+        if (code == 128 + SIGKILL) ++kills;
+        CHECK(processed(killed) >= seen);
+        last = processed(killed);
+        if (last >= o.messages) break;
+    }
+    CHECK(kills >= 1);
+    CHECK(last < o.messages); // the kills really happened mid-backfill
+
+    {
+        storage::database db(killed, storage::open_mode::read_only);
+        CHECK(test::query_one(db, "SELECT status FROM migrations WHERE id = '001'") ==
+              std::optional<std::string>("running"));
+    }
+    r = test::run_chatstream({"migrate", "--db", killed, "up", "--batch-size", "100"}, log);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("resumed from checkpoint"));
+    // verify moves both to phase dual-read, so the counters compare too.
+    for (auto const& path : {killed, clean})
+        CHECK(test::run_chatstream({"migrate", "--db", path, "verify"}, log).exit_code == 0);
+    CHECK(test::dump_migrated(killed) == test::dump_migrated(clean));
+}
+
+TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "[migrations][process]")
+{
+    test::temp_dir dir;
+    bench::legacy_gen_options o;
+    o.messages = 500;
+    auto const db = dir.file("cli.db");
+    bench::generate_legacy_db(db, o);
+    auto const log = dir.file("out.txt");
+    auto run = [&](std::vector<std::string> args) {
+        std::vector<std::string> full{"migrate", "--db", db};
+        full.insert(full.end(), args.begin(), args.end());
+        return test::run_chatstream(full, log);
+    };
+
+    CHECK(run({"bogus"}).exit_code == 2);
+    CHECK(run({"up", "--batch-size", "0"}).exit_code == 2);
+    CHECK(run({"rollback", "999"}).exit_code == 2);
+    CHECK(test::run_chatstream({"migrate", "--db", dir.file("missing.db"), "status"}, log).exit_code == 1);
+
+    // Cleanup before the backfill: refused, columns kept.
+    CHECK(run({"up", "--batch-size", "1000000"}).exit_code == 0);
+    CHECK(run({"rollback", "001"}).exit_code == 0);
+    auto r = run({"cleanup"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("refused"));
+
+    r = run({"up"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("started"));
+    r = run({"status", "--json"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("\"processed\":500"));
+    CHECK_THAT(r.output, Catch::Contains("\"phase\":\"dual-write\""));
+    r = run({"status"});
+    CHECK_THAT(r.output, Catch::Contains("phase=dual-write status=completed processed=500/500"));
+
+    r = run({"verify"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("0 mismatch(es)"));
+    {
+        storage::database d(db, storage::open_mode::read_write);
+        d.exec("UPDATE tool_calls SET text_position = 99999 WHERE rowid = (SELECT min(rowid) FROM tool_calls)");
+    }
+    r = run({"verify"});
+    CHECK(r.exit_code == 1);
+    CHECK_THAT(r.output, Catch::Contains("MISMATCH"));
+    CHECK_THAT(r.output, Catch::Contains("text_position"));
+    CHECK(run({"cleanup"}).exit_code == 1);
+
+    // Rollback, then up redoes it exactly.
+    CHECK(run({"rollback", "001"}).exit_code == 0);
+    CHECK(run({"up"}).exit_code == 0);
+    CHECK(run({"verify"}).exit_code == 0);
+    r = run({"cleanup"});
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("500 messages rewritten"));
+    CHECK(run({"rollback", "001"}).exit_code == 1);
+    r = run({"status", "--json"});
+    CHECK_THAT(r.output, Catch::Contains("\"legacy_columns\":false"));
+    CHECK_THAT(r.output, Catch::Contains("\"id\":\"002\""));
+}
