@@ -1,0 +1,543 @@
+// The chat page: wires the DOM to the protocol client and the message state.
+// Pure logic lives in offsets.js / reducer.js / resume.js / protocol.js.
+import { ChatClient, buildWsUrl, defaultWsBase, fileUrl } from './protocol.js';
+import { createMessage, isTerminal, mergeMessage, needsSubscription, reduceMessage, withToolCallRows } from './reducer.js';
+import { InflightStore } from './resume.js';
+import { renderConversationList, renderMessage } from './render.js';
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  conn: $('conn'),
+  account: $('account'),
+  accountForm: $('account-form'),
+  user: $('account-user'),
+  token: $('account-token'),
+  newChat: $('new-chat'),
+  conversations: $('conversations'),
+  conversationsEmpty: $('conversations-empty'),
+  title: $('chat-title'),
+  errors: $('errors'),
+  messages: $('messages'),
+  empty: $('empty'),
+  announce: $('announce'),
+  composer: $('composer'),
+  input: $('composer-input'),
+  send: $('send'),
+  stop: $('stop'),
+};
+
+const state = {
+  auth: { user: '', token: '' },
+  wsUrl: '',
+  client: null,
+  inflight: null,
+  conversations: [],
+  currentId: null, // open conversation, null for a new chat
+  order: [], // message ids of the open conversation, oldest first
+  messages: new Map(), // id -> message state (any conversation)
+  els: new Map(), // id -> <article> of the open conversation
+  subscribed: new Set(), // message ids subscribed on the current socket
+  resetOnce: new Set(), // messages re-read from offset 0 after a refused fromOffset
+  lastResync: new Map(),
+  dirty: new Set(),
+  frame: 0,
+  loadSeq: 0,
+  localSeq: 0,
+  stopping: new Set(),
+  persistDirty: new Set(),
+  persistTimer: 0,
+  listTimer: 0,
+};
+
+// ---------------------------------------------------------------- auth / connection
+
+function readAuth() {
+  const params = new URLSearchParams(location.search);
+  const auth = {
+    user: params.get('user') ?? localStorage.getItem('chatstream.user') ?? '',
+    token: params.get('token') ?? sessionStorage.getItem('chatstream.token') ?? '',
+  };
+  if (params.has('token')) {
+    // Keep a token out of the address bar and the history.
+    sessionStorage.setItem('chatstream.token', auth.token);
+    params.delete('token');
+    history.replaceState(null, '', `${location.pathname}${params.size ? `?${params}` : ''}${location.hash}`);
+  }
+  return auth;
+}
+
+function identity(auth) {
+  return auth.token ? `t:${auth.token.slice(-16)}` : `u:${auth.user || 'local'}`;
+}
+
+function connect() {
+  state.client?.close();
+  const params = new URLSearchParams(location.search);
+  state.wsUrl = buildWsUrl({ base: params.get('ws') || defaultWsBase(location), ...state.auth });
+  state.inflight = new InflightStore(sessionStorage, identity(state.auth));
+  state.client = new ChatClient({ url: state.wsUrl, onEvent, onStatus, onOpen });
+  state.client.connect();
+}
+
+function onStatus(s) {
+  const who = state.auth.token ? 'token user' : state.auth.user || 'local';
+  let text;
+  let shown = s.state;
+  switch (s.state) {
+    case 'connecting':
+      text = s.attempt > 0 ? 'Reconnecting…' : 'Connecting…';
+      break;
+    case 'open':
+      text = `Connected as ${who}`;
+      break;
+    case 'waiting': {
+      const secs = Math.max(1, Math.round(s.retryInMs / 1000));
+      if (!s.everOpened && s.attempt >= 2) {
+        shown = 'failed';
+        text = `Cannot connect (server down, or user/token refused); retrying in ${secs} s`;
+      } else {
+        text = `Disconnected; retrying in ${secs} s`;
+      }
+      break;
+    }
+    default:
+      text = 'Disconnected';
+  }
+  ui.conn.textContent = text;
+  ui.conn.dataset.state = shown;
+  updateComposer();
+}
+
+function onOpen() {
+  state.subscribed.clear();
+  refreshConversations();
+  // Messages that were streaming when the page was reloaded or the socket dropped.
+  for (const r of Object.values(state.inflight.load())) {
+    if (!state.messages.has(r.messageId)) {
+      state.messages.set(r.messageId, createMessage({ id: r.messageId, conversationId: r.conversationId, role: 'assistant', status: 'generating', text: r.text }));
+    }
+  }
+  for (const m of state.messages.values()) {
+    if (needsSubscription(m) && m.conversationId !== state.currentId) ensureSubscribed(m);
+  }
+  // The open conversation is re-read (history may have moved on), then its
+  // unfinished messages are subscribed from the text we already have.
+  openConversation(state.currentId, { keepScroll: true });
+}
+
+function ensureSubscribed(m) {
+  if (state.subscribed.has(m.id) || !state.client?.isOpen) return;
+  state.subscribed.add(m.id);
+  state.client.subscribe(m.id, m.text.length);
+}
+
+// ---------------------------------------------------------------- events
+
+function onEvent(ev, request) {
+  if (ev.type === 'error') return onError(ev, request);
+  if (ev.type === 'changed') return scheduleListRefresh();
+  if (!ev.messageId) return;
+
+  const before = state.messages.get(ev.messageId) ?? createMessage({ id: ev.messageId, conversationId: ev.conversationId, role: 'assistant' });
+  const after = reduceMessage(before, ev);
+  state.messages.set(after.id, after);
+
+  if (after.gap && !before.gap) resync(after);
+  if (after.conversationId === state.currentId && !state.order.includes(after.id)) state.order.push(after.id);
+
+  if (isTerminal(after.status)) {
+    state.inflight.remove(after.id);
+    state.persistDirty.delete(after.id);
+    state.subscribed.delete(after.id); // the server drops finished subscriptions
+    state.stopping.delete(after.id);
+    if (!isTerminal(before.status)) {
+      if (after.conversationId === state.currentId) announce(after.status === 'complete' ? 'Response complete' : `Response ${after.status}`);
+      scheduleListRefresh();
+    }
+  } else {
+    schedulePersist(after.id);
+    if (ev.type === 'start' && before.status !== 'generating' && after.conversationId === state.currentId) announce('Assistant is responding');
+  }
+  markDirty(after.id);
+}
+
+// A delta arrived past our end: some text was lost; ask again from what we have.
+function resync(m) {
+  const now = Date.now();
+  if (now - (state.lastResync.get(m.id) ?? 0) < 2000) return;
+  state.lastResync.set(m.id, now);
+  state.subscribed.delete(m.id);
+  ensureSubscribed(m);
+}
+
+function onError(ev, request) {
+  const id = request?.messageId ?? ev.messageId;
+  if (request?.type === 'subscribe') {
+    state.subscribed.delete(id);
+    const m = state.messages.get(id);
+    if (ev.code === 'bad_request' && request.fromOffset > 0 && m && !state.resetOnce.has(id)) {
+      // We hold more text than the server (e.g. it restarted and kept its
+      // last flush): take the server's text from the start.
+      state.resetOnce.add(id);
+      state.messages.set(id, { ...m, text: '' });
+      ensureSubscribed(state.messages.get(id));
+      return;
+    }
+    if (ev.code === 'not_found') {
+      state.inflight.remove(id);
+      if (m && !isTerminal(m.status)) state.messages.set(id, { ...m, status: 'error', error: 'message not found' });
+      markDirty(id);
+    }
+  } else if (request?.type === 'cancel') {
+    state.stopping.delete(id);
+    if (ev.code === 'conflict' || ev.code === 'not_found') {
+      // Not running any more: fetch its final state instead of complaining.
+      const m = state.messages.get(id);
+      if (m) {
+        state.subscribed.delete(id);
+        ensureSubscribed(m);
+      }
+      updateComposer();
+      return;
+    }
+  } else if (id && state.messages.has(id)) {
+    onEventForMessage(ev);
+  }
+  showError(ev.code, ev.message);
+}
+
+function onEventForMessage(ev) {
+  const m = state.messages.get(ev.messageId);
+  const after = reduceMessage(m, ev);
+  if (after === m) return;
+  state.messages.set(after.id, after);
+  if (isTerminal(after.status)) state.inflight.remove(after.id);
+  markDirty(after.id);
+}
+
+function schedulePersist(id) {
+  state.persistDirty.add(id);
+  if (!state.persistTimer) state.persistTimer = setTimeout(flushPersist, 250);
+}
+
+function flushPersist() {
+  clearTimeout(state.persistTimer);
+  state.persistTimer = 0;
+  for (const id of state.persistDirty) {
+    const m = state.messages.get(id);
+    if (m && !isTerminal(m.status)) state.inflight.save(m);
+  }
+  state.persistDirty.clear();
+}
+
+// ---------------------------------------------------------------- queries
+
+async function refreshConversations() {
+  try {
+    const data = await state.client.query('listConversations', { limit: 200 });
+    state.conversations = data?.conversations ?? [];
+    renderList();
+  } catch (e) {
+    if (e.code !== 'disconnected') showError(e.code, e.message);
+  }
+}
+
+function scheduleListRefresh() {
+  clearTimeout(state.listTimer);
+  state.listTimer = setTimeout(refreshConversations, 300);
+}
+
+async function openConversation(id, { keepScroll = false } = {}) {
+  const seq = ++state.loadSeq;
+  const switching = id !== state.currentId;
+  state.currentId = id;
+  if (switching) {
+    state.order = [];
+    state.els.clear();
+    ui.messages.replaceChildren(ui.empty);
+  }
+  setHash(id);
+  renderList();
+  renderTitle();
+  updateComposer();
+  if (!id) {
+    render();
+    return;
+  }
+  if (!state.client?.isOpen) return;
+
+  let rows = [];
+  try {
+    let cursor = null;
+    for (let page = 0; page < 20; page++) {
+      const data = await state.client.query('listMessages', cursor ? { conversationId: id, limit: 500, cursor } : { conversationId: id, limit: 500 });
+      rows = rows.concat(data?.messages ?? []);
+      cursor = data?.nextCursor;
+      if (!cursor) break;
+    }
+  } catch (e) {
+    if (seq !== state.loadSeq) return;
+    if (e.code === 'not_found') {
+      showError(e.code, 'That conversation does not exist (or belongs to another user).');
+      openConversation(null);
+    } else if (e.code !== 'disconnected') {
+      showError(e.code, e.message);
+    }
+    return;
+  }
+  if (seq !== state.loadSeq) return;
+
+  const ids = [];
+  for (const row of rows) {
+    state.messages.set(row.id, mergeMessage(state.messages.get(row.id), row));
+    ids.push(row.id);
+  }
+  // Keep what is only in memory so far (a just-sent message, a stream whose row is not visible yet).
+  for (const mid of state.order) if (!ids.includes(mid) && state.messages.get(mid)?.conversationId === id) ids.push(mid);
+  for (const m of state.messages.values()) if (m.conversationId === id && needsSubscription(m) && !ids.includes(m.id)) ids.push(m.id);
+  state.order = ids;
+  for (const mid of ids) state.dirty.add(mid);
+  render(!keepScroll);
+
+  for (const mid of ids) {
+    const m = state.messages.get(mid);
+    if (!m || mid.startsWith('local-')) continue;
+    if (needsSubscription(m)) ensureSubscribed(m);
+    if (m.role === 'assistant') loadToolCalls(mid, !isTerminal(m.status), seq);
+    loadAttachments(mid, seq);
+  }
+}
+
+async function loadToolCalls(messageId, includePartial, seq) {
+  try {
+    const rows = await state.client.query('getToolCalls', { messageId, includePartial });
+    if (!rows?.length) return;
+    state.messages.set(messageId, withToolCallRows(state.messages.get(messageId), rows));
+    if (seq === state.loadSeq) markDirty(messageId);
+  } catch (e) {
+    if (e.code !== 'disconnected') showError(e.code, e.message);
+  }
+}
+
+async function loadAttachments(messageId, seq) {
+  try {
+    const rows = await state.client.query('getAttachments', { messageId });
+    if (!rows?.length) return;
+    state.messages.set(messageId, { ...state.messages.get(messageId), attachments: rows });
+    if (seq === state.loadSeq) markDirty(messageId);
+  } catch (e) {
+    if (e.code !== 'disconnected') showError(e.code, e.message);
+  }
+}
+
+// ---------------------------------------------------------------- actions
+
+function inflightInView() {
+  for (let i = state.order.length - 1; i >= 0; i--) {
+    const m = state.messages.get(state.order[i]);
+    if (m && (m.status === 'sending' || needsSubscription(m))) return m;
+  }
+  return null;
+}
+
+async function sendMessage(content) {
+  if (!state.client?.isOpen) return showError('disconnected', 'Not connected to the server.');
+  if (inflightInView()) return;
+  const seq = state.loadSeq;
+  const conversationId = state.currentId;
+  const localId = `local-${++state.localSeq}`;
+  state.messages.set(localId, createMessage({ id: localId, conversationId, role: 'user', text: content, status: 'sending' }));
+  state.order.push(localId);
+  markDirty(localId);
+  ui.input.value = '';
+  updateComposer();
+
+  let ack;
+  try {
+    ack = await state.client.request(conversationId ? { type: 'generate', conversationId, content } : { type: 'generate', content });
+  } catch (e) {
+    const m = state.messages.get(localId);
+    state.messages.set(localId, { ...m, status: 'failed', error: `${e.code}: ${e.message}` });
+    markDirty(localId);
+    if (!ui.input.value) ui.input.value = content;
+    showError(e.code, e.message);
+    updateComposer();
+    return;
+  }
+
+  // The local user message becomes the stored one.
+  const user = { ...state.messages.get(localId), id: ack.userMessageId, conversationId: ack.conversationId, status: 'complete' };
+  state.messages.delete(localId);
+  state.messages.set(user.id, user);
+  const el = state.els.get(localId);
+  state.els.delete(localId);
+  if (el) state.els.set(user.id, el);
+
+  const assistant = state.messages.get(ack.messageId) ?? createMessage({ id: ack.messageId, conversationId: ack.conversationId, role: 'assistant', status: 'pending' });
+  state.messages.set(assistant.id, assistant);
+  state.subscribed.add(assistant.id); // the requester is subscribed by the server
+  state.inflight.save(assistant);
+
+  if (seq === state.loadSeq && (state.currentId === conversationId || state.currentId === null)) {
+    state.currentId = ack.conversationId;
+    setHash(ack.conversationId);
+    const i = state.order.indexOf(localId);
+    if (i >= 0) state.order[i] = user.id;
+    if (!state.order.includes(assistant.id)) state.order.push(assistant.id);
+    markDirty(user.id);
+    markDirty(assistant.id);
+  }
+  if (!conversationId) refreshConversations();
+  updateComposer();
+}
+
+function stop() {
+  const m = inflightInView();
+  if (!m || m.role !== 'assistant') return;
+  state.stopping.add(m.id);
+  state.client.cancel(m.id);
+  updateComposer();
+}
+
+// ---------------------------------------------------------------- rendering
+
+function markDirty(id) {
+  if (!state.order.includes(id)) return;
+  state.dirty.add(id);
+  if (!state.frame) state.frame = requestAnimationFrame(() => render());
+}
+
+function render(forceScroll = false) {
+  cancelAnimationFrame(state.frame);
+  state.frame = 0;
+  const box = ui.messages;
+  const atBottom = forceScroll || box.scrollHeight - box.scrollTop - box.clientHeight < 48;
+  const ctx = { urlFor: (storageId) => fileUrl(state.wsUrl, storageId) };
+  for (const id of state.dirty) {
+    const m = state.messages.get(id);
+    if (!m) continue;
+    state.els.set(id, renderMessage(document, state.els.get(id), m, ctx));
+  }
+  state.dirty.clear();
+  const nodes = state.order.map((id) => state.els.get(id)).filter(Boolean);
+  const current = [...box.children].filter((n) => n !== ui.empty);
+  if (current.length !== nodes.length || nodes.some((n, i) => current[i] !== n)) box.replaceChildren(ui.empty, ...nodes);
+  ui.empty.hidden = nodes.length > 0;
+  if (atBottom) box.scrollTop = box.scrollHeight;
+  updateComposer();
+}
+
+function renderList() {
+  renderConversationList(ui.conversations, state.conversations, state.currentId, (id) => openConversation(id));
+  ui.conversationsEmpty.hidden = state.conversations.length > 0;
+  renderTitle();
+}
+
+function renderTitle() {
+  const c = state.conversations.find((x) => x.id === state.currentId);
+  const title = state.currentId ? c?.title ?? 'Conversation' : 'New chat';
+  ui.title.textContent = title;
+  document.title = `${title} · chatstream`;
+}
+
+function updateComposer() {
+  const open = Boolean(state.client?.isOpen);
+  const busy = inflightInView();
+  ui.send.disabled = !open || Boolean(busy);
+  ui.stop.hidden = !(busy && busy.role === 'assistant');
+  ui.stop.disabled = !open || (busy && state.stopping.has(busy.id));
+  ui.stop.textContent = busy && state.stopping.has(busy.id) ? 'Stopping…' : 'Stop';
+}
+
+function announce(text) {
+  ui.announce.textContent = text;
+}
+
+function showError(code, message) {
+  const banner = document.createElement('div');
+  banner.className = 'error-banner';
+  const c = document.createElement('code');
+  c.textContent = code ?? 'error';
+  const msg = document.createElement('span');
+  msg.textContent = message ?? '';
+  const close = document.createElement('button');
+  close.type = 'button';
+  close.textContent = '×';
+  close.setAttribute('aria-label', 'Dismiss error');
+  close.addEventListener('click', () => banner.remove());
+  banner.append(c, msg, close);
+  ui.errors.append(banner);
+  while (ui.errors.children.length > 4) ui.errors.firstElementChild.remove();
+  setTimeout(() => banner.remove(), 20000);
+}
+
+// ---------------------------------------------------------------- URL state
+
+function hashConversation() {
+  const m = /^#c=(.+)$/.exec(location.hash);
+  return m ? decodeURIComponent(m[1]) : null;
+}
+
+function setHash(id) {
+  const want = id ? `#c=${encodeURIComponent(id)}` : '';
+  if (location.hash !== want) history.replaceState(null, '', `${location.pathname}${location.search}${want}`);
+}
+
+// ---------------------------------------------------------------- wiring
+
+ui.composer.addEventListener('submit', (e) => {
+  e.preventDefault();
+  const content = ui.input.value.trim();
+  if (content) sendMessage(content);
+});
+ui.input.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+ui.stop.addEventListener('click', stop);
+ui.newChat.addEventListener('click', () => {
+  openConversation(null);
+  ui.input.focus();
+});
+ui.accountForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  state.auth = { user: ui.user.value.trim(), token: ui.token.value.trim() };
+  localStorage.setItem('chatstream.user', state.auth.user);
+  if (state.auth.token) sessionStorage.setItem('chatstream.token', state.auth.token);
+  else sessionStorage.removeItem('chatstream.token');
+  const params = new URLSearchParams(location.search);
+  if (params.has('user')) {
+    params.set('user', state.auth.user);
+    history.replaceState(null, '', `${location.pathname}?${params}`);
+  }
+  ui.account.open = false;
+  // Another user: nothing of the previous one stays on screen.
+  state.messages.clear();
+  state.conversations = [];
+  state.currentId = null;
+  state.order = [];
+  state.els.clear();
+  ui.messages.replaceChildren(ui.empty);
+  renderList();
+  setHash(null);
+  connect();
+});
+window.addEventListener('hashchange', () => {
+  const id = hashConversation();
+  if (id !== state.currentId) openConversation(id);
+});
+window.addEventListener('pagehide', flushPersist);
+window.addEventListener('online', () => state.client?.reconnectNow());
+
+// Exposed for debugging from the console and for tests/web/ui_smoke.mjs.
+globalThis.__chatstream = state;
+
+state.auth = readAuth();
+ui.user.value = state.auth.user;
+ui.token.value = state.auth.token;
+state.currentId = hashConversation();
+renderList();
+render();
+connect();

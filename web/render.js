@@ -1,0 +1,210 @@
+// DOM rendering of conversations and messages. All user and model data goes
+// through textContent / Text nodes / attributes, never innerHTML.
+import { segment } from './offsets.js';
+import { isTerminal, isToolCallPending } from './reducer.js';
+
+function el(doc, tag, attrs = {}, ...children) {
+  const e = doc.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c != null) e.append(c);
+  return e;
+}
+
+export function formatBytes(n) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export function formatWhen(ms, now = Date.now()) {
+  if (typeof ms !== 'number') return '';
+  const d = new Date(ms);
+  if (now - ms < 24 * 3600 * 1000 && new Date(now).getDate() === d.getDate()) {
+    return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+  }
+  return d.toLocaleDateString(undefined, { month: 'short', day: 'numeric' });
+}
+
+function pretty(value) {
+  if (value === undefined) return '';
+  if (typeof value === 'string') {
+    try {
+      return JSON.stringify(JSON.parse(value), null, 2);
+    } catch {
+      return value;
+    }
+  }
+  return JSON.stringify(value, null, 2);
+}
+
+/** Conversation list: one button per conversation; the open one has aria-current. */
+export function renderConversationList(ul, conversations, currentId, onSelect) {
+  const doc = ul.ownerDocument;
+  const items = conversations.map((c) => {
+    const button = el(
+      doc,
+      'button',
+      { type: 'button', class: 'conv', 'data-id': c.id, 'aria-current': c.id === currentId ? 'page' : null },
+      el(doc, 'span', { class: 'conv-title', text: c.title || 'New Chat' }),
+      el(doc, 'span', { class: 'conv-meta', text: formatWhen(c.lastMessageAt ?? c.updatedAt) }),
+    );
+    button.addEventListener('click', () => onSelect(c.id));
+    return el(doc, 'li', {}, button);
+  });
+  ul.replaceChildren(...items);
+}
+
+const STATE_LABEL = {
+  'input-streaming': 'preparing…',
+  'input-available': 'running…',
+  'output-available': 'done',
+  'output-error': 'failed',
+};
+
+/** Builds or updates the element of one tool call. */
+export function renderToolCall(doc, existing, call, msg) {
+  const pending = isToolCallPending(call, msg);
+  let state = call.state;
+  if (!pending && (state === 'input-streaming' || state === 'input-available')) state = 'no-result';
+  const key = JSON.stringify([state, call.name, call.inputText, call.output, call.errorText, call.textPosition, pending]);
+  if (existing && existing.dataset.key === key) return existing;
+
+  const box = existing ?? el(doc, 'div', { class: 'tool', role: 'group' });
+  box.dataset.key = key;
+  box.dataset.toolCallId = call.id;
+  box.dataset.state = state;
+  if (call.textPosition != null) box.dataset.textPosition = String(call.textPosition);
+  box.className = `tool tool-${state}`;
+  box.setAttribute('aria-label', `Tool call ${call.name ?? 'tool'}: ${STATE_LABEL[state] ?? 'no result'}`);
+  box.setAttribute('aria-busy', pending ? 'true' : 'false');
+
+  const head = el(
+    doc,
+    'div',
+    { class: 'tool-head' },
+    pending ? el(doc, 'span', { class: 'spinner', 'aria-hidden': 'true' }) : null,
+    el(doc, 'span', { class: 'tool-icon', 'aria-hidden': 'true', text: state === 'output-error' ? '⚠' : '⚙' }),
+    el(doc, 'code', { class: 'tool-name', text: call.name ?? 'tool' }),
+    el(doc, 'span', { class: 'tool-state', text: STATE_LABEL[state] ?? 'no result' }),
+  );
+  const args = call.input !== undefined ? pretty(call.input) : call.inputText;
+  const parts = [head, el(doc, 'div', { class: 'tool-label', text: 'Arguments' }), el(doc, 'pre', { class: 'tool-args', text: args || '{}' })];
+  if (state === 'output-error') {
+    parts.push(el(doc, 'div', { class: 'tool-label', text: 'Error' }), el(doc, 'pre', { class: 'tool-error', text: call.errorText ?? '' }));
+  } else if (state === 'output-available') {
+    parts.push(el(doc, 'div', { class: 'tool-label', text: 'Result' }), el(doc, 'pre', { class: 'tool-result', text: pretty(call.output) }));
+  }
+  box.replaceChildren(...parts);
+  return box;
+}
+
+function attachmentItem(doc, a, urlFor) {
+  const url = a.storageId ? urlFor(a.storageId) : null;
+  const label = `${a.name ?? 'file'}${a.size != null ? ` · ${formatBytes(a.size)}` : ''}`;
+  const chip = () =>
+    url
+      ? el(doc, 'a', { class: 'chip', href: url, target: '_blank', rel: 'noopener', download: a.name ?? true }, el(doc, 'span', { 'aria-hidden': 'true', text: '📎 ' }), label)
+      : el(doc, 'span', { class: 'chip' }, el(doc, 'span', { 'aria-hidden': 'true', text: '📎 ' }), label);
+  const li = el(doc, 'li', { class: `attachment attachment-${a.type ?? 'file'}` });
+  if (a.type === 'image' && url) {
+    const img = el(doc, 'img', {
+      src: url,
+      alt: a.name ?? 'image',
+      loading: 'lazy',
+      width: a.metadata?.width,
+      height: a.metadata?.height,
+    });
+    // The files API may not exist (yet) or the file may be gone: fall back to a chip.
+    img.addEventListener('error', () => li.replaceChildren(chip()), { once: true });
+    li.append(el(doc, 'a', { class: 'thumb', href: url, target: '_blank', rel: 'noopener', title: label }, img));
+  } else {
+    li.append(chip());
+  }
+  return li;
+}
+
+const STATUS_LABEL = {
+  pending: 'waiting…',
+  generating: 'writing…',
+  stopped: 'stopped',
+  interrupted: 'interrupted',
+  error: 'error',
+  sending: 'sending…',
+  failed: 'not sent',
+};
+
+/**
+ * Builds or updates the <article> of one message. Text segments are Text
+ * nodes (updated in place while streaming); tool calls are inserted between
+ * them at their textPosition; elements are reused between updates.
+ */
+export function renderMessage(doc, article, msg, { urlFor }) {
+  if (!article) {
+    article = el(doc, 'article', { class: `msg msg-${msg.role}` });
+    article._tools = new Map();
+    article.append(
+      el(doc, 'header', { class: 'msg-head' }, el(doc, 'span', { class: 'msg-role', text: msg.role === 'user' ? 'You' : msg.role === 'assistant' ? 'Assistant' : msg.role }), el(doc, 'span', { class: 'msg-status' })),
+      el(doc, 'div', { class: 'msg-body' }),
+      el(doc, 'ul', { class: 'attachments', 'aria-label': 'Attachments' }),
+      el(doc, 'footer', { class: 'msg-foot' }),
+    );
+  }
+  article.dataset.id = msg.id;
+  const streaming = msg.role === 'assistant' && !isTerminal(msg.status);
+  article.dataset.status = msg.status;
+  article.setAttribute('aria-busy', streaming ? 'true' : 'false');
+  article.setAttribute('aria-label', msg.role === 'user' ? 'Your message' : 'Assistant message');
+
+  const status = article.querySelector('.msg-status');
+  const label = msg.status === 'complete' ? '' : STATUS_LABEL[msg.status] ?? msg.status;
+  if (status.textContent !== label) status.textContent = label;
+
+  // Body: text nodes and tool call boxes in order.
+  const body = article.querySelector('.msg-body');
+  body.dataset.streaming = streaming ? 'true' : 'false';
+  const oldTexts = [...body.childNodes].filter((n) => n.nodeType === 3);
+  const seen = new Set();
+  let t = 0;
+  const nodes = segment(msg.text, msg.toolCalls).map((s) => {
+    if (s.type === 'text') {
+      const node = oldTexts[t++] ?? doc.createTextNode('');
+      if (node.data !== s.text) {
+        if (s.text.startsWith(node.data) && node.data.length > 0) node.appendData(s.text.slice(node.data.length));
+        else node.data = s.text;
+      }
+      return node;
+    }
+    seen.add(s.call.id);
+    const box = renderToolCall(doc, article._tools.get(s.call.id), s.call, msg);
+    article._tools.set(s.call.id, box);
+    return box;
+  });
+  for (const id of [...article._tools.keys()]) if (!seen.has(id)) article._tools.delete(id);
+  const current = body.childNodes;
+  if (current.length !== nodes.length || nodes.some((n, i) => current[i] !== n)) body.replaceChildren(...nodes);
+
+  // Attachments.
+  const ul = article.querySelector('.attachments');
+  const akey = JSON.stringify(msg.attachments ?? []);
+  if (ul.dataset.key !== akey) {
+    ul.dataset.key = akey;
+    ul.replaceChildren(...(msg.attachments ?? []).map((a) => attachmentItem(doc, a, urlFor)));
+    ul.hidden = !(msg.attachments ?? []).length;
+  }
+
+  // Footer: error text, token usage.
+  const foot = article.querySelector('.msg-foot');
+  const bits = [];
+  if (msg.error) bits.push(msg.error);
+  if (msg.role === 'assistant' && isTerminal(msg.status) && msg.usage?.outputTokens != null) bits.push(`${msg.usage.outputTokens} tokens`);
+  const ftext = bits.join(' · ');
+  if (foot.textContent !== ftext) foot.textContent = ftext;
+  foot.classList.toggle('msg-error', Boolean(msg.error));
+  return article;
+}
