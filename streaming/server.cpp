@@ -1,106 +1,300 @@
+// The listener, plain-HTTP sessions (healthz, metrics, upgrade), and
+// run_server: startup, the I/O threads, and the SIGTERM drain.
 #include "chatstream/streaming/server.hpp"
+
+#include "detail/auth.hpp"
+#include "detail/server_context.hpp"
+#include "detail/ws_session.hpp"
+
+#include "chatstream/core/clock.hpp"
+#include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/writer.hpp"
+#include "chatstream/streaming/generation.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
 namespace chatstream::streaming {
+namespace detail {
 namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+} // namespace
+
+void user_directory::resolve(std::string const& external_id, std::function<void(std::error_code, std::string)> done)
+{
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = cache_.find(external_id); it != cache_.end()) return done({}, it->second);
+    }
+    auto id = std::make_shared<std::string>();
+    writer_.submit([external_id, id](storage::database& db) { *id = storage::users::ensure(db, external_id); },
+                   [this, external_id, id, done = std::move(done)](std::error_code ec) {
+                       if (!ec)
+                       {
+                           std::lock_guard lock(mutex_);
+                           cache_.emplace(external_id, *id);
+                       }
+                       done(ec, *id);
+                   });
+}
+
+namespace {
+
+//------------------------------------------------------------------------------
+
+/// Reads one HTTP request at a time; hands WebSocket upgrades to ws_session.
 class http_session : public std::enable_shared_from_this<http_session>
 {
 public:
-    explicit http_session(tcp::socket socket) : stream_(std::move(socket)) {}
-    void run() { net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); }); }
+    http_session(tcp::socket&& socket, std::shared_ptr<server_context> ctx)
+        : stream_(std::move(socket)), ctx_(std::move(ctx))
+    {
+    }
+
+    void run()
+    {
+        net::dispatch(stream_.get_executor(), beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+    }
 
 private:
     void do_read()
     {
-        req_ = {};
+        parser_.emplace();
+        parser_->header_limit(8 * 1024);
+        parser_->body_limit(16 * 1024);
         stream_.expires_after(std::chrono::seconds(30));
-        http::async_read(stream_, buffer_, req_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
-            self->on_read(ec);
-        });
+        http::async_read(stream_, buffer_, *parser_,
+                         beast::bind_front_handler(&http_session::on_read, shared_from_this()));
     }
-    void on_read(beast::error_code ec)
+
+    void on_read(beast::error_code ec, std::size_t)
     {
-        if (ec) return;
-        auto res = std::make_shared<http::response<http::string_body>>();
-        res->version(req_.version());
-        res->keep_alive(req_.keep_alive());
-        if (req_.target() == "/healthz")
+        if (ec == http::error::end_of_stream) return do_shutdown();
+        if (ec) return fail(ec, "read");
+        auto req = parser_->release();
+        auto const url = boost::urls::parse_origin_form(req.target());
+        std::string const path = url ? std::string(url->path()) : std::string();
+
+        if (path == "/ws")
         {
-            res->result(http::status::ok);
-            res->body() = "ok\n";
+            if (!websocket::is_upgrade(req))
+                return respond(req, http::status::upgrade_required, "text/plain", "WebSocket upgrade required\n");
+            auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->options.jwt_secret);
+            if (!auth.ok)
+            {
+                ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+                return respond(req, http::status::unauthorized, "application/json",
+                               R"({"error":"unauthorized","message":)" + core_json(auth.error) + "}", true);
+            }
+            // users::ensure is a write: it runs on the writer thread, and the
+            // upgrade continues on this strand when it is durable.
+            auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
+            return ctx_->users.resolve(auth.external_id, [self = shared_from_this(), shared_req](
+                                                             std::error_code ec, std::string user_id) {
+                net::post(self->stream_.get_executor(), [self, shared_req, ec, user_id = std::move(user_id)] {
+                    if (ec)
+                        return self->respond(*shared_req, http::status::internal_server_error, "text/plain",
+                                             "could not resolve user\n");
+                    std::make_shared<ws_session>(self->stream_.release_socket(), self->ctx_, user_id)
+                        ->run(std::move(*shared_req));
+                });
+            });
         }
-        else
+        if (path == "/healthz") return respond(req, http::status::ok, "text/plain", "ok\n");
+        if (path == "/metrics")
+            return respond(req, http::status::ok, "text/plain; version=0.0.4",
+                           ctx_->metrics.render(ctx_->writer.stats(), ctx_->writer.queue_depth()));
+        respond(req, http::status::not_found, "text/plain", "not found\n");
+    }
+
+    static std::string core_json(std::string const& s)
+    {
+        std::string out = "\"";
+        for (char c : s)
         {
-            res->result(http::status::not_found);
-            res->body() = "not found\n";
+            if (c == '"' || c == '\\') out += '\\';
+            if (static_cast<unsigned char>(c) >= 0x20) out += c;
         }
-        res->set(http::field::content_type, "text/plain");
+        return out + "\"";
+    }
+
+    void respond(http::request<http::string_body> const& req, http::status status, std::string_view type,
+                 std::string body, bool www_authenticate = false)
+    {
+        auto res = std::make_shared<http::response<http::string_body>>(status, req.version());
+        res->set(http::field::server, "chatstream");
+        res->set(http::field::content_type, type);
+        if (www_authenticate) res->set(http::field::www_authenticate, "Bearer");
+        res->keep_alive(req.keep_alive());
+        res->body() = std::move(body);
         res->prepare_payload();
         http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-            if (!ec && res->keep_alive()) self->do_read();
+            if (ec) return self->fail(ec, "write");
+            if (!res->keep_alive()) return self->do_shutdown();
+            self->do_read();
         });
+    }
+
+    void do_shutdown()
+    {
+        beast::error_code ec;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
+
+    void fail(beast::error_code ec, char const* what)
+    {
+        if (ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::eof)
+            return spdlog::trace("http: {}: {}", what, ec.message());
+        spdlog::debug("http: {}: {}", what, ec.message());
     }
 
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
-    http::request<http::string_body> req_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::shared_ptr<server_context> ctx_;
 };
+
+//------------------------------------------------------------------------------
 
 class listener : public std::enable_shared_from_this<listener>
 {
 public:
-    listener(net::io_context& ioc, tcp::endpoint ep) : ioc_(ioc), acceptor_(net::make_strand(ioc))
+    listener(net::io_context& ioc, tcp::endpoint ep, std::shared_ptr<server_context> ctx)
+        : ioc_(ioc), acceptor_(net::make_strand(ioc)), ctx_(std::move(ctx))
     {
         acceptor_.open(ep.protocol());
         acceptor_.set_option(net::socket_base::reuse_address(true));
         acceptor_.bind(ep);
         acceptor_.listen(net::socket_base::max_listen_connections);
     }
+
     void run() { do_accept(); }
-    void stop() { net::post(acceptor_.get_executor(), [self = shared_from_this()] { self->acceptor_.close(); }); }
+
+    /// Stops accepting. Thread-safe.
+    void stop()
+    {
+        net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+            beast::error_code ec;
+            self->acceptor_.close(ec);
+        });
+    }
+
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
 private:
     void do_accept()
     {
-        acceptor_.async_accept(net::make_strand(ioc_), [self = shared_from_this()](beast::error_code ec, tcp::socket s) {
-            if (ec == net::error::operation_aborted) return;
-            if (!ec) std::make_shared<http_session>(std::move(s))->run();
-            self->do_accept();
-        });
+        // Each connection gets its own strand: every handler of a session
+        // runs there, so the session needs no mutex.
+        acceptor_.async_accept(net::make_strand(ioc_),
+                               beast::bind_front_handler(&listener::on_accept, shared_from_this()));
     }
+
+    void on_accept(beast::error_code ec, tcp::socket socket)
+    {
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+        if (ec)
+            spdlog::debug("accept: {}", ec.message());
+        else
+        {
+            socket.set_option(tcp::no_delay(true), ec);
+            std::make_shared<http_session>(std::move(socket), ctx_)->run();
+        }
+        do_accept();
+    }
+
     net::io_context& ioc_;
     tcp::acceptor acceptor_;
+    std::shared_ptr<server_context> ctx_;
 };
 
 } // namespace
+} // namespace detail
+
+//------------------------------------------------------------------------------
 
 int run_server(server_options const& options)
 {
+    namespace net = boost::asio;
+    using tcp = net::ip::tcp;
+
+    if (options.provider != "scripted")
+        throw std::runtime_error("provider '" + options.provider + "' is not available in this build; use scripted");
+
     auto const threads = options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
-    net::io_context ioc(static_cast<int>(threads));
-    auto l = std::make_shared<listener>(ioc, tcp::endpoint(net::ip::make_address(options.host), options.port));
-    l->run();
-    spdlog::info("listening on http://{}:{}", options.host, l->port());
-    net::signal_set signals(ioc, SIGINT, SIGTERM);
-    signals.async_wait([&](beast::error_code, int) { ioc.stop(); });
-    std::vector<std::thread> pool;
-    for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
-    ioc.run();
-    for (auto& t : pool) t.join();
+    storage::writer writer(options.db_path);
+    // Restart recovery before the first client: nothing may stay "generating".
+    std::size_t recovered = 0;
+    writer.run_sync([&](storage::database& db) { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
+    if (recovered) spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted", recovered);
+    storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
+
+    auto provider = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
+    auto const tools = tool_registry::with_builtins();
+    server_metrics metrics;
+
+    {
+        net::io_context ioc(static_cast<int>(threads));
+        stream_hub hub(hub_context{ioc, writer, reads, *provider, tools, metrics,
+                                   std::chrono::milliseconds(options.flush_ms)});
+        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics, outbound_limits{});
+        auto l = std::make_shared<detail::listener>(ioc, tcp::endpoint(net::ip::make_address(options.host), options.port),
+                                                    ctx);
+        l->run();
+        spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host, l->port(), threads,
+                     options.provider);
+
+        // Drain, BeastLounge order: stop accepting, stop generations into a
+        // committed terminal state, close sessions once their finish events
+        // are flushed, then stop the I/O threads. A second signal forces it.
+        net::signal_set signals(ioc, SIGINT, SIGTERM);
+        net::steady_timer drain_timer(ioc);
+        auto const drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        std::function<void()> wait_for_sessions = [&] {
+            if (metrics.connections.load() == 0 || std::chrono::steady_clock::now() > drain_deadline)
+                return ioc.stop();
+            drain_timer.expires_after(std::chrono::milliseconds(20));
+            drain_timer.async_wait([&](boost::system::error_code) { wait_for_sessions(); });
+        };
+        signals.async_wait([&](boost::system::error_code ec, int sig) {
+            if (ec) return;
+            spdlog::info("signal {}: draining ({} active generations)", sig, hub.active());
+            l->stop();
+            signals.async_wait([&](boost::system::error_code ec2, int) {
+                if (!ec2) ioc.stop();
+            });
+            hub.shutdown([&] {
+                net::post(ioc, [&] {
+                    ctx->sessions.close_all();
+                    wait_for_sessions();
+                });
+            });
+        });
+
+        std::vector<std::thread> pool;
+        for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+        ioc.run();
+        for (auto& t : pool) t.join();
+        // Stop the pools while the io_context still exists: their last
+        // completions post to strands of it (and are simply never run).
+        reads.stop();
+        writer.stop();
+    }
+    spdlog::info("stopped; writer committed {} batches", writer.stats().commits.load());
     return 0;
 }
 

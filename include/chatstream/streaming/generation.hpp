@@ -1,0 +1,108 @@
+#pragma once
+/// @file generation.hpp
+/// The generation engine: runs generations independently of sockets and fans
+/// their events out to any number of subscribers (DESIGN.md §6).
+#include "chatstream/streaming/metrics.hpp"
+#include "chatstream/streaming/outbound_queue.hpp"
+#include "chatstream/streaming/protocol.hpp"
+#include "chatstream/streaming/provider.hpp"
+#include "chatstream/streaming/tools.hpp"
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace chatstream::storage {
+class writer;
+class read_pool;
+} // namespace chatstream::storage
+
+namespace chatstream::streaming {
+
+/// Something that receives serialized events: a WebSocket session, or a test.
+class subscriber
+{
+public:
+    virtual ~subscriber() = default;
+    /// Queues @p f for this subscriber. Thread-safe and non-blocking: called
+    /// from generation strands and read-pool threads; frames delivered from
+    /// one thread arrive in order.
+    virtual void deliver(frame f) = 0;
+};
+
+/// What the hub runs on. Everything referenced must outlive the hub and every
+/// generation it started (i.e. until the I/O threads are joined).
+struct hub_context
+{
+    boost::asio::io_context& ioc;
+    storage::writer& writer;
+    storage::read_pool& reads;
+    provider& model;
+    tool_registry const& tools;
+    server_metrics& metrics;
+    std::chrono::milliseconds flush_interval{50};
+    int max_steps = 5; ///< tool loop bound (DESIGN.md §7)
+};
+
+/// Starts, finds, resumes and stops generations.
+///
+/// A generation runs on its own strand and holds its subscribers weakly, so a
+/// socket that goes away never stops it. All SQLite work goes through the
+/// writer (writes) and the read pool (reads); completions are posted back to
+/// the generation's strand. Replies (ack, errors, events) reach the caller
+/// through its subscriber. Every public function is thread-safe.
+class stream_hub
+{
+public:
+    explicit stream_hub(hub_context const& ctx);
+    ~stream_hub();
+    stream_hub(stream_hub const&) = delete;
+    stream_hub& operator=(stream_hub const&) = delete;
+
+    /// Creates the conversation when absent (checks ownership otherwise), the
+    /// user message with its attachments and a pending assistant message in
+    /// one write, then acks and streams to @p requester. One generation per
+    /// conversation: a second one gets `conflict`.
+    void generate(std::string const& user_id, generate_request req, std::weak_ptr<subscriber> requester);
+
+    /// Replays the text of a message from UTF-16 offset `from_offset` (from
+    /// memory while it is generating, from the database once it is done),
+    /// then streams live events.
+    void subscribe(std::string const& user_id, subscribe_request req, std::weak_ptr<subscriber> s);
+
+    /// Stops a running generation (status `stopped`, partial text kept);
+    /// every subscriber and @p s get its `finish`.
+    void cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s);
+
+    /// Refuses new generations, stops the running ones and calls @p done once
+    /// each has committed its terminal state. @p done runs on some I/O thread.
+    void shutdown(std::function<void()> done);
+
+    /// Generations currently running or committing their end.
+    std::size_t active() const;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+/// Replays @p text from UTF-16 offset @p from, interleaving the tool calls at
+/// or after @p from at their text positions. Text goes out in deltas of at
+/// most 16 KiB, cut on code point boundaries. Used by both replay paths and
+/// exposed for tests.
+struct replay_tool
+{
+    std::string id;
+    std::string name;
+    std::string args_json;
+    std::optional<std::string> result_json;
+    std::uint64_t text_position = 0;
+};
+void replay_frames(std::string_view message_id, std::string_view text, std::vector<replay_tool> const& tools,
+                   std::uint64_t from, std::function<void(frame)> const& emit);
+
+} // namespace chatstream::streaming

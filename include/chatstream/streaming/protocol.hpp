@@ -1,0 +1,149 @@
+#pragma once
+/// @file protocol.hpp
+/// Client requests (parsed with simdjson) and server events (serialized once,
+/// shared by every subscriber) of the WebSocket protocol, DESIGN.md §6.
+#include "chatstream/streaming/error.hpp"
+#include "chatstream/streaming/outbound_queue.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace chatstream::streaming {
+
+/// A request id exactly as the client spelled it (a JSON string or integer),
+/// echoed verbatim in replies.
+using request_id = std::optional<std::string>;
+
+struct attachment_input
+{
+    std::string type; ///< image | file | audio
+    std::string name;
+    std::string storage_id;
+    std::string mime_type;
+    std::int64_t size = 0;
+    std::optional<std::string> metadata; ///< canonical JSON object text
+};
+
+struct generate_request
+{
+    request_id id;
+    std::optional<std::string> conversation_id;
+    std::string content;
+    std::optional<std::string> model;
+    std::vector<attachment_input> attachments;
+};
+
+struct subscribe_request
+{
+    request_id id;
+    std::string message_id;
+    std::uint64_t from_offset = 0; ///< UTF-16 units
+};
+
+struct cancel_request
+{
+    request_id id;
+    std::string message_id;
+};
+
+enum class query_name
+{
+    list_conversations,
+    list_messages,
+    get_message,
+    get_tool_calls,
+    get_attachments
+};
+
+struct query_request
+{
+    request_id id;
+    query_name name = query_name::list_conversations;
+    std::optional<std::string> conversation_id;
+    std::optional<std::string> message_id;
+    std::optional<std::string> cursor;
+    std::size_t limit = 50;
+    bool include_partial = false;
+};
+
+struct ping_request
+{
+    request_id id;
+};
+
+using client_request =
+    std::variant<generate_request, subscribe_request, cancel_request, query_request, ping_request>;
+
+/// Why a frame was refused; becomes an `error` event.
+struct protocol_error
+{
+    wire_error code = wire_error::bad_request;
+    std::string message;
+    request_id id; ///< when the frame carried a usable one
+};
+
+/// Parses client text frames. Keeps its simdjson buffers between calls, so
+/// keep one per session. Not thread-safe.
+class request_parser
+{
+public:
+    request_parser();
+    ~request_parser();
+    request_parser(request_parser&&) noexcept;
+    request_parser& operator=(request_parser&&) noexcept;
+
+    /// Parses and validates one frame: JSON object, known `type`, every
+    /// required field present with the right type. Never throws.
+    std::variant<client_request, protocol_error> parse(std::string_view text);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// Builders of server events. Each returns a frame whose payload is shared.
+namespace events {
+
+frame ack(request_id const& id, std::string_view conversation_id, std::string_view user_message_id,
+          std::string_view message_id);
+frame start(std::string_view message_id, std::string_view conversation_id);
+/// @p offset is the UTF-16 offset of the delta's first unit; @p delta must be
+/// whole UTF-8 code points.
+frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta);
+frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
+                       std::string_view tool_name, std::uint64_t text_position);
+frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,
+                       std::string_view input_text_delta);
+/// @p input_json must be valid JSON text.
+frame tool_input_available(std::string_view message_id, std::string_view tool_call_id,
+                           std::string_view tool_name, std::string_view input_json,
+                           std::uint64_t text_position);
+/// @p output_json must be valid JSON text.
+frame tool_output_available(std::string_view message_id, std::string_view tool_call_id,
+                            std::string_view output_json);
+frame tool_output_error(std::string_view message_id, std::string_view tool_call_id,
+                        std::string_view error_text);
+
+struct finish_info
+{
+    std::string status; ///< complete | stopped | error | interrupted
+    std::string finish_reason;
+    std::int64_t input_tokens = 0;
+    std::int64_t output_tokens = 0;
+    std::optional<std::string> error;
+};
+frame finish(std::string_view message_id, finish_info const& info);
+
+frame error(request_id const& id, std::optional<std::string_view> message_id, wire_error code,
+            std::string_view message);
+frame pong(request_id const& id);
+/// @p data_json must be valid JSON text.
+frame result(request_id const& id, std::string_view data_json);
+
+} // namespace events
+} // namespace chatstream::streaming

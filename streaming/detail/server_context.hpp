@@ -1,0 +1,71 @@
+#pragma once
+// Shared state of one running server, owned by run_server and held by
+// sessions through a shared_ptr so it outlives every pending handler.
+#include "chatstream/streaming/generation.hpp"
+#include "chatstream/streaming/metrics.hpp"
+#include "chatstream/streaming/outbound_queue.hpp"
+#include "chatstream/streaming/server.hpp"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <unordered_map>
+
+namespace chatstream::storage {
+class writer;
+class read_pool;
+} // namespace chatstream::storage
+
+namespace chatstream::streaming::detail {
+
+class ws_session;
+
+/// Live sessions, held weakly, for the shutdown drain. Thread-safe.
+class session_registry
+{
+public:
+    void add(ws_session* s, std::weak_ptr<ws_session> w);
+    void remove(ws_session* s);
+    /// Asks every live session to close (each posts to its own strand).
+    void close_all();
+
+private:
+    std::mutex mutex_;
+    std::unordered_map<ws_session*, std::weak_ptr<ws_session>> sessions_;
+};
+
+/// external id (JWT sub / dev user) -> users.id, cached. Thread-safe.
+class user_directory
+{
+public:
+    explicit user_directory(storage::writer& w) : writer_(w) {}
+    /// Calls @p done(ec, user_id) inline on a cache hit, else from the writer thread.
+    void resolve(std::string const& external_id, std::function<void(std::error_code, std::string)> done);
+
+private:
+    storage::writer& writer_;
+    std::mutex mutex_;
+    std::unordered_map<std::string, std::string> cache_;
+};
+
+struct server_context
+{
+    server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h, server_metrics& m,
+                   outbound_limits l)
+        : options(std::move(o)), writer(w), reads(r), hub(h), metrics(m), limits(l), users(w)
+    {
+    }
+
+    server_options options;
+    storage::writer& writer;
+    storage::read_pool& reads;
+    stream_hub& hub;
+    server_metrics& metrics;
+    outbound_limits limits;
+    session_registry sessions;
+    user_directory users;
+};
+
+} // namespace chatstream::streaming::detail

@@ -1,0 +1,64 @@
+#pragma once
+// One WebSocket connection: reads client frames, dispatches them, and writes
+// events from its bounded outbound queue, all on the socket's strand.
+#include "detail/server_context.hpp"
+
+#include "chatstream/streaming/generation.hpp"
+#include "chatstream/streaming/outbound_queue.hpp"
+#include "chatstream/streaming/protocol.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <memory>
+#include <string>
+
+namespace chatstream::streaming::detail {
+
+class ws_session : public subscriber, public std::enable_shared_from_this<ws_session>
+{
+public:
+    /// @p socket must carry the session's strand as its executor.
+    ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, std::string user_id);
+    ~ws_session() override;
+
+    /// Completes the upgrade of @p req, then starts reading.
+    void run(boost::beast::http::request<boost::beast::http::string_body> req);
+
+    /// Queues an event. Thread-safe: posts to the strand.
+    void deliver(frame f) override;
+
+    /// Flushes what is queued, then closes with @p code. Thread-safe.
+    void close(boost::beast::websocket::close_code code);
+
+private:
+    void on_accept(boost::beast::error_code ec);
+    void do_read();
+    void on_read(boost::beast::error_code ec, std::size_t bytes);
+    void handle(std::string_view text);
+    void enqueue(frame f);
+    void do_write();
+    void on_write(boost::beast::error_code ec, std::size_t bytes);
+    void do_close(boost::beast::websocket::close_reason reason);
+    void fail(boost::beast::error_code ec, char const* what);
+
+    boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+    boost::beast::flat_buffer buffer_;
+    std::shared_ptr<server_context> ctx_;
+    std::string user_id_;
+    request_parser parser_;
+    outbound_queue queue_;
+    frame writing_;
+    boost::asio::steady_timer close_timer_;
+    bool accepted_ = false;
+    bool write_in_flight_ = false;
+    bool closing_ = false;
+    bool close_after_flush_ = false;
+    bool read_paused_ = false;
+    int queries_in_flight_ = 0;
+    boost::beast::websocket::close_code close_code_ = boost::beast::websocket::close_code::normal;
+};
+
+} // namespace chatstream::streaming::detail

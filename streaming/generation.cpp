@@ -1,0 +1,709 @@
+// The generation engine: one strand per generation, subscribers held weakly,
+// every SQLite write through the writer, completions posted back.
+#include "chatstream/streaming/generation.hpp"
+
+#include "chatstream/core/clock.hpp"
+#include "chatstream/core/ids.hpp"
+#include "chatstream/core/utf16.hpp"
+#include "chatstream/storage/error.hpp"
+#include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/writer.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <unordered_map>
+
+namespace chatstream::streaming {
+namespace {
+
+namespace net = boost::asio;
+using strand_type = net::strand<net::io_context::executor_type>;
+using clock = std::chrono::steady_clock;
+
+constexpr std::size_t replay_chunk_bytes = 16 * 1024;
+
+// `{"success":false,"error":"..."}` -> the error text; anything else -> nullopt.
+std::optional<std::string> tool_failure(std::string_view result_json)
+{
+    boost::system::error_code ec;
+    auto v = boost::json::parse(result_json, ec);
+    if (ec || !v.is_object()) return std::nullopt;
+    auto const& o = v.as_object();
+    auto const* ok = o.if_contains("success");
+    if (!ok || !ok->is_bool() || ok->as_bool()) return std::nullopt;
+    auto const* err = o.if_contains("error");
+    if (err && err->is_string()) return std::string(err->as_string());
+    return std::string("tool failed");
+}
+
+frame tool_output(std::string_view message_id, std::string_view id, std::string_view result_json)
+{
+    if (auto failure = tool_failure(result_json)) return events::tool_output_error(message_id, id, *failure);
+    return events::tool_output_available(message_id, id, result_json);
+}
+
+void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
+{
+    if (auto s = w.lock()) s->deliver(std::move(f));
+}
+
+} // namespace
+
+void replay_frames(std::string_view message_id, std::string_view text, std::vector<replay_tool> const& tools,
+                   std::uint64_t from, std::function<void(frame)> const& emit)
+{
+    // Work in bytes, report in UTF-16 units. An offset inside a surrogate
+    // pair rounds down, so the pair is replayed whole.
+    std::size_t byte = core::utf8_offset_of_utf16(text, from);
+    std::uint64_t u16 = core::utf16_length(text.substr(0, byte));
+    auto emit_text_until = [&](std::size_t end) {
+        while (byte < end)
+        {
+            auto n = std::min(end - byte, replay_chunk_bytes);
+            if (byte + n < end) n = core::complete_utf8_prefix(text.substr(byte, n));
+            if (n == 0) n = end - byte; // never loop on malformed text
+            auto const piece = text.substr(byte, n);
+            emit(events::text_delta(message_id, u16, piece));
+            u16 += core::utf16_length(piece);
+            byte += n;
+        }
+    };
+    for (auto const& t : tools)
+    {
+        if (t.text_position < from) continue;
+        emit_text_until(std::max(byte, core::utf8_offset_of_utf16(text, t.text_position)));
+        emit(events::tool_input_available(message_id, t.id, t.name, t.args_json, t.text_position));
+        if (t.result_json) emit(tool_output(message_id, t.id, *t.result_json));
+    }
+    emit_text_until(text.size());
+}
+
+//------------------------------------------------------------------------------
+
+class generation;
+
+struct stream_hub::state
+{
+    explicit state(hub_context const& c) : ctx(c) {}
+
+    hub_context ctx;
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, std::shared_ptr<generation>> by_message;
+    std::unordered_map<std::string, std::string> by_conversation; ///< "" while being created
+    bool stopping = false;
+    std::function<void()> on_drained;
+
+    // Called with the lock held; hands back the callback to run outside it.
+    std::function<void()> take_drained_if_idle()
+    {
+        if (stopping && by_conversation.empty() && on_drained) return std::exchange(on_drained, {});
+        return {};
+    }
+
+    void release(std::string const& conversation_id, std::string const& message_id)
+    {
+        std::function<void()> drained;
+        {
+            std::lock_guard lock(mutex);
+            by_conversation.erase(conversation_id);
+            if (!message_id.empty()) by_message.erase(message_id);
+            drained = take_drained_if_idle();
+        }
+        if (drained) drained();
+    }
+};
+
+//------------------------------------------------------------------------------
+
+/// One running generation. Lives on its strand; owned by the hub's map, by
+/// its provider stream and by pending completions.
+class generation : public provider_sink, public std::enable_shared_from_this<generation>
+{
+public:
+    struct identity
+    {
+        std::string user_id;
+        std::string conversation_id;
+        std::string message_id;
+        std::optional<std::string> model;
+    };
+
+    generation(std::shared_ptr<stream_hub::state> hub, identity id, std::vector<chat_message> history)
+        : hub_(std::move(hub)), ctx_(hub_->ctx), strand_(net::make_strand(ctx_.ioc)), id_(std::move(id)),
+          history_(std::move(history)), flush_timer_(strand_)
+    {
+    }
+
+    /// Acks, then streams to @p requester. Thread-safe.
+    void start(std::weak_ptr<subscriber> requester, frame ack)
+    {
+        net::dispatch(strand_, [self = shared_from_this(), requester = std::move(requester),
+                                ack = std::move(ack)]() mutable {
+            deliver_to(requester, std::move(ack));
+            self->subscribers_.push_back(std::move(requester));
+            self->broadcast(events::start(self->id_.message_id, self->id_.conversation_id));
+            auto const now = core::now_ms();
+            self->started_ = clock::now();
+            self->ctx_.writer.submit([id = self->id_.message_id, now](storage::database& db) {
+                storage::messages::mark_generating(db, id, now);
+            });
+            self->start_step();
+        });
+    }
+
+    /// Thread-safe.
+    void subscribe(std::string const& user_id, std::weak_ptr<subscriber> s, subscribe_request req)
+    {
+        net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s), req = std::move(req)] {
+            self->do_subscribe(user_id, s, req);
+        });
+    }
+
+    /// Thread-safe.
+    void cancel(std::string const& user_id, std::weak_ptr<subscriber> s, request_id id)
+    {
+        net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s), id = std::move(id)] {
+            if (user_id != self->id_.user_id)
+                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::not_found,
+                                                   "no such message"));
+            self->add_watcher(s);
+            if (self->state_ == state::running) self->finish(storage::status::stopped, "abort", std::nullopt);
+        });
+    }
+
+    /// Shutdown: stop into a committed terminal state. Thread-safe.
+    void stop()
+    {
+        net::dispatch(strand_, [self = shared_from_this()] {
+            if (self->state_ == state::running)
+                self->finish(storage::status::stopped, "shutdown", std::string("server shutting down"));
+        });
+    }
+
+    std::string const& user_id() const { return id_.user_id; }
+
+    // provider_sink: called on strand_ -----------------------------------------
+
+    void on_text(std::string_view text) override
+    {
+        if (state_ != state::running || text.empty()) return;
+        if (!first_token_at_) first_token_at_ = core::now_ms();
+        broadcast(events::text_delta(id_.message_id, u16_len_, text));
+        text_ += text;
+        u16_len_ += core::utf16_length(text);
+        ++step_chunks_;
+        arm_flush();
+    }
+
+    void on_tool_input_start(std::string_view id, std::string_view name) override
+    {
+        if (state_ != state::running) return;
+        tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, u16_len_});
+        broadcast(events::tool_input_start(id_.message_id, id, name, u16_len_));
+    }
+
+    void on_tool_input_delta(std::string_view id, std::string_view delta) override
+    {
+        if (state_ != state::running) return;
+        broadcast(events::tool_input_delta(id_.message_id, id, delta));
+    }
+
+    void on_tool_call(std::string_view id, std::string_view name, std::string_view args_json) override
+    {
+        if (state_ != state::running) return;
+        auto* t = find_tool(id);
+        if (!t)
+        {
+            tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, u16_len_});
+            t = &tools_.back();
+        }
+        t->args_json = std::string(args_json);
+        broadcast(events::tool_input_available(id_.message_id, t->id, t->name, t->args_json, t->text_position));
+
+        // The row (is_partial=1, args, text_position) is committed first; the
+        // result goes into the same row; tool-output-* is sent only once that
+        // second write is durable. The writer is FIFO, so one completion covers both.
+        storage::tool_call_row row;
+        row.message_id = id_.message_id;
+        row.conversation_id = id_.conversation_id;
+        row.user_id = id_.user_id;
+        row.tool_call_id = t->id;
+        row.tool_name = t->name;
+        row.args = t->args_json;
+        row.text_position = static_cast<std::int64_t>(t->text_position);
+        row.is_partial = true;
+        row.timestamp = core::now_ms();
+        ctx_.writer.submit([row](storage::database& db) { storage::tool_calls::upsert(db, row); });
+
+        auto result = ctx_.tools.run(t->name, t->args_json);
+        row.result = result.json;
+        ++pending_tools_;
+        ctx_.writer.submit([row](storage::database& db) { storage::tool_calls::upsert(db, row); },
+                           [self = shared_from_this(), tool_id = t->id, json = std::move(result.json)](
+                               std::error_code ec) mutable {
+                               net::post(self->strand_, [self, tool_id = std::move(tool_id),
+                                                         json = std::move(json), ec]() mutable {
+                                   self->on_tool_committed(tool_id, std::move(json), ec);
+                               });
+                           });
+    }
+
+    void on_step_finish(std::string_view finish_reason, step_usage usage) override
+    {
+        stream_.reset();
+        if (state_ != state::running) return;
+        output_tokens_ += usage.output_tokens ? usage.output_tokens : step_chunks_;
+        step_chunks_ = 0;
+        if (step_ == 0) input_tokens_ = usage.input_tokens;
+        step_reason_ = std::string(finish_reason);
+        step_done_ = true;
+        maybe_next_step();
+    }
+
+    void on_error(std::string_view message) override
+    {
+        stream_.reset();
+        if (state_ != state::running) return;
+        finish(storage::status::error, "error", std::string(message));
+    }
+
+private:
+    enum class state
+    {
+        running,
+        finishing, ///< terminal state submitted, not yet committed
+        finished
+    };
+
+    struct tool_state
+    {
+        std::string id;
+        std::string name;
+        std::string args_json;
+        std::optional<std::string> result_json;
+        std::uint64_t text_position = 0;
+    };
+
+    tool_state* find_tool(std::string_view id)
+    {
+        for (auto& t : tools_)
+            if (t.id == id) return &t;
+        return nullptr;
+    }
+
+    void start_step()
+    {
+        provider_request req;
+        req.messages = history_;
+        req.model = id_.model;
+        req.step = step_;
+        req.output_tokens_so_far = output_tokens_;
+        for (auto const& t : tools_)
+            if (t.result_json) req.tool_results.push_back({t.id, t.name, t.args_json, *t.result_json});
+        step_done_ = false;
+        stream_ = ctx_.model.start(strand_, std::move(req), shared_from_this());
+    }
+
+    void on_tool_committed(std::string const& tool_id, std::string json, std::error_code ec)
+    {
+        --pending_tools_;
+        if (state_ != state::running) return;
+        if (ec) return finish(storage::status::error, "error", "could not store tool call: " + ec.message());
+        if (auto* t = find_tool(tool_id))
+        {
+            t->result_json = std::move(json);
+            broadcast(tool_output(id_.message_id, t->id, *t->result_json));
+        }
+        maybe_next_step();
+    }
+
+    void maybe_next_step()
+    {
+        if (!step_done_ || pending_tools_ > 0 || state_ != state::running) return;
+        if (step_reason_ == "tool-calls" && step_ + 1 < ctx_.max_steps)
+        {
+            ++step_;
+            return start_step();
+        }
+        finish(storage::status::complete, step_reason_, std::nullopt);
+    }
+
+    void arm_flush()
+    {
+        if (flush_armed_) return;
+        flush_armed_ = true;
+        flush_timer_.expires_after(ctx_.flush_interval);
+        flush_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+            self->flush_armed_ = false;
+            if (!ec) self->do_flush();
+        });
+    }
+
+    // Live persistence of the text so far. One flush in flight at a time;
+    // the writer thread does the SQLite work, this strand never waits.
+    void do_flush()
+    {
+        if (state_ != state::running || flush_in_flight_ || text_.size() == flushed_bytes_) return;
+        flush_in_flight_ = true;
+        auto const bytes = text_.size();
+        auto const submitted = clock::now();
+        ctx_.writer.submit(
+            [id = id_.message_id, text = text_, first = first_token_at_](storage::database& db) {
+                storage::messages::flush_partial(db, id, text, first, core::now_ms());
+            },
+            [self = shared_from_this(), bytes, submitted](std::error_code ec) {
+                auto const us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - submitted);
+                self->ctx_.metrics.record_flush(static_cast<std::uint64_t>(us.count()));
+                net::post(self->strand_, [self, bytes, ec] {
+                    self->flush_in_flight_ = false;
+                    if (ec)
+                        spdlog::warn("generation {}: partial flush failed: {}", self->id_.message_id, ec.message());
+                    else
+                        self->flushed_bytes_ = bytes;
+                    if (self->state_ == state::running && self->text_.size() != self->flushed_bytes_)
+                        self->arm_flush();
+                });
+            });
+    }
+
+    void finish(std::string status, std::string reason, std::optional<std::string> error)
+    {
+        state_ = state::finishing;
+        if (stream_)
+        {
+            stream_->cancel(); // aborts the upstream now, not at the next token
+            stream_.reset();
+        }
+        flush_timer_.cancel();
+        output_tokens_ += step_chunks_;
+        step_chunks_ = 0;
+
+        storage::messages::completion c;
+        c.status = status;
+        c.content = text_;
+        c.error = error;
+        c.finish_reason = reason;
+        c.input_tokens = input_tokens_;
+        c.output_tokens = output_tokens_;
+        c.first_token_at = first_token_at_;
+        c.completed_at = core::now_ms();
+        auto const seconds = std::chrono::duration<double>(clock::now() - started_).count();
+        if (output_tokens_ > 0 && seconds > 0) c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
+
+        events::finish_info info{status, reason, input_tokens_, output_tokens_, error};
+        // finish (tool calls finalized + terminal status) commits before the
+        // finish event goes out.
+        ctx_.writer.submit([id = id_.message_id, c = std::move(c)](storage::database& db) {
+            storage::messages::finish(db, id, c);
+        },
+                           [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable {
+                               net::post(self->strand_, [self, info = std::move(info), ec]() mutable {
+                                   self->on_finished(std::move(info), ec);
+                               });
+                           });
+    }
+
+    void on_finished(events::finish_info info, std::error_code ec)
+    {
+        state_ = state::finished;
+        if (ec)
+        {
+            spdlog::error("generation {}: final commit failed: {}", id_.message_id, ec.message());
+            final_ = events::error({}, id_.message_id, wire_error::internal,
+                                   "could not store the end of the generation: " + ec.message());
+        }
+        else
+            final_ = events::finish(id_.message_id, info);
+        broadcast(*final_);
+        for (auto& w : watchers_) deliver_to(w, *final_);
+        watchers_.clear();
+        subscribers_.clear();
+        ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
+        hub_->release(id_.conversation_id, id_.message_id);
+    }
+
+    void do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s, subscribe_request const& req)
+    {
+        if (user_id != id_.user_id)
+            return deliver_to(s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+        if (req.from_offset > u16_len_)
+            return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
+                                               "fromOffset " + std::to_string(req.from_offset) +
+                                                   " is past the end of the text (" + std::to_string(u16_len_) +
+                                                   ")"));
+        auto sub = s.lock();
+        if (!sub) return;
+        sub->deliver(events::start(id_.message_id, id_.conversation_id));
+        std::vector<replay_tool> tools;
+        for (auto const& t : tools_)
+            if (t.result_json) tools.push_back({t.id, t.name, t.args_json, t.result_json, t.text_position});
+        replay_frames(id_.message_id, text_, tools, req.from_offset, [&](frame f) { sub->deliver(std::move(f)); });
+        if (state_ == state::finished)
+            sub->deliver(*final_);
+        else
+            subscribers_.push_back(s);
+    }
+
+    // A canceller that is not subscribed still hears the finish.
+    void add_watcher(std::weak_ptr<subscriber> const& s)
+    {
+        auto sp = s.lock();
+        if (!sp) return;
+        if (state_ == state::finished) return sp->deliver(*final_);
+        for (auto const& w : subscribers_)
+            if (w.lock() == sp) return;
+        watchers_.push_back(s);
+    }
+
+    void broadcast(frame const& f)
+    {
+        std::erase_if(subscribers_, [&](std::weak_ptr<subscriber> const& w) {
+            auto s = w.lock();
+            if (!s) return true;
+            s->deliver(f);
+            return false;
+        });
+    }
+
+    std::shared_ptr<stream_hub::state> hub_;
+    hub_context& ctx_;
+    strand_type strand_;
+    identity id_;
+    std::vector<chat_message> history_;
+    net::steady_timer flush_timer_;
+
+    state state_ = state::running;
+    std::vector<std::weak_ptr<subscriber>> subscribers_;
+    std::vector<std::weak_ptr<subscriber>> watchers_;
+    std::shared_ptr<provider_stream> stream_;
+    std::string text_;
+    std::uint64_t u16_len_ = 0;
+    std::vector<tool_state> tools_;
+    int step_ = 0;
+    bool step_done_ = false;
+    std::string step_reason_ = "stop";
+    int pending_tools_ = 0;
+    std::int64_t step_chunks_ = 0;
+    std::int64_t input_tokens_ = 0;
+    std::int64_t output_tokens_ = 0;
+    std::optional<std::int64_t> first_token_at_;
+    clock::time_point started_ = clock::now();
+    bool flush_armed_ = false;
+    bool flush_in_flight_ = false;
+    std::size_t flushed_bytes_ = 0;
+    std::optional<frame> final_;
+};
+
+//------------------------------------------------------------------------------
+
+stream_hub::stream_hub(hub_context const& ctx) : state_(std::make_shared<state>(ctx)) {}
+
+stream_hub::~stream_hub() = default;
+
+std::size_t stream_hub::active() const
+{
+    std::lock_guard lock(state_->mutex);
+    return state_->by_conversation.size();
+}
+
+void stream_hub::generate(std::string const& user_id, generate_request req, std::weak_ptr<subscriber> requester)
+{
+    auto st = state_;
+    bool const new_conversation = !req.conversation_id;
+    auto const conversation_id = new_conversation ? core::new_id() : *req.conversation_id;
+    {
+        std::lock_guard lock(st->mutex);
+        if (st->stopping)
+            return deliver_to(requester,
+                              events::error(req.id, std::nullopt, wire_error::internal, "server is shutting down"));
+        // Reserve the conversation before the write, so two concurrent
+        // generates cannot both pass the check.
+        if (!st->by_conversation.emplace(conversation_id, std::string()).second)
+            return deliver_to(requester, events::error(req.id, std::nullopt, wire_error::conflict,
+                                                       "a generation is already running in conversation " +
+                                                           conversation_id));
+    }
+
+    generation::identity id{user_id, conversation_id, core::new_id(), req.model};
+    auto const user_message_id = core::new_id();
+    id.message_id = core::new_id(); // sorts after the user message
+    auto history = std::make_shared<std::vector<chat_message>>();
+    auto r = std::make_shared<generate_request>(std::move(req));
+
+    auto job = [id, user_message_id, new_conversation, r, history](storage::database& db) {
+        auto const now = core::now_ms();
+        if (new_conversation)
+        {
+            storage::conversation_row c;
+            c.id = id.conversation_id;
+            c.user_id = id.user_id;
+            c.model = id.model;
+            c.created_at = c.updated_at = now;
+            storage::conversations::insert(db, c);
+        }
+        else if (!storage::conversations::get(db, id.user_id, id.conversation_id))
+            throw storage::storage_error(storage::errc::not_found, "no such conversation");
+
+        storage::message_row u;
+        u.id = user_message_id;
+        u.conversation_id = id.conversation_id;
+        u.user_id = id.user_id;
+        u.role = "user";
+        u.content = r->content;
+        u.status = storage::status::complete;
+        u.created_at = u.updated_at = now;
+        storage::messages::insert(db, u);
+        std::int64_t position = 0;
+        for (auto const& a : r->attachments)
+        {
+            storage::attachment_row row;
+            row.message_id = user_message_id;
+            row.conversation_id = id.conversation_id;
+            row.user_id = id.user_id;
+            row.position = position++;
+            row.type = a.type;
+            row.name = a.name;
+            row.storage_id = a.storage_id;
+            row.mime_type = a.mime_type;
+            row.size = a.size;
+            row.metadata = a.metadata;
+            row.created_at = now;
+            storage::attachments::insert(db, row);
+        }
+        storage::message_row m;
+        m.id = id.message_id;
+        m.conversation_id = id.conversation_id;
+        m.user_id = id.user_id;
+        m.role = "assistant";
+        m.status = storage::status::pending;
+        m.model = id.model;
+        m.created_at = m.updated_at = now;
+        storage::messages::insert(db, m);
+
+        // Provider context, read inside the same transaction.
+        for (auto& row : storage::messages::history(db, id.conversation_id))
+            if (row.id != id.message_id && (row.role != "assistant" || !row.content.empty()))
+                history->push_back({row.role, std::move(row.content)});
+    };
+
+    st->ctx.writer.submit(std::move(job), [st, id, user_message_id, r, history, requester](std::error_code ec) {
+        if (ec)
+        {
+            st->release(id.conversation_id, {});
+            auto const code = to_wire_error(ec);
+            return deliver_to(requester,
+                              events::error(r->id, std::nullopt, code,
+                                            code == wire_error::not_found
+                                                ? "no such conversation: " + id.conversation_id
+                                                : "could not store the message: " + ec.message()));
+        }
+        auto gen = std::make_shared<generation>(st, id, std::move(*history));
+        bool stopping = false;
+        {
+            std::lock_guard lock(st->mutex);
+            st->by_message[id.message_id] = gen;
+            st->by_conversation[id.conversation_id] = id.message_id;
+            stopping = st->stopping;
+        }
+        st->ctx.metrics.active_generations.fetch_add(1, std::memory_order_relaxed);
+        st->ctx.metrics.generations_total.fetch_add(1, std::memory_order_relaxed);
+        gen->start(requester, events::ack(r->id, id.conversation_id, user_message_id, id.message_id));
+        if (stopping) gen->stop();
+    });
+}
+
+void stream_hub::subscribe(std::string const& user_id, subscribe_request req, std::weak_ptr<subscriber> s)
+{
+    std::shared_ptr<generation> gen;
+    {
+        std::lock_guard lock(state_->mutex);
+        if (auto it = state_->by_message.find(req.message_id); it != state_->by_message.end()) gen = it->second;
+    }
+    if (gen) return gen->subscribe(user_id, std::move(s), std::move(req));
+
+    // Not running here: replay from the database. A generation leaves the
+    // map only after its terminal state is committed, so this read sees it.
+    state_->ctx.reads.post([user_id, req = std::move(req), s = std::move(s)](storage::database& db) {
+        auto sub = s.lock();
+        if (!sub) return;
+        try
+        {
+            auto m = storage::messages::get(db, user_id, req.message_id);
+            if (!m)
+                return sub->deliver(events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+            bool const terminal = storage::is_terminal_status(m->status);
+            std::string const& text = terminal ? m->content : m->partial_content ? *m->partial_content : m->content;
+            if (req.from_offset > core::utf16_length(text))
+                return sub->deliver(events::error(req.id, req.message_id, wire_error::bad_request,
+                                                  "fromOffset " + std::to_string(req.from_offset) +
+                                                      " is past the end of the text"));
+            std::vector<replay_tool> tools;
+            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m->id, true))
+                if (t.result)
+                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments), std::move(t.result),
+                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
+            sub->deliver(events::start(m->id, m->conversation_id));
+            replay_frames(m->id, text, tools, req.from_offset, [&](frame f) { sub->deliver(std::move(f)); });
+            if (terminal)
+                sub->deliver(events::finish(m->id, {m->status, m->finish_reason.value_or(m->status),
+                                                    m->input_tokens.value_or(0), m->output_tokens.value_or(0),
+                                                    m->error}));
+        }
+        catch (std::exception const& e)
+        {
+            spdlog::error("subscribe {}: {}", req.message_id, e.what());
+            sub->deliver(events::error(req.id, req.message_id, wire_error::internal, "could not read the message"));
+        }
+    });
+}
+
+void stream_hub::cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s)
+{
+    std::shared_ptr<generation> gen;
+    {
+        std::lock_guard lock(state_->mutex);
+        if (auto it = state_->by_message.find(req.message_id); it != state_->by_message.end()) gen = it->second;
+    }
+    if (gen) return gen->cancel(user_id, std::move(s), std::move(req.id));
+
+    state_->ctx.reads.post([user_id, req = std::move(req), s = std::move(s)](storage::database& db) {
+        auto sub = s.lock();
+        if (!sub) return;
+        try
+        {
+            auto m = storage::messages::get(db, user_id, req.message_id);
+            if (!m)
+                return sub->deliver(events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+            sub->deliver(events::error(req.id, req.message_id, wire_error::conflict,
+                                       "message is not generating (status " + m->status + ")"));
+        }
+        catch (std::exception const& e)
+        {
+            sub->deliver(events::error(req.id, req.message_id, wire_error::internal, "could not read the message"));
+        }
+    });
+}
+
+void stream_hub::shutdown(std::function<void()> done)
+{
+    std::vector<std::shared_ptr<generation>> running;
+    std::function<void()> drained;
+    {
+        std::lock_guard lock(state_->mutex);
+        state_->stopping = true;
+        state_->on_drained = std::move(done);
+        for (auto const& [id, gen] : state_->by_message) running.push_back(gen);
+        drained = state_->take_drained_if_idle();
+    }
+    for (auto const& gen : running) gen->stop();
+    if (drained) drained();
+}
+
+} // namespace chatstream::streaming

@@ -1,0 +1,479 @@
+#include "chatstream/streaming/protocol.hpp"
+
+#include "chatstream/core/json.hpp"
+#include "chatstream/core/utf16.hpp"
+
+#include <simdjson.h>
+
+#include <charconv>
+
+namespace chatstream::streaming {
+namespace {
+
+namespace dom = simdjson::dom;
+
+constexpr std::size_t max_id_bytes = 128;
+constexpr std::size_t max_attachments = 32;
+
+// Thrown inside parse() only and caught there: turns a validation failure
+// into a protocol_error without threading results through every helper.
+struct invalid
+{
+    wire_error code;
+    std::string message;
+};
+
+[[noreturn]] void bad(std::string message)
+{
+    throw invalid{wire_error::bad_request, std::move(message)};
+}
+
+char const* type_name(dom::element const& e)
+{
+    switch (e.type())
+    {
+    case dom::element_type::ARRAY: return "array";
+    case dom::element_type::OBJECT: return "object";
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+    case dom::element_type::DOUBLE: return "number";
+    case dom::element_type::STRING: return "string";
+    case dom::element_type::BOOL: return "boolean";
+    case dom::element_type::NULL_VALUE: return "null";
+    }
+    return "value";
+}
+
+std::optional<dom::element> field(dom::object const& o, std::string_view key)
+{
+    dom::element e;
+    if (o.at_key(key).get(e) != simdjson::SUCCESS) return std::nullopt;
+    return e;
+}
+
+std::optional<std::string> opt_string(dom::object const& o, std::string_view key,
+                                      std::size_t max_bytes = max_id_bytes)
+{
+    auto e = field(o, key);
+    if (!e || e->is_null()) return std::nullopt;
+    std::string_view s;
+    if (e->get(s) != simdjson::SUCCESS)
+        bad("field '" + std::string(key) + "' must be a string, got " + type_name(*e));
+    if (s.size() > max_bytes)
+        bad("field '" + std::string(key) + "' is longer than " + std::to_string(max_bytes) + " bytes");
+    return std::string(s);
+}
+
+std::string req_string(dom::object const& o, std::string_view key, std::size_t max_bytes = max_id_bytes)
+{
+    auto s = opt_string(o, key, max_bytes);
+    if (!s) bad("missing field '" + std::string(key) + "'");
+    if (s->empty()) bad("field '" + std::string(key) + "' must not be empty");
+    return std::move(*s);
+}
+
+std::optional<std::int64_t> opt_int(dom::object const& o, std::string_view key)
+{
+    auto e = field(o, key);
+    if (!e || e->is_null()) return std::nullopt;
+    std::int64_t v = 0;
+    if (e->get(v) != simdjson::SUCCESS)
+        bad("field '" + std::string(key) + "' must be an integer, got " + type_name(*e));
+    return v;
+}
+
+std::optional<bool> opt_bool(dom::object const& o, std::string_view key)
+{
+    auto e = field(o, key);
+    if (!e || e->is_null()) return std::nullopt;
+    bool v = false;
+    if (e->get(v) != simdjson::SUCCESS)
+        bad("field '" + std::string(key) + "' must be a boolean, got " + type_name(*e));
+    return v;
+}
+
+request_id read_id(dom::object const& o)
+{
+    auto e = field(o, "id");
+    if (!e || e->is_null()) return std::nullopt;
+    std::string_view s;
+    std::int64_t i = 0;
+    if (e->get(s) == simdjson::SUCCESS)
+    {
+        if (s.size() > max_id_bytes) bad("field 'id' is longer than 128 bytes");
+        return core::json_string(s);
+    }
+    if (e->get(i) == simdjson::SUCCESS) return std::to_string(i);
+    bad(std::string("field 'id' must be a string or an integer, got ") + type_name(*e));
+}
+
+attachment_input read_attachment(dom::element const& e, std::size_t index)
+{
+    dom::object o;
+    auto const where = "attachments[" + std::to_string(index) + "]";
+    if (e.get(o) != simdjson::SUCCESS) bad(where + " must be an object");
+    attachment_input a;
+    try
+    {
+        a.type = req_string(o, "type");
+        if (a.type != "image" && a.type != "file" && a.type != "audio")
+            bad("'type' must be image, file or audio");
+        a.name = req_string(o, "name", 1024);
+        a.storage_id = req_string(o, "storageId", 1024);
+        a.mime_type = req_string(o, "mimeType", 255);
+        auto size = opt_int(o, "size");
+        if (!size) bad("missing field 'size'");
+        if (*size < 0) bad("'size' must not be negative");
+        a.size = *size;
+        if (auto m = field(o, "metadata"); m && !m->is_null())
+        {
+            if (!m->is_object()) bad("'metadata' must be an object");
+            a.metadata = simdjson::minify(*m);
+        }
+    }
+    catch (invalid& i)
+    {
+        i.message = where + ": " + i.message;
+        throw;
+    }
+    return a;
+}
+
+client_request parse_generate(dom::object const& o, request_id id)
+{
+    generate_request r;
+    r.id = std::move(id);
+    r.conversation_id = opt_string(o, "conversationId");
+    if (r.conversation_id && r.conversation_id->empty()) bad("field 'conversationId' must not be empty");
+    r.content = req_string(o, "content", 1u << 20);
+    r.model = opt_string(o, "model");
+    if (auto a = field(o, "attachments"); a && !a->is_null())
+    {
+        dom::array arr;
+        if (a->get(arr) != simdjson::SUCCESS)
+            bad(std::string("field 'attachments' must be an array, got ") + type_name(*a));
+        if (arr.size() > max_attachments)
+            bad("at most " + std::to_string(max_attachments) + " attachments per message");
+        std::size_t i = 0;
+        for (auto e : arr) r.attachments.push_back(read_attachment(e, i++));
+    }
+    return r;
+}
+
+client_request parse_subscribe(dom::object const& o, request_id id)
+{
+    subscribe_request r;
+    r.id = std::move(id);
+    r.message_id = req_string(o, "messageId");
+    if (auto off = opt_int(o, "fromOffset"))
+    {
+        if (*off < 0) bad("field 'fromOffset' must not be negative");
+        r.from_offset = static_cast<std::uint64_t>(*off);
+    }
+    return r;
+}
+
+client_request parse_query(dom::object const& o, request_id id)
+{
+    query_request r;
+    r.id = std::move(id);
+    auto const name = req_string(o, "name");
+    if (name == "listConversations")
+        r.name = query_name::list_conversations;
+    else if (name == "listMessages")
+        r.name = query_name::list_messages;
+    else if (name == "getMessage")
+        r.name = query_name::get_message;
+    else if (name == "getToolCalls")
+        r.name = query_name::get_tool_calls;
+    else if (name == "getAttachments")
+        r.name = query_name::get_attachments;
+    else
+        bad("unknown query '" + name + "'");
+
+    dom::object args;
+    if (auto a = field(o, "args"); a && !a->is_null())
+    {
+        if (a->get(args) != simdjson::SUCCESS)
+            bad(std::string("field 'args' must be an object, got ") + type_name(*a));
+    }
+    else if (r.name != query_name::list_conversations)
+        bad("missing field 'args'");
+    else
+        return r;
+
+    try
+    {
+        switch (r.name)
+        {
+        case query_name::list_messages: r.conversation_id = req_string(args, "conversationId"); break;
+        case query_name::get_message:
+        case query_name::get_attachments: r.message_id = req_string(args, "messageId"); break;
+        case query_name::get_tool_calls:
+            r.message_id = req_string(args, "messageId");
+            r.include_partial = opt_bool(args, "includePartial").value_or(false);
+            break;
+        case query_name::list_conversations: break;
+        }
+        if (r.name == query_name::list_conversations || r.name == query_name::list_messages)
+        {
+            r.cursor = opt_string(args, "cursor", 512);
+            if (auto limit = opt_int(args, "limit"))
+            {
+                if (*limit < 1 || *limit > 500) bad("'limit' must be between 1 and 500");
+                r.limit = static_cast<std::size_t>(*limit);
+            }
+        }
+    }
+    catch (invalid& i)
+    {
+        i.message = "args: " + i.message;
+        throw;
+    }
+    return r;
+}
+
+} // namespace
+
+//------------------------------------------------------------------------------
+
+struct request_parser::impl
+{
+    dom::parser parser;
+};
+
+request_parser::request_parser() : impl_(std::make_unique<impl>()) {}
+request_parser::~request_parser() = default;
+request_parser::request_parser(request_parser&&) noexcept = default;
+request_parser& request_parser::operator=(request_parser&&) noexcept = default;
+
+std::variant<client_request, protocol_error> request_parser::parse(std::string_view text)
+{
+    dom::element doc;
+    if (auto err = impl_->parser.parse(text.data(), text.size()).get(doc); err)
+        return protocol_error{wire_error::bad_request,
+                              std::string("frame is not valid JSON: ") + simdjson::error_message(err), {}};
+    dom::object o;
+    if (doc.get(o) != simdjson::SUCCESS)
+        return protocol_error{wire_error::bad_request,
+                              std::string("frame must be a JSON object, got ") + type_name(doc), {}};
+    request_id id;
+    try
+    {
+        id = read_id(o);
+        auto const type = opt_string(o, "type");
+        if (!type) bad("missing field 'type'");
+        // `id` is copied, not moved: a validation error below still echoes it.
+        if (*type == "generate") return parse_generate(o, id);
+        if (*type == "subscribe") return parse_subscribe(o, id);
+        if (*type == "cancel") return cancel_request{id, req_string(o, "messageId")};
+        if (*type == "query") return parse_query(o, id);
+        if (*type == "ping") return ping_request{id};
+        if (*type == "mutate" || *type == "watch")
+            bad("'" + *type + "' is not implemented yet");
+        bad("unknown type '" + *type + "'");
+    }
+    catch (invalid& i)
+    {
+        return protocol_error{i.code, std::move(i.message), std::move(id)};
+    }
+}
+
+//------------------------------------------------------------------------------
+
+namespace events {
+namespace {
+
+frame make(std::string s)
+{
+    return frame{std::make_shared<std::string const>(std::move(s))};
+}
+
+void begin(std::string& out, std::string_view type)
+{
+    out += "{\"type\":\"";
+    out += type;
+    out += '"';
+}
+void str(std::string& out, std::string_view key, std::string_view value)
+{
+    out += ",\"";
+    out += key;
+    out += "\":";
+    core::append_json_string(out, value);
+}
+void raw(std::string& out, std::string_view key, std::string_view json)
+{
+    out += ",\"";
+    out += key;
+    out += "\":";
+    out += json;
+}
+void num(std::string& out, std::string_view key, std::int64_t v)
+{
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    raw(out, key, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+}
+void id_field(std::string& out, request_id const& id)
+{
+    if (id) raw(out, "id", *id);
+}
+
+} // namespace
+
+frame ack(request_id const& id, std::string_view conversation_id, std::string_view user_message_id,
+          std::string_view message_id)
+{
+    std::string s;
+    begin(s, "ack");
+    id_field(s, id);
+    str(s, "conversationId", conversation_id);
+    str(s, "userMessageId", user_message_id);
+    str(s, "messageId", message_id);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame start(std::string_view message_id, std::string_view conversation_id)
+{
+    std::string s;
+    begin(s, "start");
+    str(s, "messageId", message_id);
+    str(s, "conversationId", conversation_id);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta)
+{
+    std::string s;
+    s.reserve(64 + message_id.size() + delta.size());
+    begin(s, "text-delta");
+    str(s, "messageId", message_id);
+    auto const key_len = s.size();
+    num(s, "offset", static_cast<std::int64_t>(offset));
+    s += ",\"delta\":";
+    auto const delta_begin = s.size() + 1; // after the opening quote
+    core::append_json_string(s, delta);
+    s += '}';
+    frame f = make(std::move(s));
+    f.key_len = static_cast<std::uint32_t>(key_len);
+    f.delta_begin = static_cast<std::uint32_t>(delta_begin);
+    f.u16_begin = offset;
+    f.u16_end = offset + core::utf16_length(delta);
+    return f;
+}
+
+frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
+                       std::string_view tool_name, std::uint64_t text_position)
+{
+    std::string s;
+    begin(s, "tool-input-start");
+    str(s, "messageId", message_id);
+    str(s, "toolCallId", tool_call_id);
+    str(s, "toolName", tool_name);
+    num(s, "textPosition", static_cast<std::int64_t>(text_position));
+    s += '}';
+    return make(std::move(s));
+}
+
+frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,
+                       std::string_view input_text_delta)
+{
+    std::string s;
+    begin(s, "tool-input-delta");
+    str(s, "messageId", message_id);
+    str(s, "toolCallId", tool_call_id);
+    str(s, "inputTextDelta", input_text_delta);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame tool_input_available(std::string_view message_id, std::string_view tool_call_id,
+                           std::string_view tool_name, std::string_view input_json,
+                           std::uint64_t text_position)
+{
+    std::string s;
+    begin(s, "tool-input-available");
+    str(s, "messageId", message_id);
+    str(s, "toolCallId", tool_call_id);
+    str(s, "toolName", tool_name);
+    raw(s, "input", input_json);
+    num(s, "textPosition", static_cast<std::int64_t>(text_position));
+    s += '}';
+    return make(std::move(s));
+}
+
+frame tool_output_available(std::string_view message_id, std::string_view tool_call_id,
+                            std::string_view output_json)
+{
+    std::string s;
+    begin(s, "tool-output-available");
+    str(s, "messageId", message_id);
+    str(s, "toolCallId", tool_call_id);
+    raw(s, "output", output_json);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame tool_output_error(std::string_view message_id, std::string_view tool_call_id,
+                        std::string_view error_text)
+{
+    std::string s;
+    begin(s, "tool-output-error");
+    str(s, "messageId", message_id);
+    str(s, "toolCallId", tool_call_id);
+    str(s, "errorText", error_text);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame finish(std::string_view message_id, finish_info const& info)
+{
+    std::string s;
+    begin(s, "finish");
+    str(s, "messageId", message_id);
+    str(s, "status", info.status);
+    str(s, "finishReason", info.finish_reason);
+    s += ",\"usage\":{\"inputTokens\":" + std::to_string(info.input_tokens) +
+         ",\"outputTokens\":" + std::to_string(info.output_tokens) + "}";
+    if (info.error) str(s, "error", *info.error);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame error(request_id const& id, std::optional<std::string_view> message_id, wire_error code,
+            std::string_view message)
+{
+    std::string s;
+    begin(s, "error");
+    id_field(s, id);
+    if (message_id) str(s, "messageId", *message_id);
+    str(s, "code", to_string(code));
+    str(s, "message", message);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame pong(request_id const& id)
+{
+    std::string s;
+    begin(s, "pong");
+    id_field(s, id);
+    s += '}';
+    return make(std::move(s));
+}
+
+frame result(request_id const& id, std::string_view data_json)
+{
+    std::string s;
+    begin(s, "result");
+    id_field(s, id);
+    raw(s, "data", data_json);
+    s += '}';
+    return make(std::move(s));
+}
+
+} // namespace events
+} // namespace chatstream::streaming
