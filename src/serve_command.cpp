@@ -48,7 +48,16 @@ int serve(serve_args& a)
             throw std::runtime_error("--jwt-secret-env " + a.jwt_secret_env + " is not set");
         a.options.jwt_secret = v;
     }
-    return streaming::run_server(a.options);
+    streaming::server_hooks hooks;
+    if (a.migrate)
+    {
+        // Online backfill (issue of the migrations engineer): `serve --migrate`
+        // runs data migration 001 on the server's own writer while it serves.
+        // Wire migrations::online_backfill (migrations/runner.hpp) here:
+        //   hooks.on_writer_ready: construct it on the writer, then start();
+        //   hooks.on_stopping:     stop() it (before the writer drains).
+    }
+    return streaming::run_server(a.options, hooks);
 }
 
 } // namespace

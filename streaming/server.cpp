@@ -227,7 +227,7 @@ private:
 
 //------------------------------------------------------------------------------
 
-int run_server(server_options const& options)
+int run_server(server_options const& options, server_hooks const& hooks)
 {
     namespace net = boost::asio;
     using tcp = net::ip::tcp;
@@ -242,6 +242,7 @@ int run_server(server_options const& options)
     writer.run_sync([&](storage::database& db) { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
     if (recovered) spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted", recovered);
     storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
+    if (hooks.on_writer_ready) hooks.on_writer_ready(writer);
 
     auto provider = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
     auto const tools = tool_registry::with_builtins();
@@ -292,6 +293,7 @@ int run_server(server_options const& options)
         // Stop the pools while the io_context still exists: their last
         // completions post to strands of it (and are simply never run).
         reads.stop();
+        if (hooks.on_stopping) hooks.on_stopping();
         writer.stop();
     }
     spdlog::info("stopped; writer committed {} batches", writer.stats().commits.load());

@@ -2,8 +2,13 @@
 /// @file server.hpp
 /// The HTTP + WebSocket server (DESIGN.md §6). Composition happens in src/.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+
+namespace chatstream::storage {
+class writer;
+}
 
 namespace chatstream::streaming {
 
@@ -23,11 +28,25 @@ struct server_options
     double monthly_budget_usd = 0;        ///< 0 = unlimited
 };
 
-/// Runs the server until SIGINT/SIGTERM, then drains: stops accepting, lets
-/// in-flight generations reach a committed terminal state, closes sessions,
-/// commits queued writes. The schema must already be applied.
+/// Extension points of the composition root (src/), e.g. the online backfill
+/// of `serve --migrate`, which must share the server's single writer.
+struct server_hooks
+{
+    /// Called once the writer exists (after restart recovery), before the
+    /// port is opened. Runs on the calling thread; may throw to abort startup.
+    std::function<void(storage::writer&)> on_writer_ready;
+    /// Called after the I/O threads have stopped and before the writer drains
+    /// and closes: stop whatever on_writer_ready started. Must not throw.
+    std::function<void()> on_stopping;
+};
+
+/// Runs the server until SIGINT/SIGTERM, then drains: stops accepting, stops
+/// in-flight generations into a committed terminal state (`stopped`), sends
+/// their `finish`, closes sessions (1001), commits queued writes. A second
+/// signal stops at once. The schema must already be applied.
+/// Startup marks messages left pending/generating by a crash `interrupted`.
 /// @return process exit code.
-/// @throws std::exception on startup failure (bind, open database).
-int run_server(server_options const& options);
+/// @throws std::exception on startup failure (bind, open database, provider).
+int run_server(server_options const& options, server_hooks const& hooks = {});
 
 } // namespace chatstream::streaming
