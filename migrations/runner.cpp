@@ -86,11 +86,13 @@ up_result run_up(storage::database& db, up_options const& options)
 
     auto const batch = std::max<std::size_t>(1, options.batch_size);
     auto const started = clock::now();
-    // Fewer WAL checkpoints while bulk-loading on this connection (the CLI
-    // owns it): with the default 1000 pages, every checkpoint rewrites the
-    // same hot index pages again; measured 1.5x faster at 100k messages.
-    // The WAL may grow to ~256 MB meanwhile; it is truncated at the end.
+    // Bulk-load settings for this connection only (the CLI owns it): fewer
+    // WAL checkpoints (with the default 1000 pages every checkpoint rewrites
+    // the same hot index pages again) and a page cache that holds the new
+    // tables' indexes. The WAL may grow to ~256 MB meanwhile; it is
+    // truncated at the end. Measured in bench/RESULTS.md.
     db.exec("PRAGMA wal_autocheckpoint=65536");
+    db.exec("PRAGMA cache_size=-262144");
     for (;;)
     {
         if (options.stop && options.stop->load())
@@ -127,6 +129,7 @@ up_result run_up(storage::database& db, up_options const& options)
         if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
     }
     db.exec("PRAGMA wal_autocheckpoint=1000");
+    db.exec("PRAGMA cache_size=-65536");
     db.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
     result.seconds = seconds_since(started);
     return result;
