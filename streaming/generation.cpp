@@ -17,6 +17,8 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <iterator>
 #include <mutex>
 #include <unordered_map>
 
@@ -105,6 +107,13 @@ struct stream_hub::state
     {
         if (stopping && by_conversation.empty() && on_drained) return std::exchange(on_drained, {});
         return {};
+    }
+
+    std::shared_ptr<generation> find(std::string const& message_id) const
+    {
+        std::lock_guard lock(mutex);
+        auto it = by_message.find(message_id);
+        return it == by_message.end() ? nullptr : it->second;
     }
 
     void release(std::string const& conversation_id, std::string const& message_id)
@@ -282,14 +291,8 @@ private:
         finished
     };
 
-    struct tool_state
-    {
-        std::string id;
-        std::string name;
-        std::string args_json;
-        std::optional<std::string> result_json;
-        std::uint64_t text_position = 0;
-    };
+    // A tool call of this generation; result_json is set once committed.
+    using tool_state = replay_tool;
 
     tool_state* find_tool(std::string_view id)
     {
@@ -442,8 +445,8 @@ private:
         if (!sub) return;
         sub->deliver(events::start(id_.message_id, id_.conversation_id));
         std::vector<replay_tool> tools;
-        for (auto const& t : tools_)
-            if (t.result_json) tools.push_back({t.id, t.name, t.args_json, t.result_json, t.text_position});
+        std::copy_if(tools_.begin(), tools_.end(), std::back_inserter(tools),
+                     [](tool_state const& t) { return t.result_json.has_value(); });
         replay_frames(id_.message_id, text_, tools, req.from_offset, [&](frame f) { sub->deliver(std::move(f)); });
         if (state_ == state::finished)
             sub->deliver(*final_);
@@ -621,12 +624,7 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
 
 void stream_hub::subscribe(std::string const& user_id, subscribe_request req, std::weak_ptr<subscriber> s)
 {
-    std::shared_ptr<generation> gen;
-    {
-        std::lock_guard lock(state_->mutex);
-        if (auto it = state_->by_message.find(req.message_id); it != state_->by_message.end()) gen = it->second;
-    }
-    if (gen) return gen->subscribe(user_id, std::move(s), std::move(req));
+    if (auto gen = state_->find(req.message_id)) return gen->subscribe(user_id, std::move(s), std::move(req));
 
     // Not running here: replay from the database. A generation leaves the
     // map only after its terminal state is committed, so this read sees it.
@@ -666,12 +664,7 @@ void stream_hub::subscribe(std::string const& user_id, subscribe_request req, st
 
 void stream_hub::cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s)
 {
-    std::shared_ptr<generation> gen;
-    {
-        std::lock_guard lock(state_->mutex);
-        if (auto it = state_->by_message.find(req.message_id); it != state_->by_message.end()) gen = it->second;
-    }
-    if (gen) return gen->cancel(user_id, std::move(s), std::move(req.id));
+    if (auto gen = state_->find(req.message_id)) return gen->cancel(user_id, std::move(s), std::move(req.id));
 
     state_->ctx.reads.post([user_id, req = std::move(req), s = std::move(s)](storage::database& db) {
         auto sub = s.lock();
@@ -686,6 +679,7 @@ void stream_hub::cancel(std::string const& user_id, cancel_request req, std::wea
         }
         catch (std::exception const& e)
         {
+            spdlog::error("cancel {}: {}", req.message_id, e.what());
             sub->deliver(events::error(req.id, req.message_id, wire_error::internal, "could not read the message"));
         }
     });

@@ -152,11 +152,15 @@ inline void set_receive_timeout(tcp::socket& s, std::chrono::milliseconds t)
 class ws_client
 {
 public:
+    /// @param receive_buffer when non-zero, a small SO_RCVBUF makes this
+    ///        client's TCP window tiny (a slow reader).
     explicit ws_client(unsigned short port, std::string const& target = "/ws?user=alice",
-                       std::string const& authorization = {})
+                       std::string const& authorization = {}, int receive_buffer = 0)
         : ws_(ioc_)
     {
         auto& sock = beast::get_lowest_layer(ws_);
+        sock.open(tcp::v4());
+        if (receive_buffer) sock.set_option(net::socket_base::receive_buffer_size(receive_buffer));
         sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
         set_receive_timeout(sock, std::chrono::seconds(15));
         ws_.set_option(websocket::stream_base::decorator([authorization](websocket::request_type& req) {

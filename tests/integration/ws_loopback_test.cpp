@@ -30,20 +30,17 @@ struct stream_result
     std::string text;
     std::vector<json::object> events;
     json::object finish;
+    std::size_t deltas = 0;
 };
 
-// Reads a generation after its request was sent: ack, start, then events up
-// to finish; checks offsets are contiguous UTF-16 and every delta is whole
-// UTF-8 while it goes.
-stream_result read_generation(ws_client& c)
+// Reads events up to the `finish` (of @p message_id when given), collecting
+// the text; checks every delta is whole UTF-8 and, from @p first_offset on
+// (when given), that offsets are contiguous UTF-16.
+stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t> first_offset = {},
+                                std::string const& message_id = {})
 {
     stream_result r;
-    r.ack = c.read_until("ack");
-    auto const message_id = str(r.ack.at("messageId"));
-    auto const start = c.read();
-    CHECK(start.at("type").as_string() == "start");
-    CHECK(str(start.at("messageId")) == message_id);
-    std::uint64_t u16 = 0;
+    std::optional<std::uint64_t> u16 = first_offset;
     for (;;)
     {
         auto e = c.read();
@@ -53,16 +50,32 @@ stream_result read_generation(ws_client& c)
         {
             auto const delta = str(e.at("delta"));
             CHECK(core::is_valid_utf8(delta));
-            CHECK(static_cast<std::uint64_t>(e.at("offset").as_int64()) == u16);
-            u16 += core::utf16_length(delta);
+            auto const offset = static_cast<std::uint64_t>(e.at("offset").as_int64());
+            if (u16) CHECK(offset == *u16);
+            u16 = offset + core::utf16_length(delta);
             r.text += delta;
+            ++r.deltas;
         }
-        if (type == "finish" && str(e.at("messageId")) == message_id)
+        if (type == "finish" && (message_id.empty() || str(e.at("messageId")) == message_id))
         {
             r.finish = e;
             return r;
         }
     }
+}
+
+// Reads a generation after its request was sent: ack, start, then events up
+// to its finish, offsets contiguous from 0.
+stream_result read_generation(ws_client& c)
+{
+    auto ack = c.read_until("ack");
+    auto const message_id = str(ack.at("messageId"));
+    auto const start = c.read();
+    CHECK(start.at("type").as_string() == "start");
+    CHECK(str(start.at("messageId")) == message_id);
+    auto r = read_until_finish(c, 0, message_id);
+    r.ack = std::move(ack);
+    return r;
 }
 
 std::string make_jwt(std::string const& secret, std::string const& sub, long exp_offset = 3600)
@@ -225,41 +238,18 @@ TEST_CASE("resume from an offset: no gap, no overlap", "[integration][streaming]
     ws_client b(server.port());
     b.send(json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", offset}});
     CHECK(b.read().at("type").as_string() == "start");
-    std::string rest;
-    std::uint64_t expected = offset;
-    json::object finish;
-    for (;;)
-    {
-        auto e = b.read();
-        if (e.at("type").as_string() == "text-delta")
-        {
-            CHECK(static_cast<std::uint64_t>(e.at("offset").as_int64()) == expected);
-            expected += core::utf16_length(str(e.at("delta")));
-            rest += str(e.at("delta"));
-        }
-        if (e.at("type").as_string() == "finish")
-        {
-            finish = e;
-            break;
-        }
-    }
-    CHECK(str(finish.at("status")) == "complete");
-    CHECK(finish.at("usage").at("outputTokens").as_int64() == 400);
+    auto rest = read_until_finish(b, offset);
+    CHECK(str(rest.finish.at("status")) == "complete");
+    CHECK(rest.finish.at("usage").at("outputTokens").as_int64() == 400);
     auto m = b.query("getMessage", {{"messageId", message_id}});
     auto const content = str(m.at("data").at("content"));
-    CHECK(first_part + rest == content);
+    CHECK(first_part + rest.text == content);
 
     // Once done, replay comes from the database, from any offset.
     b.send(json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", 10}});
     CHECK(b.read().at("type").as_string() == "start");
-    std::string replay;
-    for (;;)
-    {
-        auto e = b.read();
-        if (e.at("type").as_string() == "text-delta") replay += str(e.at("delta"));
-        if (e.at("type").as_string() == "finish") break;
-    }
-    CHECK(replay == content.substr(core::utf8_offset_of_utf16(content, 10)));
+    auto replay = read_until_finish(b, 10);
+    CHECK(replay.text == content.substr(core::utf8_offset_of_utf16(content, 10)));
 
     b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", message_id}, {"fromOffset", 1000000}});
     auto err = b.read();
@@ -286,26 +276,12 @@ TEST_CASE("cancel stops within a token interval and keeps the partial text", "[i
     }
     auto const sent = std::chrono::steady_clock::now();
     c.send(json::object{{"type", "cancel"}, {"id", "c1"}, {"messageId", message_id}});
-    json::object finish;
-    int late = 0;
-    for (;;)
-    {
-        auto e = c.read();
-        if (e.at("type").as_string() == "text-delta")
-        {
-            text += str(e.at("delta"));
-            ++late;
-        }
-        if (e.at("type").as_string() == "finish")
-        {
-            finish = e;
-            break;
-        }
-    }
+    auto tail = read_until_finish(c);
+    text += tail.text;
     auto const took = std::chrono::steady_clock::now() - sent;
     CHECK(took < std::chrono::milliseconds(500));
-    CHECK(late <= 2);
-    CHECK(str(finish.at("status")) == "stopped");
+    CHECK(tail.deltas <= 2); // at most what was already in flight
+    CHECK(str(tail.finish.at("status")) == "stopped");
     auto m = c.query("getMessage", {{"messageId", message_id}});
     CHECK(str(m.at("data").at("status")) == "stopped");
     CHECK(str(m.at("data").at("content")) == text);
@@ -574,22 +550,41 @@ TEST_CASE("many subscribers of one generation get the same stream", "[integratio
         watchers.push_back(std::make_unique<ws_client>(server.port()));
         watchers.back()->send(json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", 0}});
     }
-    std::string own;
-    for (;;)
+    auto const own = read_until_finish(c, 0).text;
+    for (auto& w : watchers) CHECK(read_until_finish(*w, 0).text == own);
+}
+
+TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration][streaming]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"));
+    ws_client slow(server.port(), "/ws?user=alice", {}, 4096);
+    slow.send(generate("/tokens 100000"));
+    // Never read: the tiny TCP window fills, writes stall, the outbound
+    // queue overflows.
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    std::string metrics;
+    while (std::chrono::steady_clock::now() < deadline)
     {
-        auto e = c.read();
-        if (e.at("type").as_string() == "text-delta") own += str(e.at("delta"));
-        if (e.at("type").as_string() == "finish") break;
+        metrics = http_get(server.port(), "/metrics").body;
+        if (metrics.find("chatstream_queue_drops_total 1") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    for (auto& w : watchers)
+    INFO(metrics);
+    CHECK(metrics.find("chatstream_queue_drops_total 1") != std::string::npos);
+
+    // The generation did not stop with its socket.
+    ws_client q(server.port());
+    auto convs = q.query("listConversations", {});
+    REQUIRE(convs.at("data").at("conversations").as_array().size() == 1);
+    auto const conv = convs.at("data").at("conversations").at(0).at("id");
+    std::string status;
+    while (std::chrono::steady_clock::now() < deadline + std::chrono::seconds(20))
     {
-        std::string text;
-        for (;;)
-        {
-            auto e = w->read();
-            if (e.at("type").as_string() == "text-delta") text += str(e.at("delta"));
-            if (e.at("type").as_string() == "finish") break;
-        }
-        CHECK(text == own);
+        auto msgs = q.query("listMessages", {{"conversationId", conv}});
+        status = str(msgs.at("data").at("messages").at(1).at("status"));
+        if (status == "complete") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    CHECK(status == "complete");
 }
