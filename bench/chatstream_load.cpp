@@ -230,10 +230,10 @@ public:
             keep->at(static_cast<std::size_t>(index)) = co_await connect(index);
             ++*connected;
         }
-        catch (std::exception const& e)
+        catch (boost::system::system_error const& e)
         {
             t_.connect_failures++;
-            t_.error(std::string("connect: ") + e.what());
+            t_.error("connect: " + e.code().message());
         }
     }
 
@@ -246,10 +246,10 @@ public:
         {
             ws = co_await connect(index);
         }
-        catch (std::exception const& e)
+        catch (boost::system::system_error const& e)
         {
             t_.connect_failures++;
-            t_.error(std::string("connect: ") + e.what());
+            t_.error("connect: " + e.code().message());
             co_return;
         }
         std::unordered_map<std::string, std::shared_ptr<stream_state>> by_request, by_message;
@@ -278,10 +278,10 @@ public:
             {
                 n = co_await ws->async_read(buffer, use_awaitable);
             }
-            catch (std::exception const& e)
+            catch (boost::system::system_error const& e)
             {
                 t_.failed += in_flight;
-                t_.error(std::string("read: ") + e.what());
+                t_.error("read: " + e.code().message());
                 co_return;
             }
             auto const now = clock_type::now();
@@ -351,9 +351,10 @@ public:
                 {
                     // Drop this stream here and pick it up on a fresh connection.
                     s.resumed = true;
-                    by_message.erase(it->first);
+                    auto held = it->second; // erase destroys the map's copy
+                    by_message.erase(it);
                     --in_flight;
-                    net::co_spawn(ioc_, resume(index, it->second), net::detached);
+                    net::co_spawn(ioc_, resume(index, std::move(held)), net::detached);
                     if (co_await launch()) {}
                 }
             }

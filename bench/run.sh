@@ -41,7 +41,7 @@ run_load() { # label port pid
   done
 }
 start_server() { # port db
-  "$BIN" serve --port "$1" --db "$2" --token-delay-ms 0 --log-level warn & 
+  "$BIN" --log-level warn serve --port "$1" --db "$2" --token-delay-ms 0 &
   wait_port "$1"
 }
 

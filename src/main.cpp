@@ -11,6 +11,7 @@ int main(int argc, char** argv)
 {
     CLI::App app{"chatstream: streams AI generations over WebSockets and keeps them in SQL"};
     app.require_subcommand(1);
+    app.fallthrough(); // global options (--log-level) may follow the subcommand
     app.set_version_flag("--version", "chatstream 0.1.0");
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
