@@ -33,7 +33,7 @@ double since(clock_type::time_point t)
 // order (last occurrence wins), partial ones only where no final row exists,
 // canonical JSON via json(), {} for empty arguments, malformed skipped
 // (json_each raises on invalid text, hence the iif).
-constexpr char const* ceiling_sql = R"sql(
+constexpr char const* ceiling_sql_template = R"sql(
 INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, storage_id, mime_type,
                         size, metadata, created_at)
 SELECT m.id || ':att:' || j.key, m.id, m.conversation_id, m.user_id, j.key, j.value ->> 'type', j.value ->> 'name',
@@ -43,30 +43,34 @@ SELECT m.id || ':att:' || j.key, m.id, m.conversation_id, m.user_id, j.key, j.va
    AND j.value ->> 'type' IN ('image', 'file', 'audio')
 ON CONFLICT DO NOTHING;
 
-INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result,
-                       text_position, is_partial, timestamp, created_at)
-SELECT m.id || ':tc:' || (j.value ->> 'id'), m.id, m.conversation_id, m.user_id, j.value ->> 'id', j.value ->> 'name',
-       json(coalesce(nullif(j.value ->> 'arguments', ''), '{}')), json(nullif(j.value ->> 'result', '')),
-       j.value ->> 'textPosition', 0, j.value ->> 'timestamp', m.created_at
-  FROM messages m, json_each(iif(json_valid(m.tool_calls), iif(json_type(m.tool_calls) = 'array', m.tool_calls, '[]'), '[]')) j
- WHERE j.type = 'object' AND m.tool_calls IS NOT NULL AND m.tool_calls NOT IN ('', '[]')
-   AND json_valid(coalesce(nullif(j.value ->> 'arguments', ''), '{}'))
-   AND (nullif(j.value ->> 'result', '') IS NULL OR json_valid(j.value ->> 'result'))
-ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result = excluded.result,
-   text_position = excluded.text_position, timestamp = excluded.timestamp;
-
-INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result,
-                       text_position, is_partial, timestamp, created_at)
-SELECT m.id || ':tc:' || (j.value ->> 'id'), m.id, m.conversation_id, m.user_id, j.value ->> 'id', j.value ->> 'name',
-       json(coalesce(nullif(j.value ->> 'arguments', ''), '{}')), json(nullif(j.value ->> 'result', '')),
-       j.value ->> 'textPosition', 1, j.value ->> 'timestamp', m.created_at
-  FROM messages m, json_each(iif(json_valid(m.partial_tool_calls), iif(json_type(m.partial_tool_calls) = 'array', m.partial_tool_calls, '[]'), '[]')) j
- WHERE j.type = 'object' AND m.partial_tool_calls IS NOT NULL AND m.partial_tool_calls NOT IN ('', '[]')
-   AND json_valid(coalesce(nullif(j.value ->> 'arguments', ''), '{}'))
-   AND (nullif(j.value ->> 'result', '') IS NULL OR json_valid(j.value ->> 'result'))
-ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result = excluded.result,
-   text_position = excluded.text_position, timestamp = excluded.timestamp WHERE tool_calls.is_partial = 1;
+{tool_calls}
 )sql";
+
+// One upsert per tool-call array; the partial one never replaces a final row.
+std::string ceiling_sql()
+{
+    constexpr char const* tool_calls = R"sql(
+INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result,
+                       text_position, is_partial, timestamp, created_at)
+SELECT m.id || ':tc:' || (j.value ->> 'id'), m.id, m.conversation_id, m.user_id, j.value ->> 'id', j.value ->> 'name',
+       json(coalesce(nullif(j.value ->> 'arguments', ''), '{{}}')), json(nullif(j.value ->> 'result', '')),
+       j.value ->> 'textPosition', {partial}, j.value ->> 'timestamp', m.created_at
+  FROM messages m, json_each(iif(json_valid(m.{column}), iif(json_type(m.{column}) = 'array', m.{column}, '[]'), '[]')) j
+ WHERE j.type = 'object' AND m.{column} IS NOT NULL AND m.{column} NOT IN ('', '[]')
+   AND json_valid(coalesce(nullif(j.value ->> 'arguments', ''), '{{}}'))
+   AND (nullif(j.value ->> 'result', '') IS NULL OR json_valid(j.value ->> 'result'))
+ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result = excluded.result,
+   text_position = excluded.text_position, timestamp = excluded.timestamp{only_partial};
+
+)sql";
+    auto const final_calls = fmt::format(tool_calls, fmt::arg("column", "tool_calls"), fmt::arg("partial", 0),
+                                         fmt::arg("only_partial", ""));
+    auto const partial_calls = fmt::format(tool_calls, fmt::arg("column", "partial_tool_calls"), fmt::arg("partial", 1),
+                                           fmt::arg("only_partial", " WHERE tool_calls.is_partial = 1"));
+    std::string sql = ceiling_sql_template;
+    sql.replace(sql.find("{tool_calls}"), 12, final_calls + partial_calls);
+    return sql;
+}
 
 std::int64_t count(storage::database& db, char const* table)
 {
@@ -138,7 +142,7 @@ int main(int argc, char** argv)
             migrations::apply_schema(db);
             t = clock_type::now();
             storage::transaction tx(db);
-            db.exec(ceiling_sql);
+            db.exec(ceiling_sql());
             tx.commit();
             ceiling_s = since(t);
             ceiling_rows = count(db, "attachments") + count(db, "tool_calls");

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <unordered_set>
@@ -33,6 +34,15 @@ void bind_opt(SQLite::Statement& s, int i, std::optional<T> const& v)
 {
     if (v)
         s.bind(i, *v);
+    else
+        s.bind(i);
+}
+
+// Binds without copying: the row outlives the statement's exec().
+void bind_ref(SQLite::Statement& s, int i, std::optional<std::string> const& v)
+{
+    if (v)
+        s.bindNoCopy(i, *v);
     else
         s.bind(i);
 }
@@ -393,10 +403,7 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             ins_att.bindNoCopy(8, a.storage_id);
             ins_att.bindNoCopy(9, a.mime_type);
             ins_att.bind(10, a.size);
-            if (a.metadata)
-                ins_att.bindNoCopy(11, *a.metadata);
-            else
-                ins_att.bind(11);
+            bind_ref(ins_att, 11, a.metadata);
             ins_att.bind(12, a.created_at);
             ins_att.exec();
         }
@@ -410,10 +417,7 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             ins_tc.bindNoCopy(5, t.tool_call_id);
             ins_tc.bindNoCopy(6, t.tool_name);
             ins_tc.bindNoCopy(7, t.args);
-            if (t.result)
-                ins_tc.bindNoCopy(8, *t.result);
-            else
-                ins_tc.bind(8);
+            bind_ref(ins_tc, 8, t.result);
             bind_opt(ins_tc, 9, t.text_position);
             ins_tc.bind(10, t.is_partial ? 1 : 0);
             ins_tc.bind(11, t.timestamp);
@@ -535,8 +539,6 @@ verify_report verify(storage::database& db, std::size_t max_reported)
                            "partial_tool_calls FROM messages ORDER BY rowid");
     auto& att_q = db.prepare("SELECT type, name, storage_id, mime_type, size, metadata FROM attachments "
                              "WHERE message_id = ? ORDER BY position");
-    auto& tc_q = db.prepare("SELECT tool_call_id, tool_name, args, result, text_position, is_partial, timestamp "
-                            "FROM tool_calls WHERE message_id = ? ORDER BY tool_call_id");
     legacy::message_context ctx;
     legacy::arrays in;
     while (sel.executeStep())
@@ -582,23 +584,10 @@ verify_report verify(storage::database& db, std::size_t max_reported)
             got_att.push_back(std::move(a));
         }
         att_q.reset();
-        std::vector<storage::tool_call_row> got_tc;
-        tc_q.reset();
-        tc_q.bind(1, ctx.message_id);
-        while (tc_q.executeStep())
-        {
-            storage::tool_call_row t;
-            t.tool_call_id = tc_q.getColumn(0).getString();
-            t.tool_name = tc_q.getColumn(1).getString();
-            t.args = tc_q.getColumn(2).getString();
-            t.result = opt_text(tc_q.getColumn(3));
-            t.text_position = opt_int(tc_q.getColumn(4));
-            t.is_partial = tc_q.getColumn(5).getInt() != 0;
-            t.timestamp = tc_q.getColumn(6).getInt64();
-            got_tc.push_back(std::move(t));
-        }
-        tc_q.reset();
-
+        // Sorted like convert's output (bytewise tool_call_id) to walk both together.
+        auto got_tc = storage::tool_calls::rows_for_message(db, ctx.message_id);
+        std::sort(got_tc.begin(), got_tc.end(),
+                  [](auto const& a, auto const& b) { return a.tool_call_id < b.tool_call_id; });
         std::string detail;
         if (got_att.size() != want.attachments.size())
             detail += fmt::format(" attachments: legacy has {}, table has {};", want.attachments.size(), got_att.size());

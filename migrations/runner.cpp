@@ -232,13 +232,14 @@ void online_backfill::run()
             // the next start resumes from the last checkpoint anyway.
         }
     }
+    // on_done first: whoever wait()s then sees its effects.
+    if (options_.on_done) options_.on_done(error);
     {
         std::lock_guard lock(mutex_);
         error_ = error;
         finished_ = true;
     }
     cv_.notify_all();
-    if (options_.on_done) options_.on_done(error);
 }
 
 } // namespace chatstream::migrations

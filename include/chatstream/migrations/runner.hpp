@@ -91,7 +91,8 @@ struct online_options
     /// Called on the backfill thread after each batch; must not block long.
     progress_callback on_progress;
     /// Called once on the backfill thread when it ends: empty string on
-    /// success or stop, the error text on failure.
+    /// success or stop, the error text on failure. Runs before `wait()`
+    /// returns and before `finished()` turns true.
     std::function<void(std::string const& error)> on_done;
 };
 
