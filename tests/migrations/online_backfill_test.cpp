@@ -194,6 +194,7 @@ TEST_CASE("online backfill stops at a checkpoint and resumes", "[migrations][onl
     online_backfill again(writer, opts);
     again.start();
     again.wait();
+    INFO(done_error);
     CHECK(done_error.empty());
     writer.run_sync([](storage::database& db) {
         CHECK(read_migration(db, normalize_id)->status == "completed");
