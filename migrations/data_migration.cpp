@@ -452,7 +452,9 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 
 void normalize::mark_failed(storage::database& db, std::string const& error)
 {
-    auto& q = db.prepare("UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 WHERE id = ?1");
+    // Only a running 001 can fail: a concurrent rollback's status stays.
+    auto& q = db.prepare("UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 "
+                         "WHERE id = ?1 AND status = 'running'");
     q.bind(1, normalize_id);
     q.bind(2, error);
     q.bind(3, core::now_ms());
