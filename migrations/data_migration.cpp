@@ -3,6 +3,7 @@
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/json.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
+#include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/legacy.hpp"
 #include "chatstream/storage/repositories.hpp"
 
@@ -17,26 +18,9 @@ namespace chatstream::migrations {
 namespace {
 
 namespace legacy = storage::legacy;
-
-std::optional<std::string> opt_text(SQLite::Column c)
-{
-    if (c.isNull()) return std::nullopt;
-    return c.getString();
-}
-std::optional<std::int64_t> opt_int(SQLite::Column c)
-{
-    if (c.isNull()) return std::nullopt;
-    return c.getInt64();
-}
-
-template <class T>
-void bind_opt(SQLite::Statement& s, int i, std::optional<T> const& v)
-{
-    if (v)
-        s.bind(i, *v);
-    else
-        s.bind(i);
-}
+using storage::bind_opt;
+using storage::opt_int;
+using storage::opt_text;
 
 // Binds without copying: the row outlives the statement's exec().
 void bind_ref(SQLite::Statement& s, int i, std::optional<std::string> const& v)

@@ -2,6 +2,7 @@
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
+#include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/legacy.hpp"
 
@@ -10,32 +11,6 @@
 
 namespace chatstream::storage {
 namespace {
-
-// Binding helpers: SQLiteCpp has no optional overloads.
-template <class T>
-void bind_opt(SQLite::Statement& s, int i, std::optional<T> const& v)
-{
-    if (v)
-        s.bind(i, *v);
-    else
-        s.bind(i);
-}
-
-std::optional<std::string> opt_text(SQLite::Column c)
-{
-    if (c.isNull()) return std::nullopt;
-    return c.getString();
-}
-std::optional<std::int64_t> opt_int(SQLite::Column c)
-{
-    if (c.isNull()) return std::nullopt;
-    return c.getInt64();
-}
-std::optional<double> opt_real(SQLite::Column c)
-{
-    if (c.isNull()) return std::nullopt;
-    return c.getDouble();
-}
 
 // Keyset cursors are "<int>|<id>"; a malformed cursor is a client error.
 std::pair<std::int64_t, std::string> decode_cursor(std::string const& cursor)
@@ -160,7 +135,7 @@ UPDATE messages SET
         FROM tool_calls WHERE message_id = ?1 AND is_partial = 0 ORDER BY created_at, tool_call_id)),
   partial_tool_calls = (SELECT json_group_array(json(j)) FROM (
       SELECT json_object('id', tool_call_id, 'name', tool_name, 'arguments', args,
-                         'timestamp', timestamp, 'textPosition', text_position) AS j
+                         'result', result, 'timestamp', timestamp, 'textPosition', text_position) AS j
         FROM tool_calls WHERE message_id = ?1 AND is_partial = 1 ORDER BY created_at, tool_call_id))
 WHERE id = ?1)sql");
     q.bind(1, message_id);

@@ -1,0 +1,42 @@
+#pragma once
+/// @file columns.hpp
+/// NULL-aware column reads and binds for SQLiteCpp statements (SQLiteCpp has
+/// no std::optional overloads). Shared by storage and migrations.
+#include <SQLiteCpp/Column.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace chatstream::storage {
+
+/// Binds @p v, or NULL when empty.
+template <class T>
+void bind_opt(SQLite::Statement& s, int index, std::optional<T> const& v)
+{
+    if (v)
+        s.bind(index, *v);
+    else
+        s.bind(index);
+}
+
+inline std::optional<std::string> opt_text(SQLite::Column c)
+{
+    if (c.isNull()) return std::nullopt;
+    return c.getString();
+}
+
+inline std::optional<std::int64_t> opt_int(SQLite::Column c)
+{
+    if (c.isNull()) return std::nullopt;
+    return c.getInt64();
+}
+
+inline std::optional<double> opt_real(SQLite::Column c)
+{
+    if (c.isNull()) return std::nullopt;
+    return c.getDouble();
+}
+
+} // namespace chatstream::storage
