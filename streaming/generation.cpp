@@ -116,16 +116,16 @@ struct stream_hub::state
         return it == by_message.end() ? nullptr : it->second;
     }
 
-    void release(std::string const& conversation_id, std::string const& message_id)
+    /// Frees the conversation (and forgets the message). Returns the drain
+    /// callback when this was the last generation of a shutdown: the caller
+    /// runs it after sending its final events, so they are flushed before
+    /// sessions close.
+    [[nodiscard]] std::function<void()> release(std::string const& conversation_id, std::string const& message_id)
     {
-        std::function<void()> drained;
-        {
-            std::lock_guard lock(mutex);
-            by_conversation.erase(conversation_id);
-            if (!message_id.empty()) by_message.erase(message_id);
-            drained = take_drained_if_idle();
-        }
-        if (drained) drained();
+        std::lock_guard lock(mutex);
+        by_conversation.erase(conversation_id);
+        if (!message_id.empty()) by_message.erase(message_id);
+        return take_drained_if_idle();
     }
 };
 
@@ -182,8 +182,16 @@ public:
             if (user_id != self->id_.user_id)
                 return deliver_to(s, events::error(id, self->id_.message_id, wire_error::not_found,
                                                    "no such message"));
-            self->add_watcher(s);
-            if (self->state_ == state::running) self->finish(storage::status::stopped, "abort", std::nullopt);
+            switch (self->state_)
+            {
+            case state::running:
+                self->add_watcher(s);
+                return self->finish(storage::status::stopped, "abort", std::nullopt);
+            case state::finishing: return self->add_watcher(s); // hears the finish being committed
+            case state::finished:
+                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::conflict,
+                                                   "message is not generating (status " + self->final_status_ + ")"));
+            }
         });
     }
 
@@ -424,12 +432,16 @@ private:
         }
         else
             final_ = events::finish(id_.message_id, info);
+        final_status_ = ec ? std::string(storage::status::error) : info.status;
+        // Free the conversation before anyone hears `finish`: a client that
+        // sends its next message right after it must not get `conflict`.
+        auto drained = hub_->release(id_.conversation_id, id_.message_id);
+        ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
         broadcast(*final_);
         for (auto& w : watchers_) deliver_to(w, *final_);
         watchers_.clear();
         subscribers_.clear();
-        ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
-        hub_->release(id_.conversation_id, id_.message_id);
+        if (drained) drained();
     }
 
     void do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s, subscribe_request const& req)
@@ -459,7 +471,6 @@ private:
     {
         auto sp = s.lock();
         if (!sp) return;
-        if (state_ == state::finished) return sp->deliver(*final_);
         for (auto const& w : subscribers_)
             if (w.lock() == sp) return;
         watchers_.push_back(s);
@@ -502,6 +513,7 @@ private:
     bool flush_in_flight_ = false;
     std::size_t flushed_bytes_ = 0;
     std::optional<frame> final_;
+    std::string final_status_;
 };
 
 //------------------------------------------------------------------------------
@@ -599,13 +611,14 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
     st->ctx.writer.submit(std::move(job), [st, id, user_message_id, r, history, requester](std::error_code ec) {
         if (ec)
         {
-            st->release(id.conversation_id, {});
+            auto drained = st->release(id.conversation_id, {});
             auto const code = to_wire_error(ec);
-            return deliver_to(requester,
-                              events::error(r->id, std::nullopt, code,
-                                            code == wire_error::not_found
-                                                ? "no such conversation: " + id.conversation_id
-                                                : "could not store the message: " + ec.message()));
+            deliver_to(requester, events::error(r->id, std::nullopt, code,
+                                                code == wire_error::not_found
+                                                    ? "no such conversation: " + id.conversation_id
+                                                    : "could not store the message: " + ec.message()));
+            if (drained) drained();
+            return;
         }
         auto gen = std::make_shared<generation>(st, id, std::move(*history));
         bool stopping = false;

@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <exception>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -44,7 +46,12 @@ public:
     {
         start();
     }
-    ~server_process() { stop(SIGTERM); }
+    ~server_process()
+    {
+        // A test that throws (e.g. a read timed out) shows the server's side.
+        if (std::uncaught_exceptions() > 0) std::fprintf(stderr, "---- server log ----\n%s\n", log().c_str());
+        stop(SIGTERM);
+    }
     server_process(server_process const&) = delete;
     server_process& operator=(server_process const&) = delete;
 
@@ -139,15 +146,8 @@ private:
     unsigned short port_ = 0;
 };
 
-inline void set_receive_timeout(tcp::socket& s, std::chrono::milliseconds t)
-{
-    timeval tv{};
-    tv.tv_sec = static_cast<time_t>(t.count() / 1000);
-    tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
-    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
 
-/// A blocking WebSocket client with a receive timeout (a hung server fails
+/// A blocking WebSocket client whose reads time out (a hung server fails
 /// the test instead of hanging it).
 class ws_client
 {
@@ -162,7 +162,6 @@ public:
         sock.open(tcp::v4());
         if (receive_buffer) sock.set_option(net::socket_base::receive_buffer_size(receive_buffer));
         sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        set_receive_timeout(sock, std::chrono::seconds(15));
         ws_.set_option(websocket::stream_base::decorator([authorization](websocket::request_type& req) {
             if (!authorization.empty()) req.set(http::field::authorization, authorization);
         }));
@@ -182,11 +181,31 @@ public:
     }
     void send(json::object const& o) { send(json::serialize(o)); }
 
+    /// Reads one message, failing after 15 s: asio's blocking reads ignore
+    /// SO_RCVTIMEO, so the read is async with a bounded run of the context.
     std::string read_text()
     {
         buffer_.clear();
-        ws_.read(buffer_);
-        return beast::buffers_to_string(buffer_.data());
+        bool done = false;
+        beast::error_code ec;
+        ws_.async_read(buffer_, [&](beast::error_code e, std::size_t) {
+            ec = e;
+            done = true;
+        });
+        ioc_.restart();
+        ioc_.run_for(std::chrono::seconds(15));
+        if (!done)
+        {
+            beast::get_lowest_layer(ws_).close(ec);
+            ioc_.restart();
+            ioc_.run(); // completes the aborted read
+            throw std::runtime_error("timed out waiting for a server event (after " + std::to_string(received_) +
+                                     " events, the last: " + last_.substr(0, 200) + ")");
+        }
+        if (ec) throw beast::system_error(ec);
+        ++received_;
+        last_ = beast::buffers_to_string(buffer_.data());
+        return last_;
     }
     json::object read()
     {
@@ -233,6 +252,8 @@ private:
     net::io_context ioc_;
     websocket::stream<tcp::socket> ws_;
     beast::flat_buffer buffer_;
+    std::size_t received_ = 0;
+    std::string last_;
 };
 
 struct http_reply
@@ -248,7 +269,6 @@ inline http_reply http_get(unsigned short port, std::string const& target, bool 
     net::io_context ioc;
     tcp::socket sock(ioc);
     sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    set_receive_timeout(sock, std::chrono::seconds(10));
     http::request<http::empty_body> req(http::verb::get, target, 11);
     req.set(http::field::host, "127.0.0.1");
     if (upgrade)

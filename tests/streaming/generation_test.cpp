@@ -131,9 +131,7 @@ TEST_CASE("a generation acks, streams and commits before finish", "[streaming][g
     CHECK(m->content == text_of(events));
     CHECK(m->output_tokens == 50);
     CHECK(m->tokens_per_second.has_value());
-    // The hub forgets the generation right after broadcasting its finish.
-    for (int i = 0; i < 200 && e.hub.active() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    CHECK(e.hub.active() == 0);
+    CHECK(e.hub.active() == 0); // freed before finish is sent
     CHECK(e.metrics.generations_total.load() == 1);
 }
 
