@@ -635,67 +635,78 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
     });
 }
 
+namespace {
+
+// Reads message @p message_id of @p user_id on the read pool and hands it to
+// @p then(db, subscriber, row); answers not_found (missing or not theirs)
+// and internal (read failed) itself.
+template <class Then>
+void with_stored_message(storage::read_pool& reads, std::string user_id, std::string message_id, request_id id,
+                         std::weak_ptr<subscriber> s, Then then)
+{
+    reads.post([user_id = std::move(user_id), message_id = std::move(message_id), id = std::move(id),
+                s = std::move(s), then = std::move(then)](storage::database& db) {
+        auto sub = s.lock();
+        if (!sub) return;
+        try
+        {
+            auto m = storage::messages::get(db, user_id, message_id);
+            if (!m) return sub->deliver(events::error(id, message_id, wire_error::not_found, "no such message"));
+            then(db, *sub, *m);
+        }
+        catch (std::exception const& e)
+        {
+            spdlog::error("message {}: {}", message_id, e.what());
+            sub->deliver(events::error(id, message_id, wire_error::internal, "could not read the message"));
+        }
+    });
+}
+
+} // namespace
+
 void stream_hub::subscribe(std::string const& user_id, subscribe_request req, std::weak_ptr<subscriber> s)
 {
     if (auto gen = state_->find(req.message_id)) return gen->subscribe(user_id, std::move(s), std::move(req));
 
     // Not running here: replay from the database. A generation leaves the
     // map only after its terminal state is committed, so this read sees it.
-    state_->ctx.reads.post([user_id, req = std::move(req), s = std::move(s)](storage::database& db) {
-        auto sub = s.lock();
-        if (!sub) return;
-        try
-        {
-            auto m = storage::messages::get(db, user_id, req.message_id);
-            if (!m)
-                return sub->deliver(events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
-            bool const terminal = storage::is_terminal_status(m->status);
-            std::string const& text = terminal ? m->content : m->partial_content ? *m->partial_content : m->content;
-            if (req.from_offset > core::utf16_length(text))
-                return sub->deliver(events::error(req.id, req.message_id, wire_error::bad_request,
-                                                  "fromOffset " + std::to_string(req.from_offset) +
-                                                      " is past the end of the text"));
-            std::vector<replay_tool> tools;
-            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m->id, true))
-                if (t.result)
-                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments), std::move(t.result),
-                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
-            sub->deliver(events::start(m->id, m->conversation_id));
-            replay_frames(m->id, text, tools, req.from_offset, [&](frame f) { sub->deliver(std::move(f)); });
-            if (terminal)
-                sub->deliver(events::finish(m->id, {m->status, m->finish_reason.value_or(m->status),
-                                                    m->input_tokens.value_or(0), m->output_tokens.value_or(0),
-                                                    m->error}));
-        }
-        catch (std::exception const& e)
-        {
-            spdlog::error("subscribe {}: {}", req.message_id, e.what());
-            sub->deliver(events::error(req.id, req.message_id, wire_error::internal, "could not read the message"));
-        }
-    });
+    auto const message_id = req.message_id;
+    auto id = req.id;
+    with_stored_message(state_->ctx.reads, user_id, message_id, std::move(id), std::move(s),
+                        [user_id, req = std::move(req)](storage::database& db, subscriber& sub,
+                                                        storage::message_row const& m) {
+                            bool const terminal = storage::is_terminal_status(m.status);
+                            std::string const& text =
+                                terminal ? m.content : m.partial_content ? *m.partial_content : m.content;
+                            if (req.from_offset > core::utf16_length(text))
+                                return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
+                                                                 "fromOffset " + std::to_string(req.from_offset) +
+                                                                     " is past the end of the text"));
+                            std::vector<replay_tool> tools;
+                            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m.id, true))
+                                if (t.result)
+                                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
+                                                     std::move(t.result),
+                                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
+                            sub.deliver(events::start(m.id, m.conversation_id));
+                            replay_frames(m.id, text, tools, req.from_offset,
+                                          [&](frame f) { sub.deliver(std::move(f)); });
+                            if (terminal)
+                                sub.deliver(events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
+                                                                  m.input_tokens.value_or(0),
+                                                                  m.output_tokens.value_or(0), m.error}));
+                        });
 }
 
 void stream_hub::cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s)
 {
     if (auto gen = state_->find(req.message_id)) return gen->cancel(user_id, std::move(s), std::move(req.id));
-
-    state_->ctx.reads.post([user_id, req = std::move(req), s = std::move(s)](storage::database& db) {
-        auto sub = s.lock();
-        if (!sub) return;
-        try
-        {
-            auto m = storage::messages::get(db, user_id, req.message_id);
-            if (!m)
-                return sub->deliver(events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
-            sub->deliver(events::error(req.id, req.message_id, wire_error::conflict,
-                                       "message is not generating (status " + m->status + ")"));
-        }
-        catch (std::exception const& e)
-        {
-            spdlog::error("cancel {}: {}", req.message_id, e.what());
-            sub->deliver(events::error(req.id, req.message_id, wire_error::internal, "could not read the message"));
-        }
-    });
+    auto id = req.id;
+    with_stored_message(state_->ctx.reads, user_id, req.message_id, req.id, std::move(s),
+                        [id](storage::database&, subscriber& sub, storage::message_row const& m) {
+                            sub.deliver(events::error(id, m.id, wire_error::conflict,
+                                                      "message is not generating (status " + m.status + ")"));
+                        });
 }
 
 void stream_hub::shutdown(std::function<void()> done)

@@ -78,6 +78,25 @@ stream_result read_generation(ws_client& c)
     return r;
 }
 
+struct started
+{
+    std::string message_id;
+    std::string text; ///< deltas received so far
+};
+
+// Sends a generate and reads until at least @p min_u16 UTF-16 units of text came.
+started start_generation(ws_client& c, std::string const& content, std::uint64_t min_u16)
+{
+    c.send(generate(content));
+    started s{str(c.read_until("ack").at("messageId")), {}};
+    while (core::utf16_length(s.text) < min_u16)
+    {
+        auto e = c.read();
+        if (e.at("type").as_string() == "text-delta") s.text += str(e.at("delta"));
+    }
+    return s;
+}
+
 std::string make_jwt(std::string const& secret, std::string const& sub, long exp_offset = 3600)
 {
     jwt_t* jwt = nullptr;
@@ -226,13 +245,9 @@ TEST_CASE("resume from an offset: no gap, no overlap", "[integration][streaming]
     std::string message_id;
     {
         ws_client a(server.port());
-        a.send(generate("/tokens 400 /delay 2"));
-        message_id = str(a.read_until("ack").at("messageId"));
-        while (core::utf16_length(first_part) < 150)
-        {
-            auto e = a.read();
-            if (e.at("type").as_string() == "text-delta") first_part += str(e.at("delta"));
-        }
+        auto s = start_generation(a, "/tokens 400 /delay 2", 150);
+        first_part = s.text;
+        message_id = s.message_id;
     } // disconnect mid-stream: the generation goes on
     auto const offset = core::utf16_length(first_part);
     ws_client b(server.port());
@@ -261,19 +276,9 @@ TEST_CASE("cancel stops within a token interval and keeps the partial text", "[i
     temp_dir dir;
     server_process server(dir.file("chat.db"));
     ws_client c(server.port());
-    c.send(generate("/tokens 100000 /delay 20"));
-    auto const message_id = str(c.read_until("ack").at("messageId"));
-    std::string text;
-    int deltas = 0;
-    while (deltas < 5)
-    {
-        auto e = c.read();
-        if (e.at("type").as_string() == "text-delta")
-        {
-            text += str(e.at("delta"));
-            ++deltas;
-        }
-    }
+    auto s = start_generation(c, "/tokens 100000 /delay 20", 20);
+    auto const message_id = s.message_id;
+    auto text = s.text;
     auto const sent = std::chrono::steady_clock::now();
     c.send(json::object{{"type", "cancel"}, {"id", "c1"}, {"messageId", message_id}});
     auto tail = read_until_finish(c);
@@ -463,13 +468,9 @@ TEST_CASE("kill -9 mid-generation, restart: the message is interrupted", "[integ
     std::string message_id;
     {
         ws_client c(server.port());
-        c.send(generate("/tokens 100000 /delay 5"));
-        message_id = str(c.read_until("ack").at("messageId"));
-        while (core::utf16_length(received) < 100)
-        {
-            auto e = c.read();
-            if (e.at("type").as_string() == "text-delta") received += str(e.at("delta"));
-        }
+        auto s = start_generation(c, "/tokens 100000 /delay 5", 100);
+        received = s.text;
+        message_id = s.message_id;
         std::this_thread::sleep_for(std::chrono::milliseconds(150)); // > --flush-ms
         server.stop(SIGKILL);
     }
