@@ -11,8 +11,10 @@
 #include <memory>
 #include <thread>
 
-namespace chatstream::app {
-namespace {
+namespace chatstream::app
+{
+namespace
+{
 
 struct serve_args
 {
@@ -36,11 +38,13 @@ int serve(serve_args& a)
         else
             migrations::check_schema_checksums(db);
         if (migrations::detect_kind(db) != migrations::database_kind::managed)
-            throw std::runtime_error("database " + a.options.db_path +
-                                     " is not migrated; run `chatstream migrate up` or pass --migrate");
+            throw std::runtime_error(
+                "database " + a.options.db_path +
+                " is not migrated; run `chatstream migrate up` or pass --migrate");
     }
     if (!a.api_key_env.empty())
-        if (char const* v = std::getenv(a.api_key_env.c_str())) a.options.api_key = v;
+        if (char const* v = std::getenv(a.api_key_env.c_str()))
+            a.options.api_key = v;
     if (!a.jwt_secret_env.empty())
     {
         char const* v = std::getenv(a.jwt_secret_env.c_str());
@@ -76,7 +80,8 @@ void register_serve_command(CLI::App& app, action& run)
         ->check(CLI::IsMember({"scripted", "openai"}))
         ->capture_default_str();
     cmd->add_option("--upstream-url", o.upstream_url, "OpenAI-compatible base URL");
-    cmd->add_option("--api-key-env", a->api_key_env, "environment variable holding the upstream API key");
+    cmd->add_option("--api-key-env", a->api_key_env,
+                    "environment variable holding the upstream API key");
     cmd->add_option("--jwt-secret-env", a->jwt_secret_env,
                     "environment variable holding the HS256 secret (absent = dev mode)");
     cmd->add_option("--flush-ms", o.flush_ms, "partial_content flush interval")
@@ -84,7 +89,8 @@ void register_serve_command(CLI::App& app, action& run)
         ->capture_default_str();
     cmd->add_option("--token-delay-ms", o.token_delay_ms, "scripted provider per-token delay")
         ->check(CLI::Range(0, 60000));
-    cmd->add_option("--daily-message-limit", o.daily_message_limit, "generate requests per user per day");
+    cmd->add_option("--daily-message-limit", o.daily_message_limit,
+                    "generate requests per user per day");
     cmd->add_option("--monthly-budget", o.monthly_budget_usd, "USD per user per month");
     cmd->callback([&run, a] { run = [a] { return serve(*a); }; });
 }

@@ -8,16 +8,20 @@
 #include <cerrno>
 #include <memory>
 
-namespace chatstream::streaming::detail {
-namespace {
+namespace chatstream::streaming::detail
+{
+namespace
+{
 
 std::optional<std::string> query_param(std::string_view target, std::string_view key)
 {
     auto u = boost::urls::parse_origin_form(target);
-    if (!u) return std::nullopt;
+    if (!u)
+        return std::nullopt;
     auto params = u->params();
     auto it = params.find(key);
-    if (it == params.end()) return std::nullopt;
+    if (it == params.end())
+        return std::nullopt;
     return std::string((*it).value);
 }
 
@@ -31,19 +35,24 @@ auth_result verify_jwt(std::string const& token, std::string const& secret)
         !raw)
         return {false, {}, "invalid token"};
     std::unique_ptr<jwt_t, decltype(&jwt_free)> jwt(raw, &jwt_free);
-    if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256) return {false, {}, "token must be signed with HS256"};
+    if (jwt_get_alg(jwt.get()) != JWT_ALG_HS256)
+        return {false, {}, "token must be signed with HS256"};
 
     auto const now_s = core::now_ms() / 1000;
     errno = 0;
     long exp = jwt_get_grant_int(jwt.get(), "exp");
-    if (errno == 0 && exp <= now_s) return {false, {}, "token expired"};
+    if (errno == 0 && exp <= now_s)
+        return {false, {}, "token expired"};
     errno = 0;
     long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-    if (errno == 0 && nbf > now_s) return {false, {}, "token not yet valid"};
+    if (errno == 0 && nbf > now_s)
+        return {false, {}, "token not yet valid"};
 
     char const* sub = jwt_get_grant(jwt.get(), "sub");
-    if (!sub || !*sub) return {false, {}, "token has no 'sub'"};
-    if (std::string_view(sub).size() > 256) return {false, {}, "'sub' is too long"};
+    if (!sub || !*sub)
+        return {false, {}, "token has no 'sub'"};
+    if (std::string_view(sub).size() > 256)
+        return {false, {}, "'sub' is too long"};
     return {true, sub, {}};
 }
 
@@ -55,8 +64,10 @@ auth_result authenticate(std::string_view target, std::string_view authorization
     if (!secret)
     {
         auto user = query_param(target, "user");
-        if (!user || user->empty()) return {true, "local", {}};
-        if (user->size() > 256) return {false, {}, "'user' is too long"};
+        if (!user || user->empty())
+            return {true, "local", {}};
+        if (user->size() > 256)
+            return {false, {}, "'user' is too long"};
         return {true, std::move(*user), {}};
     }
     std::string token;
@@ -65,7 +76,8 @@ auth_result authenticate(std::string_view target, std::string_view authorization
         token = std::string(authorization.substr(bearer.size()));
     else if (auto t = query_param(target, "token"))
         token = std::move(*t);
-    if (token.empty()) return {false, {}, "missing bearer token"};
+    if (token.empty())
+        return {false, {}, "missing bearer token"};
     return verify_jwt(token, *secret);
 }
 

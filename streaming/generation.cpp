@@ -22,8 +22,10 @@
 #include <mutex>
 #include <unordered_map>
 
-namespace chatstream::streaming {
-namespace {
+namespace chatstream::streaming
+{
+namespace
+{
 
 namespace net = boost::asio;
 using strand_type = net::strand<net::io_context::executor_type>;
@@ -36,41 +38,50 @@ std::optional<std::string> tool_failure(std::string_view result_json)
 {
     boost::system::error_code ec;
     auto v = boost::json::parse(result_json, ec);
-    if (ec || !v.is_object()) return std::nullopt;
+    if (ec || !v.is_object())
+        return std::nullopt;
     auto const& o = v.as_object();
     auto const* ok = o.if_contains("success");
-    if (!ok || !ok->is_bool() || ok->as_bool()) return std::nullopt;
+    if (!ok || !ok->is_bool() || ok->as_bool())
+        return std::nullopt;
     auto const* err = o.if_contains("error");
-    if (err && err->is_string()) return std::string(err->as_string());
+    if (err && err->is_string())
+        return std::string(err->as_string());
     return std::string("tool failed");
 }
 
 frame tool_output(std::string_view message_id, std::string_view id, std::string_view result_json)
 {
-    if (auto failure = tool_failure(result_json)) return events::tool_output_error(message_id, id, *failure);
+    if (auto failure = tool_failure(result_json))
+        return events::tool_output_error(message_id, id, *failure);
     return events::tool_output_available(message_id, id, result_json);
 }
 
 void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
 {
-    if (auto s = w.lock()) s->deliver(std::move(f));
+    if (auto s = w.lock())
+        s->deliver(std::move(f));
 }
 
 } // namespace
 
-void replay_frames(std::string_view message_id, std::string_view text, std::vector<replay_tool> const& tools,
-                   std::uint64_t from, std::function<void(frame)> const& emit)
+void replay_frames(std::string_view message_id, std::string_view text,
+                   std::vector<replay_tool> const& tools, std::uint64_t from,
+                   std::function<void(frame)> const& emit)
 {
     // Work in bytes, report in UTF-16 units. An offset inside a surrogate
     // pair rounds down, so the pair is replayed whole.
     std::size_t byte = core::utf8_offset_of_utf16(text, from);
     std::uint64_t u16 = core::utf16_length(text.substr(0, byte));
-    auto emit_text_until = [&](std::size_t end) {
+    auto emit_text_until = [&](std::size_t end)
+    {
         while (byte < end)
         {
             auto n = std::min(end - byte, replay_chunk_bytes);
-            if (byte + n < end) n = core::complete_utf8_prefix(text.substr(byte, n));
-            if (n == 0) n = end - byte; // never loop on malformed text
+            if (byte + n < end)
+                n = core::complete_utf8_prefix(text.substr(byte, n));
+            if (n == 0)
+                n = end - byte; // never loop on malformed text
             auto const piece = text.substr(byte, n);
             emit(events::text_delta(message_id, u16, piece));
             u16 += core::utf16_length(piece);
@@ -79,10 +90,12 @@ void replay_frames(std::string_view message_id, std::string_view text, std::vect
     };
     for (auto const& t : tools)
     {
-        if (t.text_position < from) continue;
+        if (t.text_position < from)
+            continue;
         emit_text_until(std::max(byte, core::utf8_offset_of_utf16(text, t.text_position)));
         emit(events::tool_input_available(message_id, t.id, t.name, t.args_json, t.text_position));
-        if (t.result_json) emit(tool_output(message_id, t.id, *t.result_json));
+        if (t.result_json)
+            emit(tool_output(message_id, t.id, *t.result_json));
     }
     emit_text_until(text.size());
 }
@@ -105,7 +118,8 @@ struct stream_hub::state
     // Called with the lock held; hands back the callback to run outside it.
     std::function<void()> take_drained_if_idle()
     {
-        if (stopping && by_conversation.empty() && on_drained) return std::exchange(on_drained, {});
+        if (stopping && by_conversation.empty() && on_drained)
+            return std::exchange(on_drained, {});
         return {};
     }
 
@@ -120,11 +134,13 @@ struct stream_hub::state
     /// callback when this was the last generation of a shutdown: the caller
     /// runs it after sending its final events, so they are flushed before
     /// sessions close.
-    [[nodiscard]] std::function<void()> release(std::string const& conversation_id, std::string const& message_id)
+    [[nodiscard]] std::function<void()> release(std::string const& conversation_id,
+                                                std::string const& message_id)
     {
         std::lock_guard lock(mutex);
         by_conversation.erase(conversation_id);
-        if (!message_id.empty()) by_message.erase(message_id);
+        if (!message_id.empty())
+            by_message.erase(message_id);
         return take_drained_if_idle();
     }
 };
@@ -144,64 +160,75 @@ public:
         std::optional<std::string> model;
     };
 
-    generation(std::shared_ptr<stream_hub::state> hub, identity id, std::vector<chat_message> history)
-        : hub_(std::move(hub)), ctx_(hub_->ctx), strand_(net::make_strand(ctx_.ioc)), id_(std::move(id)),
-          history_(std::move(history)), flush_timer_(strand_)
+    generation(std::shared_ptr<stream_hub::state> hub, identity id,
+               std::vector<chat_message> history)
+        : hub_(std::move(hub)), ctx_(hub_->ctx), strand_(net::make_strand(ctx_.ioc)),
+          id_(std::move(id)), history_(std::move(history)), flush_timer_(strand_)
     {
     }
 
     /// Acks, then streams to @p requester. Thread-safe.
     void start(std::weak_ptr<subscriber> requester, frame ack)
     {
-        net::dispatch(strand_, [self = shared_from_this(), requester = std::move(requester),
-                                ack = std::move(ack)]() mutable {
-            deliver_to(requester, std::move(ack));
-            self->subscribers_.push_back(std::move(requester));
-            self->broadcast(events::start(self->id_.message_id, self->id_.conversation_id));
-            auto const now = core::now_ms();
-            self->started_ = clock::now();
-            self->ctx_.writer.submit([id = self->id_.message_id, now](storage::database& db) {
-                storage::messages::mark_generating(db, id, now);
+        net::dispatch(
+            strand_,
+            [self = shared_from_this(), requester = std::move(requester),
+             ack = std::move(ack)]() mutable
+            {
+                deliver_to(requester, std::move(ack));
+                self->subscribers_.push_back(std::move(requester));
+                self->broadcast(events::start(self->id_.message_id, self->id_.conversation_id));
+                auto const now = core::now_ms();
+                self->started_ = clock::now();
+                self->ctx_.writer.submit([id = self->id_.message_id, now](storage::database& db)
+                                         { storage::messages::mark_generating(db, id, now); });
+                self->start_step();
             });
-            self->start_step();
-        });
     }
 
     /// Thread-safe.
     void subscribe(std::string const& user_id, std::weak_ptr<subscriber> s, subscribe_request req)
     {
-        net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s), req = std::move(req)] {
-            self->do_subscribe(user_id, s, req);
-        });
+        net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s),
+                                req = std::move(req)] { self->do_subscribe(user_id, s, req); });
     }
 
     /// Thread-safe.
     void cancel(std::string const& user_id, std::weak_ptr<subscriber> s, request_id id)
     {
-        net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s), id = std::move(id)] {
-            if (user_id != self->id_.user_id)
-                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::not_found,
-                                                   "no such message"));
-            switch (self->state_)
+        net::dispatch(
+            strand_,
+            [self = shared_from_this(), user_id, s = std::move(s), id = std::move(id)]
             {
-            case state::running:
-                self->add_watcher(s);
-                return self->finish(storage::status::stopped, "abort", std::nullopt);
-            case state::finishing: return self->add_watcher(s); // hears the finish being committed
-            case state::finished:
-                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::conflict,
-                                                   "message is not generating (status " + self->final_status_ + ")"));
-            }
-        });
+                if (user_id != self->id_.user_id)
+                    return deliver_to(s, events::error(id, self->id_.message_id,
+                                                       wire_error::not_found, "no such message"));
+                switch (self->state_)
+                {
+                case state::running:
+                    self->add_watcher(s);
+                    return self->finish(storage::status::stopped, "abort", std::nullopt);
+                case state::finishing:
+                    return self->add_watcher(s); // hears the finish being committed
+                case state::finished:
+                    return deliver_to(s,
+                                      events::error(id, self->id_.message_id, wire_error::conflict,
+                                                    "message is not generating (status " +
+                                                        self->final_status_ + ")"));
+                }
+            });
     }
 
     /// Shutdown: stop into a committed terminal state. Thread-safe.
     void stop()
     {
-        net::dispatch(strand_, [self = shared_from_this()] {
-            if (self->state_ == state::running)
-                self->finish(storage::status::stopped, "shutdown", std::string("server shutting down"));
-        });
+        net::dispatch(strand_,
+                      [self = shared_from_this()]
+                      {
+                          if (self->state_ == state::running)
+                              self->finish(storage::status::stopped, "shutdown",
+                                           std::string("server shutting down"));
+                      });
     }
 
     std::string const& user_id() const { return id_.user_id; }
@@ -210,8 +237,10 @@ public:
 
     void on_text(std::string_view text) override
     {
-        if (state_ != state::running || text.empty()) return;
-        if (!first_token_at_) first_token_at_ = core::now_ms();
+        if (state_ != state::running || text.empty())
+            return;
+        if (!first_token_at_)
+            first_token_at_ = core::now_ms();
         broadcast(events::text_delta(id_.message_id, u16_len_, text));
         text_ += text;
         u16_len_ += core::utf16_length(text);
@@ -221,20 +250,24 @@ public:
 
     void on_tool_input_start(std::string_view id, std::string_view name) override
     {
-        if (state_ != state::running) return;
+        if (state_ != state::running)
+            return;
         tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, u16_len_});
         broadcast(events::tool_input_start(id_.message_id, id, name, u16_len_));
     }
 
     void on_tool_input_delta(std::string_view id, std::string_view delta) override
     {
-        if (state_ != state::running) return;
+        if (state_ != state::running)
+            return;
         broadcast(events::tool_input_delta(id_.message_id, id, delta));
     }
 
-    void on_tool_call(std::string_view id, std::string_view name, std::string_view args_json) override
+    void on_tool_call(std::string_view id, std::string_view name,
+                      std::string_view args_json) override
     {
-        if (state_ != state::running) return;
+        if (state_ != state::running)
+            return;
         auto* t = find_tool(id);
         if (!t)
         {
@@ -242,7 +275,8 @@ public:
             t = &tools_.back();
         }
         t->args_json = std::string(args_json);
-        broadcast(events::tool_input_available(id_.message_id, t->id, t->name, t->args_json, t->text_position));
+        broadcast(events::tool_input_available(id_.message_id, t->id, t->name, t->args_json,
+                                               t->text_position));
 
         // The row (is_partial=1, args, text_position) is committed first; the
         // result goes into the same row; tool-output-* is sent only once that
@@ -262,23 +296,26 @@ public:
         auto result = ctx_.tools.run(t->name, t->args_json);
         row.result = result.json;
         ++pending_tools_;
-        ctx_.writer.submit([row](storage::database& db) { storage::tool_calls::upsert(db, row); },
-                           [self = shared_from_this(), tool_id = t->id, json = std::move(result.json)](
-                               std::error_code ec) mutable {
-                               net::post(self->strand_, [self, tool_id = std::move(tool_id),
-                                                         json = std::move(json), ec]() mutable {
-                                   self->on_tool_committed(tool_id, std::move(json), ec);
-                               });
-                           });
+        ctx_.writer.submit(
+            [row](storage::database& db) { storage::tool_calls::upsert(db, row); },
+            [self = shared_from_this(), tool_id = t->id,
+             json = std::move(result.json)](std::error_code ec) mutable
+            {
+                net::post(self->strand_,
+                          [self, tool_id = std::move(tool_id), json = std::move(json), ec]() mutable
+                          { self->on_tool_committed(tool_id, std::move(json), ec); });
+            });
     }
 
     void on_step_finish(std::string_view finish_reason, step_usage usage) override
     {
         stream_.reset();
-        if (state_ != state::running) return;
+        if (state_ != state::running)
+            return;
         output_tokens_ += usage.output_tokens ? usage.output_tokens : step_chunks_;
         step_chunks_ = 0;
-        if (step_ == 0) input_tokens_ = usage.input_tokens;
+        if (step_ == 0)
+            input_tokens_ = usage.input_tokens;
         step_reason_ = std::string(finish_reason);
         step_done_ = true;
         maybe_next_step();
@@ -287,7 +324,8 @@ public:
     void on_error(std::string_view message) override
     {
         stream_.reset();
-        if (state_ != state::running) return;
+        if (state_ != state::running)
+            return;
         finish(storage::status::error, "error", std::string(message));
     }
 
@@ -305,7 +343,8 @@ private:
     tool_state* find_tool(std::string_view id)
     {
         for (auto& t : tools_)
-            if (t.id == id) return &t;
+            if (t.id == id)
+                return &t;
         return nullptr;
     }
 
@@ -317,7 +356,8 @@ private:
         req.step = step_;
         req.output_tokens_so_far = output_tokens_;
         for (auto const& t : tools_)
-            if (t.result_json) req.tool_results.push_back({t.id, t.name, t.args_json, *t.result_json});
+            if (t.result_json)
+                req.tool_results.push_back({t.id, t.name, t.args_json, *t.result_json});
         step_done_ = false;
         stream_ = ctx_.model.start(strand_, std::move(req), shared_from_this());
     }
@@ -325,8 +365,11 @@ private:
     void on_tool_committed(std::string const& tool_id, std::string json, std::error_code ec)
     {
         --pending_tools_;
-        if (state_ != state::running) return;
-        if (ec) return finish(storage::status::error, "error", "could not store tool call: " + ec.message());
+        if (state_ != state::running)
+            return;
+        if (ec)
+            return finish(storage::status::error, "error",
+                          "could not store tool call: " + ec.message());
         if (auto* t = find_tool(tool_id))
         {
             t->result_json = std::move(json);
@@ -337,7 +380,8 @@ private:
 
     void maybe_next_step()
     {
-        if (!step_done_ || pending_tools_ > 0 || state_ != state::running) return;
+        if (!step_done_ || pending_tools_ > 0 || state_ != state::running)
+            return;
         if (step_reason_ == "tool-calls" && step_ + 1 < ctx_.max_steps)
         {
             ++step_;
@@ -348,39 +392,49 @@ private:
 
     void arm_flush()
     {
-        if (flush_armed_) return;
+        if (flush_armed_)
+            return;
         flush_armed_ = true;
         flush_timer_.expires_after(ctx_.flush_interval);
-        flush_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-            self->flush_armed_ = false;
-            if (!ec) self->do_flush();
-        });
+        flush_timer_.async_wait(
+            [self = shared_from_this()](boost::system::error_code ec)
+            {
+                self->flush_armed_ = false;
+                if (!ec)
+                    self->do_flush();
+            });
     }
 
     // Live persistence of the text so far. One flush in flight at a time;
     // the writer thread does the SQLite work, this strand never waits.
     void do_flush()
     {
-        if (state_ != state::running || flush_in_flight_ || text_.size() == flushed_bytes_) return;
+        if (state_ != state::running || flush_in_flight_ || text_.size() == flushed_bytes_)
+            return;
         flush_in_flight_ = true;
         auto const bytes = text_.size();
         auto const submitted = clock::now();
         ctx_.writer.submit(
-            [id = id_.message_id, text = text_, first = first_token_at_](storage::database& db) {
-                storage::messages::flush_partial(db, id, text, first, core::now_ms());
-            },
-            [self = shared_from_this(), bytes, submitted](std::error_code ec) {
-                auto const us = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - submitted);
+            [id = id_.message_id, text = text_, first = first_token_at_](storage::database& db)
+            { storage::messages::flush_partial(db, id, text, first, core::now_ms()); },
+            [self = shared_from_this(), bytes, submitted](std::error_code ec)
+            {
+                auto const us =
+                    std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - submitted);
                 self->ctx_.metrics.record_flush(static_cast<std::uint64_t>(us.count()));
-                net::post(self->strand_, [self, bytes, ec] {
-                    self->flush_in_flight_ = false;
-                    if (ec)
-                        spdlog::warn("generation {}: partial flush failed: {}", self->id_.message_id, ec.message());
-                    else
-                        self->flushed_bytes_ = bytes;
-                    if (self->state_ == state::running && self->text_.size() != self->flushed_bytes_)
-                        self->arm_flush();
-                });
+                net::post(self->strand_,
+                          [self, bytes, ec]
+                          {
+                              self->flush_in_flight_ = false;
+                              if (ec)
+                                  spdlog::warn("generation {}: partial flush failed: {}",
+                                               self->id_.message_id, ec.message());
+                              else
+                                  self->flushed_bytes_ = bytes;
+                              if (self->state_ == state::running &&
+                                  self->text_.size() != self->flushed_bytes_)
+                                  self->arm_flush();
+                          });
             });
     }
 
@@ -406,19 +460,20 @@ private:
         c.first_token_at = first_token_at_;
         c.completed_at = core::now_ms();
         auto const seconds = std::chrono::duration<double>(clock::now() - started_).count();
-        if (output_tokens_ > 0 && seconds > 0) c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
+        if (output_tokens_ > 0 && seconds > 0)
+            c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
 
         events::finish_info info{status, reason, input_tokens_, output_tokens_, error};
         // finish (tool calls finalized + terminal status) commits before the
         // finish event goes out.
-        ctx_.writer.submit([id = id_.message_id, c = std::move(c)](storage::database& db) {
-            storage::messages::finish(db, id, c);
-        },
-                           [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable {
-                               net::post(self->strand_, [self, info = std::move(info), ec]() mutable {
-                                   self->on_finished(std::move(info), ec);
-                               });
-                           });
+        ctx_.writer.submit(
+            [id = id_.message_id, c = std::move(c)](storage::database& db)
+            { storage::messages::finish(db, id, c); },
+            [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable
+            {
+                net::post(self->strand_, [self, info = std::move(info), ec]() mutable
+                          { self->on_finished(std::move(info), ec); });
+            });
     }
 
     void on_finished(events::finish_info info, std::error_code ec)
@@ -438,28 +493,34 @@ private:
         auto drained = hub_->release(id_.conversation_id, id_.message_id);
         ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
         broadcast(*final_);
-        for (auto& w : watchers_) deliver_to(w, *final_);
+        for (auto& w : watchers_)
+            deliver_to(w, *final_);
         watchers_.clear();
         subscribers_.clear();
-        if (drained) drained();
+        if (drained)
+            drained();
     }
 
-    void do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s, subscribe_request const& req)
+    void do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s,
+                      subscribe_request const& req)
     {
         if (user_id != id_.user_id)
-            return deliver_to(s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+            return deliver_to(
+                s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
         if (req.from_offset > u16_len_)
             return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
                                                "fromOffset " + std::to_string(req.from_offset) +
-                                                   " is past the end of the text (" + std::to_string(u16_len_) +
-                                                   ")"));
+                                                   " is past the end of the text (" +
+                                                   std::to_string(u16_len_) + ")"));
         auto sub = s.lock();
-        if (!sub) return;
+        if (!sub)
+            return;
         sub->deliver(events::start(id_.message_id, id_.conversation_id));
         std::vector<replay_tool> tools;
         std::copy_if(tools_.begin(), tools_.end(), std::back_inserter(tools),
                      [](tool_state const& t) { return t.result_json.has_value(); });
-        replay_frames(id_.message_id, text_, tools, req.from_offset, [&](frame f) { sub->deliver(std::move(f)); });
+        replay_frames(id_.message_id, text_, tools, req.from_offset,
+                      [&](frame f) { sub->deliver(std::move(f)); });
         if (state_ == state::finished)
             sub->deliver(*final_);
         else
@@ -470,20 +531,25 @@ private:
     void add_watcher(std::weak_ptr<subscriber> const& s)
     {
         auto sp = s.lock();
-        if (!sp) return;
+        if (!sp)
+            return;
         for (auto const& w : subscribers_)
-            if (w.lock() == sp) return;
+            if (w.lock() == sp)
+                return;
         watchers_.push_back(s);
     }
 
     void broadcast(frame const& f)
     {
-        std::erase_if(subscribers_, [&](std::weak_ptr<subscriber> const& w) {
-            auto s = w.lock();
-            if (!s) return true;
-            s->deliver(f);
-            return false;
-        });
+        std::erase_if(subscribers_,
+                      [&](std::weak_ptr<subscriber> const& w)
+                      {
+                          auto s = w.lock();
+                          if (!s)
+                              return true;
+                          s->deliver(f);
+                          return false;
+                      });
     }
 
     std::shared_ptr<stream_hub::state> hub_;
@@ -528,7 +594,8 @@ std::size_t stream_hub::active() const
     return state_->by_conversation.size();
 }
 
-void stream_hub::generate(std::string const& user_id, generate_request req, std::weak_ptr<subscriber> requester)
+void stream_hub::generate(std::string const& user_id, generate_request req,
+                          std::weak_ptr<subscriber> requester)
 {
     auto st = state_;
     bool const new_conversation = !req.conversation_id;
@@ -536,14 +603,15 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
     {
         std::lock_guard lock(st->mutex);
         if (st->stopping)
-            return deliver_to(requester,
-                              events::error(req.id, std::nullopt, wire_error::internal, "server is shutting down"));
+            return deliver_to(requester, events::error(req.id, std::nullopt, wire_error::internal,
+                                                       "server is shutting down"));
         // Reserve the conversation before the write, so two concurrent
         // generates cannot both pass the check.
         if (!st->by_conversation.emplace(conversation_id, std::string()).second)
-            return deliver_to(requester, events::error(req.id, std::nullopt, wire_error::conflict,
-                                                       "a generation is already running in conversation " +
-                                                           conversation_id));
+            return deliver_to(requester,
+                              events::error(req.id, std::nullopt, wire_error::conflict,
+                                            "a generation is already running in conversation " +
+                                                conversation_id));
     }
 
     generation::identity id{user_id, conversation_id, core::new_id(), req.model};
@@ -552,7 +620,8 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
     auto history = std::make_shared<std::vector<chat_message>>();
     auto r = std::make_shared<generate_request>(std::move(req));
 
-    auto job = [id, user_message_id, new_conversation, r, history](storage::database& db) {
+    auto job = [id, user_message_id, new_conversation, r, history](storage::database& db)
+    {
         auto const now = core::now_ms();
         if (new_conversation)
         {
@@ -608,105 +677,127 @@ void stream_hub::generate(std::string const& user_id, generate_request req, std:
                 history->push_back({row.role, std::move(row.content)});
     };
 
-    st->ctx.writer.submit(std::move(job), [st, id, user_message_id, r, history, requester](std::error_code ec) {
-        if (ec)
+    st->ctx.writer.submit(
+        std::move(job),
+        [st, id, user_message_id, r, history, requester](std::error_code ec)
         {
-            auto drained = st->release(id.conversation_id, {});
-            auto const code = to_wire_error(ec);
-            deliver_to(requester, events::error(r->id, std::nullopt, code,
-                                                code == wire_error::not_found
-                                                    ? "no such conversation: " + id.conversation_id
-                                                    : "could not store the message: " + ec.message()));
-            if (drained) drained();
-            return;
-        }
-        auto gen = std::make_shared<generation>(st, id, std::move(*history));
-        bool stopping = false;
-        {
-            std::lock_guard lock(st->mutex);
-            st->by_message[id.message_id] = gen;
-            st->by_conversation[id.conversation_id] = id.message_id;
-            stopping = st->stopping;
-        }
-        st->ctx.metrics.active_generations.fetch_add(1, std::memory_order_relaxed);
-        st->ctx.metrics.generations_total.fetch_add(1, std::memory_order_relaxed);
-        gen->start(requester, events::ack(r->id, id.conversation_id, user_message_id, id.message_id));
-        if (stopping) gen->stop();
-    });
+            if (ec)
+            {
+                auto drained = st->release(id.conversation_id, {});
+                auto const code = to_wire_error(ec);
+                deliver_to(requester,
+                           events::error(r->id, std::nullopt, code,
+                                         code == wire_error::not_found
+                                             ? "no such conversation: " + id.conversation_id
+                                             : "could not store the message: " + ec.message()));
+                if (drained)
+                    drained();
+                return;
+            }
+            auto gen = std::make_shared<generation>(st, id, std::move(*history));
+            bool stopping = false;
+            {
+                std::lock_guard lock(st->mutex);
+                st->by_message[id.message_id] = gen;
+                st->by_conversation[id.conversation_id] = id.message_id;
+                stopping = st->stopping;
+            }
+            st->ctx.metrics.active_generations.fetch_add(1, std::memory_order_relaxed);
+            st->ctx.metrics.generations_total.fetch_add(1, std::memory_order_relaxed);
+            gen->start(requester,
+                       events::ack(r->id, id.conversation_id, user_message_id, id.message_id));
+            if (stopping)
+                gen->stop();
+        });
 }
 
-namespace {
+namespace
+{
 
 // Reads message @p message_id of @p user_id on the read pool and hands it to
 // @p then(db, subscriber, row); answers not_found (missing or not theirs)
 // and internal (read failed) itself.
 template <class Then>
-void with_stored_message(storage::read_pool& reads, std::string user_id, std::string message_id, request_id id,
-                         std::weak_ptr<subscriber> s, Then then)
+void with_stored_message(storage::read_pool& reads, std::string user_id, std::string message_id,
+                         request_id id, std::weak_ptr<subscriber> s, Then then)
 {
-    reads.post([user_id = std::move(user_id), message_id = std::move(message_id), id = std::move(id),
-                s = std::move(s), then = std::move(then)](storage::database& db) {
-        auto sub = s.lock();
-        if (!sub) return;
-        try
+    reads.post(
+        [user_id = std::move(user_id), message_id = std::move(message_id), id = std::move(id),
+         s = std::move(s), then = std::move(then)](storage::database& db)
         {
-            auto m = storage::messages::get(db, user_id, message_id);
-            if (!m) return sub->deliver(events::error(id, message_id, wire_error::not_found, "no such message"));
-            then(db, *sub, *m);
-        }
-        catch (std::exception const& e)
-        {
-            spdlog::error("message {}: {}", message_id, e.what());
-            sub->deliver(events::error(id, message_id, wire_error::internal, "could not read the message"));
-        }
-    });
+            auto sub = s.lock();
+            if (!sub)
+                return;
+            try
+            {
+                auto m = storage::messages::get(db, user_id, message_id);
+                if (!m)
+                    return sub->deliver(
+                        events::error(id, message_id, wire_error::not_found, "no such message"));
+                then(db, *sub, *m);
+            }
+            catch (std::exception const& e)
+            {
+                spdlog::error("message {}: {}", message_id, e.what());
+                sub->deliver(events::error(id, message_id, wire_error::internal,
+                                           "could not read the message"));
+            }
+        });
 }
 
 } // namespace
 
-void stream_hub::subscribe(std::string const& user_id, subscribe_request req, std::weak_ptr<subscriber> s)
+void stream_hub::subscribe(std::string const& user_id, subscribe_request req,
+                           std::weak_ptr<subscriber> s)
 {
-    if (auto gen = state_->find(req.message_id)) return gen->subscribe(user_id, std::move(s), std::move(req));
+    if (auto gen = state_->find(req.message_id))
+        return gen->subscribe(user_id, std::move(s), std::move(req));
 
     // Not running here: replay from the database. A generation leaves the
     // map only after its terminal state is committed, so this read sees it.
     auto const message_id = req.message_id;
     auto id = req.id;
-    with_stored_message(state_->ctx.reads, user_id, message_id, std::move(id), std::move(s),
-                        [user_id, req = std::move(req)](storage::database& db, subscriber& sub,
-                                                        storage::message_row const& m) {
-                            bool const terminal = storage::is_terminal_status(m.status);
-                            std::string const& text =
-                                terminal ? m.content : m.partial_content ? *m.partial_content : m.content;
-                            if (req.from_offset > core::utf16_length(text))
-                                return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
-                                                                 "fromOffset " + std::to_string(req.from_offset) +
-                                                                     " is past the end of the text"));
-                            std::vector<replay_tool> tools;
-                            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m.id, true))
-                                if (t.result)
-                                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
-                                                     std::move(t.result),
-                                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
-                            sub.deliver(events::start(m.id, m.conversation_id));
-                            replay_frames(m.id, text, tools, req.from_offset,
-                                          [&](frame f) { sub.deliver(std::move(f)); });
-                            if (terminal)
-                                sub.deliver(events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
-                                                                  m.input_tokens.value_or(0),
-                                                                  m.output_tokens.value_or(0), m.error}));
-                        });
+    with_stored_message(
+        state_->ctx.reads, user_id, message_id, std::move(id), std::move(s),
+        [user_id, req = std::move(req)](storage::database& db, subscriber& sub,
+                                        storage::message_row const& m)
+        {
+            bool const terminal = storage::is_terminal_status(m.status);
+            std::string const& text = terminal            ? m.content
+                                      : m.partial_content ? *m.partial_content
+                                                          : m.content;
+            if (req.from_offset > core::utf16_length(text))
+                return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
+                                                 "fromOffset " + std::to_string(req.from_offset) +
+                                                     " is past the end of the text"));
+            std::vector<replay_tool> tools;
+            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m.id, true))
+                if (t.result)
+                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
+                                     std::move(t.result),
+                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
+            sub.deliver(events::start(m.id, m.conversation_id));
+            replay_frames(m.id, text, tools, req.from_offset,
+                          [&](frame f) { sub.deliver(std::move(f)); });
+            if (terminal)
+                sub.deliver(events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
+                                                  m.input_tokens.value_or(0),
+                                                  m.output_tokens.value_or(0), m.error}));
+        });
 }
 
 void stream_hub::cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s)
 {
-    if (auto gen = state_->find(req.message_id)) return gen->cancel(user_id, std::move(s), std::move(req.id));
+    if (auto gen = state_->find(req.message_id))
+        return gen->cancel(user_id, std::move(s), std::move(req.id));
     auto id = req.id;
-    with_stored_message(state_->ctx.reads, user_id, req.message_id, req.id, std::move(s),
-                        [id](storage::database&, subscriber& sub, storage::message_row const& m) {
-                            sub.deliver(events::error(id, m.id, wire_error::conflict,
-                                                      "message is not generating (status " + m.status + ")"));
-                        });
+    with_stored_message(
+        state_->ctx.reads, user_id, req.message_id, req.id, std::move(s),
+        [id](storage::database&, subscriber& sub, storage::message_row const& m)
+        {
+            sub.deliver(events::error(id, m.id, wire_error::conflict,
+                                      "message is not generating (status " + m.status + ")"));
+        });
 }
 
 void stream_hub::shutdown(std::function<void()> done)
@@ -717,11 +808,14 @@ void stream_hub::shutdown(std::function<void()> done)
         std::lock_guard lock(state_->mutex);
         state_->stopping = true;
         state_->on_drained = std::move(done);
-        for (auto const& [id, gen] : state_->by_message) running.push_back(gen);
+        for (auto const& [id, gen] : state_->by_message)
+            running.push_back(gen);
         drained = state_->take_drained_if_idle();
     }
-    for (auto const& gen : running) gen->stop();
-    if (drained) drained();
+    for (auto const& gen : running)
+        gen->stop();
+    if (drained)
+        drained();
 }
 
 } // namespace chatstream::streaming

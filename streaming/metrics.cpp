@@ -4,48 +4,64 @@
 
 #include <fmt/format.h>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 void server_metrics::record_flush(std::uint64_t us) noexcept
 {
     flushes.fetch_add(1, std::memory_order_relaxed);
     flush_latency_us_total.fetch_add(us, std::memory_order_relaxed);
     auto prev = flush_latency_us_max.load(std::memory_order_relaxed);
-    while (prev < us && !flush_latency_us_max.compare_exchange_weak(prev, us, std::memory_order_relaxed)) {}
+    while (prev < us &&
+           !flush_latency_us_max.compare_exchange_weak(prev, us, std::memory_order_relaxed))
+    {
+    }
 }
 
-std::string server_metrics::render(storage::writer_stats const& w, std::size_t writer_queue_depth) const
+std::string server_metrics::render(storage::writer_stats const& w,
+                                   std::size_t writer_queue_depth) const
 {
     std::string out;
-    auto metric = [&](char const* name, char const* type, char const* help, auto value) {
-        fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name, help, type, value);
+    auto metric = [&](char const* name, char const* type, char const* help, auto value)
+    {
+        fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n{0} {3}\n", name,
+                       help, type, value);
     };
     auto r = [](auto const& a) { return a.load(std::memory_order_relaxed); };
     metric("chatstream_connections", "gauge", "Open WebSocket connections.", r(connections));
-    metric("chatstream_connections_total", "counter", "WebSocket connections accepted.", r(connections_total));
+    metric("chatstream_connections_total", "counter", "WebSocket connections accepted.",
+           r(connections_total));
     metric("chatstream_active_generations", "gauge", "Generations running or committing their end.",
            r(active_generations));
     metric("chatstream_generations_total", "counter", "Generations started.", r(generations_total));
-    metric("chatstream_events_sent_total", "counter", "WebSocket frames written to clients.", r(events_sent));
+    metric("chatstream_events_sent_total", "counter", "WebSocket frames written to clients.",
+           r(events_sent));
     metric("chatstream_events_merged_total", "counter",
-           "Text deltas merged into the previous one while a socket was backed up.", r(events_merged));
-    metric("chatstream_queue_drops_total", "counter", "Connections closed because their outbound queue overflowed.",
-           r(queue_drops));
-    metric("chatstream_bad_requests_total", "counter", "Client frames answered with an error.", r(bad_requests));
-    metric("chatstream_auth_failures_total", "counter", "Upgrades refused with 401.", r(auth_failures));
-    metric("chatstream_partial_flushes_total", "counter", "partial_content flushes committed.", r(flushes));
-    metric("chatstream_partial_flush_latency_seconds_sum", "counter", "Submit-to-commit time of flushes.",
+           "Text deltas merged into the previous one while a socket was backed up.",
+           r(events_merged));
+    metric("chatstream_queue_drops_total", "counter",
+           "Connections closed because their outbound queue overflowed.", r(queue_drops));
+    metric("chatstream_bad_requests_total", "counter", "Client frames answered with an error.",
+           r(bad_requests));
+    metric("chatstream_auth_failures_total", "counter", "Upgrades refused with 401.",
+           r(auth_failures));
+    metric("chatstream_partial_flushes_total", "counter", "partial_content flushes committed.",
+           r(flushes));
+    metric("chatstream_partial_flush_latency_seconds_sum", "counter",
+           "Submit-to-commit time of flushes.",
            static_cast<double>(r(flush_latency_us_total)) / 1e6);
     metric("chatstream_partial_flush_latency_seconds_max", "gauge", "Slowest flush so far.",
            static_cast<double>(r(flush_latency_us_max)) / 1e6);
     metric("chatstream_db_commits_total", "counter", "Writer group commits.", r(w.commits));
     metric("chatstream_db_jobs_total", "counter", "Writer jobs.", r(w.jobs));
-    metric("chatstream_db_failed_jobs_total", "counter", "Writer jobs that failed.", r(w.failed_jobs));
+    metric("chatstream_db_failed_jobs_total", "counter", "Writer jobs that failed.",
+           r(w.failed_jobs));
     metric("chatstream_db_commit_seconds_sum", "counter", "Time spent in writer batches.",
            static_cast<double>(r(w.total_commit_us)) / 1e6);
     metric("chatstream_db_last_commit_seconds", "gauge", "Duration of the last writer batch.",
            static_cast<double>(r(w.last_commit_us)) / 1e6);
-    metric("chatstream_db_writer_queue_depth", "gauge", "Jobs waiting for the writer.", writer_queue_depth);
+    metric("chatstream_db_writer_queue_depth", "gauge", "Jobs waiting for the writer.",
+           writer_queue_depth);
     return out;
 }
 

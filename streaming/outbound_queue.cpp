@@ -1,11 +1,13 @@
 #include "chatstream/streaming/outbound_queue.hpp"
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 bool outbound_queue::push(frame f)
 {
     auto const n = f.size();
-    if (frames_.size() + 1 > limits_.max_frames || bytes_ + n > limits_.max_bytes) return false;
+    if (frames_.size() + 1 > limits_.max_frames || bytes_ + n > limits_.max_bytes)
+        return false;
     bytes_ += n;
     frames_.push_back(std::move(f));
     return true;
@@ -16,18 +18,20 @@ frame outbound_queue::pop()
     frame out = std::move(frames_.front());
     frames_.pop_front();
     bytes_ -= out.size();
-    if (!out.mergeable() || frames_.empty()) return out;
+    if (!out.mergeable() || frames_.empty())
+        return out;
 
     // Merge only deltas that continue this one exactly: same identity prefix
     // (same message) and contiguous UTF-16 ranges, so two subscriptions to
     // one message on one socket are never mixed up.
-    auto continues = [&](frame const& next, frame const& head, std::size_t built) {
-        return next.mergeable() && next.key_len == head.key_len &&
-               next.u16_begin == head.u16_end &&
+    auto continues = [&](frame const& next, frame const& head, std::size_t built)
+    {
+        return next.mergeable() && next.key_len == head.key_len && next.u16_begin == head.u16_end &&
                built + (next.size() - next.delta_begin) <= limits_.max_merge_bytes &&
                next.data->compare(0, next.key_len, *head.data, 0, head.key_len) == 0;
     };
-    if (!continues(frames_.front(), out, out.size())) return out;
+    if (!continues(frames_.front(), out, out.size()))
+        return out;
 
     // Payload layout: <prefix ... "delta":"><escaped text>"}
     std::string merged(*out.data, 0, out.size() - 2);

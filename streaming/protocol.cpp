@@ -7,8 +7,10 @@
 
 #include <charconv>
 
-namespace chatstream::streaming {
-namespace {
+namespace chatstream::streaming
+{
+namespace
+{
 
 namespace dom = simdjson::dom;
 
@@ -32,14 +34,20 @@ char const* type_name(dom::element const& e)
 {
     switch (e.type())
     {
-    case dom::element_type::ARRAY: return "array";
-    case dom::element_type::OBJECT: return "object";
+    case dom::element_type::ARRAY:
+        return "array";
+    case dom::element_type::OBJECT:
+        return "object";
     case dom::element_type::INT64:
     case dom::element_type::UINT64:
-    case dom::element_type::DOUBLE: return "number";
-    case dom::element_type::STRING: return "string";
-    case dom::element_type::BOOL: return "boolean";
-    case dom::element_type::NULL_VALUE: return "null";
+    case dom::element_type::DOUBLE:
+        return "number";
+    case dom::element_type::STRING:
+        return "string";
+    case dom::element_type::BOOL:
+        return "boolean";
+    case dom::element_type::NULL_VALUE:
+        return "null";
     }
     return "value";
 }
@@ -47,7 +55,8 @@ char const* type_name(dom::element const& e)
 std::optional<dom::element> field(dom::object const& o, std::string_view key)
 {
     dom::element e;
-    if (o.at_key(key).get(e) != simdjson::SUCCESS) return std::nullopt;
+    if (o.at_key(key).get(e) != simdjson::SUCCESS)
+        return std::nullopt;
     return e;
 }
 
@@ -55,27 +64,33 @@ std::optional<std::string> opt_string(dom::object const& o, std::string_view key
                                       std::size_t max_bytes = max_id_bytes)
 {
     auto e = field(o, key);
-    if (!e || e->is_null()) return std::nullopt;
+    if (!e || e->is_null())
+        return std::nullopt;
     std::string_view s;
     if (e->get(s) != simdjson::SUCCESS)
         bad("field '" + std::string(key) + "' must be a string, got " + type_name(*e));
     if (s.size() > max_bytes)
-        bad("field '" + std::string(key) + "' is longer than " + std::to_string(max_bytes) + " bytes");
+        bad("field '" + std::string(key) + "' is longer than " + std::to_string(max_bytes) +
+            " bytes");
     return std::string(s);
 }
 
-std::string req_string(dom::object const& o, std::string_view key, std::size_t max_bytes = max_id_bytes)
+std::string req_string(dom::object const& o, std::string_view key,
+                       std::size_t max_bytes = max_id_bytes)
 {
     auto s = opt_string(o, key, max_bytes);
-    if (!s) bad("missing field '" + std::string(key) + "'");
-    if (s->empty()) bad("field '" + std::string(key) + "' must not be empty");
+    if (!s)
+        bad("missing field '" + std::string(key) + "'");
+    if (s->empty())
+        bad("field '" + std::string(key) + "' must not be empty");
     return std::move(*s);
 }
 
 std::optional<std::int64_t> opt_int(dom::object const& o, std::string_view key)
 {
     auto e = field(o, key);
-    if (!e || e->is_null()) return std::nullopt;
+    if (!e || e->is_null())
+        return std::nullopt;
     std::int64_t v = 0;
     if (e->get(v) != simdjson::SUCCESS)
         bad("field '" + std::string(key) + "' must be an integer, got " + type_name(*e));
@@ -85,7 +100,8 @@ std::optional<std::int64_t> opt_int(dom::object const& o, std::string_view key)
 std::optional<bool> opt_bool(dom::object const& o, std::string_view key)
 {
     auto e = field(o, key);
-    if (!e || e->is_null()) return std::nullopt;
+    if (!e || e->is_null())
+        return std::nullopt;
     bool v = false;
     if (e->get(v) != simdjson::SUCCESS)
         bad("field '" + std::string(key) + "' must be a boolean, got " + type_name(*e));
@@ -95,15 +111,18 @@ std::optional<bool> opt_bool(dom::object const& o, std::string_view key)
 request_id read_id(dom::object const& o)
 {
     auto e = field(o, "id");
-    if (!e || e->is_null()) return std::nullopt;
+    if (!e || e->is_null())
+        return std::nullopt;
     std::string_view s;
     std::int64_t i = 0;
     if (e->get(s) == simdjson::SUCCESS)
     {
-        if (s.size() > max_id_bytes) bad("field 'id' is longer than 128 bytes");
+        if (s.size() > max_id_bytes)
+            bad("field 'id' is longer than 128 bytes");
         return core::json_string(s);
     }
-    if (e->get(i) == simdjson::SUCCESS) return std::to_string(i);
+    if (e->get(i) == simdjson::SUCCESS)
+        return std::to_string(i);
     bad(std::string("field 'id' must be a string or an integer, got ") + type_name(*e));
 }
 
@@ -111,7 +130,8 @@ attachment_input read_attachment(dom::element const& e, std::size_t index)
 {
     dom::object o;
     auto const where = "attachments[" + std::to_string(index) + "]";
-    if (e.get(o) != simdjson::SUCCESS) bad(where + " must be an object");
+    if (e.get(o) != simdjson::SUCCESS)
+        bad(where + " must be an object");
     attachment_input a;
     try
     {
@@ -122,12 +142,15 @@ attachment_input read_attachment(dom::element const& e, std::size_t index)
         a.storage_id = req_string(o, "storageId", 1024);
         a.mime_type = req_string(o, "mimeType", 255);
         auto size = opt_int(o, "size");
-        if (!size) bad("missing field 'size'");
-        if (*size < 0) bad("'size' must not be negative");
+        if (!size)
+            bad("missing field 'size'");
+        if (*size < 0)
+            bad("'size' must not be negative");
         a.size = *size;
         if (auto m = field(o, "metadata"); m && !m->is_null())
         {
-            if (!m->is_object()) bad("'metadata' must be an object");
+            if (!m->is_object())
+                bad("'metadata' must be an object");
             a.metadata = simdjson::minify(*m);
         }
     }
@@ -144,7 +167,8 @@ client_request parse_generate(dom::object const& o, request_id id)
     generate_request r;
     r.id = std::move(id);
     r.conversation_id = opt_string(o, "conversationId");
-    if (r.conversation_id && r.conversation_id->empty()) bad("field 'conversationId' must not be empty");
+    if (r.conversation_id && r.conversation_id->empty())
+        bad("field 'conversationId' must not be empty");
     r.content = req_string(o, "content", 1u << 20);
     r.model = opt_string(o, "model");
     if (auto a = field(o, "attachments"); a && !a->is_null())
@@ -155,7 +179,8 @@ client_request parse_generate(dom::object const& o, request_id id)
         if (arr.size() > max_attachments)
             bad("at most " + std::to_string(max_attachments) + " attachments per message");
         std::size_t i = 0;
-        for (auto e : arr) r.attachments.push_back(read_attachment(e, i++));
+        for (auto e : arr)
+            r.attachments.push_back(read_attachment(e, i++));
     }
     return r;
 }
@@ -167,7 +192,8 @@ client_request parse_subscribe(dom::object const& o, request_id id)
     r.message_id = req_string(o, "messageId");
     if (auto off = opt_int(o, "fromOffset"))
     {
-        if (*off < 0) bad("field 'fromOffset' must not be negative");
+        if (*off < 0)
+            bad("field 'fromOffset' must not be negative");
         r.from_offset = static_cast<std::uint64_t>(*off);
     }
     return r;
@@ -206,21 +232,27 @@ client_request parse_query(dom::object const& o, request_id id)
     {
         switch (r.name)
         {
-        case query_name::list_messages: r.conversation_id = req_string(args, "conversationId"); break;
+        case query_name::list_messages:
+            r.conversation_id = req_string(args, "conversationId");
+            break;
         case query_name::get_message:
-        case query_name::get_attachments: r.message_id = req_string(args, "messageId"); break;
+        case query_name::get_attachments:
+            r.message_id = req_string(args, "messageId");
+            break;
         case query_name::get_tool_calls:
             r.message_id = req_string(args, "messageId");
             r.include_partial = opt_bool(args, "includePartial").value_or(false);
             break;
-        case query_name::list_conversations: break;
+        case query_name::list_conversations:
+            break;
         }
         if (r.name == query_name::list_conversations || r.name == query_name::list_messages)
         {
             r.cursor = opt_string(args, "cursor", 512);
             if (auto limit = opt_int(args, "limit"))
             {
-                if (*limit < 1 || *limit > 500) bad("'limit' must be between 1 and 500");
+                if (*limit < 1 || *limit > 500)
+                    bad("'limit' must be between 1 and 500");
                 r.limit = static_cast<std::size_t>(*limit);
             }
         }
@@ -252,23 +284,32 @@ std::variant<client_request, protocol_error> request_parser::parse(std::string_v
     dom::element doc;
     if (auto err = impl_->parser.parse(text.data(), text.size()).get(doc); err)
         return protocol_error{wire_error::bad_request,
-                              std::string("frame is not valid JSON: ") + simdjson::error_message(err), {}};
+                              std::string("frame is not valid JSON: ") +
+                                  simdjson::error_message(err),
+                              {}};
     dom::object o;
     if (doc.get(o) != simdjson::SUCCESS)
         return protocol_error{wire_error::bad_request,
-                              std::string("frame must be a JSON object, got ") + type_name(doc), {}};
+                              std::string("frame must be a JSON object, got ") + type_name(doc),
+                              {}};
     request_id id;
     try
     {
         id = read_id(o);
         auto const type = opt_string(o, "type");
-        if (!type) bad("missing field 'type'");
+        if (!type)
+            bad("missing field 'type'");
         // `id` is copied, not moved: a validation error below still echoes it.
-        if (*type == "generate") return parse_generate(o, id);
-        if (*type == "subscribe") return parse_subscribe(o, id);
-        if (*type == "cancel") return cancel_request{id, req_string(o, "messageId")};
-        if (*type == "query") return parse_query(o, id);
-        if (*type == "ping") return ping_request{id};
+        if (*type == "generate")
+            return parse_generate(o, id);
+        if (*type == "subscribe")
+            return parse_subscribe(o, id);
+        if (*type == "cancel")
+            return cancel_request{id, req_string(o, "messageId")};
+        if (*type == "query")
+            return parse_query(o, id);
+        if (*type == "ping")
+            return ping_request{id};
         if (*type == "mutate" || *type == "watch")
             bad("'" + *type + "' is not implemented yet");
         bad("unknown type '" + *type + "'");
@@ -281,8 +322,10 @@ std::variant<client_request, protocol_error> request_parser::parse(std::string_v
 
 //------------------------------------------------------------------------------
 
-namespace events {
-namespace {
+namespace events
+{
+namespace
+{
 
 frame make(std::string s)
 {
@@ -317,7 +360,8 @@ void num(std::string& out, std::string_view key, std::int64_t v)
 }
 void id_field(std::string& out, request_id const& id)
 {
-    if (id) raw(out, "id", *id);
+    if (id)
+        raw(out, "id", *id);
 }
 
 } // namespace
@@ -438,7 +482,8 @@ frame finish(std::string_view message_id, finish_info const& info)
     str(s, "finishReason", info.finish_reason);
     s += ",\"usage\":{\"inputTokens\":" + std::to_string(info.input_tokens) +
          ",\"outputTokens\":" + std::to_string(info.output_tokens) + "}";
-    if (info.error) str(s, "error", *info.error);
+    if (info.error)
+        str(s, "error", *info.error);
     s += '}';
     return make(std::move(s));
 }
@@ -449,7 +494,8 @@ frame error(request_id const& id, std::optional<std::string_view> message_id, wi
     std::string s;
     begin(s, "error");
     id_field(s, id);
-    if (message_id) str(s, "messageId", *message_id);
+    if (message_id)
+        str(s, "messageId", *message_id);
     str(s, "code", to_string(code));
     str(s, "message", message);
     s += '}';

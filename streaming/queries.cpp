@@ -7,22 +7,25 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-namespace chatstream::streaming::detail {
-namespace {
+namespace chatstream::streaming::detail
+{
+namespace
+{
 
 namespace json = boost::json;
 
-template <class T>
-json::value opt(std::optional<T> const& v)
+template <class T> json::value opt(std::optional<T> const& v)
 {
-    if (!v) return nullptr;
+    if (!v)
+        return nullptr;
     return json::value_from(*v);
 }
 
 // Stored JSON text back into a value (it is valid by construction).
 json::value json_text(std::optional<std::string> const& text)
 {
-    if (!text) return nullptr;
+    if (!text)
+        return nullptr;
     boost::system::error_code ec;
     auto v = json::parse(*text, ec);
     return ec ? json::value(*text) : v;
@@ -73,7 +76,8 @@ json::object to_json(storage::tool_calls::ui_tool_call const& t)
                    {"timestamp", t.timestamp},
                    {"textPosition", opt(t.text_position)},
                    {"isPartial", t.is_partial}};
-    if (t.result) o["result"] = *t.result;
+    if (t.result)
+        o["result"] = *t.result;
     return o;
 }
 
@@ -91,19 +95,20 @@ json::object to_json(storage::attachment_row const& a)
             {"createdAt", a.created_at}};
 }
 
-template <class Rows>
-json::array array_of(Rows const& rows)
+template <class Rows> json::array array_of(Rows const& rows)
 {
     json::array out;
     out.reserve(rows.size());
-    for (auto const& r : rows) out.push_back(to_json(r));
+    for (auto const& r : rows)
+        out.push_back(to_json(r));
     return out;
 }
 
 frame not_found(query_request const& q, std::string const& what)
 {
-    return events::error(q.id, q.message_id ? std::optional<std::string_view>(*q.message_id) : std::nullopt,
-                         wire_error::not_found, "no such " + what);
+    return events::error(
+        q.id, q.message_id ? std::optional<std::string_view>(*q.message_id) : std::nullopt,
+        wire_error::not_found, "no such " + what);
 }
 
 frame run(storage::database& db, std::string const& user, query_request const& q)
@@ -119,7 +124,8 @@ frame run(storage::database& db, std::string const& user, query_request const& q
     }
     case query_name::list_messages:
     {
-        if (!storage::conversations::get(db, user, *q.conversation_id)) return not_found(q, "conversation");
+        if (!storage::conversations::get(db, user, *q.conversation_id))
+            return not_found(q, "conversation");
         auto p = storage::messages::list(db, user, *q.conversation_id, page);
         json::object data{{"messages", array_of(p.rows)}, {"nextCursor", opt(p.next_cursor)}};
         return events::result(q.id, json::serialize(data));
@@ -127,18 +133,22 @@ frame run(storage::database& db, std::string const& user, query_request const& q
     case query_name::get_message:
     {
         auto m = storage::messages::get(db, user, *q.message_id);
-        if (!m) return not_found(q, "message");
+        if (!m)
+            return not_found(q, "message");
         return events::result(q.id, json::serialize(to_json(*m)));
     }
     case query_name::get_tool_calls:
     {
-        if (!storage::messages::get(db, user, *q.message_id)) return not_found(q, "message");
-        auto rows = storage::tool_calls::list_for_message(db, user, *q.message_id, q.include_partial);
+        if (!storage::messages::get(db, user, *q.message_id))
+            return not_found(q, "message");
+        auto rows =
+            storage::tool_calls::list_for_message(db, user, *q.message_id, q.include_partial);
         return events::result(q.id, json::serialize(array_of(rows)));
     }
     case query_name::get_attachments:
     {
-        if (!storage::messages::get(db, user, *q.message_id)) return not_found(q, "message");
+        if (!storage::messages::get(db, user, *q.message_id))
+            return not_found(q, "message");
         auto rows = storage::attachments::list_for_message(db, user, *q.message_id);
         return events::result(q.id, json::serialize(array_of(rows)));
     }
@@ -148,25 +158,30 @@ frame run(storage::database& db, std::string const& user, query_request const& q
 
 } // namespace
 
-void run_query(storage::read_pool& reads, std::string user_id, query_request q, std::function<void(frame)> reply)
+void run_query(storage::read_pool& reads, std::string user_id, query_request q,
+               std::function<void(frame)> reply)
 {
-    reads.post([user_id = std::move(user_id), q = std::move(q), reply = std::move(reply)](storage::database& db) {
-        frame out;
-        try
+    reads.post(
+        [user_id = std::move(user_id), q = std::move(q),
+         reply = std::move(reply)](storage::database& db)
         {
-            out = run(db, user_id, q);
-        }
-        catch (storage::storage_error const& e)
-        {
-            out = events::error(q.id, std::nullopt, to_wire_error(make_error_code(e.code())), e.what());
-        }
-        catch (std::exception const& e)
-        {
-            spdlog::error("query failed: {}", e.what());
-            out = events::error(q.id, std::nullopt, wire_error::internal, "query failed");
-        }
-        reply(std::move(out));
-    });
+            frame out;
+            try
+            {
+                out = run(db, user_id, q);
+            }
+            catch (storage::storage_error const& e)
+            {
+                out = events::error(q.id, std::nullopt, to_wire_error(make_error_code(e.code())),
+                                    e.what());
+            }
+            catch (std::exception const& e)
+            {
+                spdlog::error("query failed: {}", e.what());
+                out = events::error(q.id, std::nullopt, wire_error::internal, "query failed");
+            }
+            reply(std::move(out));
+        });
 }
 
 } // namespace chatstream::streaming::detail

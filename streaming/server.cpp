@@ -22,9 +22,12 @@
 #include <thread>
 #include <vector>
 
-namespace chatstream::streaming {
-namespace detail {
-namespace {
+namespace chatstream::streaming
+{
+namespace detail
+{
+namespace
+{
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -34,15 +37,19 @@ using tcp = net::ip::tcp;
 
 } // namespace
 
-void user_directory::resolve(std::string const& external_id, std::function<void(std::error_code, std::string)> done)
+void user_directory::resolve(std::string const& external_id,
+                             std::function<void(std::error_code, std::string)> done)
 {
     {
         std::lock_guard lock(mutex_);
-        if (auto it = cache_.find(external_id); it != cache_.end()) return done({}, it->second);
+        if (auto it = cache_.find(external_id); it != cache_.end())
+            return done({}, it->second);
     }
     auto id = std::make_shared<std::string>();
-    writer_.submit([external_id, id](storage::database& db) { *id = storage::users::ensure(db, external_id); },
-                   [this, external_id, id, done = std::move(done)](std::error_code ec) {
+    writer_.submit([external_id, id](storage::database& db)
+                   { *id = storage::users::ensure(db, external_id); },
+                   [this, external_id, id, done = std::move(done)](std::error_code ec)
+                   {
                        if (!ec)
                        {
                            std::lock_guard lock(mutex_);
@@ -52,7 +59,8 @@ void user_directory::resolve(std::string const& external_id, std::function<void(
                    });
 }
 
-namespace {
+namespace
+{
 
 //------------------------------------------------------------------------------
 
@@ -67,7 +75,8 @@ public:
 
     void run()
     {
-        net::dispatch(stream_.get_executor(), beast::bind_front_handler(&http_session::do_read, shared_from_this()));
+        net::dispatch(stream_.get_executor(),
+                      beast::bind_front_handler(&http_session::do_read, shared_from_this()));
     }
 
 private:
@@ -83,8 +92,10 @@ private:
 
     void on_read(beast::error_code ec, std::size_t)
     {
-        if (ec == http::error::end_of_stream) return do_shutdown();
-        if (ec) return fail(ec, "read");
+        if (ec == http::error::end_of_stream)
+            return do_shutdown();
+        if (ec)
+            return fail(ec, "read");
         auto req = parser_->release();
         auto const url = boost::urls::parse_origin_form(req.target());
         std::string const path = url ? std::string(url->path()) : std::string();
@@ -92,29 +103,39 @@ private:
         if (path == "/ws")
         {
             if (!websocket::is_upgrade(req))
-                return respond(req, http::status::upgrade_required, "text/plain", "WebSocket upgrade required\n");
-            auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->options.jwt_secret);
+                return respond(req, http::status::upgrade_required, "text/plain",
+                               "WebSocket upgrade required\n");
+            auto auth = authenticate(req.target(), req[http::field::authorization],
+                                     ctx_->options.jwt_secret);
             if (!auth.ok)
             {
                 ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
-                return respond(req, http::status::unauthorized, "application/json",
-                               R"({"error":"unauthorized","message":)" + core_json(auth.error) + "}", true);
+                return respond(
+                    req, http::status::unauthorized, "application/json",
+                    R"({"error":"unauthorized","message":)" + core_json(auth.error) + "}", true);
             }
             // users::ensure is a write: it runs on the writer thread, and the
             // upgrade continues on this strand when it is durable.
             auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
-            return ctx_->users.resolve(auth.external_id, [self = shared_from_this(), shared_req](
-                                                             std::error_code ec, std::string user_id) {
-                net::post(self->stream_.get_executor(), [self, shared_req, ec, user_id = std::move(user_id)] {
-                    if (ec)
-                        return self->respond(*shared_req, http::status::internal_server_error, "text/plain",
-                                             "could not resolve user\n");
-                    std::make_shared<ws_session>(self->stream_.release_socket(), self->ctx_, user_id)
-                        ->run(std::move(*shared_req));
+            return ctx_->users.resolve(
+                auth.external_id,
+                [self = shared_from_this(), shared_req](std::error_code ec, std::string user_id)
+                {
+                    net::post(self->stream_.get_executor(),
+                              [self, shared_req, ec, user_id = std::move(user_id)]
+                              {
+                                  if (ec)
+                                      return self->respond(
+                                          *shared_req, http::status::internal_server_error,
+                                          "text/plain", "could not resolve user\n");
+                                  std::make_shared<ws_session>(self->stream_.release_socket(),
+                                                               self->ctx_, user_id)
+                                      ->run(std::move(*shared_req));
+                              });
                 });
-            });
         }
-        if (path == "/healthz") return respond(req, http::status::ok, "text/plain", "ok\n");
+        if (path == "/healthz")
+            return respond(req, http::status::ok, "text/plain", "ok\n");
         if (path == "/metrics")
             return respond(req, http::status::ok, "text/plain; version=0.0.4",
                            ctx_->metrics.render(ctx_->writer.stats(), ctx_->writer.queue_depth()));
@@ -126,27 +147,34 @@ private:
         std::string out = "\"";
         for (char c : s)
         {
-            if (c == '"' || c == '\\') out += '\\';
-            if (static_cast<unsigned char>(c) >= 0x20) out += c;
+            if (c == '"' || c == '\\')
+                out += '\\';
+            if (static_cast<unsigned char>(c) >= 0x20)
+                out += c;
         }
         return out + "\"";
     }
 
-    void respond(http::request<http::string_body> const& req, http::status status, std::string_view type,
-                 std::string body, bool www_authenticate = false)
+    void respond(http::request<http::string_body> const& req, http::status status,
+                 std::string_view type, std::string body, bool www_authenticate = false)
     {
         auto res = std::make_shared<http::response<http::string_body>>(status, req.version());
         res->set(http::field::server, "chatstream");
         res->set(http::field::content_type, type);
-        if (www_authenticate) res->set(http::field::www_authenticate, "Bearer");
+        if (www_authenticate)
+            res->set(http::field::www_authenticate, "Bearer");
         res->keep_alive(req.keep_alive());
         res->body() = std::move(body);
         res->prepare_payload();
-        http::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, std::size_t) {
-            if (ec) return self->fail(ec, "write");
-            if (!res->keep_alive()) return self->do_shutdown();
-            self->do_read();
-        });
+        http::async_write(stream_, *res,
+                          [self = shared_from_this(), res](beast::error_code ec, std::size_t)
+                          {
+                              if (ec)
+                                  return self->fail(ec, "write");
+                              if (!res->keep_alive())
+                                  return self->do_shutdown();
+                              self->do_read();
+                          });
     }
 
     void do_shutdown()
@@ -157,7 +185,8 @@ private:
 
     void fail(beast::error_code ec, char const* what)
     {
-        if (ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::eof)
+        if (ec == net::error::operation_aborted || ec == beast::error::timeout ||
+            ec == net::error::eof)
             return spdlog::trace("http: {}: {}", what, ec.message());
         spdlog::debug("http: {}: {}", what, ec.message());
     }
@@ -187,10 +216,12 @@ public:
     /// Stops accepting. Thread-safe.
     void stop()
     {
-        net::post(acceptor_.get_executor(), [self = shared_from_this()] {
-            beast::error_code ec;
-            self->acceptor_.close(ec);
-        });
+        net::post(acceptor_.get_executor(),
+                  [self = shared_from_this()]
+                  {
+                      beast::error_code ec;
+                      self->acceptor_.close(ec);
+                  });
     }
 
     std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
@@ -206,7 +237,8 @@ private:
 
     void on_accept(beast::error_code ec, tcp::socket socket)
     {
-        if (ec == net::error::operation_aborted || !acceptor_.is_open()) return;
+        if (ec == net::error::operation_aborted || !acceptor_.is_open())
+            return;
         if (ec)
             spdlog::debug("accept: {}", ec.message());
         else
@@ -233,16 +265,22 @@ int run_server(server_options const& options, server_hooks const& hooks)
     using tcp = net::ip::tcp;
 
     if (options.provider != "scripted")
-        throw std::runtime_error("provider '" + options.provider + "' is not available in this build; use scripted");
+        throw std::runtime_error("provider '" + options.provider +
+                                 "' is not available in this build; use scripted");
 
-    auto const threads = options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    auto const threads =
+        options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
     storage::writer writer(options.db_path);
     // Restart recovery before the first client: nothing may stay "generating".
     std::size_t recovered = 0;
-    writer.run_sync([&](storage::database& db) { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
-    if (recovered) spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted", recovered);
+    writer.run_sync([&](storage::database& db)
+                    { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
+    if (recovered)
+        spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
+                     recovered);
     storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
-    if (hooks.on_writer_ready) hooks.on_writer_ready(writer);
+    if (hooks.on_writer_ready)
+        hooks.on_writer_ready(writer);
 
     auto provider = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
     auto const tools = tool_registry::with_builtins();
@@ -252,12 +290,13 @@ int run_server(server_options const& options, server_hooks const& hooks)
         net::io_context ioc(static_cast<int>(threads));
         stream_hub hub(hub_context{ioc, writer, reads, *provider, tools, metrics,
                                    std::chrono::milliseconds(options.flush_ms)});
-        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics, outbound_limits{});
-        auto l = std::make_shared<detail::listener>(ioc, tcp::endpoint(net::ip::make_address(options.host), options.port),
-                                                    ctx);
+        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics,
+                                                            outbound_limits{});
+        auto l = std::make_shared<detail::listener>(
+            ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();
-        spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host, l->port(), threads,
-                     options.provider);
+        spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host,
+                     l->port(), threads, options.provider);
 
         // Drain, BeastLounge order: stop accepting, stop generations into a
         // committed terminal state, close sessions once their finish events
@@ -265,35 +304,50 @@ int run_server(server_options const& options, server_hooks const& hooks)
         net::signal_set signals(ioc, SIGINT, SIGTERM);
         net::steady_timer drain_timer(ioc);
         auto const drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        std::function<void()> wait_for_sessions = [&] {
-            if (metrics.connections.load() == 0 || std::chrono::steady_clock::now() > drain_deadline)
+        std::function<void()> wait_for_sessions = [&]
+        {
+            if (metrics.connections.load() == 0 ||
+                std::chrono::steady_clock::now() > drain_deadline)
                 return ioc.stop();
             drain_timer.expires_after(std::chrono::milliseconds(20));
             drain_timer.async_wait([&](boost::system::error_code) { wait_for_sessions(); });
         };
-        signals.async_wait([&](boost::system::error_code ec, int sig) {
-            if (ec) return;
-            spdlog::info("signal {}: draining ({} active generations)", sig, hub.active());
-            l->stop();
-            signals.async_wait([&](boost::system::error_code ec2, int) {
-                if (!ec2) ioc.stop();
+        signals.async_wait(
+            [&](boost::system::error_code ec, int sig)
+            {
+                if (ec)
+                    return;
+                spdlog::info("signal {}: draining ({} active generations)", sig, hub.active());
+                l->stop();
+                signals.async_wait(
+                    [&](boost::system::error_code ec2, int)
+                    {
+                        if (!ec2)
+                            ioc.stop();
+                    });
+                hub.shutdown(
+                    [&]
+                    {
+                        net::post(ioc,
+                                  [&]
+                                  {
+                                      ctx->sessions.close_all();
+                                      wait_for_sessions();
+                                  });
+                    });
             });
-            hub.shutdown([&] {
-                net::post(ioc, [&] {
-                    ctx->sessions.close_all();
-                    wait_for_sessions();
-                });
-            });
-        });
 
         std::vector<std::thread> pool;
-        for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+        for (std::size_t i = 1; i < threads; ++i)
+            pool.emplace_back([&] { ioc.run(); });
         ioc.run();
-        for (auto& t : pool) t.join();
+        for (auto& t : pool)
+            t.join();
         // Stop the pools while the io_context still exists: their last
         // completions post to strands of it (and are simply never run).
         reads.stop();
-        if (hooks.on_stopping) hooks.on_stopping();
+        if (hooks.on_stopping)
+            hooks.on_stopping();
         writer.stop();
     }
     spdlog::info("stopped; writer committed {} batches", writer.stats().commits.load());

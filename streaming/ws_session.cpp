@@ -6,8 +6,10 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-namespace chatstream::streaming::detail {
-namespace {
+namespace chatstream::streaming::detail
+{
+namespace
+{
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -41,17 +43,20 @@ void session_registry::close_all()
     {
         std::lock_guard lock(mutex_);
         for (auto& [p, w] : sessions_)
-            if (auto s = w.lock()) live.push_back(std::move(s));
+            if (auto s = w.lock())
+                live.push_back(std::move(s));
     }
     // Outside the lock: close() posts, and a session dying here removes itself.
-    for (auto& s : live) s->close(websocket::close_code::going_away);
+    for (auto& s : live)
+        s->close(websocket::close_code::going_away);
 }
 
 //------------------------------------------------------------------------------
 
-ws_session::ws_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, std::string user_id)
-    : ws_(std::move(socket)), ctx_(std::move(ctx)), user_id_(std::move(user_id)), queue_(ctx_->limits),
-      close_timer_(ws_.get_executor())
+ws_session::ws_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
+                       std::string user_id)
+    : ws_(std::move(socket)), ctx_(std::move(ctx)), user_id_(std::move(user_id)),
+      queue_(ctx_->limits), close_timer_(ws_.get_executor())
 {
 }
 
@@ -81,7 +86,8 @@ void ws_session::run(http::request<http::string_body> req)
 
 void ws_session::on_accept(beast::error_code ec)
 {
-    if (ec) return fail(ec, "accept");
+    if (ec)
+        return fail(ec, "accept");
     accepted_ = true;
     ctx_->sessions.add(this, weak_from_this());
     ctx_->metrics.connections.fetch_add(1, std::memory_order_relaxed);
@@ -91,7 +97,8 @@ void ws_session::on_accept(beast::error_code ec)
 
 void ws_session::do_read()
 {
-    if (closing_) return;
+    if (closing_)
+        return;
     if (queries_in_flight_ >= max_queries_in_flight)
     {
         read_paused_ = true;
@@ -107,7 +114,8 @@ void ws_session::on_read(beast::error_code ec, std::size_t)
         // An oversized frame has already been answered by Beast with close
         // code 1009 (too big); log it for operators.
         if (ec == websocket::error::message_too_big)
-            spdlog::info("session {}: frame larger than {} bytes, closed with 1009", user_id_, max_frame_bytes);
+            spdlog::info("session {}: frame larger than {} bytes, closed with 1009", user_id_,
+                         max_frame_bytes);
         return fail(ec, "read");
     }
     if (!ws_.got_text())
@@ -135,7 +143,8 @@ void ws_session::handle(std::string_view text)
     }
     auto& request = std::get<client_request>(parsed);
     std::visit(
-        [this](auto& r) {
+        [this](auto& r)
+        {
             using T = std::decay_t<decltype(r)>;
             if constexpr (std::is_same_v<T, ping_request>)
                 enqueue(events::pong(r.id));
@@ -148,17 +157,21 @@ void ws_session::handle(std::string_view text)
             else if constexpr (std::is_same_v<T, query_request>)
             {
                 ++queries_in_flight_;
-                run_query(ctx_->reads, user_id_, std::move(r), [self = shared_from_this()](frame f) {
-                    net::post(self->ws_.get_executor(), [self, f = std::move(f)]() mutable {
-                        --self->queries_in_flight_;
-                        self->enqueue(std::move(f));
-                        if (self->read_paused_)
-                        {
-                            self->read_paused_ = false;
-                            self->do_read();
-                        }
-                    });
-                });
+                run_query(ctx_->reads, user_id_, std::move(r),
+                          [self = shared_from_this()](frame f)
+                          {
+                              net::post(self->ws_.get_executor(),
+                                        [self, f = std::move(f)]() mutable
+                                        {
+                                            --self->queries_in_flight_;
+                                            self->enqueue(std::move(f));
+                                            if (self->read_paused_)
+                                            {
+                                                self->read_paused_ = false;
+                                                self->do_read();
+                                            }
+                                        });
+                          });
             }
         },
         request);
@@ -166,25 +179,26 @@ void ws_session::handle(std::string_view text)
 
 void ws_session::deliver(frame f)
 {
-    net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(f)]() mutable {
-        self->enqueue(std::move(f));
-    });
+    net::post(ws_.get_executor(), [self = shared_from_this(), f = std::move(f)]() mutable
+              { self->enqueue(std::move(f)); });
 }
 
 void ws_session::enqueue(frame f)
 {
-    if (closing_) return;
+    if (closing_)
+        return;
     if (!queue_.push(std::move(f)))
     {
         // A slow reader is dropped, never waited for: the generator and the
         // other sessions must not slow down (DESIGN.md §6).
         ctx_->metrics.queue_drops.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("session {}: outbound queue full ({} frames, {} bytes), closing", user_id_, queue_.size(),
-                     queue_.bytes());
+        spdlog::warn("session {}: outbound queue full ({} frames, {} bytes), closing", user_id_,
+                     queue_.size(), queue_.bytes());
         queue_.clear();
         return do_close({websocket::close_code::policy_error, "outbound queue overflow"});
     }
-    if (!write_in_flight_) do_write();
+    if (!write_in_flight_)
+        do_write();
 }
 
 void ws_session::do_write()
@@ -195,55 +209,70 @@ void ws_session::do_write()
     if (auto const merged = queue_.merged() - before)
         ctx_->metrics.events_merged.fetch_add(merged, std::memory_order_relaxed);
     ws_.text(true);
-    ws_.async_write(net::buffer(*writing_.data), beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+    ws_.async_write(net::buffer(*writing_.data),
+                    beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
 }
 
 void ws_session::on_write(beast::error_code ec, std::size_t)
 {
     write_in_flight_ = false;
     writing_ = {};
-    if (ec) return fail(ec, "write");
+    if (ec)
+        return fail(ec, "write");
     ctx_->metrics.events_sent.fetch_add(1, std::memory_order_relaxed);
-    if (closing_) return;
-    if (!queue_.empty()) return do_write();
-    if (close_after_flush_) do_close({close_code_, "server shutting down"});
+    if (closing_)
+        return;
+    if (!queue_.empty())
+        return do_write();
+    if (close_after_flush_)
+        do_close({close_code_, "server shutting down"});
 }
 
 void ws_session::close(websocket::close_code code)
 {
-    net::post(ws_.get_executor(), [self = shared_from_this(), code] {
-        if (self->closing_ || !self->accepted_) return;
-        if (self->write_in_flight_ || !self->queue_.empty())
-        {
-            self->close_after_flush_ = true;
-            self->close_code_ = code;
-            return;
-        }
-        self->do_close({code, "server shutting down"});
-    });
+    net::post(ws_.get_executor(),
+              [self = shared_from_this(), code]
+              {
+                  if (self->closing_ || !self->accepted_)
+                      return;
+                  if (self->write_in_flight_ || !self->queue_.empty())
+                  {
+                      self->close_after_flush_ = true;
+                      self->close_code_ = code;
+                      return;
+                  }
+                  self->do_close({code, "server shutting down"});
+              });
 }
 
 void ws_session::do_close(websocket::close_reason reason)
 {
-    if (closing_) return;
+    if (closing_)
+        return;
     closing_ = true;
-    ws_.async_close(reason, [self = shared_from_this()](beast::error_code ec) {
-        self->close_timer_.cancel();
-        if (ec) self->fail(ec, "close");
-    });
+    ws_.async_close(reason,
+                    [self = shared_from_this()](beast::error_code ec)
+                    {
+                        self->close_timer_.cancel();
+                        if (ec)
+                            self->fail(ec, "close");
+                    });
     // A peer that reads nothing never completes the close handshake (and the
     // close waits behind a stuck write): cut the socket after a grace period.
     close_timer_.expires_after(std::chrono::seconds(2));
-    close_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-        if (!ec) beast::get_lowest_layer(self->ws_).socket().close(ec);
-    });
+    close_timer_.async_wait(
+        [self = shared_from_this()](beast::error_code ec)
+        {
+            if (!ec)
+                beast::get_lowest_layer(self->ws_).socket().close(ec);
+        });
 }
 
 void ws_session::fail(beast::error_code ec, char const* what)
 {
     // Normal ends of a connection are not worth more than a trace line.
-    if (ec == net::error::operation_aborted || ec == websocket::error::closed || ec == net::error::eof ||
-        ec == net::error::connection_reset || ec == beast::error::timeout)
+    if (ec == net::error::operation_aborted || ec == websocket::error::closed ||
+        ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout)
         return spdlog::trace("session {}: {}: {}", user_id_, what, ec.message());
     spdlog::debug("session {}: {}: {}", user_id_, what, ec.message());
 }

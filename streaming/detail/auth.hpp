@@ -5,7 +5,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::streaming::detail {
+namespace chatstream::streaming::detail
+{
 
 struct auth_result
 {

@@ -5,14 +5,17 @@
 #include <functional>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class read_pool;
 }
 
-namespace chatstream::streaming::detail {
+namespace chatstream::streaming::detail
+{
 
 /// Runs @p q for @p user_id on a read-pool thread and calls @p reply there
 /// with the `result` or `error` frame. Someone else's ids give `not_found`.
-void run_query(storage::read_pool& reads, std::string user_id, query_request q, std::function<void(frame)> reply);
+void run_query(storage::read_pool& reads, std::string user_id, query_request q,
+               std::function<void(frame)> reply);
 
 } // namespace chatstream::streaming::detail

@@ -13,12 +13,14 @@
 #include <system_error>
 #include <unordered_map>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class writer;
 class read_pool;
 } // namespace chatstream::storage
 
-namespace chatstream::streaming::detail {
+namespace chatstream::streaming::detail
+{
 
 class ws_session;
 
@@ -42,7 +44,8 @@ class user_directory
 public:
     explicit user_directory(storage::writer& w) : writer_(w) {}
     /// Calls @p done(ec, user_id) inline on a cache hit, else from the writer thread.
-    void resolve(std::string const& external_id, std::function<void(std::error_code, std::string)> done);
+    void resolve(std::string const& external_id,
+                 std::function<void(std::error_code, std::string)> done);
 
 private:
     storage::writer& writer_;
@@ -52,8 +55,8 @@ private:
 
 struct server_context
 {
-    server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h, server_metrics& m,
-                   outbound_limits l)
+    server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
+                   server_metrics& m, outbound_limits l)
         : options(std::move(o)), writer(w), reads(r), hub(h), metrics(m), limits(l), users(w)
     {
     }

@@ -15,13 +15,15 @@
 #include <memory>
 #include <string>
 
-namespace chatstream::streaming::detail {
+namespace chatstream::streaming::detail
+{
 
 class ws_session : public subscriber, public std::enable_shared_from_this<ws_session>
 {
 public:
     /// @p socket must carry the session's strand as its executor.
-    ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx, std::string user_id);
+    ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
+               std::string user_id);
     ~ws_session() override;
 
     /// Completes the upgrade of @p req, then starts reading.

@@ -12,14 +12,16 @@
 #include <charconv>
 #include <deque>
 
-namespace chatstream::streaming {
-namespace {
+namespace chatstream::streaming
+{
+namespace
+{
 
 namespace net = boost::asio;
 
 constexpr std::string_view vocabulary[] = {
-    "Hello", ",", " world", " café", " naïve", " 日本語", " 🙂", " 中文", " résumé", " 🚀",
-    " ok", " Ω", " 𝄞", ".", " 😀😃", " über", " 한국어", " test", " 👍🏽", "\n",
+    "Hello", ",",  " world", " café", " naïve", " 日本語", " 🙂",   " 中文", " résumé",   " 🚀",
+    " ok",   " Ω", " 𝄞",     ".",     " 😀😃",    " über",   " 한국어", " test", " 👍🏽", "\n",
 };
 
 constexpr std::string_view canned_answer =
@@ -34,8 +36,10 @@ std::vector<std::string> words(std::string_view text)
     while (i < text.size())
     {
         std::size_t j = i;
-        while (j < text.size() && text[j] == ' ') ++j;
-        while (j < text.size() && text[j] != ' ') ++j;
+        while (j < text.size() && text[j] == ' ')
+            ++j;
+        while (j < text.size() && text[j] != ' ')
+            ++j;
         out.emplace_back(text.substr(i, j - i));
         i = j;
     }
@@ -49,7 +53,8 @@ std::size_t count_words(std::string_view text)
     for (char c : text)
     {
         bool const space = std::isspace(static_cast<unsigned char>(c)) != 0;
-        if (!space && !in_word) ++n;
+        if (!space && !in_word)
+            ++n;
         in_word = !space;
     }
     return n;
@@ -59,7 +64,8 @@ std::size_t count_words(std::string_view text)
 // respects strings), or 0 when there is none.
 std::size_t json_object_length(std::string_view s)
 {
-    if (s.empty() || s[0] != '{') return 0;
+    if (s.empty() || s[0] != '{')
+        return 0;
     int depth = 0;
     bool in_string = false;
     for (std::size_t i = 0; i < s.size(); ++i)
@@ -84,10 +90,12 @@ std::size_t json_object_length(std::string_view s)
 
 std::optional<std::size_t> number_after(std::string_view s, std::size_t& pos)
 {
-    while (pos < s.size() && s[pos] == ' ') ++pos;
+    while (pos < s.size() && s[pos] == ' ')
+        ++pos;
     std::size_t v = 0;
     auto r = std::from_chars(s.data() + pos, s.data() + s.size(), v);
-    if (r.ec != std::errc{}) return std::nullopt;
+    if (r.ec != std::errc{})
+        return std::nullopt;
     pos = static_cast<std::size_t>(r.ptr - s.data());
     return v;
 }
@@ -109,12 +117,13 @@ struct action
 class scripted_stream : public provider_stream, public std::enable_shared_from_this<scripted_stream>
 {
 public:
-    scripted_stream(net::any_io_executor ex, std::shared_ptr<provider_sink> sink, std::deque<action> actions,
-                    std::chrono::milliseconds delay, std::optional<std::size_t> fail_after,
-                    std::int64_t tokens_before, std::string finish_reason, step_usage usage)
+    scripted_stream(net::any_io_executor ex, std::shared_ptr<provider_sink> sink,
+                    std::deque<action> actions, std::chrono::milliseconds delay,
+                    std::optional<std::size_t> fail_after, std::int64_t tokens_before,
+                    std::string finish_reason, step_usage usage)
         : timer_(ex), sink_(std::move(sink)), actions_(std::move(actions)), delay_(delay),
-          fail_after_(fail_after), tokens_total_(tokens_before), finish_reason_(std::move(finish_reason)),
-          usage_(usage)
+          fail_after_(fail_after), tokens_total_(tokens_before),
+          finish_reason_(std::move(finish_reason)), usage_(usage)
     {
     }
 
@@ -136,7 +145,8 @@ private:
         // other work (cancel, subscribers, other generations) gets its turn.
         for (int burst = 0; burst < 8; ++burst)
         {
-            if (!sink_) return;
+            if (!sink_)
+                return;
             if (fail_after_ && static_cast<std::size_t>(tokens_total_) >= *fail_after_ &&
                 (actions_.empty() || actions_.front().kind == action::text))
                 return fail();
@@ -144,7 +154,8 @@ private:
             {
                 // A /fail beyond the reply fails at its end, but never in
                 // the middle of a tool loop (the next step may still fail).
-                if (fail_after_ && finish_reason_ != "tool-calls") return fail();
+                if (fail_after_ && finish_reason_ != "tool-calls")
+                    return fail();
                 auto sink = std::move(sink_);
                 return sink->on_step_finish(finish_reason_, usage_);
             }
@@ -157,19 +168,30 @@ private:
                 ++usage_.output_tokens;
                 sink_->on_text(a.a);
                 break;
-            case action::tool_start: sink_->on_tool_input_start(a.a, a.b); break;
-            case action::tool_delta: sink_->on_tool_input_delta(a.a, a.b); break;
-            case action::tool_call: sink_->on_tool_call(a.a, a.c, a.b); break;
+            case action::tool_start:
+                sink_->on_tool_input_start(a.a, a.b);
+                break;
+            case action::tool_delta:
+                sink_->on_tool_input_delta(a.a, a.b);
+                break;
+            case action::tool_call:
+                sink_->on_tool_call(a.a, a.c, a.b);
+                break;
             }
-            if (a.kind == action::text && delay_.count() > 0) break;
+            if (a.kind == action::text && delay_.count() > 0)
+                break;
         }
-        if (!sink_) return;
+        if (!sink_)
+            return;
         if (delay_.count() > 0 && (actions_.empty() || actions_.front().kind == action::text))
         {
             timer_.expires_after(delay_);
-            timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-                if (!ec) self->step();
-            });
+            timer_.async_wait(
+                [self = shared_from_this()](boost::system::error_code ec)
+                {
+                    if (!ec)
+                        self->step();
+                });
         }
         else
             net::post(timer_.get_executor(), [self = shared_from_this()] { self->step(); });
@@ -178,7 +200,8 @@ private:
     void fail()
     {
         auto sink = std::move(sink_);
-        sink->on_error("scripted upstream failure after " + std::to_string(tokens_total_) + " tokens");
+        sink->on_error("scripted upstream failure after " + std::to_string(tokens_total_) +
+                       " tokens");
     }
 
     net::steady_timer timer_;
@@ -199,14 +222,19 @@ public:
     std::shared_ptr<provider_stream> start(net::any_io_executor ex, provider_request req,
                                            std::shared_ptr<provider_sink> sink) override
     {
-        std::string_view const user = req.messages.empty() ? std::string_view{} : req.messages.back().content;
+        std::string_view const user =
+            req.messages.empty() ? std::string_view{} : req.messages.back().content;
         auto const d = parse_directives(user);
         std::deque<action> actions;
-        auto add_words = [&](std::string_view text) {
-            for (auto& w : words(text)) actions.push_back({action::text, std::move(w), {}, {}});
+        auto add_words = [&](std::string_view text)
+        {
+            for (auto& w : words(text))
+                actions.push_back({action::text, std::move(w), {}, {}});
         };
-        auto add_vocabulary = [&](std::size_t n) {
-            for (std::size_t i = 0; i < n; ++i) actions.push_back({action::text, std::string(scripted_token(i)), {}, {}});
+        auto add_vocabulary = [&](std::size_t n)
+        {
+            for (std::size_t i = 0; i < n; ++i)
+                actions.push_back({action::text, std::string(scripted_token(i)), {}, {}});
         };
 
         std::string finish_reason = "stop";
@@ -220,7 +248,8 @@ public:
             actions.push_back({action::tool_start, id, *d.tool_name, {}});
             // The input arrives in two pieces, cut on a code point boundary.
             auto const& args = d.tool_args;
-            auto const half = core::complete_utf8_prefix(std::string_view(args).substr(0, args.size() / 2));
+            auto const half =
+                core::complete_utf8_prefix(std::string_view(args).substr(0, args.size() / 2));
             actions.push_back({action::tool_delta, id, args.substr(0, half), {}});
             actions.push_back({action::tool_delta, id, args.substr(half), {}});
             actions.push_back({action::tool_call, id, args, *d.tool_name});
@@ -239,10 +268,13 @@ public:
             add_words(canned_answer);
 
         step_usage usage;
-        for (auto const& m : req.messages) usage.input_tokens += static_cast<std::int64_t>(count_words(m.content));
-        auto const delay = d.delay_ms ? std::chrono::milliseconds(*d.delay_ms) : options_.token_delay;
-        auto s = std::make_shared<scripted_stream>(std::move(ex), std::move(sink), std::move(actions), delay,
-                                                   d.fail_after, req.output_tokens_so_far, finish_reason, usage);
+        for (auto const& m : req.messages)
+            usage.input_tokens += static_cast<std::int64_t>(count_words(m.content));
+        auto const delay =
+            d.delay_ms ? std::chrono::milliseconds(*d.delay_ms) : options_.token_delay;
+        auto s = std::make_shared<scripted_stream>(std::move(ex), std::move(sink),
+                                                   std::move(actions), delay, d.fail_after,
+                                                   req.output_tokens_so_far, finish_reason, usage);
         s->run();
         return s;
     }
@@ -270,30 +302,37 @@ scripted_directives parse_directives(std::string_view s)
         if (rest.starts_with("/tokens "))
         {
             p += 8;
-            if (auto n = number_after(s, p)) d.tokens = std::min<std::size_t>(*n, 1'000'000);
+            if (auto n = number_after(s, p))
+                d.tokens = std::min<std::size_t>(*n, 1'000'000);
         }
         else if (rest.starts_with("/fail "))
         {
             p += 6;
-            if (auto n = number_after(s, p)) d.fail_after = *n;
+            if (auto n = number_after(s, p))
+                d.fail_after = *n;
         }
         else if (rest.starts_with("/delay "))
         {
             p += 7;
-            if (auto n = number_after(s, p)) d.delay_ms = static_cast<int>(std::min<std::size_t>(*n, 60'000));
+            if (auto n = number_after(s, p))
+                d.delay_ms = static_cast<int>(std::min<std::size_t>(*n, 60'000));
         }
         else if (rest.starts_with("/tool "))
         {
             p += 6;
-            while (p < s.size() && s[p] == ' ') ++p;
+            while (p < s.size() && s[p] == ' ')
+                ++p;
             auto const name_start = p;
-            while (p < s.size() && !std::isspace(static_cast<unsigned char>(s[p]))) ++p;
+            while (p < s.size() && !std::isspace(static_cast<unsigned char>(s[p])))
+                ++p;
             std::string name(s.substr(name_start, p - name_start));
-            while (p < s.size() && s[p] == ' ') ++p;
+            while (p < s.size() && s[p] == ' ')
+                ++p;
             std::string args = "{}";
             if (auto n = json_object_length(s.substr(p)))
             {
-                if (auto canonical = core::canonical_json(s.substr(p, n))) args = std::move(*canonical);
+                if (auto canonical = core::canonical_json(s.substr(p, n)))
+                    args = std::move(*canonical);
                 p += n;
             }
             if (!name.empty())

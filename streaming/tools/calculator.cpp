@@ -3,8 +3,8 @@
 //   expr   := term (('+'|'-') term)*
 //   term   := unary (('*'|'/'|'%') unary)*
 //   unary  := ('+'|'-') unary | power
-//   power  := atom ('^' unary)?          right-associative, binds tighter than unary minus on its left
-//   atom   := number | name | name '(' expr (',' expr)* ')' | '(' expr ')'
+//   power  := atom ('^' unary)?          right-associative, binds tighter than unary minus on its
+//   left atom   := number | name | name '(' expr (',' expr)* ')' | '(' expr ')'
 #include "chatstream/streaming/tools.hpp"
 
 #include <cctype>
@@ -15,8 +15,10 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::streaming {
-namespace {
+namespace chatstream::streaming
+{
+namespace
+{
 
 class expression_parser
 {
@@ -25,11 +27,14 @@ public:
 
     double parse()
     {
-        if (text_.size() > 4096) fail("expression is longer than 4096 characters");
+        if (text_.size() > 4096)
+            fail("expression is longer than 4096 characters");
         double v = expr();
         skip_space();
-        if (pos_ != text_.size()) fail("unexpected '" + std::string(1, text_[pos_]) + "'");
-        if (!std::isfinite(v)) fail("result is not a finite number");
+        if (pos_ != text_.size())
+            fail("unexpected '" + std::string(1, text_[pos_]) + "'");
+        if (!std::isfinite(v))
+            fail("result is not a finite number");
         return v;
     }
 
@@ -41,7 +46,8 @@ private:
 
     void skip_space()
     {
-        while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_]))) ++pos_;
+        while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_])))
+            ++pos_;
     }
     bool eat(char c)
     {
@@ -59,7 +65,8 @@ private:
     {
         explicit depth_guard(expression_parser& p) : p_(p)
         {
-            if (++p_.depth_ > 100) p_.fail("expression nests too deeply");
+            if (++p_.depth_ > 100)
+                p_.fail("expression nests too deeply");
         }
         ~depth_guard() { --p_.depth_; }
         expression_parser& p_;
@@ -90,13 +97,15 @@ private:
             else if (eat('/'))
             {
                 double d = unary();
-                if (d == 0) fail("division by zero");
+                if (d == 0)
+                    fail("division by zero");
                 v /= d;
             }
             else if (eat('%'))
             {
                 double d = unary();
-                if (d == 0) fail("modulo by zero");
+                if (d == 0)
+                    fail("modulo by zero");
                 v = std::fmod(v, d);
             }
             else
@@ -107,32 +116,39 @@ private:
     double unary()
     {
         depth_guard g(*this);
-        if (eat('-')) return -unary();
-        if (eat('+')) return unary();
+        if (eat('-'))
+            return -unary();
+        if (eat('+'))
+            return unary();
         return power();
     }
 
     double power()
     {
         double base = atom();
-        if (eat('^')) return std::pow(base, unary());
+        if (eat('^'))
+            return std::pow(base, unary());
         return base;
     }
 
     double atom()
     {
         skip_space();
-        if (pos_ >= text_.size()) fail("unexpected end of expression");
+        if (pos_ >= text_.size())
+            fail("unexpected end of expression");
         char const c = text_[pos_];
         if (c == '(')
         {
             ++pos_;
             double v = expr();
-            if (!eat(')')) fail("missing ')'");
+            if (!eat(')'))
+                fail("missing ')'");
             return v;
         }
-        if (std::isdigit(static_cast<unsigned char>(c)) || c == '.') return number();
-        if (std::isalpha(static_cast<unsigned char>(c))) return named();
+        if (std::isdigit(static_cast<unsigned char>(c)) || c == '.')
+            return number();
+        if (std::isalpha(static_cast<unsigned char>(c)))
+            return named();
         fail("unexpected '" + std::string(1, c) + "'");
     }
 
@@ -141,7 +157,8 @@ private:
         double v = 0;
         auto const* first = text_.data() + pos_;
         auto r = std::from_chars(first, text_.data() + text_.size(), v);
-        if (r.ec != std::errc{}) fail("malformed number");
+        if (r.ec != std::errc{})
+            fail("malformed number");
         pos_ += static_cast<std::size_t>(r.ptr - first);
         return v;
     }
@@ -153,34 +170,41 @@ private:
                (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
             ++pos_;
         std::string name(text_.substr(start, pos_ - start));
-        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        for (auto& ch : name)
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         if (!eat('('))
         {
-            if (name == "pi") return std::numbers::pi;
-            if (name == "e") return std::numbers::e;
+            if (name == "pi")
+                return std::numbers::pi;
+            if (name == "e")
+                return std::numbers::e;
             pos_ = start;
             fail("unknown name '" + name + "'");
         }
         std::vector<double> args;
         if (!eat(')'))
         {
-            do args.push_back(expr());
+            do
+                args.push_back(expr());
             while (eat(','));
-            if (!eat(')')) fail("missing ')' after arguments of " + name);
+            if (!eat(')'))
+                fail("missing ')' after arguments of " + name);
         }
         return call(name, args, start);
     }
 
     double call(std::string const& name, std::vector<double> const& a, std::size_t at)
     {
-        auto arity = [&](std::size_t n) {
+        auto arity = [&](std::size_t n)
+        {
             if (a.size() != n)
             {
                 pos_ = at;
                 fail(name + " takes " + std::to_string(n) + " argument" + (n == 1 ? "" : "s"));
             }
         };
-        auto domain = [&](bool ok) {
+        auto domain = [&](bool ok)
+        {
             if (!ok)
             {
                 pos_ = at;
@@ -195,27 +219,44 @@ private:
                 fail(name + " needs at least one argument");
             }
             double v = a[0];
-            for (double x : a) v = name == "min" ? std::min(v, x) : std::max(v, x);
+            for (double x : a)
+                v = name == "min" ? std::min(v, x) : std::max(v, x);
             return v;
         }
-        if (name == "pow") return arity(2), std::pow(a[0], a[1]);
+        if (name == "pow")
+            return arity(2), std::pow(a[0], a[1]);
         arity(1);
         double const x = a[0];
-        if (name == "sqrt") return domain(x >= 0), std::sqrt(x);
-        if (name == "abs") return std::fabs(x);
-        if (name == "sin") return std::sin(x);
-        if (name == "cos") return std::cos(x);
-        if (name == "tan") return std::tan(x);
-        if (name == "asin") return domain(x >= -1 && x <= 1), std::asin(x);
-        if (name == "acos") return domain(x >= -1 && x <= 1), std::acos(x);
-        if (name == "atan") return std::atan(x);
-        if (name == "ln") return domain(x > 0), std::log(x);
-        if (name == "log" || name == "log10") return domain(x > 0), std::log10(x);
-        if (name == "log2") return domain(x > 0), std::log2(x);
-        if (name == "exp") return std::exp(x);
-        if (name == "floor") return std::floor(x);
-        if (name == "ceil") return std::ceil(x);
-        if (name == "round") return std::round(x);
+        if (name == "sqrt")
+            return domain(x >= 0), std::sqrt(x);
+        if (name == "abs")
+            return std::fabs(x);
+        if (name == "sin")
+            return std::sin(x);
+        if (name == "cos")
+            return std::cos(x);
+        if (name == "tan")
+            return std::tan(x);
+        if (name == "asin")
+            return domain(x >= -1 && x <= 1), std::asin(x);
+        if (name == "acos")
+            return domain(x >= -1 && x <= 1), std::acos(x);
+        if (name == "atan")
+            return std::atan(x);
+        if (name == "ln")
+            return domain(x > 0), std::log(x);
+        if (name == "log" || name == "log10")
+            return domain(x > 0), std::log10(x);
+        if (name == "log2")
+            return domain(x > 0), std::log2(x);
+        if (name == "exp")
+            return std::exp(x);
+        if (name == "floor")
+            return std::floor(x);
+        if (name == "ceil")
+            return std::ceil(x);
+        if (name == "round")
+            return std::round(x);
         pos_ = at;
         fail("unknown function '" + name + "'");
     }

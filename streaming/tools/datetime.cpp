@@ -14,8 +14,10 @@
 #include <stdexcept>
 #include <vector>
 
-namespace chatstream::streaming {
-namespace {
+namespace chatstream::streaming
+{
+namespace
+{
 
 struct local_type
 {
@@ -33,14 +35,18 @@ std::string offset_text(std::int32_t seconds)
 // "UTC", "GMT", "Z", "+05:30", "-3", "UTC+2", "GMT-03:00", "UTC+0530".
 std::optional<local_type> fixed_zone(std::string_view z)
 {
-    if (z == "UTC" || z == "GMT" || z == "Z" || z == "Etc/UTC") return local_type{0, "UTC"};
-    if (z.starts_with("UTC") || z.starts_with("GMT")) z.remove_prefix(3);
-    if (z.empty() || (z[0] != '+' && z[0] != '-')) return std::nullopt;
+    if (z == "UTC" || z == "GMT" || z == "Z" || z == "Etc/UTC")
+        return local_type{0, "UTC"};
+    if (z.starts_with("UTC") || z.starts_with("GMT"))
+        z.remove_prefix(3);
+    if (z.empty() || (z[0] != '+' && z[0] != '-'))
+        return std::nullopt;
     int const sign = z[0] == '-' ? -1 : 1;
     z.remove_prefix(1);
     int hours = 0, minutes = 0;
     auto r = std::from_chars(z.data(), z.data() + z.size(), hours);
-    if (r.ec != std::errc{}) return std::nullopt;
+    if (r.ec != std::errc{})
+        return std::nullopt;
     auto digits = static_cast<std::size_t>(r.ptr - z.data());
     std::string_view rest = z.substr(digits);
     if (digits == 4 && rest.empty()) // +0530
@@ -50,11 +56,14 @@ std::optional<local_type> fixed_zone(std::string_view z)
     }
     else if (!rest.empty())
     {
-        if (rest[0] != ':' || rest.size() != 3) return std::nullopt;
+        if (rest[0] != ':' || rest.size() != 3)
+            return std::nullopt;
         auto m = std::from_chars(rest.data() + 1, rest.data() + rest.size(), minutes);
-        if (m.ec != std::errc{} || m.ptr != rest.data() + rest.size()) return std::nullopt;
+        if (m.ec != std::errc{} || m.ptr != rest.data() + rest.size())
+            return std::nullopt;
     }
-    if (digits > 4 || hours > 14 || minutes > 59) return std::nullopt;
+    if (digits > 4 || hours > 14 || minutes > 59)
+        return std::nullopt;
     auto const offset = sign * (hours * 3600 + minutes * 60);
     return local_type{offset, "UTC" + offset_text(offset)};
 }
@@ -64,7 +73,8 @@ bool safe_zone_name(std::string_view z)
     if (z.empty() || z.size() > 64 || z.front() == '/' || z.find("..") != std::string_view::npos)
         return false;
     for (char c : z)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' && c != '+')
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' && c != '-' &&
+            c != '+')
             return false;
     return true;
 }
@@ -72,9 +82,11 @@ bool safe_zone_name(std::string_view z)
 std::int64_t be(unsigned char const* p, int n)
 {
     std::uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
+    for (int i = 0; i < n; ++i)
+        v = (v << 8) | p[i];
     // sign-extend
-    if (n < 8 && (v >> (n * 8 - 1)) & 1) v |= ~std::uint64_t{0} << (n * 8);
+    if (n < 8 && (v >> (n * 8 - 1)) & 1)
+        v |= ~std::uint64_t{0} << (n * 8);
     return static_cast<std::int64_t>(v);
 }
 
@@ -85,14 +97,18 @@ std::int64_t be(unsigned char const* p, int n)
 std::optional<local_type> tzif_lookup(std::string const& path, std::int64_t t)
 {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::vector<unsigned char> d((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in)
+        return std::nullopt;
+    std::vector<unsigned char> d((std::istreambuf_iterator<char>(in)),
+                                 std::istreambuf_iterator<char>());
     if (d.size() < 44 || std::string_view(reinterpret_cast<char const*>(d.data()), 4) != "TZif")
         return std::nullopt;
 
     std::size_t pos = 0;
-    auto read_header = [&](std::size_t at, std::int64_t (&c)[6]) {
-        for (int i = 0; i < 6; ++i) c[i] = be(&d[at + 20 + 4 * i], 4);
+    auto read_header = [&](std::size_t at, std::int64_t(&c)[6])
+    {
+        for (int i = 0; i < 6; ++i)
+            c[i] = be(&d[at + 20 + 4 * i], 4);
     };
     std::int64_t c[6]; // isutcnt isstdcnt leapcnt timecnt typecnt charcnt
     read_header(0, c);
@@ -101,7 +117,8 @@ std::optional<local_type> tzif_lookup(std::string const& path, std::int64_t t)
     {
         // Skip the v1 block to the v2 header.
         pos = 44 + c[3] * 4 + c[3] + c[4] * 6 + c[5] + c[2] * 8 + c[1] + c[0];
-        if (pos + 44 > d.size()) return std::nullopt;
+        if (pos + 44 > d.size())
+            return std::nullopt;
         read_header(pos, c);
         time_size = 8;
     }
@@ -110,7 +127,8 @@ std::optional<local_type> tzif_lookup(std::string const& path, std::int64_t t)
     auto const typecnt = static_cast<std::size_t>(c[4]);
     auto const charcnt = static_cast<std::size_t>(c[5]);
     auto const need = timecnt * time_size + timecnt + typecnt * 6 + charcnt;
-    if (typecnt == 0 || pos + need > d.size()) return std::nullopt;
+    if (typecnt == 0 || pos + need > d.size())
+        return std::nullopt;
 
     auto const* times = &d[pos];
     auto const* idx = times + timecnt * time_size;
@@ -120,15 +138,18 @@ std::optional<local_type> tzif_lookup(std::string const& path, std::int64_t t)
     std::size_t type = 0;
     for (std::size_t i = 0; i < timecnt; ++i)
     {
-        if (be(times + i * time_size, time_size) > t) break;
+        if (be(times + i * time_size, time_size) > t)
+            break;
         type = idx[i];
     }
-    if (type >= typecnt) return std::nullopt;
+    if (type >= typecnt)
+        return std::nullopt;
     auto const* tt = types + type * 6;
     local_type out;
     out.offset = static_cast<std::int32_t>(be(tt, 4));
     std::size_t const abbr = tt[5];
-    for (std::size_t i = abbr; i < charcnt && chars[i]; ++i) out.abbreviation.push_back(static_cast<char>(chars[i]));
+    for (std::size_t i = abbr; i < charcnt && chars[i]; ++i)
+        out.abbreviation.push_back(static_cast<char>(chars[i]));
     return out;
 }
 
@@ -141,8 +162,10 @@ zoned_instant time_in_zone(std::string_view zone, std::chrono::system_clock::tim
     auto const seconds = ms / 1000 - (ms % 1000 < 0 ? 1 : 0);
 
     std::optional<local_type> type = fixed_zone(zone);
-    if (!type && safe_zone_name(zone)) type = tzif_lookup("/usr/share/zoneinfo/" + std::string(zone), seconds);
-    if (!type) throw std::invalid_argument("unknown time zone '" + std::string(zone) + "'");
+    if (!type && safe_zone_name(zone))
+        type = tzif_lookup("/usr/share/zoneinfo/" + std::string(zone), seconds);
+    if (!type)
+        throw std::invalid_argument("unknown time zone '" + std::string(zone) + "'");
 
     auto const local = sys_days{} + milliseconds(ms + std::int64_t{type->offset} * 1000);
     auto const day = floor<days>(local);
@@ -152,10 +175,11 @@ zoned_instant time_in_zone(std::string_view zone, std::chrono::system_clock::tim
     z.zone = std::string(zone);
     z.abbreviation = type->abbreviation;
     z.offset_seconds = type->offset;
-    z.iso = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}", static_cast<int>(ymd.year()),
-                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                        hms.hours().count(), hms.minutes().count(), hms.seconds().count(),
-                        hms.subseconds().count(), type->offset == 0 ? "Z" : offset_text(type->offset));
+    z.iso =
+        fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}", static_cast<int>(ymd.year()),
+                    static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                    hms.hours().count(), hms.minutes().count(), hms.seconds().count(),
+                    hms.subseconds().count(), type->offset == 0 ? "Z" : offset_text(type->offset));
     return z;
 }
 

@@ -28,7 +28,8 @@
 #include <thread>
 #include <vector>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -41,7 +42,8 @@ using tcp = net::ip::tcp;
 class server_process
 {
 public:
-    server_process(std::string db, std::vector<std::string> extra = {}, std::vector<std::string> env = {})
+    server_process(std::string db, std::vector<std::string> extra = {},
+                   std::vector<std::string> env = {})
         : db_(std::move(db)), extra_(std::move(extra)), env_(std::move(env))
     {
         start();
@@ -49,7 +51,8 @@ public:
     ~server_process()
     {
         // A test that throws (e.g. a read timed out) shows the server's side.
-        if (std::uncaught_exceptions() > 0) std::fprintf(stderr, "---- server log ----\n%s\n", log().c_str());
+        if (std::uncaught_exceptions() > 0)
+            std::fprintf(stderr, "---- server log ----\n%s\n", log().c_str());
         stop(SIGTERM);
     }
     server_process(server_process const&) = delete;
@@ -67,7 +70,8 @@ public:
     /// Sends @p sig and waits for the exit. @return the exit status (or -signal).
     int stop(int sig = SIGTERM, std::chrono::seconds wait = std::chrono::seconds(20))
     {
-        if (pid_ <= 0) return exit_status_;
+        if (pid_ <= 0)
+            return exit_status_;
         ::kill(pid_, sig);
         auto const deadline = std::chrono::steady_clock::now() + wait;
         int status = 0;
@@ -98,19 +102,22 @@ private:
     {
         static int counter = 0;
         log_path_ = db_ + ".server" + std::to_string(++counter) + ".log";
-        std::vector<std::string> args{CHATSTREAM_BINARY, "serve", "--db", db_, "--port", "0", "--threads", "2",
-                                      "--flush-ms", "20"};
+        std::vector<std::string> args{CHATSTREAM_BINARY, "serve", "--db",       db_, "--port", "0",
+                                      "--threads",       "2",     "--flush-ms", "20"};
         args.insert(args.end(), extra_.begin(), extra_.end());
         pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
+        if (pid_ < 0)
+            throw std::runtime_error("fork failed");
         if (pid_ == 0)
         {
             int fd = ::open(log_path_.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
             ::dup2(fd, 1);
             ::dup2(fd, 2);
-            for (auto const& e : env_) ::putenv(const_cast<char*>(e.c_str()));
+            for (auto const& e : env_)
+                ::putenv(const_cast<char*>(e.c_str()));
             std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
+            for (auto& a : args)
+                argv.push_back(a.data());
             argv.push_back(nullptr);
             ::execv(argv[0], argv.data());
             ::_exit(127);
@@ -146,7 +153,6 @@ private:
     unsigned short port_ = 0;
 };
 
-
 /// A blocking WebSocket client whose reads time out (a hung server fails
 /// the test instead of hanging it).
 class ws_client
@@ -160,11 +166,15 @@ public:
     {
         auto& sock = beast::get_lowest_layer(ws_);
         sock.open(tcp::v4());
-        if (receive_buffer) sock.set_option(net::socket_base::receive_buffer_size(receive_buffer));
+        if (receive_buffer)
+            sock.set_option(net::socket_base::receive_buffer_size(receive_buffer));
         sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        ws_.set_option(websocket::stream_base::decorator([authorization](websocket::request_type& req) {
-            if (!authorization.empty()) req.set(http::field::authorization, authorization);
-        }));
+        ws_.set_option(websocket::stream_base::decorator(
+            [authorization](websocket::request_type& req)
+            {
+                if (!authorization.empty())
+                    req.set(http::field::authorization, authorization);
+            }));
         ws_.read_message_max(64u << 20);
         ws_.handshake("127.0.0.1", target);
     }
@@ -188,10 +198,12 @@ public:
         buffer_.clear();
         bool done = false;
         beast::error_code ec;
-        ws_.async_read(buffer_, [&](beast::error_code e, std::size_t) {
-            ec = e;
-            done = true;
-        });
+        ws_.async_read(buffer_,
+                       [&](beast::error_code e, std::size_t)
+                       {
+                           ec = e;
+                           done = true;
+                       });
         ioc_.restart();
         ioc_.run_for(std::chrono::seconds(15));
         if (!done)
@@ -199,10 +211,12 @@ public:
             beast::get_lowest_layer(ws_).close(ec);
             ioc_.restart();
             ioc_.run(); // completes the aborted read
-            throw std::runtime_error("timed out waiting for a server event (after " + std::to_string(received_) +
+            throw std::runtime_error("timed out waiting for a server event (after " +
+                                     std::to_string(received_) +
                                      " events, the last: " + last_.substr(0, 200) + ")");
         }
-        if (ec) throw beast::system_error(ec);
+        if (ec)
+            throw beast::system_error(ec);
         ++received_;
         last_ = beast::buffers_to_string(buffer_.data());
         return last_;
@@ -218,8 +232,10 @@ public:
         for (;;)
         {
             auto e = read();
-            if (e.at("type").as_string() != type) continue;
-            if (!message_id.empty() && (!e.contains("messageId") || e.at("messageId").as_string() != message_id))
+            if (e.at("type").as_string() != type)
+                continue;
+            if (!message_id.empty() &&
+                (!e.contains("messageId") || e.at("messageId").as_string() != message_id))
                 continue;
             return e;
         }
@@ -232,17 +248,20 @@ public:
         {
             auto e = read();
             out.push_back(e);
-            if (e.at("type").as_string() == "finish" && e.at("messageId").as_string() == message_id) return out;
+            if (e.at("type").as_string() == "finish" && e.at("messageId").as_string() == message_id)
+                return out;
         }
     }
     /// Sends a query and returns its `result` data (or the error event).
     json::object query(std::string const& name, json::object args, std::string const& id = "q")
     {
-        send(json::object{{"type", "query"}, {"id", id}, {"name", name}, {"args", std::move(args)}});
+        send(
+            json::object{{"type", "query"}, {"id", id}, {"name", name}, {"args", std::move(args)}});
         for (;;)
         {
             auto e = read();
-            if (e.contains("id") && e.at("id") == json::value(id)) return e;
+            if (e.contains("id") && e.at("id") == json::value(id))
+                return e;
         }
     }
 
@@ -278,7 +297,8 @@ inline http_reply http_get(unsigned short port, std::string const& target, bool 
         req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
         req.set(http::field::sec_websocket_version, "13");
     }
-    if (!authorization.empty()) req.set(http::field::authorization, authorization);
+    if (!authorization.empty())
+        req.set(http::field::authorization, authorization);
     http::write(sock, req);
     beast::flat_buffer b;
     http::response<http::string_body> res;

@@ -12,7 +12,8 @@
 using namespace chatstream;
 using namespace chatstream::test;
 
-namespace {
+namespace
+{
 
 std::string str(json::value const& v)
 {
@@ -51,7 +52,8 @@ stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t> first
             auto const delta = str(e.at("delta"));
             CHECK(core::is_valid_utf8(delta));
             auto const offset = static_cast<std::uint64_t>(e.at("offset").as_int64());
-            if (u16) CHECK(offset == *u16);
+            if (u16)
+                CHECK(offset == *u16);
             u16 = offset + core::utf16_length(delta);
             r.text += delta;
             ++r.deltas;
@@ -92,7 +94,8 @@ started start_generation(ws_client& c, std::string const& content, std::uint64_t
     while (core::utf16_length(s.text) < min_u16)
     {
         auto e = c.read();
-        if (e.at("type").as_string() == "text-delta") s.text += str(e.at("delta"));
+        if (e.at("type").as_string() == "text-delta")
+            s.text += str(e.at("delta"));
     }
     return s;
 }
@@ -114,7 +117,8 @@ std::string make_jwt(std::string const& secret, std::string const& sub, long exp
 
 } // namespace
 
-TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units", "[integration][streaming]")
+TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -141,12 +145,15 @@ TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units", "
     CHECK(data.at("generationStartedAt").is_int64());
 
     // A follow-up in the same conversation sees the history.
-    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", r.ack.at("conversationId")},
+    c.send(json::object{{"type", "generate"},
+                        {"id", "g2"},
+                        {"conversationId", r.ack.at("conversationId")},
                         {"content", "hello again"}});
     auto r2 = read_generation(c);
     CHECK(str(r2.finish.at("status")) == "complete");
     CHECK(r2.ack.at("conversationId") == r.ack.at("conversationId"));
-    auto list = q.query("listMessages", {{"conversationId", r.ack.at("conversationId")}, {"limit", 3}});
+    auto list =
+        q.query("listMessages", {{"conversationId", r.ack.at("conversationId")}, {"limit", 3}});
     auto const& page1 = list.at("data").as_object();
     CHECK(page1.at("messages").as_array().size() == 3);
     REQUIRE(page1.at("nextCursor").is_string());
@@ -159,13 +166,15 @@ TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units", "
     CHECK(convs.at("data").at("conversations").at(0).at("messageCount").as_int64() == 4);
 }
 
-TEST_CASE("tool call: UTF-16 textPosition, row committed before its output", "[integration][streaming]")
+TEST_CASE("tool call: UTF-16 textPosition, row committed before its output",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
     ws_client c(server.port());
     ws_client q(server.port());
-    // 7 tokens: "Hello" "," " world" " café" " naïve" " 日本語" " 🙂" = 30 UTF-16 units, 40 bytes.
+    // 7 tokens: "Hello" "," " world" " café" " naïve" " 日本語" " 🙂" = 30 UTF-16 units, 40
+    // bytes.
     c.send(generate(R"x(/tokens 7 /tool calculator {"expression": "2*(3+4)"})x"));
     auto const ack = c.read_until("ack");
     auto const message_id = str(ack.at("messageId"));
@@ -175,7 +184,8 @@ TEST_CASE("tool call: UTF-16 textPosition, row committed before its output", "[i
     {
         auto e = c.read();
         auto const type = str(e.at("type"));
-        if (type == "text-delta") text += str(e.at("delta"));
+        if (type == "text-delta")
+            text += str(e.at("delta"));
         if (type == "tool-input-start")
         {
             CHECK(e.at("textPosition").as_int64() == 30);
@@ -193,12 +203,14 @@ TEST_CASE("tool call: UTF-16 textPosition, row committed before its output", "[i
             saw_output = true;
             CHECK(e.at("output").at("result").as_int64() == 14);
             // The row was durable before this event was sent.
-            auto calls = q.query("getToolCalls", {{"messageId", message_id}, {"includePartial", true}});
+            auto calls =
+                q.query("getToolCalls", {{"messageId", message_id}, {"includePartial", true}});
             auto const& arr = calls.at("data").as_array();
             REQUIRE(arr.size() == 1);
             CHECK(arr[0].at("name").as_string() == "calculator");
             CHECK(arr[0].at("textPosition").as_int64() == 30);
-            CHECK(json::parse(arr[0].at("arguments").as_string()).at("expression").as_string() == "2*(3+4)");
+            CHECK(json::parse(arr[0].at("arguments").as_string()).at("expression").as_string() ==
+                  "2*(3+4)");
             REQUIRE(arr[0].as_object().contains("result"));
             CHECK(json::parse(arr[0].at("result").as_string()).at("result").as_int64() == 14);
         }
@@ -218,7 +230,8 @@ TEST_CASE("tool call: UTF-16 textPosition, row committed before its output", "[i
     CHECK(str(m.at("data").at("content")) == text);
 }
 
-TEST_CASE("a failing tool yields success:false and the generation goes on", "[integration][streaming]")
+TEST_CASE("a failing tool yields success:false and the generation goes on",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -266,12 +279,14 @@ TEST_CASE("resume from an offset: no gap, no overlap", "[integration][streaming]
     auto replay = read_until_finish(b, 10);
     CHECK(replay.text == content.substr(core::utf8_offset_of_utf16(content, 10)));
 
-    b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", message_id}, {"fromOffset", 1000000}});
+    b.send(json::object{
+        {"type", "subscribe"}, {"id", "s"}, {"messageId", message_id}, {"fromOffset", 1000000}});
     auto err = b.read();
     CHECK(str(err.at("code")) == "bad_request");
 }
 
-TEST_CASE("cancel stops within a token interval and keeps the partial text", "[integration][streaming]")
+TEST_CASE("cancel stops within a token interval and keeps the partial text",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -296,7 +311,8 @@ TEST_CASE("cancel stops within a token interval and keeps the partial text", "[i
     CHECK(str(c.read().at("code")) == "conflict");
 }
 
-TEST_CASE("/fail keeps the partial text and leaves no partial tool call", "[integration][streaming]")
+TEST_CASE("/fail keeps the partial text and leaves no partial tool call",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -332,15 +348,16 @@ TEST_CASE("two users cannot see each other's data", "[integration][streaming]")
     server_process server(dir.file("chat.db"));
     ws_client alice(server.port(), "/ws?user=alice");
     ws_client bob(server.port(), "/ws?user=bob");
-    alice.send(json::object{{"type", "generate"},
-                            {"id", "g"},
-                            {"content", R"(/tool datetime {"timezone":"Europe/Paris"})"},
-                            {"attachments", json::array{json::object{{"type", "image"},
-                                                                      {"name", "cat.png"},
-                                                                      {"storageId", "s1"},
-                                                                      {"mimeType", "image/png"},
-                                                                      {"size", 10},
-                                                                      {"metadata", {{"width", 3}}}}}}});
+    alice.send(
+        json::object{{"type", "generate"},
+                     {"id", "g"},
+                     {"content", R"(/tool datetime {"timezone":"Europe/Paris"})"},
+                     {"attachments", json::array{json::object{{"type", "image"},
+                                                              {"name", "cat.png"},
+                                                              {"storageId", "s1"},
+                                                              {"mimeType", "image/png"},
+                                                              {"size", 10},
+                                                              {"metadata", {{"width", 3}}}}}}});
     auto r = read_generation(alice);
     auto const msg = r.ack.at("messageId");
     auto const user_msg = r.ack.at("userMessageId");
@@ -366,13 +383,15 @@ TEST_CASE("two users cannot see each other's data", "[integration][streaming]")
     CHECK(str(bob.read().at("code")) == "not_found");
     bob.send(json::object{{"type", "cancel"}, {"id", "c"}, {"messageId", msg}});
     CHECK(str(bob.read().at("code")) == "not_found");
-    bob.send(json::object{{"type", "generate"}, {"id", "g"}, {"conversationId", conv}, {"content", "hi"}});
+    bob.send(json::object{
+        {"type", "generate"}, {"id", "g"}, {"conversationId", conv}, {"content", "hi"}});
     auto e = bob.read();
     CHECK(str(e.at("code")) == "not_found");
     CHECK(e.at("id").as_string() == "g");
 }
 
-TEST_CASE("bad input gets precise errors and the connection stays usable", "[integration][streaming]")
+TEST_CASE("bad input gets precise errors and the connection stays usable",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -391,24 +410,33 @@ TEST_CASE("bad input gets precise errors and the connection stays usable", "[int
         {R"({"type":5})", "bad_request", "'type' must be a string"},
         {R"({"type":"generate","id":"r"})", "bad_request", "missing field 'content'"},
         {R"({"type":"generate","content":5})", "bad_request", "'content' must be a string"},
-        {R"({"type":"generate","content":"x","attachments":[{"type":"video"}]})", "bad_request", "attachments[0]"},
-        {R"({"type":"generate","content":"x","attachments":{}})", "bad_request", "must be an array"},
+        {R"({"type":"generate","content":"x","attachments":[{"type":"video"}]})", "bad_request",
+         "attachments[0]"},
+        {R"({"type":"generate","content":"x","attachments":{}})", "bad_request",
+         "must be an array"},
         {R"({"type":"subscribe"})", "bad_request", "missing field 'messageId'"},
-        {R"({"type":"subscribe","messageId":"m","fromOffset":-1})", "bad_request", "must not be negative"},
-        {R"({"type":"subscribe","messageId":"m","fromOffset":"1"})", "bad_request", "must be an integer"},
+        {R"({"type":"subscribe","messageId":"m","fromOffset":-1})", "bad_request",
+         "must not be negative"},
+        {R"({"type":"subscribe","messageId":"m","fromOffset":"1"})", "bad_request",
+         "must be an integer"},
         {R"({"type":"query","id":"q","name":"dropTables"})", "bad_request", "unknown query"},
         {R"({"type":"query","id":"q","name":"getMessage"})", "bad_request", "missing field 'args'"},
-        {R"({"type":"query","id":"q","name":"getMessage","args":{"messageId":7}})", "bad_request", "must be a string"},
-        {R"({"type":"query","id":"q","name":"listConversations","args":{"limit":0}})", "bad_request", "limit"},
+        {R"({"type":"query","id":"q","name":"getMessage","args":{"messageId":7}})", "bad_request",
+         "must be a string"},
+        {R"({"type":"query","id":"q","name":"listConversations","args":{"limit":0}})",
+         "bad_request", "limit"},
         {R"({"type":"query","id":"q","name":"listMessages","args":{"conversationId":"c","cursor":"zz"}})",
          "not_found", "conversation"},
-        {R"({"type":"query","id":"q","name":"getMessage","args":{"messageId":"nope"}})", "not_found", "message"},
+        {R"({"type":"query","id":"q","name":"getMessage","args":{"messageId":"nope"}})",
+         "not_found", "message"},
         {R"({"type":"ping","id":{"a":1}})", "bad_request", "'id' must be a string or an integer"},
-        {R"({"type":"mutate","id":"m","name":"createConversation"})", "bad_request", "not implemented"},
+        {R"({"type":"mutate","id":"m","name":"createConversation"})", "bad_request",
+         "not implemented"},
         {R"({"type":"watch"})", "bad_request", "not implemented"},
         {R"({"type":"cancel","messageId":"nope"})", "not_found", "no such message"},
         {R"({"type":"subscribe","messageId":"nope"})", "not_found", "no such message"},
-        {R"({"type":"generate","conversationId":"nope","content":"x"})", "not_found", "conversation"},
+        {R"({"type":"generate","conversationId":"nope","content":"x"})", "not_found",
+         "conversation"},
     };
     for (auto const& b : cases)
     {
@@ -451,7 +479,9 @@ TEST_CASE("one generation per conversation", "[integration][streaming]")
     ws_client c(server.port());
     c.send(generate("/tokens 50 /delay 10"));
     auto const ack = c.read_until("ack");
-    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", ack.at("conversationId")},
+    c.send(json::object{{"type", "generate"},
+                        {"id", "g2"},
+                        {"conversationId", ack.at("conversationId")},
                         {"content", "again"}});
     json::object conflict = c.read_until("error");
     CHECK(str(conflict.at("code")) == "conflict");
@@ -486,7 +516,8 @@ TEST_CASE("kill -9 mid-generation, restart: the message is interrupted", "[integ
     CHECK(str(finish.at("status")) == "interrupted");
 }
 
-TEST_CASE("SIGTERM drains: running generations end stopped and committed", "[integration][streaming]")
+TEST_CASE("SIGTERM drains: running generations end stopped and committed",
+          "[integration][streaming]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -513,25 +544,32 @@ TEST_CASE("JWT auth: 401 before the upgrade, Bearer header or ?token=", "[integr
                           {"CS_TEST_SECRET=test-secret"});
     CHECK(http_get(server.port(), "/ws", true).status == 401);
     CHECK(http_get(server.port(), "/ws?user=alice", true).status == 401); // dev mode is off
-    CHECK(http_get(server.port(), "/ws", true, "Bearer " + make_jwt("wrong", "alice")).status == 401);
-    CHECK(http_get(server.port(), "/ws", true, "Bearer " + make_jwt("test-secret", "alice", -10)).status == 401);
-    CHECK(http_get(server.port(), "/ws", true, "Bearer " + make_jwt("test-secret", "alice")).status == 101);
+    CHECK(http_get(server.port(), "/ws", true, "Bearer " + make_jwt("wrong", "alice")).status ==
+          401);
+    CHECK(http_get(server.port(), "/ws", true, "Bearer " + make_jwt("test-secret", "alice", -10))
+              .status == 401);
+    CHECK(
+        http_get(server.port(), "/ws", true, "Bearer " + make_jwt("test-secret", "alice")).status ==
+        101);
 
     ws_client a(server.port(), "/ws", "Bearer " + make_jwt("test-secret", "alice"));
     a.send(generate("hi"));
     auto r = read_generation(a);
     CHECK(str(r.finish.at("status")) == "complete");
     ws_client a2(server.port(), "/ws?token=" + make_jwt("test-secret", "alice"));
-    CHECK(str(a2.query("getMessage", {{"messageId", r.ack.at("messageId")}}).at("type")) == "result");
+    CHECK(str(a2.query("getMessage", {{"messageId", r.ack.at("messageId")}}).at("type")) ==
+          "result");
     ws_client b(server.port(), "/ws?token=" + make_jwt("test-secret", "bob"));
-    CHECK(str(b.query("getMessage", {{"messageId", r.ack.at("messageId")}}).at("code")) == "not_found");
+    CHECK(str(b.query("getMessage", {{"messageId", r.ack.at("messageId")}}).at("code")) ==
+          "not_found");
 
     CHECK(http_get(server.port(), "/healthz").status == 200);
     auto metrics = http_get(server.port(), "/metrics");
     CHECK(metrics.status == 200);
     INFO(metrics.body);
     CHECK(metrics.body.find("\nchatstream_connections ") != std::string::npos);
-    CHECK(metrics.body.find("\nchatstream_connections 0") == std::string::npos); // a, a2, b are open
+    CHECK(metrics.body.find("\nchatstream_connections 0") ==
+          std::string::npos); // a, a2, b are open
     CHECK(metrics.body.find("chatstream_auth_failures_total 4") != std::string::npos);
     CHECK(metrics.body.find("chatstream_events_sent_total") != std::string::npos);
     CHECK(metrics.body.find("chatstream_partial_flush_latency_seconds_sum") != std::string::npos);
@@ -549,10 +587,12 @@ TEST_CASE("many subscribers of one generation get the same stream", "[integratio
     for (int i = 0; i < 4; ++i)
     {
         watchers.push_back(std::make_unique<ws_client>(server.port()));
-        watchers.back()->send(json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", 0}});
+        watchers.back()->send(
+            json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", 0}});
     }
     auto const own = read_until_finish(c, 0).text;
-    for (auto& w : watchers) CHECK(read_until_finish(*w, 0).text == own);
+    for (auto& w : watchers)
+        CHECK(read_until_finish(*w, 0).text == own);
 }
 
 TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration][streaming]")
@@ -568,7 +608,8 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
     while (std::chrono::steady_clock::now() < deadline)
     {
         metrics = http_get(server.port(), "/metrics").body;
-        if (metrics.find("chatstream_queue_drops_total 1") != std::string::npos) break;
+        if (metrics.find("chatstream_queue_drops_total 1") != std::string::npos)
+            break;
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     INFO(metrics);

@@ -21,7 +21,8 @@ using namespace chatstream;
 using namespace chatstream::streaming;
 namespace json = boost::json;
 
-namespace {
+namespace
+{
 
 class recorder : public subscriber
 {
@@ -37,11 +38,14 @@ public:
     std::vector<json::object> wait_for(std::string const& type, std::size_t nth = 1)
     {
         std::unique_lock lock(mutex_);
-        bool ok = cv_.wait_for(lock, std::chrono::seconds(10), [&] {
-            std::size_t n = 0;
-            for (auto const& e : events_) n += e.at("type").as_string() == type;
-            return n >= nth;
-        });
+        bool ok = cv_.wait_for(lock, std::chrono::seconds(10),
+                               [&]
+                               {
+                                   std::size_t n = 0;
+                                   for (auto const& e : events_)
+                                       n += e.at("type").as_string() == type;
+                                   return n >= nth;
+                               });
         REQUIRE(ok);
         return events_;
     }
@@ -50,7 +54,8 @@ public:
     {
         std::lock_guard lock(mutex_);
         std::size_t n = 0;
-        for (auto const& e : events_) n += e.at("type").as_string() == type;
+        for (auto const& e : events_)
+            n += e.at("type").as_string() == type;
         return n;
     }
 
@@ -64,7 +69,8 @@ std::string text_of(std::vector<json::object> const& events)
 {
     std::string out;
     for (auto const& e : events)
-        if (e.at("type").as_string() == "text-delta") out += e.at("delta").as_string();
+        if (e.at("type").as_string() == "text-delta")
+            out += e.at("delta").as_string();
     return out;
 }
 
@@ -78,10 +84,13 @@ struct engine
     tool_registry tools = tool_registry::with_builtins();
     server_metrics metrics;
     boost::asio::io_context ioc;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};
-    stream_hub hub{hub_context{ioc, writer, reads, *model, tools, metrics, std::chrono::milliseconds(10)}};
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{
+        ioc.get_executor()};
+    stream_hub hub{
+        hub_context{ioc, writer, reads, *model, tools, metrics, std::chrono::milliseconds(10)}};
     std::vector<std::thread> threads;
-    std::string user_id = [&] {
+    std::string user_id = [&]
+    {
         std::string id;
         writer.run_sync([&](storage::database& db) { id = storage::users::ensure(db, "alice"); });
         return id;
@@ -89,20 +98,23 @@ struct engine
 
     engine()
     {
-        for (int i = 0; i < 2; ++i) threads.emplace_back([this] { ioc.run(); });
+        for (int i = 0; i < 2; ++i)
+            threads.emplace_back([this] { ioc.run(); });
     }
     ~engine()
     {
         work.reset();
         ioc.stop();
-        for (auto& t : threads) t.join();
+        for (auto& t : threads)
+            t.join();
         reads.stop();
         writer.stop();
     }
 
     std::optional<storage::message_row> message(std::string const& id)
     {
-        return reads.run_sync([&](storage::database& db) { return storage::messages::get(db, user_id, id); });
+        return reads.run_sync([&](storage::database& db)
+                              { return storage::messages::get(db, user_id, id); });
     }
 };
 
@@ -135,7 +147,8 @@ TEST_CASE("a generation acks, streams and commits before finish", "[streaming][g
     CHECK(e.metrics.generations_total.load() == 1);
 }
 
-TEST_CASE("a generation survives its subscriber and flushes partial content", "[streaming][generation]")
+TEST_CASE("a generation survives its subscriber and flushes partial content",
+          "[streaming][generation]")
 {
     engine e;
     std::string id;

@@ -6,7 +6,8 @@
 
 using namespace chatstream::streaming;
 
-namespace {
+namespace
+{
 frame text(std::string s)
 {
     return frame{std::make_shared<std::string const>(std::move(s))};
@@ -50,7 +51,8 @@ TEST_CASE("backed-up deltas of one message merge, keeping the first offset", "[s
     q.push(events::text_delta("m1", 5, " wörld"));
     q.push(events::text_delta("m1", 11, " 🚀\"q\""));
     auto f = q.pop();
-    CHECK(*f.data == R"({"type":"text-delta","messageId":"m1","offset":0,"delta":"Hello wörld 🚀\"q\""})");
+    CHECK(*f.data ==
+          R"({"type":"text-delta","messageId":"m1","offset":0,"delta":"Hello wörld 🚀\"q\""})");
     CHECK(f.u16_begin == 0);
     CHECK(f.u16_end == 11 + 6);
     CHECK(q.empty());
@@ -78,7 +80,8 @@ TEST_CASE("merging never crosses kinds, messages or gaps", "[streaming][queue]")
 TEST_CASE("a merged delta is bounded in size", "[streaming][queue]")
 {
     outbound_queue q({1000, 1 << 20, 100});
-    for (int i = 0; i < 20; ++i) q.push(events::text_delta("m", static_cast<std::uint64_t>(i) * 10, "0123456789"));
+    for (int i = 0; i < 20; ++i)
+        q.push(events::text_delta("m", static_cast<std::uint64_t>(i) * 10, "0123456789"));
     std::size_t frames = 0;
     std::string all;
     while (!q.empty())

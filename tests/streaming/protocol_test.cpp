@@ -5,14 +5,15 @@
 
 using namespace chatstream::streaming;
 
-namespace {
+namespace
+{
 
-template <class T>
-T parse_ok(request_parser& p, std::string_view text)
+template <class T> T parse_ok(request_parser& p, std::string_view text)
 {
     auto r = p.parse(text);
     INFO(text);
-    if (auto* e = std::get_if<protocol_error>(&r)) FAIL(e->message);
+    if (auto* e = std::get_if<protocol_error>(&r))
+        FAIL(e->message);
     auto& req = std::get<client_request>(r);
     REQUIRE(std::holds_alternative<T>(req));
     return std::get<T>(req);
@@ -47,20 +48,24 @@ TEST_CASE("generate requests parse with attachments", "[streaming][protocol]")
 TEST_CASE("other requests parse", "[streaming][protocol]")
 {
     request_parser p;
-    auto s = parse_ok<subscribe_request>(p, R"({"type":"subscribe","messageId":"m","fromOffset":12})");
+    auto s =
+        parse_ok<subscribe_request>(p, R"({"type":"subscribe","messageId":"m","fromOffset":12})");
     CHECK(s.message_id == "m");
     CHECK(s.from_offset == 12);
     CHECK_FALSE(s.id);
     CHECK(parse_ok<cancel_request>(p, R"({"type":"cancel","id":7,"messageId":"m"})").id == "7");
     auto q = parse_ok<query_request>(
-        p, R"({"type":"query","id":"q","name":"getToolCalls","args":{"messageId":"m","includePartial":true}})");
+        p,
+        R"({"type":"query","id":"q","name":"getToolCalls","args":{"messageId":"m","includePartial":true}})");
     CHECK(q.name == query_name::get_tool_calls);
     CHECK(q.include_partial);
     auto l = parse_ok<query_request>(
-        p, R"({"type":"query","id":"q","name":"listMessages","args":{"conversationId":"c","limit":2,"cursor":"x"}})");
+        p,
+        R"({"type":"query","id":"q","name":"listMessages","args":{"conversationId":"c","limit":2,"cursor":"x"}})");
     CHECK(l.limit == 2);
     CHECK(l.cursor == "x");
-    CHECK(parse_ok<query_request>(p, R"({"type":"query","id":"q","name":"listConversations"})").limit == 50);
+    CHECK(parse_ok<query_request>(p, R"({"type":"query","id":"q","name":"listConversations"})")
+              .limit == 50);
     parse_ok<ping_request>(p, R"({"type":"ping"})");
 }
 
@@ -71,26 +76,39 @@ TEST_CASE("bad frames give precise bad_request errors", "[streaming][protocol]")
     CHECK(parse_err(p, "\"x\"").message == "frame must be a JSON object, got string");
     CHECK(parse_err(p, "{}").message == "missing field 'type'");
     CHECK(parse_err(p, R"({"type":"nope","id":"r"})").id == R"("r")");
-    CHECK(parse_err(p, R"({"type":"generate","content":""})").message == "field 'content' must not be empty");
+    CHECK(parse_err(p, R"({"type":"generate","content":""})").message ==
+          "field 'content' must not be empty");
     CHECK(parse_err(p, R"({"type":"generate","content":"x","conversationId":3})").message ==
           "field 'conversationId' must be a string, got number");
-    CHECK(parse_err(p, R"({"type":"generate","content":"x","attachments":[{"type":"image","name":"n","storageId":"s","mimeType":"m","size":-1}]})")
-              .message == "attachments[0]: 'size' must not be negative");
-    CHECK(parse_err(p, R"({"type":"generate","content":"x","attachments":[{"type":"image","name":"n","storageId":"s","mimeType":"m","size":1,"metadata":[]}]})")
-              .message == "attachments[0]: 'metadata' must be an object");
+    CHECK(
+        parse_err(
+            p,
+            R"({"type":"generate","content":"x","attachments":[{"type":"image","name":"n","storageId":"s","mimeType":"m","size":-1}]})")
+            .message == "attachments[0]: 'size' must not be negative");
+    CHECK(
+        parse_err(
+            p,
+            R"({"type":"generate","content":"x","attachments":[{"type":"image","name":"n","storageId":"s","mimeType":"m","size":1,"metadata":[]}]})")
+            .message == "attachments[0]: 'metadata' must be an object");
     CHECK(parse_err(p, R"({"type":"query","id":"q","name":"getMessage","args":[]})").message ==
           "field 'args' must be an object, got array");
-    CHECK(parse_err(p, R"({"type":"query","id":"q","name":"getToolCalls","args":{"messageId":"m","includePartial":1}})")
-              .message == "args: field 'includePartial' must be a boolean, got number");
-    CHECK(parse_err(p, R"({"type":"mutate","id":"m"})").message == "'mutate' is not implemented yet");
+    CHECK(
+        parse_err(
+            p,
+            R"({"type":"query","id":"q","name":"getToolCalls","args":{"messageId":"m","includePartial":1}})")
+            .message == "args: field 'includePartial' must be a boolean, got number");
+    CHECK(parse_err(p, R"({"type":"mutate","id":"m"})").message ==
+          "'mutate' is not implemented yet");
     auto const long_id = R"({"type":"ping","id":")" + std::string(200, 'x') + "\"}";
     CHECK(parse_err(p, long_id).message == "field 'id' is longer than 128 bytes");
-    for (auto const& e : {parse_err(p, "{"), parse_err(p, "{}")}) CHECK(e.code == wire_error::bad_request);
+    for (auto const& e : {parse_err(p, "{"), parse_err(p, "{}")})
+        CHECK(e.code == wire_error::bad_request);
 }
 
 TEST_CASE("events are valid JSON with escaped text", "[streaming][protocol]")
 {
-    auto check = [](frame const& f) {
+    auto check = [](frame const& f)
+    {
         INFO(*f.data);
         return boost::json::parse(*f.data).as_object();
     };
@@ -100,7 +118,8 @@ TEST_CASE("events are valid JSON with escaped text", "[streaming][protocol]")
     auto f = check(events::finish("m", {"error", "error", 2, 5, std::string("boom")}));
     CHECK(f.at("usage").at("outputTokens").as_int64() == 5);
     CHECK(f.at("error").as_string() == "boom");
-    auto e = check(events::error(std::string("42"), std::string_view("m"), wire_error::not_found, "x"));
+    auto e =
+        check(events::error(std::string("42"), std::string_view("m"), wire_error::not_found, "x"));
     CHECK(e.at("id").as_int64() == 42);
     CHECK(e.at("code").as_string() == "not_found");
     check(events::ack(std::string(R"("r")"), "c", "u", "m"));

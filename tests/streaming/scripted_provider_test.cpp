@@ -8,7 +8,8 @@
 using namespace chatstream;
 using namespace chatstream::streaming;
 
-namespace {
+namespace
+{
 
 struct recording_sink : provider_sink
 {
@@ -24,13 +25,17 @@ struct recording_sink : provider_sink
     {
         texts.emplace_back(t);
         log.push_back("text");
-        if (cancel_after && texts.size() == cancel_after) stream->cancel();
+        if (cancel_after && texts.size() == cancel_after)
+            stream->cancel();
     }
     void on_tool_input_start(std::string_view id, std::string_view name) override
     {
         log.push_back("start:" + std::string(id) + ":" + std::string(name));
     }
-    void on_tool_input_delta(std::string_view, std::string_view d) override { log.push_back("delta:" + std::string(d)); }
+    void on_tool_input_delta(std::string_view, std::string_view d) override
+    {
+        log.push_back("delta:" + std::string(d));
+    }
     void on_tool_call(std::string_view, std::string_view name, std::string_view args) override
     {
         log.push_back("call:" + std::string(name) + ":" + std::string(args));
@@ -71,7 +76,8 @@ provider_request user(std::string content)
 
 TEST_CASE("directives are parsed from the user message", "[streaming][scripted]")
 {
-    auto d = parse_directives(R"(please /tokens 12 then /tool calculator {"expression": "1 + {2}"} /delay 5 /fail 3)");
+    auto d = parse_directives(
+        R"(please /tokens 12 then /tool calculator {"expression": "1 + {2}"} /delay 5 /fail 3)");
     CHECK(d.tokens == 12u);
     CHECK(d.delay_ms == 5);
     CHECK(d.fail_after == 3u);
@@ -84,7 +90,8 @@ TEST_CASE("directives are parsed from the user message", "[streaming][scripted]"
     CHECK(parse_directives("/tool datetime").tool_args == "{}");
 }
 
-TEST_CASE("/tokens N gives exactly N whole-code-point tokens with surrogate pairs", "[streaming][scripted]")
+TEST_CASE("/tokens N gives exactly N whole-code-point tokens with surrogate pairs",
+          "[streaming][scripted]")
 {
     auto s = run(user("/tokens 1000"));
     CHECK(s->texts.size() == 1000);
@@ -97,7 +104,8 @@ TEST_CASE("/tokens N gives exactly N whole-code-point tokens with surrogate pair
     {
         CHECK(core::is_valid_utf8(t));
         CHECK(core::complete_utf8_prefix(t) == t.size());
-        if (core::utf16_length(t) > 0 && t.find("\xF0") != std::string::npos) surrogate_pair = true;
+        if (core::utf16_length(t) > 0 && t.find("\xF0") != std::string::npos)
+            surrogate_pair = true;
         all += t;
     }
     CHECK(surrogate_pair);
@@ -119,11 +127,13 @@ TEST_CASE("/tool emits text, a streamed call, and then uses the result", "[strea
 
     auto step2 = user(R"(/tool calculator {"expression":"6*7"})");
     step2.step = 1;
-    step2.tool_results.push_back({"call_0_calculator", "calculator", R"({"expression":"6*7"})", R"({"result":42})"});
+    step2.tool_results.push_back(
+        {"call_0_calculator", "calculator", R"({"expression":"6*7"})", R"({"result":42})"});
     auto s2 = run(step2);
     CHECK(s2->finish_reason == "stop");
     std::string text;
-    for (auto const& t : s2->texts) text += t;
+    for (auto const& t : s2->texts)
+        text += t;
     CHECK(text.find(R"({"result":42})") != std::string::npos);
 }
 

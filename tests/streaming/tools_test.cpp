@@ -69,7 +69,8 @@ TEST_CASE("the registry never throws; failures are success:false results", "[str
     CHECK(dt.success);
     CHECK(boost::json::parse(dt.json).at("utcOffsetMinutes").as_int64() == 540);
 
-    for (auto const& [name, args, message] : std::vector<std::tuple<std::string, std::string, std::string>>{
+    for (auto const& [name, args, message] :
+         std::vector<std::tuple<std::string, std::string, std::string>>{
              {"calculator", R"({"expression":"1/0"})", "division by zero"},
              {"calculator", R"({})", "missing argument 'expression'"},
              {"calculator", R"({"expression":5})", "must be a string"},

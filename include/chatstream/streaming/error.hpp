@@ -4,7 +4,8 @@
 #include <string_view>
 #include <system_error>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 enum class wire_error
 {
@@ -35,7 +36,6 @@ wire_error to_wire_error(std::error_code ec) noexcept;
 
 } // namespace chatstream::streaming
 
-template <>
-struct std::is_error_code_enum<chatstream::streaming::wire_error> : std::true_type
+template <> struct std::is_error_code_enum<chatstream::streaming::wire_error> : std::true_type
 {
 };

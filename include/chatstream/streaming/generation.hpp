@@ -15,12 +15,14 @@
 #include <memory>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class writer;
 class read_pool;
 } // namespace chatstream::storage
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// Something that receives serialized events: a WebSocket session, or a test.
 class subscriber
@@ -66,7 +68,8 @@ public:
     /// user message with its attachments and a pending assistant message in
     /// one write, then acks and streams to @p requester. One generation per
     /// conversation: a second one gets `conflict`.
-    void generate(std::string const& user_id, generate_request req, std::weak_ptr<subscriber> requester);
+    void generate(std::string const& user_id, generate_request req,
+                  std::weak_ptr<subscriber> requester);
 
     /// Replays the text of a message from UTF-16 offset `from_offset` (from
     /// memory while it is generating, from the database once it is done),
@@ -102,7 +105,8 @@ struct replay_tool
     std::optional<std::string> result_json;
     std::uint64_t text_position = 0;
 };
-void replay_frames(std::string_view message_id, std::string_view text, std::vector<replay_tool> const& tools,
-                   std::uint64_t from, std::function<void(frame)> const& emit);
+void replay_frames(std::string_view message_id, std::string_view text,
+                   std::vector<replay_tool> const& tools, std::uint64_t from,
+                   std::function<void(frame)> const& emit);
 
 } // namespace chatstream::streaming

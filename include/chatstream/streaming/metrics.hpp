@@ -5,24 +5,26 @@
 #include <cstdint>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 struct writer_stats;
 }
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// Process-wide counters; every member is safe to update from any thread.
 struct server_metrics
 {
-    std::atomic<std::int64_t> connections{0};           ///< open WebSocket sessions
+    std::atomic<std::int64_t> connections{0}; ///< open WebSocket sessions
     std::atomic<std::uint64_t> connections_total{0};
     std::atomic<std::int64_t> active_generations{0};
     std::atomic<std::uint64_t> generations_total{0};
-    std::atomic<std::uint64_t> events_sent{0};          ///< WebSocket frames written
-    std::atomic<std::uint64_t> events_merged{0};        ///< deltas folded while a socket was backed up
-    std::atomic<std::uint64_t> queue_drops{0};          ///< sessions closed for outbound overflow
+    std::atomic<std::uint64_t> events_sent{0};   ///< WebSocket frames written
+    std::atomic<std::uint64_t> events_merged{0}; ///< deltas folded while a socket was backed up
+    std::atomic<std::uint64_t> queue_drops{0};   ///< sessions closed for outbound overflow
     std::atomic<std::uint64_t> bad_requests{0};
-    std::atomic<std::uint64_t> flushes{0};              ///< partial_content flushes committed
+    std::atomic<std::uint64_t> flushes{0};                ///< partial_content flushes committed
     std::atomic<std::uint64_t> flush_latency_us_total{0}; ///< submit -> commit, summed
     std::atomic<std::uint64_t> flush_latency_us_max{0};
     std::atomic<std::uint64_t> auth_failures{0};

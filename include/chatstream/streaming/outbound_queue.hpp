@@ -8,7 +8,8 @@
 #include <memory>
 #include <string>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// One serialized server event, ready to become one WebSocket text frame.
 ///
@@ -32,8 +33,8 @@ struct frame
 /// Bounds of one socket's outbound queue.
 struct outbound_limits
 {
-    std::size_t max_frames = 8192;       ///< queued events
-    std::size_t max_bytes = 8u << 20;    ///< queued payload bytes
+    std::size_t max_frames = 8192;           ///< queued events
+    std::size_t max_bytes = 8u << 20;        ///< queued payload bytes
     std::size_t max_merge_bytes = 64u << 10; ///< largest delta built by merging
 };
 

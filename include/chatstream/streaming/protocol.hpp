@@ -13,7 +13,8 @@
 #include <variant>
 #include <vector>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// A request id exactly as the client spelled it (a JSON string or integer),
 /// echoed verbatim in replies.
@@ -107,7 +108,8 @@ private:
 };
 
 /// Builders of server events. Each returns a frame whose payload is shared.
-namespace events {
+namespace events
+{
 
 frame ack(request_id const& id, std::string_view conversation_id, std::string_view user_message_id,
           std::string_view message_id);

@@ -13,7 +13,8 @@
 #include <string_view>
 #include <vector>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 struct chat_message
 {
@@ -32,11 +33,11 @@ struct tool_exchange
 
 struct provider_request
 {
-    std::vector<chat_message> messages;     ///< conversation so far, the new user message last
+    std::vector<chat_message> messages;      ///< conversation so far, the new user message last
     std::vector<tool_exchange> tool_results; ///< calls already made by earlier steps
     std::optional<std::string> model;
-    int step = 0;                            ///< 0-based step of the tool loop
-    std::int64_t output_tokens_so_far = 0;   ///< text tokens of earlier steps
+    int step = 0;                          ///< 0-based step of the tool loop
+    std::int64_t output_tokens_so_far = 0; ///< text tokens of earlier steps
 };
 
 struct step_usage
@@ -57,7 +58,8 @@ public:
     virtual void on_tool_input_start(std::string_view id, std::string_view name) = 0;
     virtual void on_tool_input_delta(std::string_view id, std::string_view delta) = 0;
     /// A complete tool call; @p args_json is valid JSON text.
-    virtual void on_tool_call(std::string_view id, std::string_view name, std::string_view args_json) = 0;
+    virtual void on_tool_call(std::string_view id, std::string_view name,
+                              std::string_view args_json) = 0;
     /// @p finish_reason: "stop", "tool-calls", "length", ...
     virtual void on_step_finish(std::string_view finish_reason, step_usage usage) = 0;
     virtual void on_error(std::string_view message) = 0;
@@ -78,7 +80,8 @@ public:
     virtual ~provider() = default;
     /// Starts a step. The stream holds @p sink until the step ends or is
     /// cancelled. Thread-safe.
-    virtual std::shared_ptr<provider_stream> start(boost::asio::any_io_executor ex, provider_request request,
+    virtual std::shared_ptr<provider_stream> start(boost::asio::any_io_executor ex,
+                                                   provider_request request,
                                                    std::shared_ptr<provider_sink> sink) = 0;
 };
 
@@ -87,11 +90,11 @@ public:
 /// Directives of the scripted provider found in a user message.
 struct scripted_directives
 {
-    std::optional<std::size_t> tokens;      ///< /tokens N
-    std::optional<std::size_t> fail_after;  ///< /fail N
-    std::optional<int> delay_ms;            ///< /delay MS
-    std::optional<std::string> tool_name;   ///< /tool NAME {json}
-    std::string tool_args = "{}";           ///< canonical JSON text
+    std::optional<std::size_t> tokens;     ///< /tokens N
+    std::optional<std::size_t> fail_after; ///< /fail N
+    std::optional<int> delay_ms;           ///< /delay MS
+    std::optional<std::string> tool_name;  ///< /tool NAME {json}
+    std::string tool_args = "{}";          ///< canonical JSON text
 };
 
 /// Parses directives out of @p content. A malformed directive (e.g.

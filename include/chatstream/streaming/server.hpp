@@ -6,11 +6,13 @@
 #include <optional>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class writer;
 }
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 struct server_options
 {
