@@ -3,6 +3,7 @@
 
 #include "chatstream/core/clock.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
 #include <cmath>
@@ -77,12 +78,61 @@ std::string failure(std::string_view message)
 
 } // namespace
 
+tool_result make_tool_failure(std::string_view message)
+{
+    return {failure(message), false, std::string(message)};
+}
+
 tool_registry tool_registry::with_builtins()
 {
     tool_registry r;
     r.add("calculator", calculator);
     r.add("datetime", datetime);
+    r.describe({"calculator",
+                "Evaluates an arithmetic expression exactly: + - * / % ^, parentheses, pi, e, and sqrt abs sin cos "
+                "tan asin acos atan ln log log10 log2 exp floor ceil round min max pow.",
+                R"({"type":"object","properties":{"expression":{"type":"string","description":"e.g. 2*(3+4)^2"}},)"
+                R"("required":["expression"],"additionalProperties":false})"});
+    r.describe({"datetime",
+                "Current date and time in a time zone (IANA name like Europe/Paris, UTC, or an offset like +05:30).",
+                R"({"type":"object","properties":{"timezone":{"type":"string","description":"default UTC"}},)"
+                R"("additionalProperties":false})"});
     return r;
+}
+
+std::vector<tool_definition> tool_registry::definitions() const
+{
+    std::vector<tool_definition> out;
+    for (auto const& [name, d] : definitions_)
+        if (has(name)) out.push_back(d);
+    return out;
+}
+
+void tool_registry::run_async(std::string_view name, std::string args_json, tool_context ctx,
+                              boost::asio::any_io_executor ex, std::function<void(tool_result)> done) const
+{
+    namespace net = boost::asio;
+    auto it = async_tools_.find(name);
+    if (it == async_tools_.end())
+    {
+        // Sync tools are CPU-only and quick: run them here, complete later.
+        net::post(ex, [done = std::move(done), r = run(name, args_json)]() mutable { done(std::move(r)); });
+        return;
+    }
+    // The tool may complete on any thread: bring the result back to ex.
+    auto shared_done = std::make_shared<std::function<void(tool_result)>>(std::move(done));
+    auto back = [ex, shared_done](tool_result r) {
+        net::post(ex, [shared_done, r = std::move(r)]() mutable { (*shared_done)(std::move(r)); });
+    };
+    try
+    {
+        it->second(ctx, std::move(args_json), ex, back);
+    }
+    catch (std::exception const& e)
+    {
+        // A tool throws only before it started its work (it never calls back then).
+        back(make_tool_failure(e.what()));
+    }
 }
 
 tool_result tool_registry::run(std::string_view name, std::string_view args_json) const noexcept
@@ -90,6 +140,8 @@ tool_result tool_registry::run(std::string_view name, std::string_view args_json
     try
     {
         auto it = tools_.find(name);
+        if (it == tools_.end() && async_tools_.contains(name))
+            return make_tool_failure("tool '" + std::string(name) + "' does I/O and only runs through run_async");
         if (it == tools_.end())
         {
             std::string msg = "unknown tool '" + std::string(name) + "'";
