@@ -300,6 +300,15 @@ struct client
     }
 };
 
+/// Runs one step against @p up and waits for the mock to finish its script.
+std::shared_ptr<test::recording_sink> run_step(mock_upstream& up, openai_options const& o)
+{
+    client cl(o);
+    cl.run();
+    up.join();
+    return cl.sink;
+}
+
 openai_options options(std::string url)
 {
     openai_options o;
@@ -329,16 +338,14 @@ TEST_CASE("openai: streams text through adversarial chunking", "[streaming][open
             c.chunks(body, adversarial_cuts(body), 1);
             c.end_chunks();
         });
-        client cl(options(up.url() + "/"));
-        cl.run();
-        up.join();
-        CHECK(cl.sink->error.empty());
-        CHECK(cl.sink->text() == answer);
-        for (auto const& t : cl.sink->texts) CHECK(core::is_valid_utf8(t));
-        CHECK(cl.sink->finish_reason == "stop");
-        CHECK(cl.sink->usage.input_tokens == 21);
-        CHECK(cl.sink->usage.output_tokens == 9);
-        CHECK(cl.sink->calls_after_end == 0);
+        auto const sink = run_step(up, options(up.url() + "/"));
+        CHECK(sink->error.empty());
+        CHECK(sink->text() == answer);
+        for (auto const& t : sink->texts) CHECK(core::is_valid_utf8(t));
+        CHECK(sink->finish_reason == "stop");
+        CHECK(sink->usage.input_tokens == 21);
+        CHECK(sink->usage.output_tokens == 9);
+        CHECK(sink->calls_after_end == 0);
 
         REQUIRE(up.requests.size() == 1);
         auto const& req = up.requests[0];
@@ -367,12 +374,10 @@ TEST_CASE("openai: streams text through adversarial chunking", "[streaming][open
         });
         auto o = options(up.url() + "/v1");
         o.api_key.reset();
-        client cl(o);
-        cl.run();
-        up.join();
-        CHECK(cl.sink->error.empty());
-        CHECK(cl.sink->text() == answer);
-        for (auto const& t : cl.sink->texts) CHECK(core::is_valid_utf8(t));
+        auto const sink = run_step(up, o);
+        CHECK(sink->error.empty());
+        CHECK(sink->text() == answer);
+        for (auto const& t : sink->texts) CHECK(core::is_valid_utf8(t));
         REQUIRE(up.requests.size() == 1);
         CHECK(up.requests[0].target() == "/v1/chat/completions");
         CHECK(up.requests[0].count(http::field::authorization) == 0);
@@ -398,10 +403,8 @@ TEST_CASE("openai: two parallel tool calls from streamed deltas", "[streaming][o
         c.chunks(body, {7, 100, 101, 250, 333});
         c.end_chunks();
     });
-    client cl(options(up.url()));
-    cl.run();
-    up.join();
-    CHECK(cl.sink->log == std::vector<std::string>{
+    auto const sink = run_step(up, options(up.url()));
+    CHECK(sink->log == std::vector<std::string>{
                               "text:Let me check. ",
                               "start:call_1:calculator",
                               "delta:call_1:{\"expression\":",
@@ -437,13 +440,11 @@ TEST_CASE("openai: HTTP error statuses become user-facing errors", "[streaming][
             c.response(r.status, r.body, r.extra);
             c.wait_closed(1s);
         });
-        client cl(options(up.url()));
-        cl.run();
-        up.join();
+        auto const sink = run_step(up, options(up.url()));
         INFO(r.status);
-        CHECK_THAT(cl.sink->error, Contains(r.expect));
-        CHECK_THAT(cl.sink->error, !Contains("sk-test-key"));
-        CHECK(cl.sink->log.size() == 1);
+        CHECK_THAT(sink->error, Contains(r.expect));
+        CHECK_THAT(sink->error, !Contains("sk-test-key"));
+        CHECK(sink->log.size() == 1);
     }
 }
 
@@ -459,11 +460,9 @@ TEST_CASE("openai: a silent upstream times out and is closed", "[streaming][open
         });
         auto o = options(up.url());
         o.request_timeout = 300ms;
-        client cl(o);
         auto const t0 = clock_type::now();
-        cl.run();
-        up.join();
-        CHECK_THAT(cl.sink->error, Contains("timed out"));
+        auto const sink = run_step(up, o);
+        CHECK_THAT(sink->error, Contains("timed out"));
         CHECK(up.closed_at.has_value());
         CHECK(clock_type::now() - t0 < 2s);
     }
@@ -479,11 +478,9 @@ TEST_CASE("openai: a silent upstream times out and is closed", "[streaming][open
         });
         auto o = options(up.url());
         o.request_timeout = 300ms;
-        client cl(o);
-        cl.run();
-        up.join();
-        CHECK(cl.sink->text() == "partial");
-        CHECK_THAT(cl.sink->error, Contains("nothing received for 300 ms"));
+        auto const sink = run_step(up, o);
+        CHECK(sink->text() == "partial");
+        CHECK_THAT(sink->error, Contains("nothing received for 300 ms"));
         CHECK(up.closed_at.has_value());
     }
 }
@@ -499,12 +496,10 @@ TEST_CASE("openai: a reset or a cut stream is an error after the partial text", 
             std::this_thread::sleep_for(50ms);
             c.reset();
         });
-        client cl(options(up.url()));
-        cl.run();
-        up.join();
-        CHECK(cl.sink->text() == "half an ans");
-        CHECK_THAT(cl.sink->error, Contains("upstream"));
-        CHECK(cl.sink->finish_reason.empty());
+        auto const sink = run_step(up, options(up.url()));
+        CHECK(sink->text() == "half an ans");
+        CHECK_THAT(sink->error, Contains("upstream"));
+        CHECK(sink->finish_reason.empty());
     }
     SECTION("EOF inside a chunk")
     {
@@ -513,10 +508,8 @@ TEST_CASE("openai: a reset or a cut stream is an error after the partial text", 
             c.head(200);
             c.send("40\r\n" + content("x").substr(0, 20));
         });
-        client cl(options(up.url()));
-        cl.run();
-        up.join();
-        CHECK_THAT(cl.sink->error, Contains("closed the connection in the middle of the answer"));
+        auto const sink = run_step(up, options(up.url()));
+        CHECK_THAT(sink->error, Contains("closed the connection in the middle of the answer"));
     }
     SECTION("a complete body without [DONE] or finish_reason")
     {
@@ -526,11 +519,9 @@ TEST_CASE("openai: a reset or a cut stream is an error after the partial text", 
             c.chunks(content("abc"), {});
             c.end_chunks();
         });
-        client cl(options(up.url()));
-        cl.run();
-        up.join();
-        CHECK(cl.sink->text() == "abc");
-        CHECK_THAT(cl.sink->error, Contains("before the answer was finished"));
+        auto const sink = run_step(up, options(up.url()));
+        CHECK(sink->text() == "abc");
+        CHECK_THAT(sink->error, Contains("before the answer was finished"));
     }
 }
 
@@ -544,11 +535,9 @@ TEST_CASE("openai: malformed SSE ends the step and the connection", "[streaming]
         std::lock_guard lock(up.mutex_);
         up.closed_at = closed;
     });
-    client cl(options(up.url()));
-    cl.run();
-    up.join();
-    CHECK(cl.sink->text() == "ok ");
-    CHECK_THAT(cl.sink->error, Contains("malformed JSON"));
+    auto const sink = run_step(up, options(up.url()));
+    CHECK(sink->text() == "ok ");
+    CHECK_THAT(sink->error, Contains("malformed JSON"));
     CHECK(up.closed_at.has_value());
 }
 
@@ -564,14 +553,15 @@ TEST_CASE("openai: cancel closes the upstream connection within milliseconds", "
         up.closed_at = closed;
     });
     client cl(options(up.url()));
-    cl.sink->after_text = [&] {
+    auto const& sink = cl.sink;
+    sink->after_text = [&] {
         cancelled_at = clock_type::now();
         cl.stream->cancel();
     };
     auto const t0 = clock_type::now();
     cl.run();
     up.join();
-    CHECK(cl.sink->log == std::vector<std::string>{"text:first"});
+    CHECK(sink->log == std::vector<std::string>{"text:first"});
     REQUIRE(cancelled_at);
     REQUIRE(up.closed_at);
     auto const lag = std::chrono::duration_cast<std::chrono::milliseconds>(*up.closed_at - *cancelled_at);
@@ -584,13 +574,14 @@ TEST_CASE("openai: cancel before the connection is made", "[streaming][openai][u
 {
     mock_upstream up([](connection& c, int) { c.wait_closed(1s); });
     client cl(options(up.url()));
+    auto const& sink = cl.sink;
     provider_request r;
     r.messages.push_back({"user", "x"});
     auto strand = net::make_strand(cl.ioc);
     cl.stream = cl.model->start(strand, r, cl.sink);
     net::post(strand, [&] { cl.stream->cancel(); });
     cl.ioc.run_for(2s);
-    CHECK(cl.sink->log.empty());
+    CHECK(sink->log.empty());
 }
 
 TEST_CASE("openai: connection failures", "[streaming][openai][upstream]")
@@ -604,8 +595,9 @@ TEST_CASE("openai: connection failures", "[streaming][openai][upstream]")
             port = a.local_endpoint().port();
         }
         client cl(options("http://127.0.0.1:" + std::to_string(port)));
+        auto const& sink = cl.sink;
         cl.run();
-        CHECK_THAT(cl.sink->error, Contains("cannot connect to the upstream"));
+        CHECK_THAT(sink->error, Contains("cannot connect to the upstream"));
     }
     SECTION("a TLS handshake that never completes hits the connect timeout")
     {
@@ -617,11 +609,9 @@ TEST_CASE("openai: connection failures", "[streaming][openai][upstream]")
         });
         auto o = options(up.url("https"));
         o.connect_timeout = 300ms;
-        client cl(o);
         auto const t0 = clock_type::now();
-        cl.run();
-        up.join();
-        CHECK(cl.sink->error == "upstream connect timed out after 300 ms");
+        auto const sink = run_step(up, o);
+        CHECK(sink->error == "upstream connect timed out after 300 ms");
         CHECK(up.closed_at.has_value());
         CHECK(clock_type::now() - t0 < 2s);
     }
@@ -710,41 +700,33 @@ TEST_CASE("openai: TLS with SNI, chain and host name verification", "[streaming]
         mock_upstream up(serve, 1, &server_tls);
         auto o = options(up.url("https", "localhost"));
         o.ca_file = ca_file;
-        client cl(o);
-        cl.run();
-        up.join();
-        CHECK(cl.sink->error.empty());
-        CHECK(cl.sink->text() == "secure");
+        auto const sink = run_step(up, o);
+        CHECK(sink->error.empty());
+        CHECK(sink->text() == "secure");
         CHECK(up.sni() == "localhost");
     }
     SECTION("untrusted certificate: verification is on by default")
     {
         mock_upstream up(serve, 1, &server_tls);
-        client cl(options(up.url("https", "localhost")));
-        cl.run();
-        up.join();
-        CHECK_THAT(cl.sink->error, Contains("TLS handshake with the upstream failed"));
-        CHECK_THAT(cl.sink->error, Contains("certificate verify failed"));
+        auto const sink = run_step(up, options(up.url("https", "localhost")));
+        CHECK_THAT(sink->error, Contains("TLS handshake with the upstream failed"));
+        CHECK_THAT(sink->error, Contains("certificate verify failed"));
     }
     SECTION("trusted chain but the wrong host name")
     {
         mock_upstream up(serve, 1, &server_tls);
         auto o = options(up.url("https", "127.0.0.1"));
         o.ca_file = ca_file;
-        client cl(o);
-        cl.run();
-        up.join();
-        CHECK_THAT(cl.sink->error, Contains("certificate verify failed"));
+        auto const sink = run_step(up, o);
+        CHECK_THAT(sink->error, Contains("certificate verify failed"));
     }
     SECTION("verification off (lab setups only)")
     {
         mock_upstream up(serve, 1, &server_tls);
         auto o = options(up.url("https", "127.0.0.1"));
         o.tls_verify = false;
-        client cl(o);
-        cl.run();
-        up.join();
-        CHECK(cl.sink->text() == "secure");
+        auto const sink = run_step(up, o);
+        CHECK(sink->text() == "secure");
         CHECK(up.sni().empty()); // never SNI for an IP literal
     }
 }
