@@ -327,81 +327,85 @@ namespace events
 namespace
 {
 
-frame make(std::string s)
+/// Appends the fields of one event object; `done()` seals it into a frame.
+class event_writer
 {
-    return frame{std::make_shared<std::string const>(std::move(s))};
-}
+public:
+    explicit event_writer(std::string_view type, std::size_t reserve = 96)
+    {
+        out_.reserve(reserve);
+        out_ += "{\"type\":\"";
+        out_ += type;
+        out_ += '"';
+    }
+    event_writer& str(std::string_view key, std::string_view value)
+    {
+        key_(key);
+        core::append_json_string(out_, value);
+        return *this;
+    }
+    /// @p json must be valid JSON text.
+    event_writer& raw(std::string_view key, std::string_view json)
+    {
+        key_(key);
+        out_ += json;
+        return *this;
+    }
+    event_writer& num(std::string_view key, std::int64_t v)
+    {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v);
+        return raw(key, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
+    }
+    event_writer& id(request_id const& id) { return id ? raw("id", *id) : *this; }
+    std::size_t size() const noexcept { return out_.size(); }
+    frame done()
+    {
+        out_ += '}';
+        return frame{std::make_shared<std::string const>(std::move(out_))};
+    }
 
-void begin(std::string& out, std::string_view type)
-{
-    out += "{\"type\":\"";
-    out += type;
-    out += '"';
-}
-void str(std::string& out, std::string_view key, std::string_view value)
-{
-    out += ",\"";
-    out += key;
-    out += "\":";
-    core::append_json_string(out, value);
-}
-void raw(std::string& out, std::string_view key, std::string_view json)
-{
-    out += ",\"";
-    out += key;
-    out += "\":";
-    out += json;
-}
-void num(std::string& out, std::string_view key, std::int64_t v)
-{
-    char buf[24];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    raw(out, key, std::string_view(buf, static_cast<std::size_t>(r.ptr - buf)));
-}
-void id_field(std::string& out, request_id const& id)
-{
-    if (id)
-        raw(out, "id", *id);
-}
+private:
+    void key_(std::string_view key)
+    {
+        out_ += ",\"";
+        out_ += key;
+        out_ += "\":";
+    }
+    std::string out_;
+};
 
 } // namespace
 
 frame ack(request_id const& id, std::string_view conversation_id, std::string_view user_message_id,
           std::string_view message_id)
 {
-    std::string s;
-    begin(s, "ack");
-    id_field(s, id);
-    str(s, "conversationId", conversation_id);
-    str(s, "userMessageId", user_message_id);
-    str(s, "messageId", message_id);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("ack")
+        .id(id)
+        .str("conversationId", conversation_id)
+        .str("userMessageId", user_message_id)
+        .str("messageId", message_id)
+        .done();
 }
 
 frame start(std::string_view message_id, std::string_view conversation_id)
 {
-    std::string s;
-    begin(s, "start");
-    str(s, "messageId", message_id);
-    str(s, "conversationId", conversation_id);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("start")
+        .str("messageId", message_id)
+        .str("conversationId", conversation_id)
+        .done();
 }
 
 frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta)
 {
-    std::string s;
-    s.reserve(64 + message_id.size() + delta.size());
-    begin(s, "text-delta");
-    str(s, "messageId", message_id);
-    auto const key_len = s.size();
-    num(s, "offset", static_cast<std::int64_t>(offset));
-    s += ",\"delta\":";
-    auto const delta_begin = s.size() + 1; // after the opening quote
-    core::append_json_string(s, delta);
-    s += '}';
-    frame f = make(std::move(s));
+    event_writer w("text-delta", 64 + message_id.size() + delta.size());
+    w.str("messageId", message_id);
+    auto const key_len = w.size();
+    w.num("offset", static_cast<std::int64_t>(offset));
+    // The delta is the last field, so the queue can merge deltas by splicing
+    // the escaped text between `"delta":"` and the closing `"}`.
+    auto const delta_begin = w.size() + std::string_view(",\"delta\":\"").size();
+    frame f = w.str("delta", delta).done();
     f.key_len = static_cast<std::uint32_t>(key_len);
     f.delta_begin = static_cast<std::uint32_t>(delta_begin);
     f.u16_begin = offset;
@@ -412,113 +416,89 @@ frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view tool_name, std::uint64_t text_position)
 {
-    std::string s;
-    begin(s, "tool-input-start");
-    str(s, "messageId", message_id);
-    str(s, "toolCallId", tool_call_id);
-    str(s, "toolName", tool_name);
-    num(s, "textPosition", static_cast<std::int64_t>(text_position));
-    s += '}';
-    return make(std::move(s));
+    return event_writer("tool-input-start")
+        .str("messageId", message_id)
+        .str("toolCallId", tool_call_id)
+        .str("toolName", tool_name)
+        .num("textPosition", static_cast<std::int64_t>(text_position))
+        .done();
 }
 
 frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view input_text_delta)
 {
-    std::string s;
-    begin(s, "tool-input-delta");
-    str(s, "messageId", message_id);
-    str(s, "toolCallId", tool_call_id);
-    str(s, "inputTextDelta", input_text_delta);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("tool-input-delta")
+        .str("messageId", message_id)
+        .str("toolCallId", tool_call_id)
+        .str("inputTextDelta", input_text_delta)
+        .done();
 }
 
 frame tool_input_available(std::string_view message_id, std::string_view tool_call_id,
                            std::string_view tool_name, std::string_view input_json,
                            std::uint64_t text_position)
 {
-    std::string s;
-    begin(s, "tool-input-available");
-    str(s, "messageId", message_id);
-    str(s, "toolCallId", tool_call_id);
-    str(s, "toolName", tool_name);
-    raw(s, "input", input_json);
-    num(s, "textPosition", static_cast<std::int64_t>(text_position));
-    s += '}';
-    return make(std::move(s));
+    return event_writer("tool-input-available")
+        .str("messageId", message_id)
+        .str("toolCallId", tool_call_id)
+        .str("toolName", tool_name)
+        .raw("input", input_json)
+        .num("textPosition", static_cast<std::int64_t>(text_position))
+        .done();
 }
 
 frame tool_output_available(std::string_view message_id, std::string_view tool_call_id,
                             std::string_view output_json)
 {
-    std::string s;
-    begin(s, "tool-output-available");
-    str(s, "messageId", message_id);
-    str(s, "toolCallId", tool_call_id);
-    raw(s, "output", output_json);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("tool-output-available")
+        .str("messageId", message_id)
+        .str("toolCallId", tool_call_id)
+        .raw("output", output_json)
+        .done();
 }
 
 frame tool_output_error(std::string_view message_id, std::string_view tool_call_id,
                         std::string_view error_text)
 {
-    std::string s;
-    begin(s, "tool-output-error");
-    str(s, "messageId", message_id);
-    str(s, "toolCallId", tool_call_id);
-    str(s, "errorText", error_text);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("tool-output-error")
+        .str("messageId", message_id)
+        .str("toolCallId", tool_call_id)
+        .str("errorText", error_text)
+        .done();
 }
 
 frame finish(std::string_view message_id, finish_info const& info)
 {
-    std::string s;
-    begin(s, "finish");
-    str(s, "messageId", message_id);
-    str(s, "status", info.status);
-    str(s, "finishReason", info.finish_reason);
-    s += ",\"usage\":{\"inputTokens\":" + std::to_string(info.input_tokens) +
-         ",\"outputTokens\":" + std::to_string(info.output_tokens) + "}";
+    auto const usage = "{\"inputTokens\":" + std::to_string(info.input_tokens) +
+                       ",\"outputTokens\":" + std::to_string(info.output_tokens) + "}";
+    event_writer w("finish");
+    w.str("messageId", message_id)
+        .str("status", info.status)
+        .str("finishReason", info.finish_reason)
+        .raw("usage", usage);
     if (info.error)
-        str(s, "error", *info.error);
-    s += '}';
-    return make(std::move(s));
+        w.str("error", *info.error);
+    return w.done();
 }
 
 frame error(request_id const& id, std::optional<std::string_view> message_id, wire_error code,
             std::string_view message)
 {
-    std::string s;
-    begin(s, "error");
-    id_field(s, id);
+    event_writer w("error");
+    w.id(id);
     if (message_id)
-        str(s, "messageId", *message_id);
-    str(s, "code", to_string(code));
-    str(s, "message", message);
-    s += '}';
-    return make(std::move(s));
+        w.str("messageId", *message_id);
+    return w.str("code", to_string(code)).str("message", message).done();
 }
 
 frame pong(request_id const& id)
 {
-    std::string s;
-    begin(s, "pong");
-    id_field(s, id);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("pong").id(id).done();
 }
 
 frame result(request_id const& id, std::string_view data_json)
 {
-    std::string s;
-    begin(s, "result");
-    id_field(s, id);
-    raw(s, "data", data_json);
-    s += '}';
-    return make(std::move(s));
+    return event_writer("result").id(id).raw("data", data_json).done();
 }
 
 } // namespace events
