@@ -293,18 +293,14 @@ public:
         row.timestamp = core::now_ms();
         ctx_.writer.submit([row](storage::database& db) { storage::tool_calls::upsert(db, row); });
 
-        auto result = ctx_.tools.run(t->name, t->args_json);
-        row.result = result.json;
+        // Tools may do I/O (e.g. `lookup` on the read pool): run_async posts
+        // the result back to this strand, never blocking it.
         ++pending_tools_;
-        ctx_.writer.submit(
-            [row](storage::database& db) { storage::tool_calls::upsert(db, row); },
-            [self = shared_from_this(), tool_id = t->id,
-             json = std::move(result.json)](std::error_code ec) mutable
-            {
-                net::post(self->strand_,
-                          [self, tool_id = std::move(tool_id), json = std::move(json), ec]() mutable
-                          { self->on_tool_committed(tool_id, std::move(json), ec); });
-            });
+        ctx_.tools.run_async(
+            t->name, t->args_json, tool_context{id_.user_id, id_.conversation_id, id_.message_id},
+            strand_,
+            [self = shared_from_this(), row = std::move(row)](tool_result result) mutable
+            { self->store_tool_result(std::move(row), std::move(result.json)); });
     }
 
     void on_step_finish(std::string_view finish_reason, step_usage usage) override
@@ -360,6 +356,29 @@ private:
                 req.tool_results.push_back({t.id, t.name, t.args_json, *t.result_json});
         step_done_ = false;
         stream_ = ctx_.model.start(strand_, std::move(req), shared_from_this());
+    }
+
+    // The result goes into the call's row; tool-output-* waits for the commit.
+    void store_tool_result(storage::tool_call_row row, std::string json)
+    {
+        // Stopped or failed meanwhile: finish has finalized the row already
+        // (a late upsert would make it partial again after the terminal state).
+        if (state_ != state::running)
+        {
+            --pending_tools_;
+            return;
+        }
+        row.result = json;
+        auto tool_id = row.tool_call_id;
+        ctx_.writer.submit(
+            [row = std::move(row)](storage::database& db) { storage::tool_calls::upsert(db, row); },
+            [self = shared_from_this(), tool_id = std::move(tool_id),
+             json = std::move(json)](std::error_code ec) mutable
+            {
+                net::post(self->strand_,
+                          [self, tool_id = std::move(tool_id), json = std::move(json), ec]() mutable
+                          { self->on_tool_committed(tool_id, std::move(json), ec); });
+            });
     }
 
     void on_tool_committed(std::string const& tool_id, std::string json, std::error_code ec)

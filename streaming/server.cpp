@@ -11,6 +11,7 @@
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/writer.hpp"
 #include "chatstream/streaming/generation.hpp"
+#include "chatstream/streaming/openai_provider.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -264,9 +265,8 @@ int run_server(server_options const& options, server_hooks const& hooks)
     namespace net = boost::asio;
     using tcp = net::ip::tcp;
 
-    if (options.provider != "scripted")
-        throw std::runtime_error("provider '" + options.provider +
-                                 "' is not available in this build; use scripted");
+    if (options.provider == "openai" && options.upstream_url.empty())
+        throw std::runtime_error("--provider openai needs --upstream-url");
 
     auto const threads =
         options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
@@ -282,13 +282,25 @@ int run_server(server_options const& options, server_hooks const& hooks)
     if (hooks.on_writer_ready)
         hooks.on_writer_ready(writer);
 
-    auto provider = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
-    auto const tools = tool_registry::with_builtins();
+    auto tools = tool_registry::with_builtins();
+    add_lookup_tool(tools, reads);
+    std::unique_ptr<provider> model;
+    if (options.provider == "openai")
+    {
+        openai_options o;
+        o.base_url = options.upstream_url;
+        o.api_key = options.api_key;
+        o.model = options.model;
+        o.tools = tools.definitions();
+        model = make_openai_provider(o);
+    }
+    else
+        model = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
     server_metrics metrics;
 
     {
         net::io_context ioc(static_cast<int>(threads));
-        stream_hub hub(hub_context{ioc, writer, reads, *provider, tools, metrics,
+        stream_hub hub(hub_context{ioc, writer, reads, *model, tools, metrics,
                                    std::chrono::milliseconds(options.flush_ms)});
         auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics,
                                                             outbound_limits{});

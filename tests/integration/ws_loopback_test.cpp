@@ -626,3 +626,25 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
     q.send(json::object{{"type", "cancel"}, {"messageId", message_id}});
     CHECK(str(q.read_until("finish").at("status")) == "stopped");
 }
+
+TEST_CASE("an I/O tool (lookup) runs through the engine without blocking it",
+          "[integration][streaming]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"));
+    ws_client c(server.port());
+    c.send(generate("remember the word pineapple"));
+    CHECK(str(read_generation(c).finish.at("status")) == "complete");
+    c.send(generate(R"(/tool lookup {"query":"pineapple"})"));
+    auto r = read_generation(c);
+    CHECK(str(r.finish.at("status")) == "complete");
+    bool found = false;
+    for (auto const& e : r.events)
+        if (e.at("type").as_string() == "tool-output-available")
+        {
+            found = true;
+            CHECK(e.at("output").at("success").as_bool());
+            CHECK_FALSE(e.at("output").at("matches").as_array().empty());
+        }
+    CHECK(found);
+}

@@ -22,6 +22,7 @@ struct server_options
     std::size_t io_threads = 0; ///< 0 = hardware concurrency
     std::string provider = "scripted";
     std::string upstream_url;
+    std::string model; ///< default model of the openai provider (--model)
     std::optional<std::string> api_key;
     std::optional<std::string> jwt_secret; ///< absent = dev mode (no auth)
     int flush_ms = 50;
