@@ -1,6 +1,7 @@
 // `chatstream serve`: HTTP + WebSocket server.
 #include "commands.hpp"
 
+#include "chatstream/migrations/runner.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/database.hpp"
 #include "chatstream/streaming/server.hpp"
@@ -53,13 +54,28 @@ int serve(serve_args& a)
         a.options.jwt_secret = v;
     }
     streaming::server_hooks hooks;
+    // `serve --migrate`: data migration 001 runs on the server's own writer
+    // while it serves; reads fall back to the legacy arrays meanwhile.
+    std::unique_ptr<migrations::online_backfill> backfill;
     if (a.migrate)
     {
-        // Online backfill (issue of the migrations engineer): `serve --migrate`
-        // runs data migration 001 on the server's own writer while it serves.
-        // Wire migrations::online_backfill (migrations/runner.hpp) here:
-        //   hooks.on_writer_ready: construct it on the writer, then start();
-        //   hooks.on_stopping:     stop() it (before the writer drains).
+        hooks.on_writer_ready = [&backfill](storage::writer& writer) {
+            migrations::online_options o;
+            o.on_progress = migrations::progress_reporter(false);
+            o.on_done = [](std::string const& error) {
+                if (error.empty())
+                    spdlog::info("online backfill finished");
+                else
+                    spdlog::error("online backfill failed: {}", error);
+            };
+            backfill = std::make_unique<migrations::online_backfill>(writer, std::move(o));
+            backfill->start();
+        };
+        // Before the writer drains: the batch in flight completes, the
+        // checkpoint stays, the next start resumes from it.
+        hooks.on_stopping = [&backfill] {
+            if (backfill) backfill->stop();
+        };
     }
     return streaming::run_server(a.options, hooks);
 }

@@ -2,6 +2,8 @@
 // every SQLite write through the writer, completions posted back.
 #include "chatstream/streaming/generation.hpp"
 
+#include "chatstream/streaming/pricing.hpp"
+
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
 #include "chatstream/core/utf16.hpp"
@@ -312,6 +314,11 @@ public:
         step_chunks_ = 0;
         if (step_ == 0)
             input_tokens_ = usage.input_tokens;
+        // Every step is billed for its own input (the history is re-sent),
+        // so cost is summed per step rather than computed from the totals.
+        if (id_.model)
+            if (auto c = cost_usd(*id_.model, usage))
+                cost_ = cost_.value_or(0) + *c;
         step_reason_ = std::string(finish_reason);
         step_done_ = true;
         maybe_next_step();
@@ -476,6 +483,7 @@ private:
         c.finish_reason = reason;
         c.input_tokens = input_tokens_;
         c.output_tokens = output_tokens_;
+        c.cost = cost_;
         c.first_token_at = first_token_at_;
         c.completed_at = core::now_ms();
         auto const seconds = std::chrono::duration<double>(clock::now() - started_).count();
@@ -576,6 +584,7 @@ private:
     strand_type strand_;
     identity id_;
     std::vector<chat_message> history_;
+    std::optional<double> cost_; ///< USD, when the model is in the price table
     net::steady_timer flush_timer_;
 
     state state_ = state::running;
@@ -690,7 +699,11 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         m.created_at = m.updated_at = now;
         storage::messages::insert(db, m);
 
-        // Provider context, read inside the same transaction.
+        // Provider context, read inside the same transaction; the
+        // conversation's system prompt goes first.
+        if (auto conv = storage::conversations::get(db, id.user_id, id.conversation_id);
+            conv && conv->system_prompt && !conv->system_prompt->empty())
+            history->push_back({"system", *conv->system_prompt});
         for (auto& row : storage::messages::history(db, id.conversation_id))
             if (row.id != id.message_id && (row.role != "assistant" || !row.content.empty()))
                 history->push_back({row.role, std::move(row.content)});

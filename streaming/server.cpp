@@ -279,9 +279,6 @@ int run_server(server_options const& options, server_hooks const& hooks)
         spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
                      recovered);
     storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
-    if (hooks.on_writer_ready)
-        hooks.on_writer_ready(writer);
-
     auto tools = tool_registry::with_builtins();
     add_lookup_tool(tools, reads);
     std::unique_ptr<provider> model;
@@ -307,6 +304,10 @@ int run_server(server_options const& options, server_hooks const& hooks)
         auto l = std::make_shared<detail::listener>(
             ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();
+        // Only once nothing can throw any more: a hook's background work must
+        // be stopped (on_stopping) before the writer goes away.
+        if (hooks.on_writer_ready)
+            hooks.on_writer_ready(writer);
         spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host,
                      l->port(), threads, options.provider);
 
