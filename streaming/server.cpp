@@ -4,6 +4,8 @@
 
 #include "detail/auth.hpp"
 #include "detail/server_context.hpp"
+#include "chatstream/core/json.hpp"
+#include "detail/web_assets.hpp"
 #include "detail/ws_session.hpp"
 
 #include "chatstream/core/clock.hpp"
@@ -113,7 +115,7 @@ private:
                 ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
                 return respond(
                     req, http::status::unauthorized, "application/json",
-                    R"({"error":"unauthorized","message":)" + core_json(auth.error) + "}", true);
+                    R"({"error":"unauthorized","message":)" + core::json_string(auth.error) + "}", true);
             }
             // users::ensure is a write: it runs on the writer thread, and the
             // upgrade continues on this strand when it is durable.
@@ -140,20 +142,32 @@ private:
         if (path == "/metrics")
             return respond(req, http::status::ok, "text/plain; version=0.0.4",
                            ctx_->metrics.render(ctx_->writer.stats(), ctx_->writer.queue_depth()));
+        if (req.method() == http::verb::get || req.method() == http::verb::head)
+            if (auto const* asset = find_web_asset(path))
+                return respond_asset(req, *asset);
         respond(req, http::status::not_found, "text/plain", "not found\n");
     }
 
-    static std::string core_json(std::string const& s)
+    // The embedded chat page: revalidated on every load (no-cache + ETag),
+    // so a new binary's page is picked up without a stale module graph.
+    void respond_asset(http::request<http::string_body> const& req, web_asset const& asset)
     {
-        std::string out = "\"";
-        for (char c : s)
-        {
-            if (c == '"' || c == '\\')
-                out += '\\';
-            if (static_cast<unsigned char>(c) >= 0x20)
-                out += c;
-        }
-        return out + "\"";
+        auto const etag = "\"" + std::to_string(std::hash<std::string_view>{}(asset.body)) + "\"";
+        auto res = std::make_shared<http::response<http::string_body>>(http::status::ok, req.version());
+        res->set(http::field::server, "chatstream");
+        res->set(http::field::content_type, asset.mime);
+        res->set(http::field::cache_control, "no-cache");
+        res->set(http::field::etag, etag);
+        res->set("X-Content-Type-Options", "nosniff");
+        res->keep_alive(req.keep_alive());
+        if (req[http::field::if_none_match] == etag)
+            res->result(http::status::not_modified);
+        else if (req.method() != http::verb::head)
+            res->body() = std::string(asset.body);
+        res->prepare_payload();
+        if (req.method() == http::verb::head)
+            res->content_length(asset.body.size());
+        send(std::move(res));
     }
 
     void respond(http::request<http::string_body> const& req, http::status status,
@@ -167,6 +181,11 @@ private:
         res->keep_alive(req.keep_alive());
         res->body() = std::move(body);
         res->prepare_payload();
+        send(std::move(res));
+    }
+
+    void send(std::shared_ptr<http::response<http::string_body>> res)
+    {
         http::async_write(stream_, *res,
                           [self = shared_from_this(), res](beast::error_code ec, std::size_t)
                           {

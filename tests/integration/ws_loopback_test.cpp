@@ -574,6 +574,13 @@ TEST_CASE("JWT auth: 401 before the upgrade, Bearer header or ?token=", "[integr
     CHECK(metrics.body.find("chatstream_events_sent_total") != std::string::npos);
     CHECK(metrics.body.find("chatstream_partial_flush_latency_seconds_sum") != std::string::npos);
     CHECK(http_get(server.port(), "/nope").status == 404);
+
+    // The embedded chat page, without auth, and nothing outside its allow-list.
+    auto page = http_get(server.port(), "/");
+    CHECK(page.status == 200);
+    CHECK(page.body.find("<html") != std::string::npos);
+    CHECK(http_get(server.port(), "/app.js").status == 200);
+    CHECK(http_get(server.port(), "/../CMakeLists.txt").status == 404);
 }
 
 TEST_CASE("many subscribers of one generation get the same stream", "[integration][streaming]")
