@@ -15,6 +15,9 @@ run_config() {
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
 }
 
+# The chat page's pure logic (offsets, reducer, protocol client): Node's own runner.
+if command -v node >/dev/null; then node --test tests/web/; fi
+
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${SANITIZE:-1}" != 0 ]; then
   run_config build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BUILD_BENCH=OFF
