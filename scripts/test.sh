@@ -8,15 +8,28 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 jobs=$(nproc)
 
+passed=0
+failed=0
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+
 run_config() {
   local dir=$1; shift
   cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
-  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300)
+  (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300) | tee "$summary"
+  local total fails
+  total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$summary")
+  fails=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$summary")
+  passed=$((passed + ${total:-0} - ${fails:-0}))
+  failed=$((failed + ${fails:-0}))
 }
 
 # The chat page's pure logic (offsets, reducer, protocol client): Node's own runner.
-if command -v node >/dev/null; then node --test tests/web/; fi
+if command -v node >/dev/null; then
+  node --test tests/web/ | tee "$summary"
+  passed=$((passed + $(sed -n 's/^# pass \([0-9]*\)/\1/p' "$summary")))
+fi
 
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${SANITIZE:-1}" != 0 ]; then
@@ -25,3 +38,4 @@ fi
 if [ "${FUZZ:-1}" != 0 ] && command -v clang++ >/dev/null; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
 fi
+echo "chatstream: $passed passed, $failed failed"
