@@ -642,7 +642,8 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
                                                 conversation_id));
     }
 
-    generation::identity id{user_id, conversation_id, core::new_id(), req.model};
+    generation::identity id{user_id, conversation_id, core::new_id(),
+                            req.model ? req.model : st->ctx.default_model};
     auto const user_message_id = core::new_id();
     id.message_id = core::new_id(); // sorts after the user message
     auto history = std::make_shared<std::vector<chat_message>>();

@@ -316,8 +316,11 @@ int run_server(server_options const& options, server_hooks const& hooks)
 
     {
         net::io_context ioc(static_cast<int>(threads));
-        stream_hub hub(hub_context{ioc, writer, reads, *model, tools, metrics,
-                                   std::chrono::milliseconds(options.flush_ms)});
+        hub_context hub_ctx{ioc, writer, reads, *model, tools, metrics,
+                            std::chrono::milliseconds(options.flush_ms)};
+        if (options.provider == "openai" && !options.model.empty())
+            hub_ctx.default_model = options.model;
+        stream_hub hub(hub_ctx);
         auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics,
                                                             outbound_limits{});
         auto l = std::make_shared<detail::listener>(

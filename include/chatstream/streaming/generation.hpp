@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace chatstream::storage
@@ -47,6 +48,9 @@ struct hub_context
     server_metrics& metrics;
     std::chrono::milliseconds flush_interval{50};
     int max_steps = 5; ///< tool loop bound (DESIGN.md §7)
+    /// The model of a generate that names none (`serve --model`): stored with
+    /// the message and used for its cost.
+    std::optional<std::string> default_model;
 };
 
 /// Starts, finds, resumes and stops generations.
