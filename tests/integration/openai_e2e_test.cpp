@@ -340,6 +340,7 @@ TEST_CASE("openai e2e: a streamed answer in awkward chunks is stored whole, with
     CHECK(str(data.at("content")) == answer);
     CHECK(str(data.at("status")) == "complete");
     CHECK(data.at("inputTokens").as_int64() == 21);
+    CHECK(str(data.at("model")) == "gpt-4o-mini"); // --model, the request named none
     CHECK(data.at("outputTokens").as_int64() == 9);
     REQUIRE(data.at("cost").is_double());
     CHECK(data.at("cost").as_double() == Approx((21 * 0.15 + 9 * 0.60) / 1e6));
@@ -500,6 +501,7 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         auto calls =
             c.query("getToolCalls", {{"messageId", r.message_id}, {"includePartial", true}});
         CHECK(calls.at("data").as_array().empty());
+        c.stream().close(websocket::close_code::normal); // else the drain waits for it
         t.server.stop();
         check_no_partial(t.dir);
     }
@@ -539,6 +541,7 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         auto m = c.query("getMessage", {{"messageId", r.message_id}});
         CHECK(str(m.at("data").at("status")) == "error");
         CHECK(str(m.at("data").at("content")) == "Checking. ");
+        c.stream().close(websocket::close_code::normal); // else the drain waits for it
         t.server.stop();
         check_no_partial(t.dir);
     }
@@ -566,6 +569,7 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         CHECK(calls.at("data").as_array().empty());
         auto m = c.query("getMessage", {{"messageId", r.message_id}});
         CHECK(str(m.at("data").at("content")) == "Partial ");
+        c.stream().close(websocket::close_code::normal); // else the drain waits for it
         t.server.stop();
         check_no_partial(t.dir);
     }
