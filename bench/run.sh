@@ -8,12 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHATSTREAM_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j "$(nproc)"
+# BUILD_DIR=build reuses the test build (RelWithDebInfo) instead of a Release one.
+build=${BUILD_DIR:-build-bench}
+if [ "$build" = build-bench ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCHATSTREAM_BUILD_TESTS=OFF >/dev/null
+fi
+cmake --build "$build" -j "$(nproc)"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-B=build-bench/bench
-BIN=build-bench/src/chatstream
+B=$build/bench
+BIN=$build/src/chatstream
 out=bench/results.jsonl
 : > "$out"
 work=$(mktemp -d)
