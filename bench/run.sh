@@ -50,10 +50,11 @@ start_server() { # port db
 }
 
 start_server 18481 "$work/file/chatstream.db"; pid=$!
-run_load server_file_db 18481 $pid
-# Idle connections: RSS per idle WebSocket on the real server.
+# Idle connections first, on a fresh process: after a load run the allocator
+# keeps freed memory and would hide the per-connection cost.
 "$B/chatstream-load" --url ws://127.0.0.1:18481/ws --connections 10000 --idle-seconds 2 \
   --server-pid $pid --label server_idle 2>/dev/null | emit || true
+run_load server_file_db 18481 $pid
 kill -TERM $pid; wait $pid || true
 
 shm=/dev/shm/chatstream-bench-$$; mkdir -p "$shm"
