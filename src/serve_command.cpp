@@ -37,7 +37,12 @@ int serve(serve_args& a)
         if (a.migrate || kind == migrations::database_kind::empty)
             migrations::apply_schema(db);
         else
+        {
             migrations::check_schema_checksums(db);
+            for (auto const& s : migrations::read_schema_status(db))
+                if (!s.applied)
+                    throw std::runtime_error("schema migration " + s.name + " is pending; run `chatstream migrate up` or pass --migrate");
+        }
         if (migrations::detect_kind(db) != migrations::database_kind::managed)
             throw std::runtime_error(
                 "database " + a.options.db_path +
