@@ -14,7 +14,17 @@ for t in $targets; do
   corpus=fuzz/corpus/${t%_fuzz}
   [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
   echo "fuzz: $t for ${seconds}s"
-  build-fuzz/fuzz/$t -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 "$work" \
-    2>&1 | tail -n 3
-  rm -rf "$work"
+  log="$work.log"
+  if ! (cd "$work" && "$OLDPWD/build-fuzz/fuzz/$t" -max_total_time="$seconds" -max_len=65536 \
+          -print_final_stats=1 -artifact_prefix="$work/" . >"$log" 2>&1); then
+    # Show the finding (sanitizer report + the input as hex) and fail.
+    grep -v '^#' "$log" | tail -n 40
+    for a in "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-*; do
+      [ -f "$a" ] && { echo "input $a:"; od -c "$a" | head -20; }
+    done
+    rm -rf "$work" "$log"
+    exit 1
+  fi
+  tail -n 3 "$log"
+  rm -rf "$work" "$log"
 done

@@ -70,7 +70,15 @@ std::optional<std::int64_t> optional_integer(element obj, char const* key, where
     if (auto u = v.get_uint64(); !u.error())
         throw reject{at + "." + key + ": out of range"};
     if (auto d = v.get_double(); !d.error())
-        return static_cast<std::int64_t>(d.value());
+    {
+        // JavaScript writers produce doubles (e.g. 12.0 or 1.7e12); anything
+        // outside int64 (or NaN) would be undefined behaviour to cast.
+        // Found by legacy_convert_fuzz.
+        double const x = d.value();
+        if (!(x >= -9.2e18 && x <= 9.2e18))
+            throw reject{at + "." + key + ": out of range"};
+        return static_cast<std::int64_t>(x);
+    }
     throw reject{at + "." + key + ": not a number"};
 }
 

@@ -120,3 +120,18 @@ TEST_CASE("conversion is deterministic", "[migrations][legacy]")
     for (std::size_t i = 0; i < 3; ++i) CHECK(a.tool_calls[i].id == b.tool_calls[i].id);
     CHECK(a.tool_calls[0].tool_call_id == "a");
 }
+
+TEST_CASE("a numeric field outside int64 is quarantined, not cast", "[migrations][legacy]")
+{
+    using namespace chatstream::storage;
+    legacy::message_context ctx{"m1", "c1", "u1", 1};
+    legacy::arrays in;
+    in.tool_calls = R"([{"id":"a","name":"x","arguments":"{}","timestamp":1,"textPosition":1e20}])";
+    auto out = legacy::convert(ctx, in);
+    REQUIRE(std::holds_alternative<std::string>(out));
+    CHECK(std::get<std::string>(out).find("textPosition: out of range") != std::string::npos);
+    in.tool_calls = R"([{"id":"a","name":"x","arguments":"{}","timestamp":1,"textPosition":12.0}])";
+    out = legacy::convert(ctx, in);
+    REQUIRE(std::holds_alternative<legacy::rows>(out));
+    CHECK(std::get<legacy::rows>(out).tool_calls.at(0).text_position == 12);
+}
