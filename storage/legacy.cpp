@@ -29,7 +29,6 @@ struct where
 
     std::string str() const { return std::string(column) + "[" + std::to_string(index) + "]"; }
     friend std::string operator+(where const& w, char const* rest) { return w.str() + rest; }
-    friend std::string operator+(where const& w, std::string const& rest) { return w.str() + rest; }
 };
 
 // A JSON `null` document (some writers stored it instead of NULL) counts as
