@@ -3,6 +3,8 @@
 #include "chatstream/streaming/server.hpp"
 
 #include "detail/auth.hpp"
+#include "detail/http_routes.hpp"
+#include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
 #include "chatstream/core/json.hpp"
 #include "detail/web_assets.hpp"
@@ -71,8 +73,9 @@ namespace
 class http_session : public std::enable_shared_from_this<http_session>
 {
 public:
-    http_session(tcp::socket&& socket, std::shared_ptr<server_context> ctx)
-        : stream_(std::move(socket)), ctx_(std::move(ctx))
+    http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+                 std::shared_ptr<server_context> ctx)
+        : stream_(std::move(stream)), buffer_(std::move(buffer)), ctx_(std::move(ctx))
     {
     }
 
@@ -83,25 +86,40 @@ public:
     }
 
 private:
+    // The header first: routes that stream their body (uploads) or their
+    // response (SSE) take the connection over before any body is read.
     void do_read()
     {
-        parser_.emplace();
-        parser_->header_limit(8 * 1024);
-        parser_->body_limit(16 * 1024);
+        header_parser_.emplace();
+        header_parser_->header_limit(8 * 1024);
         stream_.expires_after(std::chrono::seconds(30));
-        http::async_read(stream_, buffer_, *parser_,
-                         beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+        http::async_read_header(
+            stream_, buffer_, *header_parser_,
+            beast::bind_front_handler(&http_session::on_header, shared_from_this()));
     }
 
-    void on_read(beast::error_code ec, std::size_t)
+    void on_header(beast::error_code ec, std::size_t)
     {
         if (ec == http::error::end_of_stream)
             return do_shutdown();
         if (ec)
-            return fail(ec, "read");
-        auto req = parser_->release();
-        auto const url = boost::urls::parse_origin_form(req.target());
+            return fail(ec, "read header");
+        auto const url = boost::urls::parse_origin_form(header_parser_->get().target());
         std::string const path = url ? std::string(url->path()) : std::string();
+        if (auto route = find_connection_route(path))
+            return route(std::move(stream_), std::move(buffer_), std::move(*header_parser_), ctx_);
+        body_parser_.emplace(std::move(*header_parser_));
+        body_parser_->body_limit(16 * 1024);
+        http::async_read(stream_, buffer_, *body_parser_,
+                         [self = shared_from_this(), path](beast::error_code ec, std::size_t)
+                         { self->on_read(ec, path); });
+    }
+
+    void on_read(beast::error_code ec, std::string const& path)
+    {
+        if (ec)
+            return fail(ec, "read");
+        auto req = body_parser_->release();
 
         if (path == "/ws")
         {
@@ -113,9 +131,9 @@ private:
             if (!auth.ok)
             {
                 ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
-                return respond(
-                    req, http::status::unauthorized, "application/json",
-                    R"({"error":"unauthorized","message":)" + core::json_string(auth.error) + "}", true);
+                return send(std::make_shared<string_response>(
+                    make_json_error(req.version(), req.keep_alive(), http::status::unauthorized,
+                                    "unauthorized", auth.error)));
             }
             // users::ensure is a write: it runs on the writer thread, and the
             // upgrade continues on this strand when it is durable.
@@ -171,17 +189,10 @@ private:
     }
 
     void respond(http::request<http::string_body> const& req, http::status status,
-                 std::string_view type, std::string body, bool www_authenticate = false)
+                 std::string_view type, std::string body)
     {
-        auto res = std::make_shared<http::response<http::string_body>>(status, req.version());
-        res->set(http::field::server, "chatstream");
-        res->set(http::field::content_type, type);
-        if (www_authenticate)
-            res->set(http::field::www_authenticate, "Bearer");
-        res->keep_alive(req.keep_alive());
-        res->body() = std::move(body);
-        res->prepare_payload();
-        send(std::move(res));
+        send(std::make_shared<string_response>(
+            make_response(req.version(), req.keep_alive(), status, type, std::move(body))));
     }
 
     void send(std::shared_ptr<http::response<http::string_body>> res)
@@ -213,7 +224,8 @@ private:
 
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
-    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<header_parser> header_parser_;
+    std::optional<http::request_parser<http::string_body>> body_parser_;
     std::shared_ptr<server_context> ctx_;
 };
 
@@ -264,7 +276,9 @@ private:
         else
         {
             socket.set_option(tcp::no_delay(true), ec);
-            std::make_shared<http_session>(std::move(socket), ctx_)->run();
+            std::make_shared<http_session>(beast::tcp_stream(std::move(socket)),
+                                           beast::flat_buffer(), ctx_)
+                ->run();
         }
         do_accept();
     }
@@ -275,6 +289,13 @@ private:
 };
 
 } // namespace
+
+void resume_http(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+                 std::shared_ptr<server_context> ctx)
+{
+    std::make_shared<http_session>(std::move(stream), std::move(buffer), std::move(ctx))->run();
+}
+
 } // namespace detail
 
 //------------------------------------------------------------------------------
