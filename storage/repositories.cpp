@@ -477,11 +477,7 @@ bool messages::remove(database& db, std::string const& user_id, std::string cons
     auto& a = db.prepare("DELETE FROM attachments WHERE message_id = ?");
     a.bind(1, id);
     a.exec();
-    auto& c = db.prepare("UPDATE conversations SET message_count = (SELECT count(*) FROM messages "
-                         "WHERE conversation_id = ?1), updated_at = ?2 WHERE id = ?1");
-    c.bind(1, conversation_id);
-    c.bind(2, core::now_ms());
-    c.exec();
+    conversations::recount(db, conversation_id, core::now_ms());
     return true;
 }
 

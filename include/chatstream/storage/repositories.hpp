@@ -40,6 +40,35 @@ page<conversation_row> list(database& db, std::string const& user_id, page_reque
 bool remove(database& db, std::string const& user_id, std::string const& id);
 /// Bumps message_count / last_message_at / updated_at after a message insert.
 void touch_for_new_message(database& db, std::string const& id, std::int64_t at);
+
+/// The fields of updateConversation; absent = unchanged. model and
+/// system_prompt can be cleared (engaged optional holding nullopt).
+struct patch
+{
+    std::optional<std::string> title;
+    std::optional<bool> pinned;
+    std::optional<bool> archived;
+    std::optional<bool> starred;
+    std::optional<std::optional<std::string>> model;
+    std::optional<std::optional<std::string>> system_prompt;
+};
+/// Applies @p p to the caller's conversation. @return the row after the
+/// update, or nullopt when no such conversation for this user.
+std::optional<conversation_row> update(database& db, std::string const& user_id,
+                                       std::string const& id, patch const& p, std::int64_t now);
+/// Recomputes message_count and last_message_at from the messages table.
+void recount(database& db, std::string const& id, std::int64_t now);
+/// Sets a generated title unless the conversation was renamed meanwhile
+/// (title is no longer 'New Chat'). @return true when the title changed.
+bool set_generated_title(database& db, std::string const& id, std::string const& title,
+                         std::int64_t now);
+/// A new conversation @p new_id holding copies of the messages of the
+/// caller's message @p message_id's conversation up to and including it,
+/// with their attachments and tool calls (and legacy arrays while they
+/// exist). @throws storage_error not_found (no such message for this user)
+/// or conflict (the message is still generating).
+conversation_row branch(database& db, std::string const& user_id, std::string const& message_id,
+                        std::string const& new_id, std::int64_t now);
 } // namespace conversations
 
 namespace messages {
@@ -79,7 +108,13 @@ bool finish(database& db, std::string const& id, completion const& c);
 /// @return number of messages recovered.
 std::size_t interrupt_unfinished(database& db, std::int64_t now);
 
+/// Deletes the caller's message with its attachments and tool calls and
+/// recounts the conversation. @return false when no such message for this user.
 bool remove(database& db, std::string const& user_id, std::string const& id);
+/// Deletes message @p from and every later message of its conversation (in
+/// (created_at, id) order), recounting the conversation.
+/// @return the ids deleted, oldest first.
+std::vector<std::string> remove_from(database& db, message_row const& from, std::int64_t now);
 } // namespace messages
 
 namespace tool_calls {
