@@ -112,8 +112,21 @@ void register_serve_command(CLI::App& app, action& run)
     cmd->add_option("--token-delay-ms", o.token_delay_ms, "scripted provider per-token delay")
         ->check(CLI::Range(0, 60000));
     cmd->add_option("--daily-message-limit", o.daily_message_limit,
-                    "generate requests per user per day");
-    cmd->add_option("--monthly-budget", o.monthly_budget_usd, "USD per user per month");
+                    "generations per user per UTC day (0 = unlimited)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_option("--monthly-budget", o.monthly_budget_usd,
+                    "USD per user per UTC month, a hard stop (0 = unlimited)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_option("--rate-limit", o.rate_limit_per_minute,
+                    "generations per user per minute (0 = unlimited)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    cmd->add_option("--rate-burst", o.rate_limit_burst,
+                    "generations a user may start at once before --rate-limit applies")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     cmd->callback([&run, a] { run = [a] { return serve(*a); }; });
 }
 

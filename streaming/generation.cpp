@@ -2,7 +2,9 @@
 // every SQLite write through the writer, completions posted back.
 #include "chatstream/streaming/generation.hpp"
 
+#include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/pricing.hpp"
+#include "detail/row_json.hpp"
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
@@ -10,6 +12,7 @@
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/writer.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -20,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <iterator>
 #include <mutex>
 #include <unordered_map>
@@ -160,6 +164,9 @@ public:
         std::string conversation_id;
         std::string message_id;
         std::optional<std::string> model;
+        std::string day;           ///< UTC day the generation is accounted to
+        bool wants_title = false;  ///< the conversation is still "New Chat"
+        std::string title_source;  ///< first user message, for the auto-title
     };
 
     generation(std::shared_ptr<stream_hub::state> hub, identity id,
@@ -182,8 +189,16 @@ public:
                 self->broadcast(events::start(self->id_.message_id, self->id_.conversation_id));
                 auto const now = core::now_ms();
                 self->started_ = clock::now();
-                self->ctx_.writer.submit([id = self->id_.message_id, now](storage::database& db)
-                                         { storage::messages::mark_generating(db, id, now); });
+                self->ctx_.writer.submit(
+                    [id = self->id_.message_id, now](storage::database& db)
+                    { storage::messages::mark_generating(db, id, now); },
+                    [self, now](std::error_code ec)
+                    {
+                        if (!ec)
+                            self->publish_update(boost::json::object{
+                                {"status", storage::status::generating},
+                                {"generationStartedAt", now}});
+                    });
                 self->start_step();
             });
     }
@@ -494,8 +509,15 @@ private:
         // finish (tool calls finalized + terminal status) commits before the
         // finish event goes out.
         ctx_.writer.submit(
-            [id = id_.message_id, c = std::move(c)](storage::database& db)
-            { storage::messages::finish(db, id, c); },
+            [id = id_, c = std::move(c)](storage::database& db)
+            {
+                // Usage is counted in the transaction that makes the message
+                // terminal, so it is never counted twice nor lost.
+                if (storage::messages::finish(db, id.message_id, c))
+                    storage::usage::add_completion(db, id.user_id, id.day, id.model.value_or(""),
+                                                   c.input_tokens.value_or(0),
+                                                   c.output_tokens.value_or(0), c.cost.value_or(0));
+            },
             [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable
             {
                 net::post(self->strand_, [self, info = std::move(info), ec]() mutable
@@ -515,6 +537,17 @@ private:
         else
             final_ = events::finish(id_.message_id, info);
         final_status_ = ec ? std::string(storage::status::error) : info.status;
+        if (!ec)
+        {
+            boost::json::object change{{"status", info.status},
+                                       {"finishReason", info.finish_reason},
+                                       {"inputTokens", info.input_tokens},
+                                       {"outputTokens", info.output_tokens},
+                                       {"cost", cost_ ? boost::json::value(*cost_) : nullptr}};
+            if (info.error)
+                change["error"] = *info.error;
+            publish_update(std::move(change));
+        }
         // Free the conversation before anyone hears `finish`: a client that
         // sends its next message right after it must not get `conflict`.
         auto drained = hub_->release(id_.conversation_id, id_.message_id);
@@ -526,7 +559,25 @@ private:
         subscribers_.clear();
         if (drained)
             drained();
+        if (!ec && info.status == storage::status::complete && id_.wants_title)
+            suggest_title();
     }
+
+    void publish(frame const& f)
+    {
+        if (ctx_.changes)
+            ctx_.changes->publish(id_.user_id, f);
+    }
+
+    void publish_update(boost::json::object fields)
+    {
+        publish(events::changed("message", "update", id_.message_id, id_.conversation_id,
+                                boost::json::serialize(fields)));
+    }
+
+    // Auto-title: one short provider request after the first complete answer
+    // of a "New Chat". Best effort: a failure or timeout leaves the title.
+    void suggest_title();
 
     void do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s,
                       subscribe_request const& req)
@@ -608,7 +659,126 @@ private:
     std::size_t flushed_bytes_ = 0;
     std::optional<frame> final_;
     std::string final_status_;
+    std::shared_ptr<provider_stream> title_stream_;
+    std::optional<net::steady_timer> title_timer_;
 };
+
+//------------------------------------------------------------------------------
+
+namespace
+{
+
+constexpr std::string_view title_prompt =
+    "Write a short title (at most six words) for a conversation that starts with the "
+    "user's message below. Reply with the title only: no quotes, no final period.";
+
+/// Collects a title suggestion. Calls @p done exactly once (nullopt on error).
+class title_sink : public provider_sink
+{
+public:
+    explicit title_sink(std::function<void(std::optional<std::string>)> done)
+        : done_(std::move(done))
+    {
+    }
+    void on_text(std::string_view text) override
+    {
+        if (text_.size() < 1024)
+            text_ += text;
+    }
+    void on_tool_input_start(std::string_view, std::string_view) override {}
+    void on_tool_input_delta(std::string_view, std::string_view) override {}
+    void on_tool_call(std::string_view, std::string_view, std::string_view) override {}
+    void on_step_finish(std::string_view, step_usage) override { complete(std::move(text_)); }
+    void on_error(std::string_view) override { complete(std::nullopt); }
+    void complete(std::optional<std::string> title)
+    {
+        if (auto done = std::exchange(done_, {}))
+            done(std::move(title));
+    }
+
+private:
+    std::function<void(std::optional<std::string>)> done_;
+    std::string text_;
+};
+
+// One line, no surrounding quotes or final period, at most 80 bytes cut on
+// a code point boundary.
+std::string clean_title(std::string_view raw)
+{
+    std::string out;
+    bool space = false;
+    for (char c : raw)
+    {
+        if (std::isspace(static_cast<unsigned char>(c)))
+            space = !out.empty();
+        else
+        {
+            if (space)
+                out += ' ';
+            space = false;
+            out += c;
+        }
+    }
+    auto strip = [&](std::string_view chars)
+    {
+        while (!out.empty() && chars.find(out.front()) != std::string_view::npos)
+            out.erase(0, 1);
+        while (!out.empty() && chars.find(out.back()) != std::string_view::npos)
+            out.pop_back();
+    };
+    strip("\"'`*#");
+    while (!out.empty() && out.back() == '.')
+        out.pop_back();
+    if (out.size() > 80)
+        out.resize(core::complete_utf8_prefix(std::string_view(out).substr(0, 80)));
+    return out;
+}
+
+} // namespace
+
+void generation::suggest_title()
+{
+    provider_request req;
+    req.title = true;
+    req.model = id_.model;
+    req.messages = {{"system", std::string(title_prompt)}, {"user", id_.title_source}};
+    auto done = [self = shared_from_this()](std::optional<std::string> raw)
+    {
+        self->title_timer_->cancel();
+        self->title_stream_.reset();
+        if (!raw)
+            return;
+        auto title = clean_title(*raw);
+        if (title.empty())
+            return;
+        self->ctx_.writer.submit(
+            [id = self->id_.conversation_id, title](storage::database& db)
+            {
+                if (!storage::conversations::set_generated_title(db, id, title, core::now_ms()))
+                    throw storage::storage_error(storage::errc::conflict, "renamed meanwhile");
+            },
+            [self, title](std::error_code ec)
+            {
+                if (!ec)
+                    self->publish(events::changed(
+                        "conversation", "update", self->id_.conversation_id,
+                        self->id_.conversation_id,
+                        boost::json::serialize(boost::json::object{{"title", title}})));
+            });
+    };
+    auto sink = std::make_shared<title_sink>(std::move(done));
+    title_timer_.emplace(strand_, ctx_.title_timeout);
+    title_timer_->async_wait(
+        [self = shared_from_this(), sink](boost::system::error_code ec)
+        {
+            if (ec)
+                return;
+            if (self->title_stream_)
+                self->title_stream_->cancel();
+            sink->complete(std::nullopt);
+        });
+    title_stream_ = ctx_.model.start(strand_, std::move(req), sink);
+}
 
 //------------------------------------------------------------------------------
 
@@ -622,36 +792,203 @@ std::size_t stream_hub::active() const
     return state_->by_conversation.size();
 }
 
-void stream_hub::generate(std::string const& user_id, generate_request req,
-                          std::weak_ptr<subscriber> requester)
+namespace
 {
-    auto st = state_;
-    bool const new_conversation = !req.conversation_id;
-    auto const conversation_id = new_conversation ? core::new_id() : *req.conversation_id;
+
+/// A refusal decided inside an accept job (conflict, quota, not found): it
+/// rolls the job back and becomes the requester's `error` event.
+struct refusal
+{
+    wire_error code;
+    std::string message;
+};
+
+/// What an accept job decides, read by its completion.
+struct launch_plan
+{
+    generation::identity id;
+    std::vector<chat_message> history;
+    std::optional<frame> reply;   ///< ack / result, the requester's first frame
+    std::vector<frame> changes;   ///< `changed` events, published once committed
+    std::optional<refusal> refused;
+    bool reserved = false;        ///< holds the conversation's slot
+};
+
+frame conversation_changed(std::string_view op, storage::conversation_row const& c)
+{
+    return events::changed("conversation", op, c.id, c.id, boost::json::serialize(detail::to_json(c)));
+}
+
+frame message_inserted(storage::message_row const& m)
+{
+    return events::changed("message", "insert", m.id, m.conversation_id,
+                           boost::json::serialize(detail::to_json(m)));
+}
+
+// Only the counters a new or removed message changes.
+frame conversation_counters(storage::database& db, std::string const& user_id,
+                            std::string const& conversation_id)
+{
+    auto c = storage::conversations::get(db, user_id, conversation_id);
+    boost::json::object o{{"messageCount", c ? c->message_count : 0},
+                           {"lastMessageAt", c && c->last_message_at
+                                                 ? boost::json::value(*c->last_message_at)
+                                                 : nullptr},
+                           {"updatedAt", c ? c->updated_at : 0}};
+    return events::changed("conversation", "update", conversation_id, conversation_id,
+                           boost::json::serialize(o));
+}
+
+// The new assistant message every accept job inserts, plus its accounting.
+storage::message_row insert_pending_answer(storage::database& db, generation::identity const& id,
+                                           std::int64_t now)
+{
+    storage::message_row m;
+    m.id = id.message_id;
+    m.conversation_id = id.conversation_id;
+    m.user_id = id.user_id;
+    m.role = "assistant";
+    m.status = storage::status::pending;
+    m.model = id.model;
+    m.created_at = m.updated_at = now;
+    storage::messages::insert(db, m);
+    storage::usage::add_message(db, id.user_id, id.day, id.model.value_or(""));
+    return m;
+}
+
+// Provider context: the conversation's system prompt, then every visible
+// message before the new answer (read inside the accept transaction).
+void load_history(storage::database& db, storage::conversation_row const& conv,
+                  launch_plan& plan)
+{
+    if (conv.system_prompt && !conv.system_prompt->empty())
+        plan.history.push_back({"system", *conv.system_prompt});
+    for (auto& row : storage::messages::history(db, conv.id))
+    {
+        if (row.id == plan.id.message_id)
+            continue;
+        if (row.role == "user" && plan.id.title_source.empty())
+            plan.id.title_source = row.content;
+        if (row.role != "assistant" || !row.content.empty())
+            plan.history.push_back({row.role, std::move(row.content)});
+    }
+    plan.id.wants_title = conv.title == "New Chat";
+}
+
+} // namespace
+
+bool stream_hub::running_in(std::string const& conversation_id) const
+{
+    std::lock_guard lock(state_->mutex);
+    return state_->by_conversation.contains(conversation_id);
+}
+
+namespace
+{
+
+// The accept path shared by generate, regenerate and retry: rate limit, then
+// one writer job that reserves the conversation (one generation at a time),
+// checks quotas and writes; its completion starts the generation and
+// publishes the changes, or reports the refusal.
+template <class Body>
+void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& user_id,
+            request_id const& rid, std::weak_ptr<subscriber> requester, Body body)
+{
+    if (st->ctx.rate)
+        if (auto wait = st->ctx.rate->acquire(user_id))
+            return deliver_to(requester,
+                              events::error(rid, std::nullopt, wire_error::rate_limited,
+                                            "too many generations: at most " +
+                                                std::to_string(static_cast<long long>(
+                                                    st->ctx.rate->per_minute())) +
+                                                " per minute; retry in " +
+                                                std::to_string((wait->count() + 999) / 1000) +
+                                                " s"));
+    auto plan = std::make_shared<launch_plan>();
+    plan->id.user_id = user_id;
+    plan->id.model = st->ctx.default_model;
+    auto reserve = [st, plan](std::string const& conversation_id)
     {
         std::lock_guard lock(st->mutex);
         if (st->stopping)
-            return deliver_to(requester, events::error(req.id, std::nullopt, wire_error::internal,
-                                                       "server is shutting down"));
-        // Reserve the conversation before the write, so two concurrent
-        // generates cannot both pass the check.
+            throw refusal{wire_error::internal, "server is shutting down"};
         if (!st->by_conversation.emplace(conversation_id, std::string()).second)
-            return deliver_to(requester,
-                              events::error(req.id, std::nullopt, wire_error::conflict,
-                                            "a generation is already running in conversation " +
-                                                conversation_id));
-    }
+            throw refusal{wire_error::conflict,
+                          "a generation is already running in conversation " + conversation_id};
+        plan->reserved = true;
+        plan->id.conversation_id = conversation_id;
+    };
+    auto check_quota = [st, plan](storage::database& db, std::int64_t now)
+    {
+        if (auto why = quota_violation(db, plan->id.user_id, now, st->ctx.quota))
+            throw refusal{wire_error::quota_exceeded, std::move(*why)};
+    };
+    st->ctx.writer.submit(
+        [plan, body = std::move(body), reserve, check_quota](storage::database& db)
+        {
+            try
+            {
+                body(db, *plan, reserve, check_quota);
+            }
+            catch (refusal& r)
+            {
+                // Rolls back this job's savepoint; the completion reads the reason.
+                plan->refused = std::move(r);
+                throw storage::storage_error(storage::errc::conflict, plan->refused->message);
+            }
+        },
+        [st, plan, rid, requester](std::error_code ec)
+        {
+            if (ec)
+            {
+                std::function<void()> drained;
+                if (plan->reserved)
+                    drained = st->release(plan->id.conversation_id, {});
+                auto const r = plan->refused
+                                   ? *plan->refused
+                                   : refusal{to_wire_error(ec),
+                                             "could not store the message: " + ec.message()};
+                deliver_to(requester, events::error(rid, std::nullopt, r.code, r.message));
+                if (drained)
+                    drained();
+                return;
+            }
+            auto gen = std::make_shared<generation>(st, plan->id, std::move(plan->history));
+            bool stopping = false;
+            {
+                std::lock_guard lock(st->mutex);
+                st->by_message[plan->id.message_id] = gen;
+                st->by_conversation[plan->id.conversation_id] = plan->id.message_id;
+                stopping = st->stopping;
+            }
+            st->ctx.metrics.active_generations.fetch_add(1, std::memory_order_relaxed);
+            st->ctx.metrics.generations_total.fetch_add(1, std::memory_order_relaxed);
+            if (st->ctx.changes)
+                for (auto const& f : plan->changes)
+                    st->ctx.changes->publish(plan->id.user_id, f);
+            gen->start(requester, std::move(*plan->reply));
+            if (stopping)
+                gen->stop();
+        });
+}
 
-    generation::identity id{user_id, conversation_id, core::new_id(),
-                            req.model ? req.model : st->ctx.default_model};
-    auto const user_message_id = core::new_id();
-    id.message_id = core::new_id(); // sorts after the user message
-    auto history = std::make_shared<std::vector<chat_message>>();
+} // namespace
+
+void stream_hub::generate(std::string const& user_id, generate_request req,
+                          std::weak_ptr<subscriber> requester)
+{
     auto r = std::make_shared<generate_request>(std::move(req));
-
-    auto job = [id, user_message_id, new_conversation, r, history](storage::database& db)
+    auto body = [r](storage::database& db, launch_plan& plan, auto const& reserve,
+                    auto const& check_quota)
     {
         auto const now = core::now_ms();
+        bool const new_conversation = !r->conversation_id;
+        reserve(new_conversation ? core::new_id() : *r->conversation_id);
+        auto& id = plan.id;
+        if (r->model)
+            id.model = r->model;
+        id.day = core::utc_day(now);
+        std::optional<storage::conversation_row> conv;
         if (new_conversation)
         {
             storage::conversation_row c;
@@ -660,12 +997,14 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
             c.model = id.model;
             c.created_at = c.updated_at = now;
             storage::conversations::insert(db, c);
+            conv = c;
         }
-        else if (!storage::conversations::get(db, id.user_id, id.conversation_id))
-            throw storage::storage_error(storage::errc::not_found, "no such conversation");
+        else if (!(conv = storage::conversations::get(db, id.user_id, id.conversation_id)))
+            throw refusal{wire_error::not_found, "no such conversation: " + id.conversation_id};
+        check_quota(db, now);
 
         storage::message_row u;
-        u.id = user_message_id;
+        u.id = core::new_id();
         u.conversation_id = id.conversation_id;
         u.user_id = id.user_id;
         u.role = "user";
@@ -677,7 +1016,7 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         for (auto const& a : r->attachments)
         {
             storage::attachment_row row;
-            row.message_id = user_message_id;
+            row.message_id = u.id;
             row.conversation_id = id.conversation_id;
             row.user_id = id.user_id;
             row.position = position++;
@@ -690,58 +1029,72 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
             row.created_at = now;
             storage::attachments::insert(db, row);
         }
-        storage::message_row m;
-        m.id = id.message_id;
-        m.conversation_id = id.conversation_id;
-        m.user_id = id.user_id;
-        m.role = "assistant";
-        m.status = storage::status::pending;
-        m.model = id.model;
-        m.created_at = m.updated_at = now;
-        storage::messages::insert(db, m);
+        id.message_id = core::new_id(); // sorts after the user message
+        auto const answer = insert_pending_answer(db, id, now);
+        load_history(db, *conv, plan);
 
-        // Provider context, read inside the same transaction; the
-        // conversation's system prompt goes first.
-        if (auto conv = storage::conversations::get(db, id.user_id, id.conversation_id);
-            conv && conv->system_prompt && !conv->system_prompt->empty())
-            history->push_back({"system", *conv->system_prompt});
-        for (auto& row : storage::messages::history(db, id.conversation_id))
-            if (row.id != id.message_id && (row.role != "assistant" || !row.content.empty()))
-                history->push_back({row.role, std::move(row.content)});
+        if (new_conversation)
+            plan.changes.push_back(conversation_changed("insert", *conv));
+        plan.changes.push_back(message_inserted(u));
+        plan.changes.push_back(message_inserted(answer));
+        plan.changes.push_back(conversation_counters(db, id.user_id, id.conversation_id));
+        plan.reply = events::ack(r->id, id.conversation_id, u.id, id.message_id);
     };
+    launch(state_, user_id, r->id, std::move(requester), std::move(body));
+}
 
-    st->ctx.writer.submit(
-        std::move(job),
-        [st, id, user_message_id, r, history, requester](std::error_code ec)
+void stream_hub::regenerate(std::string const& user_id, mutate_request req,
+                            std::weak_ptr<subscriber> requester)
+{
+    auto r = std::make_shared<mutate_request>(std::move(req));
+    auto body = [r](storage::database& db, launch_plan& plan, auto const& reserve,
+                    auto const& check_quota)
+    {
+        auto const now = core::now_ms();
+        bool const retry = r->name == mutation_name::retry;
+        auto old = storage::messages::get(db, plan.id.user_id, *r->message_id);
+        if (!old)
+            throw refusal{wire_error::not_found, "no such message: " + *r->message_id};
+        if (old->role != "assistant")
+            throw refusal{wire_error::bad_request, std::string(retry ? "retry" : "regenerate") +
+                                                       " needs an assistant message"};
+        reserve(old->conversation_id);
+        if (retry && old->status != storage::status::error &&
+            old->status != storage::status::stopped && old->status != storage::status::interrupted)
+            throw refusal{wire_error::conflict,
+                          "retry needs an answer that ended with error, stopped or interrupted "
+                          "(this one is " + old->status + "); use regenerate"};
+        auto conv = storage::conversations::get(db, plan.id.user_id, old->conversation_id);
+        if (!conv)
+            throw refusal{wire_error::not_found, "no such conversation"};
+        check_quota(db, now);
+
+        auto& id = plan.id;
+        if (old->model)
+            id.model = old->model;
+        id.day = core::utc_day(now);
+        auto const removed = storage::messages::remove_from(db, *old, now);
+        id.message_id = core::new_id();
+        auto const answer = insert_pending_answer(db, id, now);
+        load_history(db, *conv, plan);
+
+        boost::json::array removed_ids;
+        for (auto const& m : removed)
         {
-            if (ec)
-            {
-                auto drained = st->release(id.conversation_id, {});
-                auto const code = to_wire_error(ec);
-                deliver_to(requester,
-                           events::error(r->id, std::nullopt, code,
-                                         code == wire_error::not_found
-                                             ? "no such conversation: " + id.conversation_id
-                                             : "could not store the message: " + ec.message()));
-                if (drained)
-                    drained();
-                return;
-            }
-            auto gen = std::make_shared<generation>(st, id, std::move(*history));
-            bool stopping = false;
-            {
-                std::lock_guard lock(st->mutex);
-                st->by_message[id.message_id] = gen;
-                st->by_conversation[id.conversation_id] = id.message_id;
-                stopping = st->stopping;
-            }
-            st->ctx.metrics.active_generations.fetch_add(1, std::memory_order_relaxed);
-            st->ctx.metrics.generations_total.fetch_add(1, std::memory_order_relaxed);
-            gen->start(requester,
-                       events::ack(r->id, id.conversation_id, user_message_id, id.message_id));
-            if (stopping)
-                gen->stop();
-        });
+            removed_ids.emplace_back(m);
+            plan.changes.push_back(events::changed("message", "delete", m, id.conversation_id,
+                                                   std::nullopt));
+        }
+        plan.changes.push_back(message_inserted(answer));
+        plan.changes.push_back(conversation_counters(db, id.user_id, id.conversation_id));
+        plan.reply = events::result(
+            r->id, boost::json::serialize(boost::json::object{
+                       {"conversationId", id.conversation_id},
+                       {"messageId", id.message_id},
+                       {"replacedMessageId", old->id},
+                       {"removedMessageIds", std::move(removed_ids)}}));
+    };
+    launch(state_, user_id, r->id, std::move(requester), std::move(body));
 }
 
 namespace

@@ -199,6 +199,114 @@ client_request parse_subscribe(dom::object const& o, request_id id)
     return r;
 }
 
+// A UTC day `YYYY-MM-DD` (compared as text against usage.day).
+std::optional<std::string> opt_day(dom::object const& o, std::string_view key)
+{
+    auto d = opt_string(o, key, 10);
+    if (!d)
+        return d;
+    auto digits = [&](std::size_t from, std::size_t n)
+    {
+        for (std::size_t i = from; i < from + n; ++i)
+            if ((*d)[i] < '0' || (*d)[i] > '9')
+                return false;
+        return true;
+    };
+    if (d->size() != 10 || (*d)[4] != '-' || (*d)[7] != '-' || !digits(0, 4) || !digits(5, 2) ||
+        !digits(8, 2))
+        bad("field '" + std::string(key) + "' must be a UTC day YYYY-MM-DD");
+    return d;
+}
+
+// A string that may be JSON null (= clear it); absent = leave unchanged.
+std::optional<std::optional<std::string>> nullable_string(dom::object const& o,
+                                                          std::string_view key,
+                                                          std::size_t max_bytes)
+{
+    auto e = field(o, key);
+    if (!e)
+        return std::nullopt;
+    if (e->is_null())
+        return std::optional<std::string>();
+    return opt_string(o, key, max_bytes);
+}
+
+client_request parse_mutate(dom::object const& o, request_id id)
+{
+    mutate_request r;
+    r.id = std::move(id);
+    auto const name = req_string(o, "name");
+    if (name == "createConversation")
+        r.name = mutation_name::create_conversation;
+    else if (name == "updateConversation")
+        r.name = mutation_name::update_conversation;
+    else if (name == "deleteConversation")
+        r.name = mutation_name::delete_conversation;
+    else if (name == "deleteMessage")
+        r.name = mutation_name::delete_message;
+    else if (name == "regenerate")
+        r.name = mutation_name::regenerate;
+    else if (name == "retry")
+        r.name = mutation_name::retry;
+    else if (name == "branch")
+        r.name = mutation_name::branch;
+    else
+        bad("unknown mutation '" + name + "'");
+
+    dom::object args;
+    if (auto a = field(o, "args"); a && !a->is_null())
+    {
+        if (a->get(args) != simdjson::SUCCESS)
+            bad(std::string("field 'args' must be an object, got ") + type_name(*a));
+    }
+    else if (r.name == mutation_name::create_conversation)
+        return r;
+    else
+        bad("missing field 'args'");
+
+    try
+    {
+        switch (r.name)
+        {
+        case mutation_name::update_conversation:
+            r.conversation_id = req_string(args, "conversationId");
+            [[fallthrough]];
+        case mutation_name::create_conversation:
+            r.title = opt_string(args, "title", 1024);
+            if (r.title && r.title->empty())
+                bad("field 'title' must not be empty");
+            r.model = nullable_string(args, "model", max_id_bytes);
+            r.system_prompt = nullable_string(args, "systemPrompt", 64 * 1024);
+            if (r.name == mutation_name::update_conversation)
+            {
+                r.pinned = opt_bool(args, "pinned");
+                r.archived = opt_bool(args, "archived");
+                r.starred = opt_bool(args, "starred");
+                if (!r.title && !r.model && !r.system_prompt && !r.pinned && !r.archived &&
+                    !r.starred)
+                    bad("nothing to update: give title, pinned, archived, starred, model or "
+                        "systemPrompt");
+            }
+            break;
+        case mutation_name::delete_conversation:
+            r.conversation_id = req_string(args, "conversationId");
+            break;
+        case mutation_name::delete_message:
+        case mutation_name::regenerate:
+        case mutation_name::retry:
+        case mutation_name::branch:
+            r.message_id = req_string(args, "messageId");
+            break;
+        }
+    }
+    catch (invalid& i)
+    {
+        i.message = "args: " + i.message;
+        throw;
+    }
+    return r;
+}
+
 client_request parse_query(dom::object const& o, request_id id)
 {
     query_request r;
@@ -214,6 +322,8 @@ client_request parse_query(dom::object const& o, request_id id)
         r.name = query_name::get_tool_calls;
     else if (name == "getAttachments")
         r.name = query_name::get_attachments;
+    else if (name == "getUsage")
+        r.name = query_name::get_usage;
     else
         bad("unknown query '" + name + "'");
 
@@ -223,7 +333,7 @@ client_request parse_query(dom::object const& o, request_id id)
         if (a->get(args) != simdjson::SUCCESS)
             bad(std::string("field 'args' must be an object, got ") + type_name(*a));
     }
-    else if (r.name != query_name::list_conversations)
+    else if (r.name != query_name::list_conversations && r.name != query_name::get_usage)
         bad("missing field 'args'");
     else
         return r;
@@ -242,6 +352,10 @@ client_request parse_query(dom::object const& o, request_id id)
         case query_name::get_tool_calls:
             r.message_id = req_string(args, "messageId");
             r.include_partial = opt_bool(args, "includePartial").value_or(false);
+            break;
+        case query_name::get_usage:
+            r.from_day = opt_day(args, "from");
+            r.to_day = opt_day(args, "to");
             break;
         case query_name::list_conversations:
             break;
@@ -310,8 +424,10 @@ std::variant<client_request, protocol_error> request_parser::parse(std::string_v
             return parse_query(o, id);
         if (*type == "ping")
             return ping_request{id};
-        if (*type == "mutate" || *type == "watch")
-            bad("'" + *type + "' is not implemented yet");
+        if (*type == "mutate")
+            return parse_mutate(o, id);
+        if (*type == "watch")
+            return watch_request{id};
         bad("unknown type '" + *type + "'");
     }
     catch (invalid& i)
@@ -499,6 +615,16 @@ frame pong(request_id const& id)
 frame result(request_id const& id, std::string_view data_json)
 {
     return event_writer("result").id(id).raw("data", data_json).done();
+}
+
+frame changed(std::string_view entity, std::string_view op, std::string_view id,
+              std::string_view conversation_id, std::optional<std::string_view> data_json)
+{
+    event_writer w("changed");
+    w.str("entity", entity).str("op", op).str("id", id).str("conversationId", conversation_id);
+    if (data_json)
+        w.raw("data", *data_json);
+    return w.done();
 }
 
 } // namespace events

@@ -1,6 +1,10 @@
 #include "detail/queries.hpp"
 
+#include "detail/row_json.hpp"
+
+#include "chatstream/core/clock.hpp"
 #include "chatstream/storage/error.hpp"
+#include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
 
@@ -13,87 +17,6 @@ namespace
 {
 
 namespace json = boost::json;
-
-template <class T> json::value opt(std::optional<T> const& v)
-{
-    if (!v)
-        return nullptr;
-    return json::value_from(*v);
-}
-
-// Stored JSON text back into a value (it is valid by construction).
-json::value json_text(std::optional<std::string> const& text)
-{
-    if (!text)
-        return nullptr;
-    boost::system::error_code ec;
-    auto v = json::parse(*text, ec);
-    return ec ? json::value(*text) : v;
-}
-
-json::object to_json(storage::conversation_row const& c)
-{
-    return {{"id", c.id},
-            {"title", c.title},
-            {"model", opt(c.model)},
-            {"pinned", c.pinned},
-            {"archived", c.archived},
-            {"starred", c.starred},
-            {"messageCount", c.message_count},
-            {"lastMessageAt", opt(c.last_message_at)},
-            {"createdAt", c.created_at},
-            {"updatedAt", c.updated_at}};
-}
-
-json::object to_json(storage::message_row const& m)
-{
-    return {{"id", m.id},
-            {"conversationId", m.conversation_id},
-            {"role", m.role},
-            {"content", m.content},
-            {"partialContent", opt(m.partial_content)},
-            {"status", m.status},
-            {"model", opt(m.model)},
-            {"error", opt(m.error)},
-            {"finishReason", opt(m.finish_reason)},
-            {"inputTokens", opt(m.input_tokens)},
-            {"outputTokens", opt(m.output_tokens)},
-            {"cost", opt(m.cost)},
-            {"tokensPerSecond", opt(m.tokens_per_second)},
-            {"firstTokenAt", opt(m.first_token_at)},
-            {"generationStartedAt", opt(m.generation_started_at)},
-            {"generationCompletedAt", opt(m.generation_completed_at)},
-            {"createdAt", m.created_at},
-            {"updatedAt", m.updated_at}};
-}
-
-// The UI shape: arguments/result as JSON *strings*, as the chat UI consumes.
-json::object to_json(storage::tool_calls::ui_tool_call const& t)
-{
-    json::object o{{"id", t.id},
-                   {"name", t.name},
-                   {"arguments", t.arguments},
-                   {"timestamp", t.timestamp},
-                   {"textPosition", opt(t.text_position)},
-                   {"isPartial", t.is_partial}};
-    if (t.result)
-        o["result"] = *t.result;
-    return o;
-}
-
-json::object to_json(storage::attachment_row const& a)
-{
-    return {{"id", a.id},
-            {"messageId", a.message_id},
-            {"position", a.position},
-            {"type", a.type},
-            {"name", a.name},
-            {"storageId", a.storage_id},
-            {"mimeType", a.mime_type},
-            {"size", a.size},
-            {"metadata", json_text(a.metadata)},
-            {"createdAt", a.created_at}};
-}
 
 template <class Rows> json::array array_of(Rows const& rows)
 {
@@ -111,7 +34,45 @@ frame not_found(query_request const& q, std::string const& what)
         wire_error::not_found, "no such " + what);
 }
 
-frame run(storage::database& db, std::string const& user, query_request const& q)
+// getUsage: rows per (day, model) in the window (default: this UTC month),
+// totals, and where the caller stands against the limits.
+frame usage_report(storage::database& db, std::string const& user, query_request const& q,
+                   quota_limits const& limits)
+{
+    auto const now = core::now_ms();
+    auto const today = core::utc_day(now);
+    auto const from = q.from_day.value_or(core::utc_month_first_day(now));
+    auto const to = q.to_day.value_or(today);
+    auto const rows = storage::usage::list(db, user, from, to);
+    std::int64_t in = 0, out = 0, messages = 0;
+    double cost = 0;
+    for (auto const& r : rows)
+    {
+        in += r.input_tokens;
+        out += r.output_tokens;
+        messages += r.message_count;
+        cost += r.cost;
+    }
+    json::object data{
+        {"from", from},
+        {"to", to},
+        {"days", array_of(rows)},
+        {"totals",
+         {{"inputTokens", in}, {"outputTokens", out}, {"cost", cost}, {"messageCount", messages}}},
+        {"limits",
+         {{"dailyMessages", limits.daily_messages > 0 ? json::value(limits.daily_messages) : nullptr},
+          {"messagesToday", storage::usage::messages_on(db, user, today)},
+          {"dailyResetsAt", core::utc_iso(core::next_utc_midnight_ms(now))},
+          {"monthlyBudget",
+           limits.monthly_budget_usd > 0 ? json::value(limits.monthly_budget_usd) : nullptr},
+          {"spentThisMonth",
+           storage::usage::cost_between(db, user, core::utc_month_first_day(now), today)},
+          {"monthlyResetsAt", core::utc_iso(core::next_utc_month_ms(now))}}}};
+    return events::result(q.id, json::serialize(data));
+}
+
+frame run(storage::database& db, std::string const& user, query_request const& q,
+          quota_limits const& limits)
 {
     storage::page_request page{q.cursor, q.limit};
     switch (q.name)
@@ -119,7 +80,7 @@ frame run(storage::database& db, std::string const& user, query_request const& q
     case query_name::list_conversations:
     {
         auto p = storage::conversations::list(db, user, page);
-        json::object data{{"conversations", array_of(p.rows)}, {"nextCursor", opt(p.next_cursor)}};
+        json::object data{{"conversations", array_of(p.rows)}, {"nextCursor", nullable(p.next_cursor)}};
         return events::result(q.id, json::serialize(data));
     }
     case query_name::list_messages:
@@ -127,7 +88,7 @@ frame run(storage::database& db, std::string const& user, query_request const& q
         if (!storage::conversations::get(db, user, *q.conversation_id))
             return not_found(q, "conversation");
         auto p = storage::messages::list(db, user, *q.conversation_id, page);
-        json::object data{{"messages", array_of(p.rows)}, {"nextCursor", opt(p.next_cursor)}};
+        json::object data{{"messages", array_of(p.rows)}, {"nextCursor", nullable(p.next_cursor)}};
         return events::result(q.id, json::serialize(data));
     }
     case query_name::get_message:
@@ -145,6 +106,8 @@ frame run(storage::database& db, std::string const& user, query_request const& q
             storage::tool_calls::list_for_message(db, user, *q.message_id, q.include_partial);
         return events::result(q.id, json::serialize(array_of(rows)));
     }
+    case query_name::get_usage:
+        return usage_report(db, user, q, limits);
     case query_name::get_attachments:
     {
         if (!storage::messages::get(db, user, *q.message_id))
@@ -159,16 +122,16 @@ frame run(storage::database& db, std::string const& user, query_request const& q
 } // namespace
 
 void run_query(storage::read_pool& reads, std::string user_id, query_request q,
-               std::function<void(frame)> reply)
+               quota_limits limits, std::function<void(frame)> reply)
 {
     reads.post(
-        [user_id = std::move(user_id), q = std::move(q),
+        [user_id = std::move(user_id), q = std::move(q), limits,
          reply = std::move(reply)](storage::database& db)
         {
             frame out;
             try
             {
-                out = run(db, user_id, q);
+                out = run(db, user_id, q, limits);
             }
             catch (storage::storage_error const& e)
             {

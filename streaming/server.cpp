@@ -341,9 +341,14 @@ int run_server(server_options const& options, server_hooks const& hooks)
                             std::chrono::milliseconds(options.flush_ms)};
         if (options.provider == "openai" && !options.model.empty())
             hub_ctx.default_model = options.model;
+        change_feed changes;
+        rate_limiter rate(options.rate_limit_per_minute, options.rate_limit_burst);
+        hub_ctx.changes = &changes;
+        hub_ctx.quota = {options.daily_message_limit, options.monthly_budget_usd};
+        hub_ctx.rate = &rate;
         stream_hub hub(hub_ctx);
-        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, metrics,
-                                                            outbound_limits{});
+        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, changes,
+                                                            metrics, outbound_limits{});
         auto l = std::make_shared<detail::listener>(
             ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();

@@ -1,5 +1,6 @@
 #include "detail/ws_session.hpp"
 
+#include "detail/mutations.hpp"
 #include "detail/queries.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -154,10 +155,18 @@ void ws_session::handle(std::string_view text)
                 ctx_->hub.subscribe(user_id_, std::move(r), weak_from_this());
             else if constexpr (std::is_same_v<T, cancel_request>)
                 ctx_->hub.cancel(user_id_, std::move(r), weak_from_this());
+            else if constexpr (std::is_same_v<T, mutate_request>)
+                run_mutation({ctx_->writer, ctx_->hub, ctx_->changes}, user_id_, std::move(r),
+                             weak_from_this());
+            else if constexpr (std::is_same_v<T, watch_request>)
+            {
+                ctx_->changes.watch(user_id_, weak_from_this());
+                enqueue(events::result(r.id, R"({"watching":true})"));
+            }
             else if constexpr (std::is_same_v<T, query_request>)
             {
                 ++queries_in_flight_;
-                run_query(ctx_->reads, user_id_, std::move(r),
+                run_query(ctx_->reads, user_id_, std::move(r), ctx_->quota(),
                           [self = shared_from_this()](frame f)
                           {
                               net::post(self->ws_.get_executor(),

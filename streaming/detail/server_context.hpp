@@ -1,6 +1,7 @@
 #pragma once
 // Shared state of one running server, owned by run_server and held by
 // sessions through a shared_ptr so it outlives every pending handler.
+#include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
@@ -56,8 +57,9 @@ private:
 struct server_context
 {
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
-                   server_metrics& m, outbound_limits l)
-        : options(std::move(o)), writer(w), reads(r), hub(h), metrics(m), limits(l), users(w)
+                   change_feed& c, server_metrics& m, outbound_limits l)
+        : options(std::move(o)), writer(w), reads(r), hub(h), changes(c), metrics(m), limits(l),
+          users(w)
     {
     }
 
@@ -65,10 +67,13 @@ struct server_context
     storage::writer& writer;
     storage::read_pool& reads;
     stream_hub& hub;
+    change_feed& changes;
     server_metrics& metrics;
     outbound_limits limits;
     session_registry sessions;
     user_directory users;
+
+    quota_limits quota() const { return {options.daily_message_limit, options.monthly_budget_usd}; }
 };
 
 } // namespace chatstream::streaming::detail

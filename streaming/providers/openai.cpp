@@ -204,8 +204,12 @@ std::string request_body(upstream const& u, provider_request const& req)
     body["stream"] = true;
     body["stream_options"] = json::object{{"include_usage", true}};
     body["messages"] = std::move(messages);
-    if (!u.tools.empty()) body["tools"] = u.tools;
-    if (o.max_output_tokens) body["max_tokens"] = *o.max_output_tokens;
+    // A title request is a short plain completion: no tools, few tokens.
+    if (!u.tools.empty() && !req.title) body["tools"] = u.tools;
+    if (req.title)
+        body["max_tokens"] = 24;
+    else if (o.max_output_tokens)
+        body["max_tokens"] = *o.max_output_tokens;
     return json::serialize(body);
 }
 

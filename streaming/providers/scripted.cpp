@@ -238,7 +238,9 @@ public:
         };
 
         std::string finish_reason = "stop";
-        if (d.tool_name && req.tool_results.empty())
+        if (req.title)
+            add_words(scripted_title(user));
+        else if (d.tool_name && req.tool_results.empty())
         {
             if (d.tokens)
                 add_vocabulary(*d.tokens);
@@ -346,6 +348,74 @@ scripted_directives parse_directives(std::string_view s)
         pos = std::max(p, pos + 1);
     }
     return d;
+}
+
+std::string scripted_title(std::string_view content)
+{
+    enum class skip
+    {
+        none,
+        argument,       // the word after /tokens, /fail, /delay, /tool
+        maybe_json,     // a JSON object may follow /tool NAME
+        json            // inside that object
+    };
+    std::string title;
+    int words_taken = 0;
+    skip mode = skip::none;
+    bool tool = false;
+    int depth = 0;
+    std::size_t i = 0;
+    while (i < content.size() && words_taken < 6)
+    {
+        while (i < content.size() && std::isspace(static_cast<unsigned char>(content[i])))
+            ++i;
+        auto const start = i;
+        while (i < content.size() && !std::isspace(static_cast<unsigned char>(content[i])))
+            ++i;
+        auto const word = content.substr(start, i - start);
+        if (word.empty())
+            break;
+        auto count_braces = [&]
+        {
+            for (char c : word)
+                depth += c == '{' ? 1 : c == '}' ? -1 : 0;
+            mode = depth > 0 ? skip::json : skip::none;
+        };
+        switch (mode)
+        {
+        case skip::argument:
+            mode = tool ? skip::maybe_json : skip::none;
+            continue;
+        case skip::json:
+            count_braces();
+            continue;
+        case skip::maybe_json:
+            mode = skip::none;
+            if (word.front() == '{')
+            {
+                depth = 0;
+                count_braces();
+                continue;
+            }
+            break;
+        case skip::none:
+            break;
+        }
+        if (word.front() == '/')
+        {
+            tool = word == "/tool";
+            if (tool || word == "/tokens" || word == "/fail" || word == "/delay")
+                mode = skip::argument;
+            continue;
+        }
+        if (!title.empty())
+            title += ' ';
+        title += word;
+        ++words_taken;
+    }
+    while (!title.empty() && std::string_view(".,;:!?").find(title.back()) != std::string_view::npos)
+        title.pop_back();
+    return title;
 }
 
 std::string_view scripted_token(std::size_t i) noexcept

@@ -6,6 +6,7 @@
 #include "chatstream/streaming/outbound_queue.hpp"
 #include "chatstream/streaming/protocol.hpp"
 #include "chatstream/streaming/provider.hpp"
+#include "chatstream/streaming/quota.hpp"
 #include "chatstream/streaming/tools.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -24,6 +25,8 @@ class read_pool;
 
 namespace chatstream::streaming
 {
+
+class change_feed;
 
 /// Something that receives serialized events: a WebSocket session, or a test.
 class subscriber
@@ -51,6 +54,14 @@ struct hub_context
     /// The model of a generate that names none (`serve --model`): stored with
     /// the message and used for its cost.
     std::optional<std::string> default_model;
+    /// `watch` fan-out of committed changes; null = no change events.
+    change_feed* changes = nullptr;
+    /// Checked in the write that accepts a generation.
+    quota_limits quota;
+    /// Per-user flood control of generate/regenerate/retry; null = none.
+    rate_limiter* rate = nullptr;
+    /// Auto-title: the longest a provider may take to suggest a title.
+    std::chrono::milliseconds title_timeout{20'000};
 };
 
 /// Starts, finds, resumes and stops generations.
@@ -74,6 +85,20 @@ public:
     /// conversation: a second one gets `conflict`.
     void generate(std::string const& user_id, generate_request req,
                   std::weak_ptr<subscriber> requester);
+
+    /// `regenerate` / `retry` (a mutate_request of that name): in one write,
+    /// deletes the assistant message and every later message of its
+    /// conversation and inserts a new pending answer; replies `result`, then
+    /// streams. The history is what remains (the visible conversation).
+    /// retry needs an answer that ended `error`, `stopped` or `interrupted`.
+    void regenerate(std::string const& user_id, mutate_request req,
+                    std::weak_ptr<subscriber> requester);
+
+    /// True while a generation runs (or is being accepted) in the
+    /// conversation. Mutations call it inside their writer job: generations
+    /// are accepted in writer jobs too, so the answer cannot go stale
+    /// before the mutation commits.
+    bool running_in(std::string const& conversation_id) const;
 
     /// Replays the text of a message from UTF-16 offset `from_offset` (from
     /// memory while it is generating, from the database once it is done),

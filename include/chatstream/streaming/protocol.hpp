@@ -58,7 +58,8 @@ enum class query_name
     list_messages,
     get_message,
     get_tool_calls,
-    get_attachments
+    get_attachments,
+    get_usage
 };
 
 struct query_request
@@ -70,6 +71,8 @@ struct query_request
     std::optional<std::string> cursor;
     std::size_t limit = 50;
     bool include_partial = false;
+    std::optional<std::string> from_day; ///< getUsage: YYYY-MM-DD (UTC)
+    std::optional<std::string> to_day;
 };
 
 struct ping_request
@@ -77,8 +80,43 @@ struct ping_request
     request_id id;
 };
 
-using client_request =
-    std::variant<generate_request, subscribe_request, cancel_request, query_request, ping_request>;
+enum class mutation_name
+{
+    create_conversation,
+    update_conversation,
+    delete_conversation,
+    delete_message,
+    regenerate,
+    retry,
+    branch
+};
+
+/// `mutate` (DESIGN.md §6). Which fields are set depends on the name:
+/// create/updateConversation take the conversation fields, the others a
+/// conversation or message id. Absent fields leave a conversation unchanged;
+/// model and systemPrompt may be JSON null to clear them.
+struct mutate_request
+{
+    request_id id;
+    mutation_name name = mutation_name::create_conversation;
+    std::optional<std::string> conversation_id;
+    std::optional<std::string> message_id;
+    std::optional<std::string> title;
+    std::optional<bool> pinned;
+    std::optional<bool> archived;
+    std::optional<bool> starred;
+    std::optional<std::optional<std::string>> model;
+    std::optional<std::optional<std::string>> system_prompt;
+};
+
+/// `watch`: push `changed` events for the caller's data to this socket.
+struct watch_request
+{
+    request_id id;
+};
+
+using client_request = std::variant<generate_request, subscribe_request, cancel_request,
+                                    query_request, ping_request, mutate_request, watch_request>;
 
 /// Why a frame was refused; becomes an `error` event.
 struct protocol_error
@@ -146,6 +184,12 @@ frame error(request_id const& id, std::optional<std::string_view> message_id, wi
 frame pong(request_id const& id);
 /// @p data_json must be valid JSON text.
 frame result(request_id const& id, std::string_view data_json);
+/// `{"type":"changed","entity","op","id","conversationId","data"?}`: a row of
+/// the caller's data was inserted, updated or deleted. @p data_json (valid
+/// JSON object text) holds the whole row on insert, only the changed fields
+/// on update, and is omitted on delete.
+frame changed(std::string_view entity, std::string_view op, std::string_view id,
+              std::string_view conversation_id, std::optional<std::string_view> data_json);
 
 } // namespace events
 } // namespace chatstream::streaming

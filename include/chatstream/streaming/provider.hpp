@@ -37,6 +37,9 @@ struct provider_request
     std::vector<tool_exchange> tool_results; ///< calls already made by earlier steps
     std::optional<std::string> model;
     int step = 0;                          ///< 0-based step of the tool loop
+    /// A title suggestion for a new conversation (auto-title), not an
+    /// answer: no tools; the reply is the title text.
+    bool title = false;
     std::int64_t output_tokens_so_far = 0; ///< text tokens of earlier steps
 };
 
@@ -100,6 +103,10 @@ struct scripted_directives
 /// Parses directives out of @p content. A malformed directive (e.g.
 /// `/tokens x`, `/tool calc {bad`) is ignored as plain text.
 scripted_directives parse_directives(std::string_view content);
+
+/// The scripted provider's title for a conversation starting with
+/// @p content: its first six words, directives and their arguments left out.
+std::string scripted_title(std::string_view content);
 
 /// Token @p i of the scripted vocabulary: ASCII, accents, CJK and emoji
 /// outside the BMP (surrogate pairs in UTF-16), each a whole code point run.

@@ -29,6 +29,10 @@ struct server_options
     int token_delay_ms = 0;
     std::int64_t daily_message_limit = 0; ///< 0 = unlimited
     double monthly_budget_usd = 0;        ///< 0 = unlimited
+    /// generate/regenerate/retry per user per minute (0 = unlimited), in
+    /// bursts of at most rate_limit_burst.
+    double rate_limit_per_minute = 60;
+    double rate_limit_burst = 20;
 };
 
 /// Extension points of the composition root (src/), e.g. the online backfill

@@ -1,0 +1,22 @@
+#pragma once
+// JSON shapes of stored rows, shared by query results and `changed` events
+// (DESIGN.md §6; camelCase keys, stored JSON columns as values).
+#include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/types.hpp"
+#include "chatstream/storage/usage.hpp"
+
+#include <boost/json/object.hpp>
+
+namespace chatstream::streaming::detail
+{
+
+boost::json::object to_json(storage::conversation_row const& c);
+boost::json::object to_json(storage::message_row const& m);
+/// The UI shape: arguments/result as JSON *strings*, as the chat UI consumes.
+boost::json::object to_json(storage::tool_calls::ui_tool_call const& t);
+boost::json::object to_json(storage::attachment_row const& a);
+boost::json::object to_json(storage::usage::usage_row const& u);
+/// A string, or null when absent.
+boost::json::value nullable(std::optional<std::string> const& v);
+
+} // namespace chatstream::streaming::detail

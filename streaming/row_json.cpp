@@ -1,0 +1,110 @@
+#include "detail/row_json.hpp"
+
+#include <boost/json.hpp>
+
+namespace chatstream::streaming::detail
+{
+namespace
+{
+
+namespace json = boost::json;
+
+template <class T> json::value opt(std::optional<T> const& v)
+{
+    if (!v)
+        return nullptr;
+    return json::value_from(*v);
+}
+
+// Stored JSON text back into a value (it is valid by construction).
+json::value json_text(std::optional<std::string> const& text)
+{
+    if (!text)
+        return nullptr;
+    boost::system::error_code ec;
+    auto v = json::parse(*text, ec);
+    return ec ? json::value(*text) : v;
+}
+
+} // namespace
+
+json::object to_json(storage::conversation_row const& c)
+{
+    return {{"id", c.id},
+            {"title", c.title},
+            {"model", opt(c.model)},
+            {"pinned", c.pinned},
+            {"archived", c.archived},
+            {"starred", c.starred},
+            {"messageCount", c.message_count},
+            {"systemPrompt", opt(c.system_prompt)},
+            {"lastMessageAt", opt(c.last_message_at)},
+            {"createdAt", c.created_at},
+            {"updatedAt", c.updated_at}};
+}
+
+json::object to_json(storage::message_row const& m)
+{
+    return {{"id", m.id},
+            {"conversationId", m.conversation_id},
+            {"role", m.role},
+            {"content", m.content},
+            {"partialContent", opt(m.partial_content)},
+            {"status", m.status},
+            {"model", opt(m.model)},
+            {"error", opt(m.error)},
+            {"finishReason", opt(m.finish_reason)},
+            {"inputTokens", opt(m.input_tokens)},
+            {"outputTokens", opt(m.output_tokens)},
+            {"cost", opt(m.cost)},
+            {"tokensPerSecond", opt(m.tokens_per_second)},
+            {"firstTokenAt", opt(m.first_token_at)},
+            {"generationStartedAt", opt(m.generation_started_at)},
+            {"generationCompletedAt", opt(m.generation_completed_at)},
+            {"createdAt", m.created_at},
+            {"updatedAt", m.updated_at}};
+}
+
+json::object to_json(storage::tool_calls::ui_tool_call const& t)
+{
+    json::object o{{"id", t.id},
+                   {"name", t.name},
+                   {"arguments", t.arguments},
+                   {"timestamp", t.timestamp},
+                   {"textPosition", opt(t.text_position)},
+                   {"isPartial", t.is_partial}};
+    if (t.result)
+        o["result"] = *t.result;
+    return o;
+}
+
+json::object to_json(storage::attachment_row const& a)
+{
+    return {{"id", a.id},
+            {"messageId", a.message_id},
+            {"position", a.position},
+            {"type", a.type},
+            {"name", a.name},
+            {"storageId", a.storage_id},
+            {"mimeType", a.mime_type},
+            {"size", a.size},
+            {"metadata", json_text(a.metadata)},
+            {"createdAt", a.created_at}};
+}
+
+json::value nullable(std::optional<std::string> const& v)
+{
+    return opt(v);
+}
+
+json::object to_json(storage::usage::usage_row const& u)
+{
+    return {{"day", u.day},
+            {"model", u.model},
+            {"inputTokens", u.input_tokens},
+            {"outputTokens", u.output_tokens},
+            {"cost", u.cost},
+            {"messageCount", u.message_count}};
+}
+
+} // namespace chatstream::streaming::detail
