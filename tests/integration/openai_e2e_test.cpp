@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <poll.h>
+#include <thread>
 
 #include <atomic>
 #include <condition_variable>
@@ -345,10 +346,28 @@ TEST_CASE("openai e2e: a streamed answer in awkward chunks is stored whole, with
     REQUIRE(data.at("cost").is_double());
     CHECK(data.at("cost").as_double() == Approx((21 * 0.15 + 9 * 0.60) / 1e6));
 
-    // What the upstream saw.
-    REQUIRE(t.upstream.wait_handled(1));
+    // What the upstream saw: the answer, then the auto-title of this "New Chat".
+    REQUIRE(t.upstream.wait_handled(2));
     auto reqs = t.upstream.requests();
-    REQUIRE(reqs.size() == 1);
+    REQUIRE(reqs.size() == 2);
+    {
+        json::value title_body;
+        auto const& title_msgs = messages_of(reqs[1], title_body);
+        CHECK_FALSE(title_body.as_object().contains("tools"));
+        CHECK(title_body.at("max_tokens").as_int64() == 24);
+        REQUIRE(title_msgs.size() == 2);
+        CHECK(str(title_msgs.front().at("role")) == "system");
+        CHECK(str(title_msgs.back().at("content")) == "Say hello in French");
+    }
+    // The (same scripted) upstream answer, cleaned, becomes the title.
+    std::string title;
+    for (int i = 0; i < 100 && title != "Bonjour, café naïve 日本語 🚀 👍🏽 𝄞 done"; ++i)
+    {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        auto list = c.query("listConversations", json::object{});
+        title = str(list.at("data").at("conversations").at(0).at("title"));
+    }
+    CHECK(title == "Bonjour, café naïve 日本語 🚀 👍🏽 𝄞 done");
     auto const& req = reqs[0];
     CHECK(req.method() == http::verb::post);
     CHECK(req.target() == "/v1/chat/completions");

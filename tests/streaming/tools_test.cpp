@@ -59,7 +59,7 @@ TEST_CASE("time zones: UTC, fixed offsets and IANA names", "[streaming][tools]")
     CHECK_THROWS_AS(time_in_zone("+25:00", t), std::invalid_argument);
 }
 
-TEST_CASE("the registry never throws; failures are success:false results", "[streaming][tools]")
+TEST_CASE("the registry never throws, failures are success:false results", "[streaming][tools]")
 {
     auto const tools = tool_registry::with_builtins();
     auto ok = tools.run("calculator", R"({"expression":"6*7"})");
