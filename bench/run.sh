@@ -45,7 +45,7 @@ run_load() { # label port pid
   done
 }
 start_server() { # port db
-  "$BIN" --log-level warn serve --port "$1" --db "$2" --token-delay-ms 0 &
+  "$BIN" --log-level warn serve --port "$1" --db "$2" --token-delay-ms 0 --rate-limit 0 &
   wait_port "$1"
 }
 
