@@ -17,6 +17,17 @@ constexpr char const* copied_message_columns =
     "generation_completed_at, created_at, updated_at";
 constexpr char const* legacy_message_columns = ", attachments, tool_calls, partial_tool_calls";
 
+constexpr char const* copy_tool_calls =
+    "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, "
+    "args, result, text_position, is_partial, timestamp, created_at) "
+    "SELECT ?1 || ':tc:' || tool_call_id, ?1, ?2, user_id, tool_call_id, tool_name, args, result, "
+    "text_position, is_partial, timestamp, ?4 FROM tool_calls WHERE message_id = ?3";
+constexpr char const* copy_attachments =
+    "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, "
+    "storage_id, mime_type, size, metadata, created_at) "
+    "SELECT ?1 || ':att:' || position, ?1, ?2, user_id, position, type, name, storage_id, "
+    "mime_type, size, metadata, ?4 FROM attachments WHERE message_id = ?3";
+
 } // namespace
 
 std::optional<conversation_row> conversations::update(database& db, std::string const& user_id,
@@ -155,26 +166,17 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
         m.bind(2, new_id);
         m.bind(3, old_id);
         m.exec();
-        auto& t = db.prepare(
-            "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, "
-            "tool_name, args, result, text_position, is_partial, timestamp, created_at) "
-            "SELECT ?1 || ':tc:' || tool_call_id, ?1, ?2, user_id, tool_call_id, tool_name, args, "
-            "result, text_position, is_partial, timestamp, ?4 FROM tool_calls WHERE message_id = ?3");
-        t.bind(1, copy_id);
-        t.bind(2, new_id);
-        t.bind(3, old_id);
-        t.bind(4, now);
-        t.exec();
-        auto& a = db.prepare(
-            "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, "
-            "name, storage_id, mime_type, size, metadata, created_at) "
-            "SELECT ?1 || ':att:' || position, ?1, ?2, user_id, position, type, name, storage_id, "
-            "mime_type, size, metadata, ?4 FROM attachments WHERE message_id = ?3");
-        a.bind(1, copy_id);
-        a.bind(2, new_id);
-        a.bind(3, old_id);
-        a.bind(4, now);
-        a.exec();
+        // Children keep their natural keys (tool_call_id, position) under
+        // the copy; ?1 copy, ?2 new conversation, ?3 original, ?4 now.
+        for (auto const* sql : {copy_tool_calls, copy_attachments})
+        {
+            auto& q = db.prepare(sql);
+            q.bind(1, copy_id);
+            q.bind(2, new_id);
+            q.bind(3, old_id);
+            q.bind(4, now);
+            q.exec();
+        }
     }
     recount(db, new_id, now);
     return *get(db, user_id, new_id);
