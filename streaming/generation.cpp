@@ -9,6 +9,7 @@
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/files.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/writer.hpp"
 
@@ -648,10 +649,20 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
     id.message_id = core::new_id(); // sorts after the user message
     auto history = std::make_shared<std::vector<chat_message>>();
     auto r = std::make_shared<generate_request>(std::move(req));
+    auto refused = std::make_shared<std::string>(); // why an attachment was refused
 
-    auto job = [id, user_message_id, new_conversation, r, history](storage::database& db)
+    auto job = [id, user_message_id, new_conversation, r, history, refused](storage::database& db)
     {
         auto const now = core::now_ms();
+        // Only files the caller uploaded or already attached (issue 11);
+        // checked in this job so the garbage collector cannot interleave.
+        for (std::size_t i = 0; i < r->attachments.size(); ++i)
+            if (!storage::files::can_attach(db, id.user_id, r->attachments[i].storage_id))
+            {
+                *refused = "attachments[" + std::to_string(i) + "]: no such file: " +
+                           r->attachments[i].storage_id;
+                throw storage::storage_error(storage::errc::not_found, *refused);
+            }
         if (new_conversation)
         {
             storage::conversation_row c;
@@ -712,7 +723,7 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
 
     st->ctx.writer.submit(
         std::move(job),
-        [st, id, user_message_id, r, history, requester](std::error_code ec)
+        [st, id, user_message_id, r, history, requester, refused](std::error_code ec)
         {
             if (ec)
             {
@@ -720,7 +731,8 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
                 auto const code = to_wire_error(ec);
                 deliver_to(requester,
                            events::error(r->id, std::nullopt, code,
-                                         code == wire_error::not_found
+                                         !refused->empty() ? *refused
+                                         : code == wire_error::not_found
                                              ? "no such conversation: " + id.conversation_id
                                              : "could not store the message: " + ec.message()));
                 if (drained)

@@ -3,6 +3,7 @@
 #include "chatstream/streaming/server.hpp"
 
 #include "detail/auth.hpp"
+#include "detail/file_routes.hpp"
 #include "detail/http_routes.hpp"
 #include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
@@ -347,6 +348,7 @@ int run_server(server_options const& options, server_hooks const& hooks)
         auto l = std::make_shared<detail::listener>(
             ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();
+        detail::start_file_sweeper(ioc, ctx);
         // Only once nothing can throw any more: a hook's background work must
         // be stopped (on_stopping) before the writer goes away.
         if (hooks.on_writer_ready)

@@ -5,6 +5,7 @@
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
 #include "chatstream/streaming/server.hpp"
+#include "chatstream/storage/blob_store.hpp"
 
 #include <functional>
 #include <memory>
@@ -57,7 +58,8 @@ struct server_context
 {
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
                    server_metrics& m, outbound_limits l)
-        : options(std::move(o)), writer(w), reads(r), hub(h), metrics(m), limits(l), users(w)
+        : options(std::move(o)), writer(w), reads(r), hub(h), metrics(m), limits(l), users(w),
+          blobs(files_directory(options))
     {
     }
 
@@ -69,6 +71,7 @@ struct server_context
     outbound_limits limits;
     session_registry sessions;
     user_directory users;
+    storage::blob_store blobs; ///< uploads (streaming/http_files.cpp)
 };
 
 } // namespace chatstream::streaming::detail
