@@ -33,7 +33,10 @@ std::optional<readable_file> find_readable(database& db, std::string const& user
     // The uploader's name first, else the name on one of the caller's
     // attachments; no name at all means "not yours".
     auto& q = db.prepare(R"(
-SELECT f.size, f.mime_type, f.metadata, f.created_at,
+SELECT f.size,
+       COALESCE((SELECT u.mime_type FROM uploads u WHERE u.storage_id = f.storage_id AND u.user_id = ?2),
+                f.mime_type),
+       f.metadata, f.created_at,
        COALESCE((SELECT u.name FROM uploads u WHERE u.storage_id = f.storage_id AND u.user_id = ?2),
                 (SELECT a.name FROM attachments a WHERE a.storage_id = f.storage_id AND a.user_id = ?2
                  ORDER BY a.created_at LIMIT 1))

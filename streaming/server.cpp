@@ -93,6 +93,9 @@ private:
     {
         header_parser_.emplace();
         header_parser_->header_limit(8 * 1024);
+        // No body limit yet: Beast checks Content-Length against it while
+        // reading the header, and uploads set their own (on_header below).
+        header_parser_->body_limit(boost::none);
         stream_.expires_after(std::chrono::seconds(30));
         http::async_read_header(
             stream_, buffer_, *header_parser_,
@@ -109,6 +112,10 @@ private:
         std::string const path = url ? std::string(url->path()) : std::string();
         if (auto route = find_connection_route(path))
             return route(std::move(stream_), std::move(buffer_), std::move(*header_parser_), ctx_);
+        // Beast checks a Content-Length against the limit only at header
+        // time, so the 16 KiB limit of plain routes is checked here.
+        if (auto const n = header_parser_->content_length(); n && *n > 16 * 1024)
+            return fail(http::error::body_limit, "read header");
         body_parser_.emplace(std::move(*header_parser_));
         body_parser_->body_limit(16 * 1024);
         http::async_read(stream_, buffer_, *body_parser_,
