@@ -51,5 +51,5 @@ printf '{"bench":"download","mb":%d,"seconds":%.3f,"mb_per_s":%.1f,"server_hwm_k
 # Dedup: the same bytes again are not stored twice.
 curl -sS -o /dev/null -X POST -T "$work/big.bin" -H 'Content-Type: application/pdf' \
   "http://127.0.0.1:$port/api/files?user=other&filename=copy.pdf"
-blobs=$(find "$work/files" -type f -not -path '*/tmp/*' | wc -l)
+blobs=$(find "$work/files" -type f -not -path "$work/files/tmp/*" | wc -l)
 printf '{"bench":"dedup","blobs_on_disk":%d,"expected":2}\n' "$blobs"
