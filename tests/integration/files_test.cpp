@@ -95,7 +95,7 @@ TEST_CASE("upload and download round trip, dedup, headers", "[integration][files
     CHECK(blob_count(dir) == 1);
 }
 
-TEST_CASE("image uploads report their dimensions; a fake image is refused", "[integration][files]")
+TEST_CASE("image uploads report their dimensions, a fake image is refused", "[integration][files]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -170,7 +170,7 @@ TEST_CASE("files need a valid token when a JWT secret is set", "[integration][fi
     CHECK(get.status == 401);
 }
 
-TEST_CASE("another user's file is 404; so is an unknown one", "[integration][files]")
+TEST_CASE("another user's file is 404, so is an unknown one", "[integration][files]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -235,7 +235,7 @@ TEST_CASE("Range requests: 206 with the right bytes, 416 when unsatisfiable", "[
     CHECK(r.body.size() == bytes.size());
 }
 
-TEST_CASE("generate writes attachment rows in position order; the message owner can read them",
+TEST_CASE("generate writes attachment rows in position order, the message owner can read them",
           "[integration][files]")
 {
     temp_dir dir;
