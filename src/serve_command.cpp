@@ -23,11 +23,13 @@ struct serve_args
     bool migrate = false;
     std::string api_key_env;
     std::string jwt_secret_env;
+    double max_upload_mb = 25;
 };
 
 int serve(serve_args& a)
 {
     ensure_data_dir(a.options.db_path);
+    a.options.max_upload_bytes = static_cast<std::uint64_t>(a.max_upload_mb * 1024 * 1024);
     {
         storage::database db(a.options.db_path, storage::open_mode::read_write);
         auto const kind = migrations::detect_kind(db);
@@ -126,6 +128,22 @@ void register_serve_command(CLI::App& app, action& run)
     cmd->add_option("--rate-burst", o.rate_limit_burst,
                     "generations a user may start at once before --rate-limit applies")
         ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    cmd->add_option("--files-dir", o.files_dir, "uploaded files (default: files/ next to --db)");
+    cmd->add_option("--max-upload-mb", a->max_upload_mb, "largest accepted upload, MiB")
+        ->check(CLI::Range(0.0, 1024.0 * 1024))
+        ->capture_default_str();
+    cmd->add_option("--upload-mime-allow", o.upload_mime_allow,
+                    "accepted upload MIME types (comma-separated)")
+        ->delimiter(',')
+        ->capture_default_str();
+    cmd->add_option("--unattached-upload-ttl", o.unattached_upload_ttl_s,
+                    "seconds an upload may stay unattached before it is collected")
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{10} * 365 * 86400))
+        ->capture_default_str();
+    cmd->add_option("--file-sweep-interval", o.file_sweep_interval_s,
+                    "seconds between garbage collections of unreferenced files")
+        ->check(CLI::Range(1, 86400))
         ->capture_default_str();
     cmd->callback([&run, a] { run = [a] { return serve(*a); }; });
 }

@@ -11,6 +11,7 @@
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/files.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/writer.hpp"
@@ -985,6 +986,13 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         bool const new_conversation = !r->conversation_id;
         reserve(new_conversation ? core::new_id() : *r->conversation_id);
         auto& id = plan.id;
+        // Only files the caller uploaded or already attached (issue 11);
+        // checked in this job so the garbage collector cannot interleave.
+        for (std::size_t i = 0; i < r->attachments.size(); ++i)
+            if (!storage::files::can_attach(db, id.user_id, r->attachments[i].storage_id))
+                throw refusal{wire_error::not_found, "attachments[" + std::to_string(i) +
+                                                         "]: no such file: " +
+                                                         r->attachments[i].storage_id};
         if (r->model)
             id.model = r->model;
         id.day = core::utc_day(now);

@@ -1,12 +1,17 @@
 // The table of connection-owning HTTP routes (detail/http_routes.hpp).
 #include "detail/http_routes.hpp"
 
+#include "detail/file_routes.hpp"
+
 namespace chatstream::streaming::detail
 {
 
 connection_route find_connection_route(std::string_view path)
 {
-    (void)path;
+    if (path == "/api/files")
+        return &handle_file_upload;
+    if (path.starts_with("/api/files/"))
+        return &handle_file_download;
     return nullptr;
 }
 

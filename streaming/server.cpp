@@ -3,6 +3,7 @@
 #include "chatstream/streaming/server.hpp"
 
 #include "detail/auth.hpp"
+#include "detail/file_routes.hpp"
 #include "detail/http_routes.hpp"
 #include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
@@ -92,6 +93,9 @@ private:
     {
         header_parser_.emplace();
         header_parser_->header_limit(8 * 1024);
+        // No body limit yet: Beast checks Content-Length against it while
+        // reading the header, and uploads set their own (on_header below).
+        header_parser_->body_limit(boost::none);
         stream_.expires_after(std::chrono::seconds(30));
         http::async_read_header(
             stream_, buffer_, *header_parser_,
@@ -108,6 +112,10 @@ private:
         std::string const path = url ? std::string(url->path()) : std::string();
         if (auto route = find_connection_route(path))
             return route(std::move(stream_), std::move(buffer_), std::move(*header_parser_), ctx_);
+        // Beast checks a Content-Length against the limit only at header
+        // time, so the 16 KiB limit of plain routes is checked here.
+        if (auto const n = header_parser_->content_length(); n && *n > 16 * 1024)
+            return fail(http::error::body_limit, "read header");
         body_parser_.emplace(std::move(*header_parser_));
         body_parser_->body_limit(16 * 1024);
         http::async_read(stream_, buffer_, *body_parser_,
@@ -352,6 +360,7 @@ int run_server(server_options const& options, server_hooks const& hooks)
         auto l = std::make_shared<detail::listener>(
             ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();
+        detail::start_file_sweeper(ioc, ctx);
         // Only once nothing can throw any more: a hook's background work must
         // be stopped (on_stopping) before the writer goes away.
         if (hooks.on_writer_ready)

@@ -1,6 +1,6 @@
 // The chat page: wires the DOM to the protocol client and the message state.
 // Pure logic lives in offsets.js / reducer.js / resume.js / protocol.js.
-import { ChatClient, buildWsUrl, defaultWsBase, fileUrl } from './protocol.js';
+import { ChatClient, buildWsUrl, defaultWsBase, fileUrl, uploadFile } from './protocol.js';
 import { createMessage, isTerminal, mergeMessage, needsSubscription, reduceMessage, withToolCallRows } from './reducer.js';
 import { InflightStore } from './resume.js';
 import { renderConversationList, renderMessage } from './render.js';
@@ -24,6 +24,9 @@ const ui = {
   input: $('composer-input'),
   send: $('send'),
   stop: $('stop'),
+  attach: $('attach'),
+  attachInput: $('attach-input'),
+  pendingFiles: $('pending-files'),
 };
 
 const state = {
@@ -47,6 +50,7 @@ const state = {
   persistDirty: new Set(),
   persistTimer: 0,
   listTimer: 0,
+  pendingFiles: [], // {key, name, size, uploading, error?, attachment?} shown above the message box
 };
 
 // ---------------------------------------------------------------- auth / connection
@@ -346,7 +350,9 @@ async function sendMessage(content) {
   const seq = state.loadSeq;
   const conversationId = state.currentId;
   const localId = `local-${++state.localSeq}`;
-  state.messages.set(localId, createMessage({ id: localId, conversationId, role: 'user', text: content, status: 'sending' }));
+  if (state.pendingFiles.some((f) => f.uploading)) return showError('uploading', 'Wait for the files to finish uploading.');
+  const attachments = state.pendingFiles.filter((f) => f.attachment).map((f) => f.attachment);
+  state.messages.set(localId, createMessage({ id: localId, conversationId, role: 'user', text: content, status: 'sending', attachments }));
   state.order.push(localId);
   markDirty(localId);
   ui.input.value = '';
@@ -354,7 +360,9 @@ async function sendMessage(content) {
 
   let ack;
   try {
-    ack = await state.client.request(conversationId ? { type: 'generate', conversationId, content } : { type: 'generate', content });
+    const frame = conversationId ? { type: 'generate', conversationId, content } : { type: 'generate', content };
+    if (attachments.length) frame.attachments = attachments;
+    ack = await state.client.request(frame);
   } catch (e) {
     const m = state.messages.get(localId);
     state.messages.set(localId, { ...m, status: 'failed', error: `${e.code}: ${e.message}` });
@@ -365,6 +373,8 @@ async function sendMessage(content) {
     return;
   }
 
+  state.pendingFiles = [];
+  renderPendingFiles();
   // The local user message becomes the stored one.
   const user = { ...state.messages.get(localId), id: ack.userMessageId, conversationId: ack.conversationId, status: 'complete' };
   state.messages.delete(localId);
@@ -497,6 +507,54 @@ ui.input.addEventListener('keydown', (e) => {
   }
 });
 ui.stop.addEventListener('click', stop);
+
+// ---------------------------------------------------------------- attachments (POST /api/files)
+
+function renderPendingFiles() {
+  ui.pendingFiles.replaceChildren(
+    ...state.pendingFiles.map((f) => {
+      const li = document.createElement('li');
+      li.className = `attachment${f.uploading ? ' uploading' : ''}`;
+      const chip = document.createElement('span');
+      chip.className = 'chip';
+      chip.textContent = f.error ? `⚠ ${f.name}: ${f.error}` : `📎 ${f.name}${f.uploading ? ' (uploading…)' : ''}`;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.textContent = '×';
+      remove.setAttribute('aria-label', `Remove ${f.name}`);
+      remove.addEventListener('click', () => {
+        state.pendingFiles = state.pendingFiles.filter((p) => p !== f);
+        renderPendingFiles();
+      });
+      chip.append(remove);
+      li.append(chip);
+      return li;
+    }),
+  );
+  ui.pendingFiles.hidden = state.pendingFiles.length === 0;
+}
+
+async function attachFiles(files) {
+  for (const file of files) {
+    const entry = { key: `${file.name}-${file.size}-${Math.random()}`, name: file.name, size: file.size, uploading: true };
+    state.pendingFiles.push(entry);
+    renderPendingFiles();
+    try {
+      const r = await uploadFile(state.wsUrl, file);
+      entry.attachment = { type: r.type, name: r.name, storageId: r.storageId, mimeType: r.mimeType, size: r.size, metadata: r.metadata };
+    } catch (e) {
+      entry.error = e.message;
+    }
+    entry.uploading = false;
+    renderPendingFiles();
+  }
+}
+
+ui.attach.addEventListener('click', () => ui.attachInput.click());
+ui.attachInput.addEventListener('change', () => {
+  attachFiles([...ui.attachInput.files]);
+  ui.attachInput.value = '';
+});
 ui.newChat.addEventListener('click', () => {
   openConversation(null);
   ui.input.focus();

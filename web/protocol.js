@@ -37,6 +37,30 @@ export function fileUrl(wsUrl, storageId) {
   return url.toString();
 }
 
+/** URL of `POST /api/files` (issue 11), with the socket's credentials like fileUrl. */
+export function uploadUrl(wsUrl) {
+  return fileUrl(wsUrl, '').replace(/\/api\/files\/(\?|$)/, '/api/files$1');
+}
+
+/**
+ * Uploads one File/Blob as multipart/form-data; resolves with the server's
+ * `{storageId, name, mimeType, size, type, metadata}` or rejects with an
+ * Error whose message is the server's.
+ */
+export async function uploadFile(wsUrl, file, fetchImpl = fetch) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  const res = await fetchImpl(uploadUrl(wsUrl), { method: 'POST', body: form });
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) throw new Error(body?.message ?? `upload failed (HTTP ${res.status})`);
+  return body;
+}
+
 /** An error answered by the server (`code` as in §6) or by the client (`disconnected`, `timeout`). */
 export class ProtocolError extends Error {
   constructor(code, message, event = null) {

@@ -6,6 +6,7 @@
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
 #include "chatstream/streaming/server.hpp"
+#include "chatstream/storage/blob_store.hpp"
 
 #include <functional>
 #include <memory>
@@ -59,7 +60,7 @@ struct server_context
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
                    change_feed& c, server_metrics& m, outbound_limits l)
         : options(std::move(o)), writer(w), reads(r), hub(h), changes(c), metrics(m), limits(l),
-          users(w)
+          users(w), blobs(files_directory(options))
     {
     }
 
@@ -72,6 +73,7 @@ struct server_context
     outbound_limits limits;
     session_registry sessions;
     user_directory users;
+    storage::blob_store blobs; ///< uploads (streaming/http_files.cpp)
 
     quota_limits quota() const { return {options.daily_message_limit, options.monthly_budget_usd}; }
 };

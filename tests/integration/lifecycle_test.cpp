@@ -1,5 +1,6 @@
 // End-to-end tests of issue 12: `mutate`, `watch`, auto-title, usage and
 // limits, against the real binary over real WebSockets.
+#include "files_client.hpp"
 #include "server_process.hpp"
 #include "ws_helpers.hpp"
 
@@ -191,9 +192,10 @@ TEST_CASE("deleting messages and conversations leaves no orphans and keeps messa
     temp_dir dir;
     server_process server(dir.file("chat.db"));
     ws_client c(server.port());
+    auto const notes = upload_ok(server.port(), "alice", "notes.txt", "text/plain", "twelve bytes");
     json::array attachments{json::object{{"type", "file"},
                                          {"name", "notes.txt"},
-                                         {"storageId", "sha-notes"},
+                                         {"storageId", notes},
                                          {"mimeType", "text/plain"},
                                          {"size", 12}}};
     c.send(json::object{{"type", "generate"},
@@ -320,9 +322,10 @@ TEST_CASE("branch copies messages with their tool calls and attachments",
     temp_dir dir;
     server_process server(dir.file("chat.db"));
     ws_client c(server.port());
+    auto const cat = upload_ok(server.port(), "alice", "cat.png", "image/png", png_bytes(64, 48));
     json::array attachments{json::object{{"type", "image"},
                                          {"name", "cat.png"},
-                                         {"storageId", "sha-cat"},
+                                         {"storageId", cat},
                                          {"mimeType", "image/png"},
                                          {"size", 1234},
                                          {"metadata", {{"width", 64}, {"height", 48}}}}};
@@ -362,7 +365,7 @@ TEST_CASE("branch copies messages with their tool calls and attachments",
     auto const copied_attachments =
         c.query("getAttachments", {{"messageId", ids[0]}}).at("data").as_array();
     REQUIRE(copied_attachments.size() == 1);
-    CHECK(str(copied_attachments[0].at("storageId")) == "sha-cat");
+    CHECK(str(copied_attachments[0].at("storageId")) == cat);
     CHECK(copied_attachments[0].at("metadata").at("width").as_int64() == 64);
 
     // The branch is independent: generating in it uses its own history.

@@ -1,4 +1,5 @@
 // End-to-end: the real binary on a free port, a real Beast WebSocket client.
+#include "files_client.hpp"
 #include "server_process.hpp"
 #include "ws_helpers.hpp"
 
@@ -244,13 +245,14 @@ TEST_CASE("two users cannot see each other's data", "[integration][streaming]")
     server_process server(dir.file("chat.db"));
     ws_client alice(server.port(), "/ws?user=alice");
     ws_client bob(server.port(), "/ws?user=bob");
+    auto const storage_id = upload_ok(server.port(), "alice", "cat.png", "image/png", png_bytes(3, 2));
     alice.send(
         json::object{{"type", "generate"},
                      {"id", "g"},
                      {"content", R"(/tool datetime {"timezone":"Europe/Paris"})"},
                      {"attachments", json::array{json::object{{"type", "image"},
                                                               {"name", "cat.png"},
-                                                              {"storageId", "s1"},
+                                                              {"storageId", storage_id},
                                                               {"mimeType", "image/png"},
                                                               {"size", 10},
                                                               {"metadata", {{"width", 3}}}}}}});

@@ -2,7 +2,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fileUrl } from '../../web/protocol.js';
+import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fileUrl, uploadFile, uploadUrl } from '../../web/protocol.js';
 import { InflightStore } from '../../web/resume.js';
 
 class FakeTimers {
@@ -222,4 +222,21 @@ test('InflightStore keeps messageId, text and UTF-16 length per identity', () =>
   mem.set('chatstream.inflight:u:alice', '{not json');
   assert.deepEqual(a.load(), {});
   assert.deepEqual(new InflightStore(null, 'x').load(), {});
+});
+
+test('uploadUrl and uploadFile: POST /api/files with the socket credentials', async () => {
+  assert.equal(uploadUrl('wss://h/ws?token=abc'), 'https://h/api/files?token=abc');
+  assert.equal(uploadUrl('ws://h:8080/ws'), 'http://h:8080/api/files');
+  let seen;
+  const ok = await uploadFile('ws://h/ws?user=bob', new Blob(['x']), async (url, init) => {
+    seen = { url, init };
+    return { ok: true, status: 201, json: async () => ({ storageId: 'abc', name: 'blob' }) };
+  });
+  assert.equal(seen.url, 'http://h/api/files?user=bob');
+  assert.equal(seen.init.method, 'POST');
+  assert.equal(ok.storageId, 'abc');
+  await assert.rejects(
+    uploadFile('ws://h/ws', new Blob(['x']), async () => ({ ok: false, status: 413, json: async () => ({ message: 'file is larger than 1 bytes' }) })),
+    /larger than/,
+  );
 });

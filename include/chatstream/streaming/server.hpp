@@ -5,6 +5,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace chatstream::storage
 {
@@ -33,7 +34,21 @@ struct server_options
     /// bursts of at most rate_limit_burst.
     double rate_limit_per_minute = 60;
     double rate_limit_burst = 20;
+
+    // Uploads (POST/GET /api/files, docs/files.md).
+    std::string files_dir;                          ///< empty = `<db dir>/files`
+    std::uint64_t max_upload_bytes = 25ull << 20;   ///< --max-upload-mb
+    std::vector<std::string> upload_mime_allow = default_upload_mime_allow();
+    std::int64_t unattached_upload_ttl_s = 24 * 3600; ///< uploads never attached are collected after this
+    int file_sweep_interval_s = 300;                ///< period of the file garbage collector
+
+    /// The MIME types accepted by default (images, PDF, text, JSON, audio).
+    static std::vector<std::string> default_upload_mime_allow();
 };
+
+/// The directory holding uploaded blobs for @p o (`--files-dir`, else
+/// `files/` next to the database).
+std::string files_directory(server_options const& o);
 
 /// Extension points of the composition root (src/), e.g. the online backfill
 /// of `serve --migrate`, which must share the server's single writer.
