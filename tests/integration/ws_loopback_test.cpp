@@ -1,5 +1,5 @@
 // End-to-end: the real binary on a free port, a real Beast WebSocket client.
-#include "server_process.hpp"
+#include "ws_helpers.hpp"
 
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/database.hpp"
@@ -11,111 +11,6 @@
 
 using namespace chatstream;
 using namespace chatstream::test;
-
-namespace
-{
-
-std::string str(json::value const& v)
-{
-    return std::string(v.as_string());
-}
-
-json::object generate(std::string const& content, std::string const& id = "g")
-{
-    return {{"type", "generate"}, {"id", id}, {"content", content}};
-}
-
-struct stream_result
-{
-    json::object ack;
-    std::string text;
-    std::vector<json::object> events;
-    json::object finish;
-    std::size_t deltas = 0;
-};
-
-// Reads events up to the `finish` (of @p message_id when given), collecting
-// the text; checks every delta is whole UTF-8 and, from @p first_offset on
-// (when given), that offsets are contiguous UTF-16.
-stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t> first_offset = {},
-                                std::string const& message_id = {})
-{
-    stream_result r;
-    std::optional<std::uint64_t> u16 = first_offset;
-    for (;;)
-    {
-        auto e = c.read();
-        r.events.push_back(e);
-        auto const type = str(e.at("type"));
-        if (type == "text-delta")
-        {
-            auto const delta = str(e.at("delta"));
-            CHECK(core::is_valid_utf8(delta));
-            auto const offset = static_cast<std::uint64_t>(e.at("offset").as_int64());
-            if (u16)
-                CHECK(offset == *u16);
-            u16 = offset + core::utf16_length(delta);
-            r.text += delta;
-            ++r.deltas;
-        }
-        if (type == "finish" && (message_id.empty() || str(e.at("messageId")) == message_id))
-        {
-            r.finish = e;
-            return r;
-        }
-    }
-}
-
-// Reads a generation after its request was sent: ack, start, then events up
-// to its finish, offsets contiguous from 0.
-stream_result read_generation(ws_client& c)
-{
-    auto ack = c.read_until("ack");
-    auto const message_id = str(ack.at("messageId"));
-    auto const start = c.read();
-    CHECK(start.at("type").as_string() == "start");
-    CHECK(str(start.at("messageId")) == message_id);
-    auto r = read_until_finish(c, 0, message_id);
-    r.ack = std::move(ack);
-    return r;
-}
-
-struct started
-{
-    std::string message_id;
-    std::string text; ///< deltas received so far
-};
-
-// Sends a generate and reads until at least @p min_u16 UTF-16 units of text came.
-started start_generation(ws_client& c, std::string const& content, std::uint64_t min_u16)
-{
-    c.send(generate(content));
-    started s{str(c.read_until("ack").at("messageId")), {}};
-    while (core::utf16_length(s.text) < min_u16)
-    {
-        auto e = c.read();
-        if (e.at("type").as_string() == "text-delta")
-            s.text += str(e.at("delta"));
-    }
-    return s;
-}
-
-std::string make_jwt(std::string const& secret, std::string const& sub, long exp_offset = 3600)
-{
-    jwt_t* jwt = nullptr;
-    jwt_new(&jwt);
-    jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<unsigned char const*>(secret.data()),
-                static_cast<int>(secret.size()));
-    jwt_add_grant(jwt, "sub", sub.c_str());
-    jwt_add_grant_int(jwt, "exp", static_cast<long>(std::time(nullptr)) + exp_offset);
-    char* s = jwt_encode_str(jwt);
-    std::string out = s;
-    free(s);
-    jwt_free(jwt);
-    return out;
-}
-
-} // namespace
 
 TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units",
           "[integration][streaming]")
@@ -606,6 +501,7 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
+    auto const rss_before = server.rss_kib();
     ws_client slow(server.port(), "/ws?user=alice", {}, 4096);
     slow.send(generate("/tokens 1000000"));
     // Never read: the tiny TCP window and the kernel buffers fill, writes
@@ -621,6 +517,10 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
     }
     INFO(metrics);
     REQUIRE(metrics.find("chatstream_queue_drops_total 1") != std::string::npos);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    // Bounded memory: the queue (8 MiB) and the text so far, not the backlog.
+    CHECK(server.rss_kib() - rss_before < 64 * 1024);
+#endif
 
     // The generation did not stop with its socket: it is still running.
     ws_client q(server.port());
