@@ -161,6 +161,8 @@ private:
         {
             auto e = c.read();
             auto const type = s(e.at("type"));
+            if (type == "error" && e.contains("id") && s(e.at("id")) == "cancel")
+                continue; // a cancel that lost the race with the end: conflict, benign
             if (type == "error")
             {
                 t_.error("error event: " + s(e.at("code")));
@@ -197,6 +199,8 @@ private:
             auto const type = s(e.at("type"));
             if (type == "ack")
                 return {s(e.at("messageId")), s(e.at("conversationId")), {}, 0, {}};
+            if (type == "error" && e.contains("id") && s(e.at("id")) == "cancel")
+                continue; // late reply to an earlier cancel on this socket
             if (type == "error")
             {
                 t_.error("refused: " + s(e.at("code")));
@@ -263,7 +267,7 @@ private:
             auto v = start(c);
             if (v.message_id.empty() || read_stream(c, v, 1 + pick(20)))
                 return;
-            c.send(json::object{{"type", "cancel"}, {"messageId", v.message_id}});
+            c.send(json::object{{"type", "cancel"}, {"id", "cancel"}, {"messageId", v.message_id}});
             read_stream(c, v);
             ++t_.streams;
             // It may have ended on its own before the cancel arrived.
