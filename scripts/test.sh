@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: installs deps, builds (Release-ish and ASan+UBSan), runs ctest on both.
+# The whole test suite: installs deps, builds (Release-ish, ASan+UBSan, TSan), runs ctest on each.
 # Then runs every libFuzzer target for FUZZ_SECONDS (default 30; FUZZ=0 skips).
-# Usage: scripts/test.sh            (both configurations)
-#        SANITIZE=0 scripts/test.sh (skip the sanitizer build)
+# Usage: scripts/test.sh            (all three configurations)
+#        SANITIZE=0 scripts/test.sh (skip the ASan+UBSan build)
+#        TSAN=0 scripts/test.sh     (skip the ThreadSanitizer build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -34,6 +35,13 @@ fi
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${SANITIZE:-1}" != 0 ]; then
   run_config build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BUILD_BENCH=OFF
+fi
+if [ "${TSAN:-1}" != 0 ]; then
+  # Any race report aborts the process (the forked server binary included,
+  # which inherits TSAN_OPTIONS), so a race fails the test that hit it.
+  export TSAN_OPTIONS="halt_on_error=1 abort_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+  run_config build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHATSTREAM_TSAN=ON -DCHATSTREAM_BUILD_BENCH=OFF
+  unset TSAN_OPTIONS
 fi
 if [ "${FUZZ:-1}" != 0 ] && command -v clang++ >/dev/null; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh

@@ -78,6 +78,11 @@ auth_result authenticate(std::string_view target, std::string_view authorization
         token = std::move(*t);
     if (token.empty())
         return {false, {}, "missing bearer token"};
+    // libjwt takes a C string: a NUL would cut the token, and a valid token
+    // followed by "\0<anything>" (e.g. ?token=<jwt>%00junk) would pass.
+    // Found by jwt_auth_fuzz.
+    if (token.find('\0') != std::string::npos)
+        return {false, {}, "invalid token"};
     return verify_jwt(token, *secret);
 }
 

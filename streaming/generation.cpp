@@ -506,6 +506,7 @@ private:
         if (output_tokens_ > 0 && seconds > 0)
             c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
 
+        completion_ = c; // kept for retry_final_commit
         events::finish_info info{status, reason, input_tokens_, output_tokens_, error};
         // finish (tool calls finalized + terminal status) commits before the
         // finish event goes out.
@@ -526,6 +527,36 @@ private:
             });
     }
 
+    // The end could not be stored (disk full, database locked) and the client
+    // was told so. Keep storing it, as `error` with the text so far, so the
+    // row does not stay `generating` (and its tool calls partial) until the
+    // next restart. Found by the disk-full fault test (issue #9).
+    void retry_final_commit(std::string why, int attempt)
+    {
+        if (attempt >= 120 || !completion_)
+            return;
+        flush_timer_.expires_after(std::chrono::milliseconds(250 << std::min(attempt, 4)));
+        flush_timer_.async_wait(
+            [self = shared_from_this(), why = std::move(why), attempt](boost::system::error_code ec)
+            {
+                if (ec)
+                    return;
+                auto c = *self->completion_;
+                c.status = storage::status::error;
+                c.error = "could not store the end of the generation: " + why;
+                c.completed_at = core::now_ms();
+                self->ctx_.writer.submit(
+                    [id = self->id_.message_id, c = std::move(c)](storage::database& db)
+                    { storage::messages::finish(db, id, c); },
+                    [self, why, attempt](std::error_code ec)
+                    {
+                        if (ec)
+                            net::post(self->strand_, [self, why, attempt]
+                                      { self->retry_final_commit(why, attempt + 1); });
+                    });
+            });
+    }
+
     void on_finished(events::finish_info info, std::error_code ec)
     {
         state_ = state::finished;
@@ -534,6 +565,7 @@ private:
             spdlog::error("generation {}: final commit failed: {}", id_.message_id, ec.message());
             final_ = events::error({}, id_.message_id, wire_error::internal,
                                    "could not store the end of the generation: " + ec.message());
+            retry_final_commit(ec.message(), 0);
         }
         else
             final_ = events::finish(id_.message_id, info);
@@ -658,6 +690,7 @@ private:
     bool flush_armed_ = false;
     bool flush_in_flight_ = false;
     std::size_t flushed_bytes_ = 0;
+    std::optional<storage::messages::completion> completion_;
     std::optional<frame> final_;
     std::string final_status_;
     std::shared_ptr<provider_stream> title_stream_;

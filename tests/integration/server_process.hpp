@@ -59,6 +59,17 @@ public:
     server_process& operator=(server_process const&) = delete;
 
     unsigned short port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    /// Resident memory of the server now (VmRSS), in KiB; 0 when not running.
+    long rss_kib() const
+    {
+        std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+        std::string line;
+        while (std::getline(in, line))
+            if (line.rfind("VmRSS:", 0) == 0)
+                return std::stol(line.substr(6));
+        return 0;
+    }
     std::string log() const
     {
         std::ifstream in(log_path_);

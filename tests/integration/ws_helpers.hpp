@@ -1,6 +1,7 @@
 #pragma once
-// WebSocket client helpers shared by the end-to-end tests: reading a
-// generation's events, checking offsets, minting test JWTs.
+// Test support: reading generations off a ws_client (ack, start, deltas with
+// contiguous UTF-16 offsets, finish) and minting JWTs. Shared by the
+// end-to-end tests that drive the real binary.
 #include "server_process.hpp"
 
 #include "chatstream/core/utf16.hpp"
@@ -8,6 +9,8 @@
 #include <catch2/catch.hpp>
 #include <jwt.h>
 
+#include <cstdint>
+#include <cstdlib>
 #include <ctime>
 #include <optional>
 #include <string>
