@@ -1,12 +1,18 @@
 // The table of connection-owning HTTP routes (detail/http_routes.hpp).
 #include "detail/http_routes.hpp"
 
+#include "detail/ai_sdk_chat.hpp"
+
 namespace chatstream::streaming::detail
 {
 
 connection_route find_connection_route(std::string_view path)
 {
-    (void)path;
+    // The AI SDK chat transport (docs/ai-sdk.md): SSE responses.
+    if (path == "/api/chat")
+        return &serve_ai_sdk_chat;
+    if (path.starts_with("/api/chat/"))
+        return &serve_ai_sdk_chat_item;
     return nullptr;
 }
 
