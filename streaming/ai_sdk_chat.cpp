@@ -89,7 +89,7 @@ public:
     chat_connection(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
                     std::shared_ptr<server_context> ctx, route r, std::string chat_id)
         : stream_(std::move(stream)), buffer_(std::move(buffer)), ctx_(std::move(ctx)), route_(r),
-          chat_id_(std::move(chat_id)), keep_alive_timer_(stream_.get_executor())
+          chat_id_(std::move(chat_id)), strand_(stream_.get_executor()), keep_alive_timer_(strand_)
     {
         ctx_->metrics.connections.fetch_add(1, std::memory_order_relaxed);
     }
@@ -131,9 +131,14 @@ public:
         }
         external_id_ = std::move(auth.external_id);
 
-        // The body (empty for GET) is read whole, with a bound.
+        // The body (empty for GET) is read whole, with a bound. Beast checks
+        // a Content-Length against body_limit only while parsing the header
+        // (done already), so it is checked here; body_limit bounds chunked bodies.
+        auto const limit = route_ == route::chat ? max_chat_body : max_small_body;
+        if (auto const n = header.content_length(); n && *n > limit)
+            return too_large();
         body_.emplace(std::move(header));
-        body_->body_limit(route_ == route::chat ? max_chat_body : max_small_body);
+        body_->body_limit(limit);
         stream_.expires_after(std::chrono::seconds(30));
         http::async_read(stream_, buffer_, *body_,
                          beast::bind_front_handler(&chat_connection::on_body, shared_from_this()));
@@ -142,7 +147,9 @@ public:
     /// Thread-safe: posts to the strand.
     void deliver(frame f) override
     {
-        net::post(stream_.get_executor(), [self = shared_from_this(), f = std::move(f)]() mutable
+        // strand_, not stream_'s executor: the stream may have gone back to
+        // the keep-alive loop already (moved from).
+        net::post(strand_, [self = shared_from_this(), f = std::move(f)]() mutable
                   { self->on_frame(std::move(f)); });
     }
 
@@ -158,14 +165,7 @@ private:
     void on_body(beast::error_code ec, std::size_t)
     {
         if (ec == http::error::body_limit)
-        {
-            keep_alive_ = false; // the rest of the body is still on the wire
-            return respond_error(http::status::payload_too_large, "bad_request",
-                                 "request body is larger than " +
-                                     std::to_string(route_ == route::chat ? max_chat_body
-                                                                          : max_small_body) +
-                                     " bytes");
-        }
+            return too_large();
         if (ec)
             return fail(ec, "read body");
         stream_.expires_never();
@@ -173,7 +173,7 @@ private:
         ctx_->users.resolve(external_id_,
                             [self = shared_from_this()](std::error_code ec, std::string user_id)
                             {
-                                net::post(self->stream_.get_executor(),
+                                net::post(self->strand_,
                                           [self, ec, user_id = std::move(user_id)]() mutable
                                           { self->on_user(ec, std::move(user_id)); });
                             });
@@ -238,7 +238,7 @@ private:
             },
             [self = shared_from_this(), chat](std::error_code ec)
             {
-                net::post(self->stream_.get_executor(),
+                net::post(self->strand_,
                           [self, chat, ec] { self->on_conversation(ec, *chat); });
             });
     }
@@ -411,6 +411,15 @@ private:
             });
     }
 
+    void too_large()
+    {
+        keep_alive_ = false; // the rest of the body is still on the wire
+        respond_error(http::status::payload_too_large, "bad_request",
+                      "request body is larger than " +
+                          std::to_string(route_ == route::chat ? max_chat_body : max_small_body) +
+                          " bytes");
+    }
+
     void respond_error(http::status status, std::string_view code, std::string_view message)
     {
         respond(make_json_error(version_, keep_alive_, status, code, message));
@@ -493,6 +502,7 @@ private:
     std::shared_ptr<server_context> ctx_;
     route route_;
     std::string chat_id_;
+    net::any_io_executor strand_; ///< the connection's strand
     net::steady_timer keep_alive_timer_;
     std::optional<http::request_parser<http::string_body>> body_;
     unsigned version_ = 11;
