@@ -106,14 +106,17 @@ public:
         version_ = req.version();
         keep_alive_ = req.keep_alive();
         auto const method = req.method();
-        // An early answer leaves any body unread: the connection ends with it.
-        keep_alive_ = keep_alive_ && header.is_done();
+        // An answer before the body is read leaves it on the wire: the
+        // connection ends with that answer.
+        bool const body_pending = !header.is_done();
+        auto const early = [&] { keep_alive_ = keep_alive_ && !body_pending; };
 
         if (method == http::verb::options)
-            return preflight(std::string(req[http::field::access_control_request_headers]));
+            return early(), preflight(std::string(req[http::field::access_control_request_headers]));
         auto const expected = route_ == route::resume ? http::verb::get : http::verb::post;
         if (method != expected)
         {
+            early();
             auto res = make_json_error(version_, keep_alive_, http::status::method_not_allowed,
                                        "bad_request",
                                        std::string("use ") + std::string(http::to_string(expected)));
@@ -125,6 +128,7 @@ public:
                                  ctx_->options.jwt_secret);
         if (!auth.ok)
         {
+            early();
             ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
             return respond(make_json_error(version_, keep_alive_, http::status::unauthorized,
                                            "unauthorized", auth.error));
@@ -136,7 +140,7 @@ public:
         // (done already), so it is checked here; body_limit bounds chunked bodies.
         auto const limit = route_ == route::chat ? max_chat_body : max_small_body;
         if (auto const n = header.content_length(); n && *n > limit)
-            return too_large();
+            return early(), too_large();
         body_.emplace(std::move(header));
         body_->body_limit(limit);
         stream_.expires_after(std::chrono::seconds(30));

@@ -180,3 +180,27 @@ test('errors: malformed bodies, limits, methods, other users, conflicts', async 
   ac.abort();
   assert.equal((await post(`/api/chat/${chatId}/stop?user=alice`, '')).status, 200);
 });
+
+test('keep-alive: the connection serves the next request after the last chunk', async () => {
+  const net = await import('node:net');
+  const { port, hostname } = new URL(server.url);
+  const socket = net.connect(Number(port), hostname);
+  await new Promise((r) => socket.once('connect', r));
+  let buf = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => (buf += d));
+  const until = (pred) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out; got:\n${buf}`)), 10000);
+      const poll = () => (pred() ? (clearTimeout(timer), resolve()) : setTimeout(poll, 5));
+      poll();
+    });
+  const body = JSON.stringify({ id: newChatId(), messages: [userMessage('/tokens 3')] });
+  socket.write(`POST /api/chat?user=alice HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  await until(() => buf.endsWith('data: [DONE]\n\n\r\n0\r\n\r\n'));
+  buf = '';
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(() => buf.endsWith('ok\n'));
+  assert.match(buf, /^HTTP\/1\.1 200 OK/);
+  socket.destroy();
+});
