@@ -168,6 +168,10 @@ test('errors: malformed bodies, limits, methods, other users, conflicts', async 
   r = await json(await post('/api/chat?user=bob', { id: chatId, messages: [userMessage('hi')] }));
   assert.equal(r.status, 404);
   assert.equal(r.body.error, 'not_found');
+  // ... and that refused insert leaves nothing behind: bob's next chat works.
+  const bobs = await post('/api/chat?user=bob', { id: newChatId(), messages: [userMessage('/tokens 2')] });
+  assert.equal(bobs.status, 200);
+  assert.match(await bobs.text(), /"status":"complete"/);
   // One generation per conversation.
   r = await json(await post('/api/chat?user=alice', { id: chatId, messages: [userMessage('again')] }));
   assert.equal(r.status, 409);
