@@ -11,10 +11,17 @@ packages=(
   catch2 python3
 )
 
+# The end-to-end tests (tests/e2e): Node with npm, and headless Chromium.
+packages+=(chromium)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# By command, not by package: a Node from elsewhere (e.g. NodeSource, which
+# bundles npm) must not be replaced by Debian's.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 SUDO=""

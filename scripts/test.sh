@@ -33,6 +33,29 @@ if command -v node >/dev/null; then
 fi
 
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+# End-to-end with Node against the binary just built (tests/e2e): the AI SDK's
+# own client on /api/chat, and the chat page in headless Chromium.
+run_e2e() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "SKIP tests/e2e: node/npm not installed"
+    return
+  fi
+  if [ ! tests/e2e/node_modules/.package-lock.json -nt tests/e2e/package-lock.json ]; then
+    if ! (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error); then
+      echo "tests/e2e: npm ci failed"
+      failed=$((failed + 1))
+      return
+    fi
+  fi
+  CHATSTREAM_BIN="$PWD/build/src/chatstream" node --test tests/e2e/ | tee "$summary" || true
+  passed=$((passed + $(sed -n 's/^# pass \([0-9]*\)/\1/p' "$summary")))
+  failed=$((failed + $(sed -n 's/^# fail \([0-9]*\)/\1/p' "$summary")))
+  local skipped
+  skipped=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$summary")
+  [ "${skipped:-0}" = 0 ] || echo "tests/e2e: $skipped skipped (see SKIP above)"
+}
+run_e2e
 if [ "${SANITIZE:-1}" != 0 ]; then
   run_config build-asan -DCMAKE_BUILD_TYPE=Debug -DCHATSTREAM_SANITIZE=ON -DCHATSTREAM_BUILD_BENCH=OFF
 fi
@@ -47,3 +70,4 @@ if [ "${FUZZ:-1}" != 0 ] && command -v clang++ >/dev/null; then
   FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
 fi
 echo "chatstream: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -47,7 +47,10 @@ SQLite::Statement& database::prepare(std::string const& sql)
         return *it->second;
     }
     auto& stmt = *it->second;
-    stmt.reset();
+    // tryReset, not reset: sqlite3_reset returns the error of the statement's
+    // last failed step (e.g. a constraint violation of the previous job), and
+    // reset() would throw it again here, failing the next, unrelated use.
+    stmt.tryReset();
     stmt.clearBindings();
     return stmt;
 }

@@ -826,6 +826,19 @@ std::size_t stream_hub::active() const
     return state_->by_conversation.size();
 }
 
+std::optional<std::string> stream_hub::running_message(std::string const& user_id,
+                                                       std::string const& conversation_id) const
+{
+    std::lock_guard lock(state_->mutex);
+    auto c = state_->by_conversation.find(conversation_id);
+    if (c == state_->by_conversation.end() || c->second.empty())
+        return std::nullopt; // idle, or still being created (no message yet)
+    auto m = state_->by_message.find(c->second);
+    if (m == state_->by_message.end() || m->second->user_id() != user_id)
+        return std::nullopt;
+    return c->second;
+}
+
 namespace
 {
 

@@ -2,6 +2,7 @@
 #include "detail/http_routes.hpp"
 
 #include "detail/file_routes.hpp"
+#include "detail/ai_sdk_chat.hpp"
 
 namespace chatstream::streaming::detail
 {
@@ -12,6 +13,11 @@ connection_route find_connection_route(std::string_view path)
         return &handle_file_upload;
     if (path.starts_with("/api/files/"))
         return &handle_file_download;
+    // The AI SDK chat transport (docs/ai-sdk.md): SSE responses.
+    if (path == "/api/chat")
+        return &serve_ai_sdk_chat;
+    if (path.starts_with("/api/chat/"))
+        return &serve_ai_sdk_chat_item;
     return nullptr;
 }
 

@@ -117,7 +117,15 @@ private:
         if (auto const n = header_parser_->content_length(); n && *n > 16 * 1024)
             return fail(http::error::body_limit, "read header");
         body_parser_.emplace(std::move(*header_parser_));
-        body_parser_->body_limit(16 * 1024);
+        // Beast compares a Content-Length with body_limit only while parsing
+        // the header, which is done: check it here; body_limit still bounds
+        // chunked bodies.
+        constexpr std::uint64_t max_body = 16 * 1024;
+        if (auto const n = body_parser_->content_length(); n && *n > max_body)
+            return send(std::make_shared<string_response>(make_json_error(
+                body_parser_->get().version(), false, http::status::payload_too_large,
+                "bad_request", "request body is larger than 16384 bytes")));
+        body_parser_->body_limit(max_body);
         http::async_read(stream_, buffer_, *body_parser_,
                          [self = shared_from_this(), path](beast::error_code ec, std::size_t)
                          { self->on_read(ec, path); });

@@ -116,6 +116,12 @@ public:
     /// Generations currently running or committing their end.
     std::size_t active() const;
 
+    /// The message currently generating in @p conversation_id, when there is
+    /// one and it belongs to @p user_id (someone else's answers nullopt, as
+    /// an idle conversation does). For `GET /api/chat/{id}/stream`.
+    std::optional<std::string> running_message(std::string const& user_id,
+                                               std::string const& conversation_id) const;
+
     struct state;
 
 private:

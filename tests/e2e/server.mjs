@@ -1,0 +1,50 @@
+// Test support: the real `chatstream serve` on a free port and a fresh
+// database, as the README starts it (dev mode, scripted provider).
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** The binary: $CHATSTREAM_BIN, else build/src/chatstream of this checkout. */
+export const binary = process.env.CHATSTREAM_BIN ?? path.join(root, 'build/src/chatstream');
+
+/**
+ * Starts `chatstream serve --port 0 --db <tmp>` with @p args and resolves
+ * once it logs `listening on http://HOST:PORT`. stop() sends SIGTERM.
+ */
+export async function startServer(args = []) {
+  if (!fs.existsSync(binary)) throw new Error(`no chatstream binary at ${binary} (build it, or set CHATSTREAM_BIN)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatstream-e2e-'));
+  const child = spawn(binary, ['serve', '--port', '0', '--db', path.join(dir, 'chat.db'), '--threads', '2', '--flush-ms', '20', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${log}`)), 15000);
+    const onData = (d) => {
+      log += d;
+      const m = /listening on (http:\/\/[^\s:]+:\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${log}`)));
+  });
+  return {
+    url,
+    log: () => log,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.on('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
