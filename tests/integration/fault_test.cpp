@@ -83,7 +83,7 @@ TEST_CASE("kill -9 under load: acked messages kept, all terminal, no partial too
 {
     temp_dir dir;
     auto const db_path = dir.file("chat.db");
-    server_process server(db_path);
+    server_process server(db_path, {"--rate-limit", "0"}); // load, not a flood
 
     // 20 clients each generate in a loop (text, tool calls mid-stream, long and
     // short replies) until the server dies under them.
@@ -431,8 +431,18 @@ TEST_CASE("2000 idle connections: health, a fresh generation, bounded memory",
     }
     CHECK(upgraded == n);
 
-    auto const metrics = http_get(server.port(), "/metrics").body;
-    CHECK(metrics.find("\nchatstream_connections " + std::to_string(n)) != std::string::npos);
+    // The server counts a connection once its accept handler ran, which can
+    // be a moment after the client saw the handshake: poll briefly.
+    std::string metrics;
+    auto const want = "\nchatstream_connections " + std::to_string(n) + "\n";
+    for (int i = 0; i < 100 && metrics.find(want) == std::string::npos; ++i)
+    {
+        if (i)
+            std::this_thread::sleep_for(20ms);
+        metrics = http_get(server.port(), "/metrics").body;
+    }
+    INFO(metrics.substr(0, 400));
+    CHECK(metrics.find(want) != std::string::npos);
     expect_serving(server);
     auto const growth_kib = server.rss_kib() - rss_before;
     INFO("RSS growth " << growth_kib << " KiB for " << n << " idle connections");
