@@ -16,6 +16,10 @@ const ui = {
   conversations: $('conversations'),
   conversationsEmpty: $('conversations-empty'),
   title: $('chat-title'),
+  chatActions: $('chat-actions'),
+  pinChat: $('pin-chat'),
+  renameChat: $('rename-chat'),
+  deleteChat: $('delete-chat'),
   errors: $('errors'),
   messages: $('messages'),
   empty: $('empty'),
@@ -50,6 +54,7 @@ const state = {
   persistDirty: new Set(),
   persistTimer: 0,
   listTimer: 0,
+  ownRequests: 0, // generate/regenerate/retry awaiting their reply: their own `changed` inserts are skipped
   pendingFiles: [], // {key, name, size, uploading, error?, attachment?} shown above the message box
 };
 
@@ -114,6 +119,8 @@ function onStatus(s) {
 
 function onOpen() {
   state.subscribed.clear();
+  // Live sync with the user's other tabs and devices (`changed` events).
+  state.client.request({ type: 'watch' }).catch((e) => e.code !== 'disconnected' && showError(e.code, e.message));
   refreshConversations();
   // Messages that were streaming when the page was reloaded or the socket dropped.
   for (const r of Object.values(state.inflight.load())) {
@@ -139,7 +146,7 @@ function ensureSubscribed(m) {
 
 function onEvent(ev, request) {
   if (ev.type === 'error') return onError(ev, request);
-  if (ev.type === 'changed') return scheduleListRefresh();
+  if (ev.type === 'changed') return onChanged(ev);
   if (!ev.messageId) return;
 
   const before = state.messages.get(ev.messageId) ?? createMessage({ id: ev.messageId, conversationId: ev.conversationId, role: 'assistant' });
@@ -163,6 +170,48 @@ function onEvent(ev, request) {
     if (ev.type === 'start' && before.status !== 'generating' && after.conversationId === state.currentId) announce('Assistant is responding');
   }
   markDirty(after.id);
+}
+
+// A committed change from any socket of this user (watch). Conversation
+// deltas are applied at once and the list is re-read to stay exact; message
+// inserts in the open conversation appear (and stream, via subscribe), deletes
+// disappear. Our own requests' inserts are left to their ack/result.
+function onChanged(ev) {
+  if (ev.entity === 'conversation') {
+    if (ev.op === 'delete') {
+      state.conversations = state.conversations.filter((c) => c.id !== ev.id);
+      if (ev.id === state.currentId) openConversation(null);
+    } else if (ev.op === 'update' && ev.data) {
+      const c = state.conversations.find((x) => x.id === ev.id);
+      if (c) Object.assign(c, ev.data);
+    }
+    renderList();
+    return scheduleListRefresh();
+  }
+  if (ev.entity !== 'message') return;
+  if (ev.op === 'delete') return removeMessage(ev.id);
+  if (ev.conversationId !== state.currentId) return scheduleListRefresh();
+  if (ev.op === 'insert' && ev.data && state.ownRequests === 0 && !state.order.includes(ev.id)) {
+    const m = mergeMessage(state.messages.get(ev.id), ev.data);
+    state.messages.set(m.id, m);
+    state.order.push(m.id);
+    if (needsSubscription(m)) ensureSubscribed(m);
+    else loadAttachments(m.id, state.loadSeq);
+    markDirty(m.id);
+  } else if (ev.op === 'update' && ev.data?.status) {
+    // Finished elsewhere while we were not subscribed: fetch the final state.
+    const m = state.messages.get(ev.id);
+    if (m && !isTerminal(m.status) && isTerminal(ev.data.status) && !state.subscribed.has(m.id)) ensureSubscribed(m);
+  }
+}
+
+function removeMessage(id) {
+  state.order = state.order.filter((x) => x !== id);
+  state.els.get(id)?.remove();
+  state.els.delete(id);
+  state.messages.delete(id);
+  state.inflight.remove(id);
+  render();
 }
 
 // A delta arrived past our end: some text was lost; ask again from what we have.
@@ -409,6 +458,62 @@ function stop() {
   updateComposer();
 }
 
+// ---------------------------------------------------------------- lifecycle (mutate)
+
+async function mutate(name, args) {
+  try {
+    return await state.client.request({ type: 'mutate', name, args });
+  } catch (e) {
+    showError(e.code, e.message);
+    return null;
+  }
+}
+
+// regenerate / retry: the old answer and everything after it go; the new
+// answer streams to this socket (the server subscribes the requester).
+async function replaceAnswer(name, messageId) {
+  state.ownRequests++;
+  let data;
+  try {
+    data = await mutate(name, { messageId });
+  } finally {
+    state.ownRequests--;
+  }
+  if (!data) return;
+  for (const id of data.removedMessageIds ?? []) removeMessage(id);
+  const m = state.messages.get(data.messageId) ?? createMessage({ id: data.messageId, conversationId: data.conversationId, role: 'assistant', status: 'pending' });
+  state.messages.set(m.id, m);
+  state.subscribed.add(m.id);
+  state.inflight.save(m);
+  if (data.conversationId === state.currentId && !state.order.includes(m.id)) state.order.push(m.id);
+  markDirty(m.id);
+  updateComposer();
+}
+
+async function onMessageAction(action, messageId) {
+  if (!state.client?.isOpen) return showError('disconnected', 'Not connected to the server.');
+  if (action === 'regenerate' || action === 'retry') return replaceAnswer(action, messageId);
+  if (action === 'branch') {
+    const c = await mutate('branch', { messageId });
+    if (!c) return;
+    state.conversations = [c, ...state.conversations.filter((x) => x.id !== c.id)];
+    announce('Branched into a new conversation');
+    return openConversation(c.id);
+  }
+  if (action === 'delete') {
+    if (await mutate('deleteMessage', { messageId })) removeMessage(messageId);
+  }
+}
+
+async function updateCurrent(fields) {
+  const id = state.currentId;
+  if (!id) return;
+  const c = await mutate('updateConversation', { conversationId: id, ...fields });
+  if (!c) return;
+  state.conversations = state.conversations.map((x) => (x.id === c.id ? c : x));
+  renderList();
+}
+
 // ---------------------------------------------------------------- rendering
 
 function markDirty(id) {
@@ -448,6 +553,9 @@ function renderTitle() {
   const title = state.currentId ? c?.title ?? 'Conversation' : 'New chat';
   ui.title.textContent = title;
   document.title = `${title} · chatstream`;
+  ui.chatActions.hidden = !c;
+  ui.pinChat.textContent = c?.pinned ? 'Unpin' : 'Pin';
+  ui.pinChat.setAttribute('aria-pressed', c?.pinned ? 'true' : 'false');
 }
 
 function updateComposer() {
@@ -507,6 +615,27 @@ ui.input.addEventListener('keydown', (e) => {
   }
 });
 ui.stop.addEventListener('click', stop);
+ui.messages.addEventListener('click', (e) => {
+  const b = e.target.closest?.('button[data-action]');
+  if (b) onMessageAction(b.dataset.action, b.dataset.id);
+});
+ui.pinChat.addEventListener('click', () => {
+  const c = state.conversations.find((x) => x.id === state.currentId);
+  if (c) updateCurrent({ pinned: !c.pinned });
+});
+ui.renameChat.addEventListener('click', () => {
+  const c = state.conversations.find((x) => x.id === state.currentId);
+  const title = prompt('Rename conversation', c?.title ?? '')?.trim();
+  if (title) updateCurrent({ title });
+});
+ui.deleteChat.addEventListener('click', async () => {
+  const id = state.currentId;
+  if (!id || !confirm('Delete this conversation and all its messages?')) return;
+  if (await mutate('deleteConversation', { conversationId: id })) {
+    state.conversations = state.conversations.filter((c) => c.id !== id);
+    openConversation(null);
+  }
+});
 
 // ---------------------------------------------------------------- attachments (POST /api/files)
 

@@ -46,11 +46,14 @@ function pretty(value) {
 /** Conversation list: one button per conversation; the open one has aria-current. */
 export function renderConversationList(ul, conversations, currentId, onSelect) {
   const doc = ul.ownerDocument;
-  const items = conversations.map((c) => {
+  // Pinned first, each group in the server's order (most recently updated first).
+  const ordered = [...conversations.filter((c) => c.pinned), ...conversations.filter((c) => !c.pinned)];
+  const items = ordered.map((c) => {
     const button = el(
       doc,
       'button',
       { type: 'button', class: 'conv', 'data-id': c.id, 'aria-current': c.id === currentId ? 'page' : null },
+      c.pinned ? el(doc, 'span', { class: 'conv-pin', 'aria-label': 'pinned', text: '📌' }) : null,
       el(doc, 'span', { class: 'conv-title', text: c.title || 'New Chat' }),
       el(doc, 'span', { class: 'conv-meta', text: formatWhen(c.lastMessageAt ?? c.updatedAt) }),
     );
@@ -153,6 +156,7 @@ export function renderMessage(doc, article, msg, { urlFor }) {
       el(doc, 'div', { class: 'msg-body' }),
       el(doc, 'ul', { class: 'attachments', 'aria-label': 'Attachments' }),
       el(doc, 'footer', { class: 'msg-foot' }),
+      el(doc, 'div', { class: 'msg-actions' }),
     );
   }
   article.dataset.id = msg.id;
@@ -206,5 +210,24 @@ export function renderMessage(doc, article, msg, { urlFor }) {
   const ftext = bits.join(' · ');
   if (foot.textContent !== ftext) foot.textContent = ftext;
   foot.classList.toggle('msg-error', Boolean(msg.error));
+
+  // Actions (app.js handles the clicks by data-action): only on stored, finished messages.
+  const actions = article.querySelector('.msg-actions');
+  const names = messageActions(msg);
+  const nkey = names.join(',');
+  if (actions.dataset.key !== nkey) {
+    actions.dataset.key = nkey;
+    actions.replaceChildren(...names.map((a) => el(doc, 'button', { type: 'button', 'data-action': a, 'data-id': msg.id, class: a === 'delete' ? 'danger' : null, text: ACTION_LABEL[a] })));
+    actions.hidden = names.length === 0;
+  }
   return article;
+}
+
+const ACTION_LABEL = { regenerate: 'Regenerate', retry: 'Retry', branch: 'Branch', delete: 'Delete' };
+
+/** The mutations offered on a message (DESIGN.md §6 `mutate`, docs/lifecycle.md). */
+export function messageActions(msg) {
+  if (!msg.id || msg.id.startsWith('local-') || !isTerminal(msg.status)) return [];
+  if (msg.role !== 'assistant') return ['branch', 'delete'];
+  return [msg.status === 'complete' ? 'regenerate' : 'retry', 'branch', 'delete'];
 }

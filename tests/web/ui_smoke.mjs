@@ -206,6 +206,68 @@ await check('Stop cancels the stream and keeps the partial text', async () => {
   await shot('web-stopped.png');
 });
 
+// Issue 12 in the browser: a second tab of the same user follows along
+// through `watch`; rename, pin, regenerate, branch and delete from the page.
+const page2 = await context.newPage();
+page2.on('pageerror', (e) => consoleErrors.push(`tab 2: ${e}`));
+const articleIds = (p) => p.$$eval('article.msg-assistant', (a) => a.map((x) => x.dataset.id));
+const statusIn = (p, id, statuses) =>
+  p.waitForFunction(([mid, st]) => st.includes(document.querySelector(`article.msg[data-id="${CSS.escape(mid)}"]`)?.dataset.status), [id, statuses], { timeout: 30000 });
+let followed = null;
+
+await check('a second tab follows a new answer live (watch)', async () => {
+  const conversation = await page.evaluate(() => globalThis.__chatstream.currentId);
+  const url = new URL(pageUrl);
+  url.hash = `c=${encodeURIComponent(conversation)}`;
+  await page2.goto(url.toString());
+  await page2.waitForSelector('#conn[data-state="open"]', { timeout: 15000 });
+  await page2.waitForSelector('article.msg');
+  followed = await send('/tokens 200 /delay 10');
+  await page2.waitForSelector(`article.msg[data-id="${followed}"]`, { timeout: 15000 });
+  await statusIn(page2, followed, ['complete']);
+  const text = await page2.$eval(`article.msg[data-id="${followed}"] .msg-body`, (b) => b.textContent);
+  const stored = await storedContent(followed);
+  assert(text === stored.content, `tab 2 rendered ${text.length} units, stored ${stored.content.length}`);
+});
+
+await check('rename and pin in one tab show in the other', async () => {
+  page.once('dialog', (d) => d.accept('Renamed in tab one'));
+  await page.click('#rename-chat');
+  await page2.waitForFunction(() => document.querySelector('#chat-title').textContent === 'Renamed in tab one', null, { timeout: 10000 });
+  await page.click('#pin-chat');
+  await page2.waitForFunction(() => document.querySelector('#conversations .conv .conv-pin') !== null, null, { timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#pin-chat').textContent === 'Unpin', null, { timeout: 10000 });
+});
+
+await check('regenerate replaces the answer in both tabs', async () => {
+  await waitStatus(followed, ['complete']);
+  const known = await articleIds(page);
+  await page.click(`button[data-action="regenerate"][data-id="${followed}"]`);
+  const fresh = await (
+    await page.waitForFunction((ids) => [...document.querySelectorAll('article.msg-assistant')].map((a) => a.dataset.id).find((id) => !ids.includes(id) && !id.startsWith('local-')), known, { timeout: 15000 })
+  ).jsonValue();
+  await waitStatus(fresh, ['complete']);
+  await page2.waitForSelector(`article.msg[data-id="${fresh}"]`, { timeout: 15000 });
+  await page2.waitForFunction((old) => !document.querySelector(`article.msg[data-id="${CSS.escape(old)}"]`), followed, { timeout: 15000 });
+  assert(!(await articleIds(page)).includes(followed), 'old answer still shown in tab 1');
+  followed = fresh;
+  await shot('web-actions.png');
+});
+
+await check('branch opens a copy, deleting it removes it from both tabs', async () => {
+  const before = await page2.$$eval('#conversations .conv', (b) => b.length);
+  const original = await page.evaluate(() => globalThis.__chatstream.currentId);
+  await page.click(`button[data-action="branch"][data-id="${followed}"]`);
+  await page.waitForFunction((o) => globalThis.__chatstream.currentId && globalThis.__chatstream.currentId !== o, original, { timeout: 10000 });
+  const copy = await page.evaluate(() => globalThis.__chatstream.currentId);
+  await page.waitForSelector('article.msg-assistant');
+  await page2.waitForFunction((n) => document.querySelectorAll('#conversations .conv').length === n + 1, before, { timeout: 10000 });
+  page.once('dialog', (d) => d.accept());
+  await page.click('#delete-chat');
+  await page.waitForFunction(() => globalThis.__chatstream.currentId === null, null, { timeout: 10000 });
+  await page2.waitForFunction((id) => !document.querySelector(`#conversations .conv[data-id="${CSS.escape(id)}"]`), copy, { timeout: 10000 });
+});
+
 await check('conversation list shows the conversation; no page errors', async () => {
   const n = await page.$$eval('#conversations .conv', (b) => b.length);
   assert(n >= 1, 'no conversation listed');
