@@ -10,8 +10,6 @@
 
 namespace chatstream::streaming::detail
 {
-namespace
-{
 
 std::optional<std::string> query_param(std::string_view target, std::string_view key)
 {
@@ -24,6 +22,9 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
         return std::nullopt;
     return std::string((*it).value);
 }
+
+namespace
+{
 
 auth_result verify_jwt(std::string const& token, std::string const& secret)
 {

@@ -139,18 +139,6 @@ std::string attachment_type(std::string const& mime)
     return "file";
 }
 
-std::optional<std::string> query_param(std::string_view target, std::string_view key)
-{
-    auto u = boost::urls::parse_origin_form(target);
-    if (!u)
-        return std::nullopt;
-    auto params = u->params();
-    auto it = params.find(key);
-    if (it == params.end())
-        return std::nullopt;
-    return std::string((*it).value);
-}
-
 /// An HTTP error decided while handling a request.
 struct http_failure
 {

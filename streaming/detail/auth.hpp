@@ -15,6 +15,9 @@ struct auth_result
     std::string error;       ///< why not, for the 401 body and the log
 };
 
+/// The decoded value of query parameter @p key of request target @p target.
+std::optional<std::string> query_param(std::string_view target, std::string_view key);
+
 /// @param target the request target (path and query)
 /// @param authorization the Authorization header value (may be empty)
 /// @param secret HS256 key; absent = dev mode
