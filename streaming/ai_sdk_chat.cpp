@@ -255,11 +255,20 @@ private:
         if (ec)
             return respond_error(http::status::internal_server_error, "internal",
                                  "could not store the conversation: " + ec.message());
+        phase_ = phase::waiting;
+        if (chat.regenerate_message_id)
+        {
+            // useChat's regenerate(): the same engine path as `mutate
+            // regenerate` (ownership, conflict, the later messages dropped).
+            mutate_request m;
+            m.name = mutation_name::regenerate;
+            m.message_id = *chat.regenerate_message_id;
+            return ctx_->hub.regenerate(user_id_, std::move(m), weak_from_this());
+        }
         generate_request req;
         req.conversation_id = chat.chat_id;
         req.content = chat.content;
         req.model = chat.model;
-        phase_ = phase::waiting;
         ctx_->hub.generate(user_id_, std::move(req), weak_from_this());
     }
 

@@ -212,8 +212,14 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
         if (!t->is_string())
             return std::string("field 'trigger' must be a string");
         if (t->get_string() == "regenerate-message")
-            return std::string("trigger 'regenerate-message' is not supported by /api/chat yet");
-        if (t->get_string() != "submit-message")
+        {
+            auto const* m = o.if_contains("messageId");
+            if (!m || !m->is_string() || m->get_string().empty())
+                return std::string("trigger 'regenerate-message' needs 'messageId', the assistant "
+                                   "message to regenerate");
+            r.regenerate_message_id = std::string(m->get_string());
+        }
+        else if (t->get_string() != "submit-message")
             return "unknown trigger '" + std::string(t->get_string()) + "'";
     }
     if (auto const* m = o.if_contains("model"); m && !m->is_null())
@@ -222,6 +228,9 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
             return std::string("field 'model' must be a non-empty string");
         r.model = std::string(m->get_string());
     }
+
+    if (r.regenerate_message_id)
+        return r; // the server's history is the context; the messages are the client's copy
 
     auto const* msgs = o.if_contains("messages");
     if (!msgs)

@@ -77,6 +77,16 @@ test('useChat transport: the tool call sits between the two text parts, with its
   assert.equal(second.metadata.status, 'complete');
   assert.equal(second.metadata.usage.outputTokens, 5);
   assert.notEqual(second.id, message.id);
+
+  // useChat's regenerate(): trigger 'regenerate-message' replaces that answer.
+  const again = await assemble(
+    await transport('alice').sendMessages({ chatId, messages: [userMessage('/tokens 5')], trigger: 'regenerate-message', messageId: second.id }),
+  );
+  assert.equal(again.metadata.status, 'complete');
+  assert.notEqual(again.id, second.id);
+  // Someone else's message cannot be regenerated.
+  const res = await post('/api/chat?user=mallory', { id: chatId, trigger: 'regenerate-message', messageId: again.id, messages: [] });
+  assert.equal(res.status, 404);
 });
 
 test('abort keeps the generation running; resume replays the whole message; then 204', async () => {

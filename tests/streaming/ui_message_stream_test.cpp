@@ -254,7 +254,13 @@ TEST_CASE("useChat body: parsed and refused with a clear message", "[streaming][
     CHECK(error(R"({"id":"a","messages":[{"role":"user","parts":[{"type":"text","text":1}]}]})") ==
           "messages[0]: a text part needs a string 'text'");
     CHECK_THAT(error(R"({"id":"a","trigger":"regenerate-message","messages":[{"role":"user","parts":[]}]})"),
-               Catch::Contains("regenerate-message"));
+               Catch::Contains("needs 'messageId'"));
+    {
+        auto r = ai_sdk::parse_chat_request(
+            R"({"id":"a","trigger":"regenerate-message","messageId":"m1","messages":[]})");
+        REQUIRE(std::holds_alternative<ai_sdk::chat_request>(r));
+        CHECK(std::get<ai_sdk::chat_request>(r).regenerate_message_id == "m1");
+    }
     std::string big = R"({"id":"a","messages":[{"role":"user","parts":[{"type":"text","text":")" +
                       std::string(70000, 'x') + R"("}]}]})";
     CHECK_THAT(error(big), Catch::Contains("larger than 64 KiB"));

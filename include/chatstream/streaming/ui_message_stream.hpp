@@ -70,6 +70,9 @@ struct chat_request
     std::string chat_id;              ///< `id`: becomes the conversation id
     std::string content;              ///< the text parts of the last message, joined
     std::optional<std::string> model; ///< optional top-level `model`
+    /// `trigger: "regenerate-message"`: replace the assistant message
+    /// `messageId` (and drop what follows it) instead of adding a message.
+    std::optional<std::string> regenerate_message_id;
 };
 
 /// 1..128 characters of `[A-Za-z0-9_-]`: what `useChat`'s `generateId()`
@@ -83,7 +86,8 @@ inline constexpr std::size_t max_content_bytes = 64 * 1024;
 /// trigger?, model?}` (DefaultChatTransport's body). Only the last message is
 /// used: it must be a `user` message with at least one non-empty text part;
 /// the server keeps the history itself. Other part types (files, data) are
-/// ignored. `trigger: "regenerate-message"` is refused.
+/// ignored. `trigger: "regenerate-message"` needs `messageId` (the
+/// assistant message to replace); its messages are not read.
 /// @return the request, or an error message naming the problem.
 std::variant<chat_request, std::string> parse_chat_request(std::string_view body);
 
