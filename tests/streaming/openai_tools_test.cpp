@@ -149,6 +149,13 @@ TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thr
         }
         std::thread::id get_id() const { return thread.get_id(); }
     } io;
+    // The pool's threads post completions to io's context: stop them before
+    // the context is destroyed (a post may still be returning; found by TSan).
+    struct stop_pool_first
+    {
+        storage::read_pool& pool;
+        ~stop_pool_first() { pool.stop(); }
+    } stop_first{reads};
     auto& ioc = io.ioc;
     tool_context ctx{s.alice, s.alice_conversation, "current"};
 
