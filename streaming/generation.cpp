@@ -776,8 +776,14 @@ void generation::suggest_title()
     req.title = true;
     req.model = id_.model;
     req.messages = {{"system", std::string(title_prompt)}, {"user", id_.title_source}};
-    auto done = [self = shared_from_this()](std::optional<std::string> raw)
+    // The timer's handler owns the generation while the request runs; the
+    // sink (owned by the stream, which the generation owns) only points back
+    // weakly, so an io_context torn down mid-request leaves no cycle behind.
+    auto done = [weak = weak_from_this()](std::optional<std::string> raw)
     {
+        auto self = weak.lock();
+        if (!self)
+            return;
         self->title_timer_->cancel();
         self->title_stream_.reset();
         if (!raw)
