@@ -129,6 +129,8 @@ void register_serve_command(CLI::App& app, action& run)
                     "generations a user may start at once before --rate-limit applies")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    cmd->add_flag("!--no-auto-title", o.auto_title,
+                  "do not ask the provider for a title after a new conversation's first answer");
     cmd->add_option("--files-dir", o.files_dir, "uploaded files (default: files/ next to --db)");
     cmd->add_option("--max-upload-mb", a->max_upload_mb, "largest accepted upload, MiB")
         ->check(CLI::Range(0.0, 1024.0 * 1024))

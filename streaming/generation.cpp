@@ -592,7 +592,7 @@ private:
         subscribers_.clear();
         if (drained)
             drained();
-        if (!ec && info.status == storage::status::complete && id_.wants_title)
+        if (!ec && info.status == storage::status::complete && id_.wants_title && ctx_.auto_title)
             suggest_title();
     }
 

@@ -362,6 +362,7 @@ int run_server(server_options const& options, server_hooks const& hooks)
         hub_ctx.changes = &changes;
         hub_ctx.quota = {options.daily_message_limit, options.monthly_budget_usd};
         hub_ctx.rate = &rate;
+        hub_ctx.auto_title = options.auto_title;
         stream_hub hub(hub_ctx);
         auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, changes,
                                                             metrics, outbound_limits{});

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include <set>
+#include <thread>
 
 using namespace chatstream;
 using namespace chatstream::test;
@@ -411,6 +412,19 @@ TEST_CASE("auto-title: the first answer of a New Chat names it, a rename wins",
     for (auto const& conv : list.at("data").at("conversations").as_array())
         if (str(conv.at("id")) == named)
             CHECK(str(conv.at("title")) == "Mine");
+}
+
+TEST_CASE("--no-auto-title leaves New Chat alone", "[integration][lifecycle]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"), {"--no-auto-title"});
+    ws_client c(server.port());
+    c.send(generate("Plan a weekend trip to Lisbon /tokens 3"));
+    read_generation(c);
+    // The title write would follow the finish within a few ms; give it time.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto list = c.query("listConversations", json::object{});
+    CHECK(str(list.at("data").at("conversations").at(0).at("title")) == "New Chat");
 }
 
 TEST_CASE("usage is accounted per day and model, limits answer quota_exceeded",

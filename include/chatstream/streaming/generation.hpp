@@ -60,6 +60,8 @@ struct hub_context
     quota_limits quota;
     /// Per-user flood control of generate/regenerate/retry; null = none.
     rate_limiter* rate = nullptr;
+    /// Auto-title: name a "New Chat" after its first complete answer.
+    bool auto_title = true;
     /// Auto-title: the longest a provider may take to suggest a title.
     std::chrono::milliseconds title_timeout{20'000};
 };

@@ -34,6 +34,7 @@ struct server_options
     /// bursts of at most rate_limit_burst.
     double rate_limit_per_minute = 60;
     double rate_limit_burst = 20;
+    bool auto_title = true; ///< one provider request per new conversation (--no-auto-title)
 
     // Uploads (POST/GET /api/files, docs/files.md).
     std::string files_dir;                          ///< empty = `<db dir>/files`
