@@ -112,14 +112,10 @@ private:
         std::string const path = url ? std::string(url->path()) : std::string();
         if (auto route = find_connection_route(path))
             return route(std::move(stream_), std::move(buffer_), std::move(*header_parser_), ctx_);
-        // Beast checks a Content-Length against the limit only at header
-        // time, so the 16 KiB limit of plain routes is checked here.
-        if (auto const n = header_parser_->content_length(); n && *n > 16 * 1024)
-            return fail(http::error::body_limit, "read header");
         body_parser_.emplace(std::move(*header_parser_));
         // Beast compares a Content-Length with body_limit only while parsing
-        // the header, which is done: check it here; body_limit still bounds
-        // chunked bodies.
+        // the header, which is done: check it here (413, then close, since
+        // the body is not read); body_limit still bounds chunked bodies.
         constexpr std::uint64_t max_body = 16 * 1024;
         if (auto const n = body_parser_->content_length(); n && *n > max_body)
             return send(std::make_shared<string_response>(make_json_error(
