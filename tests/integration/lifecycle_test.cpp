@@ -414,7 +414,8 @@ TEST_CASE("auto-title: the first answer of a New Chat names it, a rename wins",
             CHECK(str(conv.at("title")) == "Mine");
 }
 
-TEST_CASE("--no-auto-title leaves New Chat alone", "[integration][lifecycle]")
+TEST_CASE("auto-title can be turned off: serve --no-auto-title leaves New Chat alone",
+          "[integration][lifecycle]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"), {"--no-auto-title"});
