@@ -4,19 +4,14 @@
 #   bench/upload_bench.sh CHATSTREAM_BINARY [MB=200]
 # Prints one JSON line per result (DESIGN.md §8). Needs curl and sha256sum.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 bin=$1 mb=${2:-200}
 work=$(mktemp -d)
 log=$work/server.log
 "$bin" serve --db "$work/bench.db" --port 0 --max-upload-mb $((mb + 1)) >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port=""
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listening on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$log"; exit 1; }
+port=$(port_from_log "$log")
 hwm() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$pid/status; }
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' /proc/$pid/status; }
 

@@ -64,12 +64,6 @@ frame tool_output(std::string_view message_id, std::string_view id, std::string_
     return events::tool_output_available(message_id, id, result_json);
 }
 
-void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
-{
-    if (auto s = w.lock())
-        s->deliver(std::move(f));
-}
-
 } // namespace
 
 void replay_frames(std::string_view message_id, std::string_view text,
@@ -105,6 +99,12 @@ void replay_frames(std::string_view message_id, std::string_view text,
             emit(tool_output(message_id, t.id, *t.result_json));
     }
     emit_text_until(text.size());
+}
+
+void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
+{
+    if (auto s = w.lock())
+        s->deliver(std::move(f));
 }
 
 //------------------------------------------------------------------------------
@@ -867,29 +867,14 @@ struct launch_plan
     bool reserved = false;        ///< holds the conversation's slot
 };
 
-frame conversation_changed(std::string_view op, storage::conversation_row const& c)
-{
-    return events::changed("conversation", op, c.id, c.id, boost::json::serialize(detail::to_json(c)));
-}
-
-frame message_inserted(storage::message_row const& m)
-{
-    return events::changed("message", "insert", m.id, m.conversation_id,
-                           boost::json::serialize(detail::to_json(m)));
-}
-
-// Only the counters a new or removed message changes.
+// The counters after a message was added or removed, read in the same job.
 frame conversation_counters(storage::database& db, std::string const& user_id,
                             std::string const& conversation_id)
 {
     auto c = storage::conversations::get(db, user_id, conversation_id);
-    boost::json::object o{{"messageCount", c ? c->message_count : 0},
-                           {"lastMessageAt", c && c->last_message_at
-                                                 ? boost::json::value(*c->last_message_at)
-                                                 : nullptr},
-                           {"updatedAt", c ? c->updated_at : 0}};
-    return events::changed("conversation", "update", conversation_id, conversation_id,
-                           boost::json::serialize(o));
+    if (!c)
+        throw storage::storage_error(storage::errc::not_found, "no such conversation");
+    return detail::conversation_counters_changed(*c);
 }
 
 // The new assistant message every accept job inserts, plus its accounting.
@@ -1094,9 +1079,9 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         load_history(db, *conv, plan);
 
         if (new_conversation)
-            plan.changes.push_back(conversation_changed("insert", *conv));
-        plan.changes.push_back(message_inserted(u));
-        plan.changes.push_back(message_inserted(answer));
+            plan.changes.push_back(detail::conversation_inserted(*conv));
+        plan.changes.push_back(detail::message_inserted(u));
+        plan.changes.push_back(detail::message_inserted(answer));
         plan.changes.push_back(conversation_counters(db, id.user_id, id.conversation_id));
         plan.reply = events::ack(r->id, id.conversation_id, u.id, id.message_id);
     };
@@ -1145,7 +1130,7 @@ void stream_hub::regenerate(std::string const& user_id, mutate_request req,
             plan.changes.push_back(events::changed("message", "delete", m, id.conversation_id,
                                                    std::nullopt));
         }
-        plan.changes.push_back(message_inserted(answer));
+        plan.changes.push_back(detail::message_inserted(answer));
         plan.changes.push_back(conversation_counters(db, id.user_id, id.conversation_id));
         plan.reply = events::result(
             r->id, boost::json::serialize(boost::json::object{

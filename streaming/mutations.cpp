@@ -28,14 +28,6 @@ struct outcome
     std::string why;            ///< the message of a refused job
 };
 
-frame counters_changed(storage::conversation_row const& c)
-{
-    json::object o{{"messageCount", c.message_count},
-                   {"lastMessageAt", c.last_message_at ? json::value(*c.last_message_at) : nullptr},
-                   {"updatedAt", c.updated_at}};
-    return events::changed("conversation", "update", c.id, c.id, json::serialize(o));
-}
-
 void refuse_if_running(stream_hub const& hub, std::string const& conversation_id)
 {
     if (hub.running_in(conversation_id))
@@ -86,8 +78,7 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
         c.created_at = c.updated_at = now;
         storage::conversations::insert(db, c);
         out.data = to_json(c);
-        out.changes.push_back(
-            events::changed("conversation", "insert", c.id, c.id, json::serialize(out.data)));
+        out.changes.push_back(conversation_inserted(c));
         return;
     }
     case mutation_name::update_conversation:
@@ -125,15 +116,14 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
         out.changes.push_back(
             events::changed("message", "delete", m->id, m->conversation_id, std::nullopt));
         if (auto c = storage::conversations::get(db, user, m->conversation_id))
-            out.changes.push_back(counters_changed(*c));
+            out.changes.push_back(conversation_counters_changed(*c));
         return;
     }
     case mutation_name::branch:
     {
         auto c = storage::conversations::branch(db, user, *r.message_id, core::new_id(), now);
         out.data = to_json(c);
-        out.changes.push_back(
-            events::changed("conversation", "insert", c.id, c.id, json::serialize(out.data)));
+        out.changes.push_back(conversation_inserted(c));
         return;
     }
     case mutation_name::regenerate:
@@ -141,12 +131,6 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
         break; // handled by the hub
     }
     throw storage::storage_error(storage::errc::invalid_argument, "unknown mutation");
-}
-
-void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
-{
-    if (auto s = w.lock())
-        s->deliver(std::move(f));
 }
 
 } // namespace

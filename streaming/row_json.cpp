@@ -107,4 +107,23 @@ json::object to_json(storage::usage::usage_row const& u)
             {"messageCount", u.message_count}};
 }
 
+frame conversation_inserted(storage::conversation_row const& c)
+{
+    return events::changed("conversation", "insert", c.id, c.id, json::serialize(to_json(c)));
+}
+
+frame message_inserted(storage::message_row const& m)
+{
+    return events::changed("message", "insert", m.id, m.conversation_id,
+                           json::serialize(to_json(m)));
+}
+
+frame conversation_counters_changed(storage::conversation_row const& c)
+{
+    json::object o{{"messageCount", c.message_count},
+                   {"lastMessageAt", opt(c.last_message_at)},
+                   {"updatedAt", c.updated_at}};
+    return events::changed("conversation", "update", c.id, c.id, json::serialize(o));
+}
+
 } // namespace chatstream::streaming::detail

@@ -4,6 +4,7 @@
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/types.hpp"
 #include "chatstream/storage/usage.hpp"
+#include "chatstream/streaming/protocol.hpp"
 
 #include <boost/json/object.hpp>
 
@@ -18,5 +19,11 @@ boost::json::object to_json(storage::attachment_row const& a);
 boost::json::object to_json(storage::usage::usage_row const& u);
 /// A string, or null when absent.
 boost::json::value nullable(std::optional<std::string> const& v);
+
+/// `changed` events of the watch feed built from rows: the whole row on
+/// insert, only the counters a new or removed message changes on update.
+frame conversation_inserted(storage::conversation_row const& c);
+frame message_inserted(storage::message_row const& m);
+frame conversation_counters_changed(storage::conversation_row const& c);
 
 } // namespace chatstream::streaming::detail

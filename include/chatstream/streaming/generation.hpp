@@ -39,6 +39,9 @@ public:
     virtual void deliver(frame f) = 0;
 };
 
+/// Delivers @p f to @p w if it is still alive.
+void deliver_to(std::weak_ptr<subscriber> const& w, frame f);
+
 /// What the hub runs on. Everything referenced must outlive the hub and every
 /// generation it started (i.e. until the I/O threads are joined).
 struct hub_context
