@@ -312,7 +312,7 @@ legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options 
     auto& ins_msg = db.prepare(
         "INSERT INTO messages(id, conversation_id, user_id, role, content, partial_content, status, model, created_at, "
         "updated_at, attachments, tool_calls, partial_tool_calls) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    auto bind_opt = [](SQLite::Statement& s, int i, std::optional<std::string> const& v) {
+    auto bind_opt = [](storage::statement& s, int i, std::optional<std::string> const& v) {
         if (v)
             s.bind(i, *v);
         else

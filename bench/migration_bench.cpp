@@ -74,9 +74,11 @@ ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result
 
 std::int64_t count(storage::database& db, char const* table)
 {
-    SQLite::Statement q(db.raw(), fmt::format("SELECT count(*) FROM {}", table));
+    auto& q = db.prepare(fmt::format("SELECT count(*) FROM {}", table));
     q.executeStep();
-    return q.getColumn(0).getInt64();
+    auto const n = q.getColumn(0).getInt64();
+    q.reset();
+    return n;
 }
 
 void remove_db(std::string const& path)

@@ -23,7 +23,7 @@ using storage::opt_int;
 using storage::opt_text;
 
 // Binds without copying: the row outlives the statement's exec().
-void bind_ref(SQLite::Statement& s, int i, std::optional<std::string> const& v)
+void bind_ref(storage::statement& s, int i, std::optional<std::string> const& v)
 {
     if (v)
         s.bindNoCopy(i, *v);
@@ -34,14 +34,14 @@ void bind_ref(SQLite::Statement& s, int i, std::optional<std::string> const& v)
 // A legacy column with nothing to convert: NULL, '' or '[]'. Checked on the
 // raw column so the common case (no attachments, no tool calls) costs no
 // allocation and no parse.
-bool blank(SQLite::Column const& c)
+bool blank(storage::column const& c)
 {
     if (c.isNull()) return true;
     auto const n = c.getBytes();
     return n == 0 || (n == 2 && std::memcmp(c.getText(), "[]", 2) == 0);
 }
 
-void assign(std::optional<std::string>& out, SQLite::Column const& c)
+void assign(std::optional<std::string>& out, storage::column const& c)
 {
     if (c.isNull())
         out.reset();
@@ -76,7 +76,7 @@ constexpr char const* migration_columns =
     "id, name, phase, status, cursor, processed, success_count, error_count, last_processed_id, "
     "total_records, started_at, updated_at, completed_at, error";
 
-migration_state read_state(SQLite::Statement& q)
+migration_state read_state(storage::statement& q)
 {
     migration_state s;
     s.id = q.getColumn(0).getString();
@@ -731,13 +731,13 @@ std::int64_t cleanup(storage::database& db)
         std::string columns;
         db.exec("DROP TABLE IF EXISTS messages_rebuilt");
         db.exec(rebuilt_messages_sql(db, columns));
-        copied = db.raw().exec("INSERT INTO messages_rebuilt(" + columns + ") SELECT " + columns +
-                               " FROM messages ORDER BY rowid");
+        copied = db.prepare("INSERT INTO messages_rebuilt(" + columns + ") SELECT " + columns +
+                               " FROM messages ORDER BY rowid").exec();
         db.exec("DROP TABLE messages");
         db.exec("ALTER TABLE messages_rebuilt RENAME TO messages");
         for (auto const& sql : dependents) db.exec(sql);
         {
-            SQLite::Statement check(db.raw(), "PRAGMA foreign_key_check");
+            auto& check = db.prepare("PRAGMA foreign_key_check");
             if (check.executeStep())
                 throw migration_error(fmt::format("foreign_key_check after rebuild: row {} of {} references a missing "
                                                   "{}; cleanup rolled back",
@@ -787,8 +787,8 @@ std::int64_t rollback(storage::database& db, std::string const& id)
     storage::transaction tx(db);
     // Only rows whose id is the one 001 derives from the natural key; rows
     // the live server created keep their own ids and stay.
-    auto deleted = db.raw().exec("DELETE FROM attachments WHERE id = message_id || ':att:' || position");
-    deleted += db.raw().exec("DELETE FROM tool_calls WHERE id = message_id || ':tc:' || tool_call_id");
+    auto deleted = db.prepare("DELETE FROM attachments WHERE id = message_id || ':att:' || position").exec();
+    deleted += db.prepare("DELETE FROM tool_calls WHERE id = message_id || ':tc:' || tool_call_id").exec();
     reset_normalize(db, "backfill", "rolled-back");
     tx.commit();
     return deleted;

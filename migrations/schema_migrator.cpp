@@ -27,17 +27,42 @@ std::string sha256_hex(std::string const& text)
 
 void ensure_bookkeeping(storage::database& db)
 {
-    db.exec("CREATE TABLE IF NOT EXISTS schema_migrations("
-            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
-            "applied_at INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)");
+    db.exec(db.is_postgres() ? "CREATE TABLE IF NOT EXISTS schema_migrations("
+                               "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
+                               "applied_at BIGINT NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)"
+                             : "CREATE TABLE IF NOT EXISTS schema_migrations("
+                               "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
+                               "applied_at INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)");
 }
+
+/// Nodes sharing a PostgreSQL database may all run `migrate up` at start:
+/// a session advisory lock makes the second wait and then find nothing to do.
+class schema_lock
+{
+public:
+    explicit schema_lock(storage::database& db) : db_(db)
+    {
+        if (db_.is_postgres()) db_.exec("SELECT pg_advisory_lock(7261736)");
+    }
+    ~schema_lock()
+    {
+        if (db_.is_postgres()) db_.try_exec("SELECT pg_advisory_unlock(7261736)");
+    }
+    schema_lock(schema_lock const&) = delete;
+    schema_lock& operator=(schema_lock const&) = delete;
+
+private:
+    storage::database& db_;
+};
 
 } // namespace
 
 database_kind detect_kind(storage::database& db)
 {
     if (db.has_table("schema_migrations")) return database_kind::managed;
-    auto& q = db.prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'");
+    auto& q = db.prepare(db.is_postgres()
+                             ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                             : "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'");
     q.executeStep();
     auto const tables = q.getColumn(0).getInt();
     q.reset();
@@ -80,14 +105,18 @@ std::vector<schema_file> detail::parse_schema_files(std::vector<std::pair<std::s
     return out;
 }
 
-std::vector<schema_file> const& schema_files()
+std::vector<schema_file> const& schema_files(storage::dialect d)
 {
-    static std::vector<schema_file> const files = detail::parse_schema_files(detail::embedded_sql_files());
-    return files;
+    static std::vector<schema_file> const sqlite =
+        detail::parse_schema_files(detail::embedded_sql_files(storage::dialect::sqlite));
+    static std::vector<schema_file> const postgres =
+        detail::parse_schema_files(detail::embedded_sql_files(storage::dialect::postgres));
+    return d == storage::dialect::postgres ? postgres : sqlite;
 }
 
 std::vector<int> detail::apply_schema_files(storage::database& db, std::vector<schema_file> const& files)
 {
+    schema_lock lock(db);
     auto const kind = detect_kind(db);
     if (kind == database_kind::foreign)
         throw schema_error("database has tables chatstream does not recognise; refusing to migrate it");
@@ -127,13 +156,13 @@ std::vector<int> detail::apply_schema_files(storage::database& db, std::vector<s
 
 std::vector<int> apply_schema(storage::database& db)
 {
-    return detail::apply_schema_files(db, schema_files());
+    return detail::apply_schema_files(db, schema_files(db.dialect()));
 }
 
 void check_schema_checksums(storage::database& db)
 {
     if (!db.has_table("schema_migrations")) return;
-    auto const& files = schema_files();
+    auto const& files = schema_files(db.dialect());
     auto& q = db.prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version");
     std::string problem;
     while (q.executeStep())
@@ -157,7 +186,7 @@ std::vector<schema_status> read_schema_status(storage::database& db)
 {
     std::vector<schema_status> out;
     bool const has = db.has_table("schema_migrations");
-    for (auto const& f : schema_files())
+    for (auto const& f : schema_files(db.dialect()))
     {
         schema_status s{f.version, f.name, false, std::nullopt};
         if (has)

@@ -31,7 +31,7 @@ constexpr char const* conversation_columns =
     "id, user_id, title, model, pinned, archived, starred, message_count, system_prompt, "
     "last_message_at, created_at, updated_at";
 
-conversation_row read_conversation(SQLite::Statement& q)
+conversation_row read_conversation(storage::statement& q)
 {
     conversation_row r;
     r.id = q.getColumn(0).getString();
@@ -54,7 +54,7 @@ constexpr char const* message_columns =
     "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
     "generation_started_at, generation_completed_at, created_at, updated_at";
 
-message_row read_message(SQLite::Statement& q)
+message_row read_message(storage::statement& q)
 {
     message_row r;
     r.id = q.getColumn(0).getString();
@@ -83,7 +83,7 @@ constexpr char const* tool_call_columns =
     "id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result, "
     "text_position, is_partial, timestamp, created_at";
 
-tool_call_row read_tool_call(SQLite::Statement& q)
+tool_call_row read_tool_call(storage::statement& q)
 {
     tool_call_row r;
     r.id = q.getColumn(0).getString();
@@ -105,7 +105,7 @@ constexpr char const* attachment_columns =
     "id, message_id, conversation_id, user_id, position, type, name, storage_id, mime_type, "
     "size, metadata, created_at";
 
-attachment_row read_attachment(SQLite::Statement& q)
+attachment_row read_attachment(storage::statement& q)
 {
     attachment_row r;
     r.id = q.getColumn(0).getString();

@@ -24,7 +24,7 @@ inline std::string dump_migrated(std::string const& path)
     storage::database db(path, storage::open_mode::read_only);
     std::string out;
     auto dump = [&](std::string const& sql) {
-        SQLite::Statement q(db.raw(), sql);
+        auto& q = db.prepare(sql);
         while (q.executeStep())
         {
             for (int i = 0; i < q.getColumnCount(); ++i)
@@ -47,9 +47,11 @@ inline std::string dump_migrated(std::string const& path)
 /// A single value of a query.
 inline std::optional<std::string> query_one(storage::database& db, std::string const& sql)
 {
-    SQLite::Statement q(db.raw(), sql);
-    if (!q.executeStep() || q.getColumn(0).isNull()) return std::nullopt;
-    return q.getColumn(0).getString();
+    auto& q = db.prepare(sql);
+    std::optional<std::string> out;
+    if (q.executeStep() && !q.getColumn(0).isNull()) out = q.getColumn(0).getString();
+    q.reset(); // a cached statement left on a row would lock the table against DROP
+    return out;
 }
 
 /// Starts `chatstream args...` with stdout/stderr to @p output_file; returns its pid.

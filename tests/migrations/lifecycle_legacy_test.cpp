@@ -31,7 +31,7 @@ TEST_CASE("branch and truncate on a legacy database before its backfill", "[migr
     // Messages with legacy tool calls, and their owners.
     std::vector<std::pair<std::string, std::string>> picked;
     {
-        SQLite::Statement q(db.raw(), "SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
+        auto& q = db.prepare("SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
                                       "AND status NOT IN ('pending','generating') "
                                       "ORDER BY rowid LIMIT 40");
         while (q.executeStep())

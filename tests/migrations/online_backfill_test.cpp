@@ -32,7 +32,7 @@ struct expected_message
 std::vector<expected_message> expectations(storage::database& db)
 {
     std::vector<expected_message> out;
-    SQLite::Statement q(db.raw(), "SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
+    auto& q = db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
                                   "partial_tool_calls FROM messages WHERE tool_calls LIKE '[{%' ORDER BY rowid");
     while (q.executeStep())
     {

@@ -1,6 +1,7 @@
 #pragma once
 /// @file schema_migrator.hpp
-/// Versioned schema migrations (`migrations/sql/NNNN_name[.legacy].sql`),
+/// Versioned schema migrations (`migrations/sql/NNNN_name[.legacy].sql` for
+/// SQLite, the same names under `migrations/sql/postgres/` for PostgreSQL),
 /// embedded in the binary at build time.
 ///
 /// Each file is applied in its own transaction and recorded in
@@ -40,8 +41,8 @@ struct schema_file
     bool legacy_only = false;
 };
 
-/// The embedded files in version order.
-std::vector<schema_file> const& schema_files();
+/// The embedded files of @p d in version order.
+std::vector<schema_file> const& schema_files(storage::dialect d = storage::dialect::sqlite);
 
 struct schema_status
 {
@@ -61,7 +62,7 @@ public:
 
 /// Applies every pending schema migration. Idempotent.
 /// @return the versions applied by this call.
-/// @throws schema_error, SQLite::Exception
+/// @throws schema_error, or the backend's error
 std::vector<int> apply_schema(storage::database& db);
 
 /// Every embedded file with whether/when it was applied.
@@ -72,7 +73,7 @@ std::vector<schema_status> read_schema_status(storage::database& db);
 void check_schema_checksums(storage::database& db);
 
 namespace detail {
-std::vector<std::pair<std::string, std::string>> const& embedded_sql_files();
+std::vector<std::pair<std::string, std::string>> const& embedded_sql_files(storage::dialect d);
 std::vector<schema_file> parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files);
 std::vector<int> apply_schema_files(storage::database& db, std::vector<schema_file> const& files);
 } // namespace detail

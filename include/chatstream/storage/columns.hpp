@@ -1,9 +1,8 @@
 #pragma once
 /// @file columns.hpp
-/// NULL-aware column reads and binds for SQLiteCpp statements (SQLiteCpp has
-/// no std::optional overloads). Shared by storage and migrations.
-#include <SQLiteCpp/Column.h>
-#include <SQLiteCpp/Statement.h>
+/// NULL-aware column reads and binds for storage::statement. Shared by
+/// storage and migrations.
+#include "chatstream/storage/database.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -13,7 +12,7 @@ namespace chatstream::storage {
 
 /// Binds @p v, or NULL when empty.
 template <class T>
-void bind_opt(SQLite::Statement& s, int index, std::optional<T> const& v)
+void bind_opt(statement& s, int index, std::optional<T> const& v)
 {
     if (v)
         s.bind(index, *v);
@@ -21,19 +20,19 @@ void bind_opt(SQLite::Statement& s, int index, std::optional<T> const& v)
         s.bind(index);
 }
 
-inline std::optional<std::string> opt_text(SQLite::Column c)
+inline std::optional<std::string> opt_text(column c)
 {
     if (c.isNull()) return std::nullopt;
     return c.getString();
 }
 
-inline std::optional<std::int64_t> opt_int(SQLite::Column c)
+inline std::optional<std::int64_t> opt_int(column c)
 {
     if (c.isNull()) return std::nullopt;
     return c.getInt64();
 }
 
-inline std::optional<double> opt_real(SQLite::Column c)
+inline std::optional<double> opt_real(column c)
 {
     if (c.isNull()) return std::nullopt;
     return c.getDouble();

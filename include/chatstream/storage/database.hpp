@@ -1,18 +1,32 @@
 #pragma once
 /// @file database.hpp
-/// One SQLite connection with its cache of prepared statements.
+/// One database connection (SQLite or PostgreSQL) with its cache of prepared
+/// statements.
+///
+/// Repositories are written once, against `statement`, in the SQL both
+/// engines accept; `?` and `?N` placeholders are rewritten to `$N` for
+/// PostgreSQL. The few places where the dialects differ ask `dialect()`.
+/// The method names of `statement` and `column` mirror SQLiteCpp's, so the
+/// repositories read like the SQLiteCpp code they started as.
 ///
 /// Thread-safety: a `database` belongs to one thread at a time (the writer
 /// thread, or the read-pool thread that owns it). It is movable, not copyable.
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
+#include "chatstream/storage/error.hpp"
 
+#include <concepts>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 namespace chatstream::storage {
+
+enum class dialect
+{
+    sqlite,
+    postgres
+};
 
 /// How a connection is opened.
 enum class open_mode
@@ -23,7 +37,8 @@ enum class open_mode
 
 /// Durability of a commit. `normal` survives a killed process (WAL is in the
 /// OS page cache); `full` also survives power loss at the cost of an fsync
-/// per group commit.
+/// per group commit. PostgreSQL: `off` maps to synchronous_commit=off, the
+/// others to the server's own setting.
 enum class sync_mode
 {
     off,
@@ -34,20 +49,132 @@ enum class sync_mode
 struct database_options
 {
     sync_mode sync = sync_mode::normal;
+    /// SQLite busy timeout; PostgreSQL lock_timeout. Either way a lock held
+    /// longer than this fails the statement with errc::busy.
     int busy_timeout_ms = 5000;
     /// Cap on the database size in pages (0 = unlimited): lets tests make
-    /// "disk full" (SQLITE_FULL) happen on demand.
+    /// "disk full" (SQLITE_FULL) happen on demand. SQLite only.
     long long max_page_count = 0;
 };
 
-/// RAII SQLite connection in WAL mode with foreign keys on and a statement
-/// cache keyed by SQL text (userver `prepared_`-style).
+/// Where a database lives: `postgres://…` / `postgresql://…` select
+/// PostgreSQL (a libpq connection URI), `sqlite:PATH` or a bare PATH SQLite.
+struct database_location
+{
+    storage::dialect dialect = dialect::sqlite;
+    std::string target; ///< SQLite file path, or the libpq URI
+};
+database_location parse_location(std::string const& location);
+
+/// A failed statement on a backend that does not throw its own exception
+/// type (PostgreSQL); carries the SQLSTATE for diagnostics.
+class database_error : public storage_error
+{
+public:
+    database_error(errc code, std::string const& what, std::string sqlstate = {})
+        : storage_error(code, what), sqlstate_(std::move(sqlstate))
+    {
+    }
+    std::string const& sqlstate() const noexcept { return sqlstate_; }
+
+private:
+    std::string sqlstate_;
+};
+
+class statement;
+
+/// One value of the current row; valid until the statement steps or resets.
+class column
+{
+public:
+    column(statement const& s, int index) noexcept : s_(s), index_(index) {}
+    bool isNull() const;
+    std::int64_t getInt64() const;
+    int getInt() const { return static_cast<int>(getInt64()); }
+    double getDouble() const;
+    std::string getString() const;
+    std::string_view getView() const;
+    /// NUL-terminated text (valid like getView()).
+    char const* getText() const { return getView().data(); }
+    int getBytes() const { return static_cast<int>(getView().size()); }
+
+private:
+    statement const& s_;
+    int index_;
+};
+
+/// A prepared statement. Parameters are 1-based like SQLite's.
+class statement
+{
+public:
+    virtual ~statement() = default;
+
+    template <std::integral T>
+    void bind(int index, T value)
+    {
+        bind_int64(index, static_cast<std::int64_t>(value));
+    }
+    void bind(int index, double value) { bind_double(index, value); }
+    void bind(int index, std::string_view value) { bind_text(index, value, true); }
+    void bind(int index, std::string const& value) { bind_text(index, value, true); }
+    void bind(int index, char const* value) { bind_text(index, value, true); }
+    void bind(int index) { bind_null(index); } ///< NULL
+    /// Binds without copying: @p value must outlive the next step/exec.
+    void bindNoCopy(int index, std::string const& value) { bind_text(index, value, false); }
+
+    /// Runs the statement on first call, then steps through its rows.
+    /// @return true while a row is available.
+    virtual bool executeStep() = 0;
+    /// Runs a statement without result rows. @return rows changed.
+    virtual int exec() = 0;
+    /// Ready to run again; bindings are kept.
+    virtual void reset() = 0;
+    virtual void clearBindings() = 0;
+
+    column getColumn(int index) const { return {*this, index}; }
+    virtual int getColumnCount() const = 0;
+
+    virtual bool column_is_null(int index) const = 0;
+    virtual std::int64_t column_int64(int index) const = 0;
+    virtual double column_double(int index) const = 0;
+    virtual std::string_view column_text(int index) const = 0;
+
+protected:
+    virtual void bind_int64(int index, std::int64_t value) = 0;
+    virtual void bind_double(int index, double value) = 0;
+    virtual void bind_text(int index, std::string_view value, bool copy) = 0;
+    virtual void bind_null(int index) = 0;
+};
+
+inline bool column::isNull() const { return s_.column_is_null(index_); }
+inline std::int64_t column::getInt64() const { return s_.column_int64(index_); }
+inline double column::getDouble() const { return s_.column_double(index_); }
+inline std::string_view column::getView() const { return s_.column_text(index_); }
+inline std::string column::getString() const { return std::string(getView()); }
+
+/// The backend behind a `database`.
+class connection
+{
+public:
+    virtual ~connection() = default;
+    virtual statement& prepare(std::string const& sql) = 0;
+    virtual void exec(std::string const& sql) = 0;
+    virtual bool try_exec(std::string const& sql) noexcept = 0;
+    virtual bool has_table(std::string const& table) = 0;
+    virtual bool has_column(std::string const& table, std::string const& column) = 0;
+    /// The "begin a write transaction" statement of the dialect.
+    virtual char const* begin_immediate() const noexcept = 0;
+};
+
+/// RAII connection: SQLite in WAL mode with foreign keys on, or a libpq
+/// connection; both with a statement cache keyed by SQL text
+/// (userver `prepared_`-style).
 class database
 {
 public:
-    /// Opens @p path (a file path; parent directories must exist).
-    /// @throws SQLite::Exception when the file cannot be opened or configured.
-    database(std::string const& path, open_mode mode, database_options const& options = {});
+    /// Opens @p location (see parse_location; SQLite parent directories must exist).
+    /// @throws std::exception when the database cannot be opened or configured.
+    database(std::string const& location, open_mode mode, database_options const& options = {});
 
     database(database&&) noexcept;
     database& operator=(database&&) noexcept;
@@ -56,35 +183,41 @@ public:
     /// The cached prepared statement for @p sql, reset and with cleared
     /// bindings, ready to bind. The reference stays valid for the life of
     /// the connection; do not hold it across another `prepare` of the same SQL.
-    SQLite::Statement& prepare(std::string const& sql);
+    statement& prepare(std::string const& sql) { return conn_->prepare(sql); }
 
     /// Runs one or more statements without results.
-    /// @throws SQLite::Exception
-    void exec(std::string const& sql);
+    void exec(std::string const& sql) { conn_->exec(sql); }
 
     /// Like exec, but returns false instead of throwing.
-    bool try_exec(std::string const& sql) noexcept;
+    bool try_exec(std::string const& sql) noexcept { return conn_->try_exec(sql); }
 
-    /// True when table @p table has column @p column. Cached until the
-    /// schema changes (checked through `PRAGMA schema_version`, which is
-    /// cheaper than `pragma_table_info` on every write of the hot path).
-    bool has_column(std::string const& table, std::string const& column);
-    bool has_table(std::string const& table);
+    /// True when table @p table has column @p column (SQLite caches this
+    /// until the schema changes; PostgreSQL asks the catalog, since another
+    /// node may change the schema).
+    bool has_column(std::string const& table, std::string const& column)
+    {
+        return conn_->has_column(table, column);
+    }
+    bool has_table(std::string const& table) { return conn_->has_table(table); }
 
-    SQLite::Database& raw() noexcept { return *db_; }
+    storage::dialect dialect() const noexcept { return dialect_; }
+    bool is_postgres() const noexcept { return dialect_ == dialect::postgres; }
+    /// The location it was opened with (file path or URI).
+    std::string const& location() const noexcept { return location_; }
+    /// SQLite file path ("" for PostgreSQL).
     std::string const& path() const noexcept { return path_; }
+    connection& backend() noexcept { return *conn_; }
 
 private:
+    std::string location_;
     std::string path_;
-    std::unique_ptr<SQLite::Database> db_;
-    std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> statements_;
-    std::unordered_map<std::string, bool> column_cache_;
-    long long column_cache_version_ = -1;
+    storage::dialect dialect_ = dialect::sqlite;
+    std::unique_ptr<connection> conn_;
 };
 
-/// Scoped transaction. Begins on construction (IMMEDIATE when asked, which the
-/// writer uses so lock upgrades never deadlock), rolls back in the destructor
-/// unless committed, and never throws from the destructor.
+/// Scoped transaction. Begins on construction (IMMEDIATE on SQLite when
+/// asked, which the writer uses so lock upgrades never deadlock), rolls back
+/// in the destructor unless committed, and never throws from the destructor.
 class transaction
 {
 public:
@@ -99,7 +232,7 @@ public:
     transaction& operator=(transaction const&) = delete;
     ~transaction();
 
-    /// @throws SQLite::Exception when COMMIT fails (e.g. SQLITE_FULL).
+    /// @throws when COMMIT fails (e.g. SQLITE_FULL).
     void commit();
 
 private:
@@ -123,5 +256,14 @@ private:
     bool done_ = false;
 };
 
-/// Optional text column helper: NULL becomes std::nullopt.
+namespace detail {
+std::unique_ptr<connection> open_sqlite(std::string const& path, open_mode mode,
+                                        database_options const& options);
+std::unique_ptr<connection> open_postgres(std::string const& uri, open_mode mode,
+                                          database_options const& options);
+/// `?` / `?N` placeholders to `$N`, outside quotes and comments.
+/// @return the rewritten SQL and the number of parameters.
+std::pair<std::string, int> to_postgres_placeholders(std::string_view sql);
+} // namespace detail
+
 } // namespace chatstream::storage
