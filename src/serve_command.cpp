@@ -94,7 +94,13 @@ void register_serve_command(CLI::App& app, action& run)
     auto a = std::make_shared<serve_args>();
     auto& o = a->options;
     auto* cmd = app.add_subcommand("serve", "run the HTTP + WebSocket server");
-    cmd->add_option("--db", o.db_path, "SQLite database path")->capture_default_str();
+    cmd->add_option("--db", o.db_path, "SQLite path (or sqlite:PATH), or postgres://user@host/db")
+        ->capture_default_str();
+    cmd->add_option("--node-id", o.node_id, "PostgreSQL: this node's stable name (default host:port)");
+    cmd->add_option("--node-lease", o.node_lease_s,
+                    "PostgreSQL: seconds without a heartbeat after which a node's generations are interrupted")
+        ->check(CLI::Range(2, 3600))
+        ->capture_default_str();
     cmd->add_option("--host", o.host, "listen address")->capture_default_str();
     cmd->add_option("--port", o.port, "listen port (0 = any free port)")->capture_default_str();
     cmd->add_option("--threads", o.io_threads, "I/O threads (0 = hardware concurrency)");

@@ -2,6 +2,7 @@
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
+#include "chatstream/core/json.hpp"
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/legacy.hpp"
@@ -349,6 +350,16 @@ std::optional<message_row> messages::get(database& db, std::string const& user_i
     return r;
 }
 
+std::optional<message_row> messages::get_unscoped(database& db, std::string const& id)
+{
+    auto& q = db.prepare(std::string("SELECT ") + message_columns + " FROM messages WHERE id = ?");
+    q.bind(1, id);
+    if (!q.executeStep()) return std::nullopt;
+    auto r = read_message(q);
+    q.reset();
+    return r;
+}
+
 page<message_row> messages::list(database& db, std::string const& user_id,
                                  std::string const& conversation_id, page_request const& req)
 {
@@ -438,6 +449,20 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
     return changed;
 }
 
+bool messages::interrupt(database& db, std::string const& id, std::int64_t now)
+{
+    auto& u = db.prepare(
+        "UPDATE messages SET status = 'interrupted', content = coalesce(partial_content, content), "
+        "partial_content = NULL, finish_reason = 'interrupted', "
+        "error = 'server restarted during generation', generation_completed_at = ?2, "
+        "updated_at = ?2 WHERE id = ?1 AND status IN ('pending','generating')");
+    u.bind(1, id);
+    u.bind(2, now);
+    if (u.exec() == 0) return false;
+    tool_calls::finalize(db, id, "generation interrupted");
+    return true;
+}
+
 std::size_t messages::interrupt_unfinished(database& db, std::int64_t now)
 {
     std::vector<std::string> ids;
@@ -446,19 +471,9 @@ std::size_t messages::interrupt_unfinished(database& db, std::int64_t now)
         while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
         q.reset();
     }
-    for (auto const& id : ids)
-    {
-        auto& u = db.prepare(
-            "UPDATE messages SET status = 'interrupted', content = coalesce(partial_content, content), "
-            "partial_content = NULL, finish_reason = 'interrupted', "
-            "error = 'server restarted during generation', generation_completed_at = ?2, "
-            "updated_at = ?2 WHERE id = ?1");
-        u.bind(1, id);
-        u.bind(2, now);
-        u.exec();
-        tool_calls::finalize(db, id, "generation interrupted");
-    }
-    return ids.size();
+    std::size_t n = 0;
+    for (auto const& id : ids) n += interrupt(db, id, now) ? 1 : 0;
+    return n;
 }
 
 bool messages::remove(database& db, std::string const& user_id, std::string const& id)
@@ -513,12 +528,13 @@ void tool_calls::upsert(database& db, tool_call_row const& r)
 
 void tool_calls::finalize(database& db, std::string const& message_id, std::string const& reason)
 {
+    // The error result is built here, not with the engine's JSON functions,
+    // so it is the same compact text on both backends.
     auto& q = db.prepare(
-        "UPDATE tool_calls SET is_partial = 0, "
-        "result = coalesce(result, json_object('success', json('false'), 'error', ?2)) "
+        "UPDATE tool_calls SET is_partial = 0, result = coalesce(result, ?2) "
         "WHERE message_id = ?1 AND (is_partial = 1 OR result IS NULL)");
     q.bind(1, message_id);
-    q.bind(2, reason);
+    q.bind(2, R"({"success":false,"error":)" + core::json_string(reason) + "}");
     if (q.exec() > 0 && has_legacy_columns(db)) refresh_legacy_tool_calls(db, message_id);
 }
 

@@ -15,16 +15,24 @@ std::error_code code_of_current_exception()
     {
         throw;
     }
+    catch (database_error const& e)
+    {
+        // The client sees only the category; the log keeps the statement.
+        spdlog::warn("writer: {}", e.what());
+        return make_error_code(e.code());
+    }
     catch (storage_error const& e)
     {
-        return make_error_code(e.code());
+        return make_error_code(e.code()); // a domain refusal (not found, conflict, ...)
     }
     catch (SQLite::Exception const& e)
     {
+        spdlog::warn("writer: {}", e.what());
         return make_error_code(from_sqlite(e.getExtendedErrorCode()));
     }
-    catch (std::exception const&)
+    catch (std::exception const& e)
     {
+        spdlog::warn("writer: {}", e.what());
         return make_error_code(errc::internal);
     }
 }

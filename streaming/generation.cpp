@@ -2,6 +2,9 @@
 // every SQLite write through the writer, completions posted back.
 #include "chatstream/streaming/generation.hpp"
 
+#include "chatstream/storage/nodes.hpp"
+#include "chatstream/streaming/cluster.hpp"
+
 #include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/pricing.hpp"
 #include "detail/row_json.hpp"
@@ -154,6 +157,14 @@ struct stream_hub::state
 
 //------------------------------------------------------------------------------
 
+// In the transaction that ends a generation: it no longer runs anywhere, and
+// nodes following it re-read it (a no-op pair on a single SQLite node).
+void end_claim(storage::database& db, std::string const& message_id)
+{
+    storage::nodes::release(db, message_id);
+    storage::nodes::notify(db, storage::nodes::progress_channel, message_id);
+}
+
 /// One running generation. Lives on its strand; owned by the hub's map, by
 /// its provider stream and by pending completions.
 class generation : public provider_sink, public std::enable_shared_from_this<generation>
@@ -235,6 +246,17 @@ public:
                                                         self->final_status_ + ")"));
                 }
             });
+    }
+
+    /// A cancel forwarded by another node (which checked the user). Thread-safe.
+    void stop_requested()
+    {
+        net::dispatch(strand_,
+                      [self = shared_from_this()]
+                      {
+                          if (self->state_ == state::running)
+                              self->finish(storage::status::stopped, "abort", std::nullopt);
+                      });
     }
 
     /// Shutdown: stop into a committed terminal state. Thread-safe.
@@ -394,7 +416,11 @@ private:
         row.result = json;
         auto tool_id = row.tool_call_id;
         ctx_.writer.submit(
-            [row = std::move(row)](storage::database& db) { storage::tool_calls::upsert(db, row); },
+            [row = std::move(row)](storage::database& db)
+            {
+                storage::tool_calls::upsert(db, row);
+                storage::nodes::notify(db, storage::nodes::progress_channel, row.message_id);
+            },
             [self = shared_from_this(), tool_id = std::move(tool_id),
              json = std::move(json)](std::error_code ec) mutable
             {
@@ -458,7 +484,10 @@ private:
         auto const submitted = clock::now();
         ctx_.writer.submit(
             [id = id_.message_id, text = text_, first = first_token_at_](storage::database& db)
-            { storage::messages::flush_partial(db, id, text, first, core::now_ms()); },
+            {
+                storage::messages::flush_partial(db, id, text, first, core::now_ms());
+                storage::nodes::notify(db, storage::nodes::progress_channel, id);
+            },
             [self = shared_from_this(), bytes, submitted](std::error_code ec)
             {
                 auto const us =
@@ -519,6 +548,7 @@ private:
                     storage::usage::add_completion(db, id.user_id, id.day, id.model.value_or(""),
                                                    c.input_tokens.value_or(0),
                                                    c.output_tokens.value_or(0), c.cost.value_or(0));
+                end_claim(db, id.message_id);
             },
             [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable
             {
@@ -547,7 +577,10 @@ private:
                 c.completed_at = core::now_ms();
                 self->ctx_.writer.submit(
                     [id = self->id_.message_id, c = std::move(c)](storage::database& db)
-                    { storage::messages::finish(db, id, c); },
+                    {
+                        storage::messages::finish(db, id, c);
+                        end_claim(db, id);
+                    },
                     [self, why, attempt](std::error_code ec)
                     {
                         if (ec)
@@ -945,16 +978,22 @@ void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& use
     auto plan = std::make_shared<launch_plan>();
     plan->id.user_id = user_id;
     plan->id.model = st->ctx.default_model;
-    auto reserve = [st, plan](std::string const& conversation_id)
+    auto reserve = [st, plan](storage::database& db, std::string const& conversation_id)
     {
-        std::lock_guard lock(st->mutex);
-        if (st->stopping)
-            throw refusal{wire_error::internal, "server is shutting down"};
-        if (!st->by_conversation.emplace(conversation_id, std::string()).second)
-            throw refusal{wire_error::conflict,
-                          "a generation is already running in conversation " + conversation_id};
-        plan->reserved = true;
-        plan->id.conversation_id = conversation_id;
+        {
+            std::lock_guard lock(st->mutex);
+            if (st->stopping)
+                throw refusal{wire_error::internal, "server is shutting down"};
+            if (!st->by_conversation.emplace(conversation_id, std::string()).second)
+                throw refusal{wire_error::conflict,
+                              "a generation is already running in conversation " + conversation_id};
+            plan->reserved = true;
+            plan->id.conversation_id = conversation_id;
+        }
+        // Another node may run one there: the claims table says so.
+        if (st->ctx.cluster && storage::nodes::busy_in_conversation(db, conversation_id))
+            throw refusal{wire_error::conflict, "a generation is already running in conversation " +
+                                                    conversation_id + " (on another node)"};
     };
     auto check_quota = [st, plan](storage::database& db, std::int64_t now)
     {
@@ -962,11 +1001,14 @@ void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& use
             throw refusal{wire_error::quota_exceeded, std::move(*why)};
     };
     st->ctx.writer.submit(
-        [plan, body = std::move(body), reserve, check_quota](storage::database& db)
+        [st, plan, body = std::move(body), reserve, check_quota](storage::database& db)
         {
             try
             {
                 body(db, *plan, reserve, check_quota);
+                if (st->ctx.cluster)
+                    storage::nodes::claim(db, plan->id.message_id, st->ctx.cluster->node_id(),
+                                          core::now_ms());
             }
             catch (refusal& r)
             {
@@ -1021,7 +1063,7 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
     {
         auto const now = core::now_ms();
         bool const new_conversation = !r->conversation_id;
-        reserve(new_conversation ? core::new_id() : *r->conversation_id);
+        reserve(db, new_conversation ? core::new_id() : *r->conversation_id);
         auto& id = plan.id;
         // Only files the caller uploaded or already attached (issue 11);
         // checked in this job so the garbage collector cannot interleave.
@@ -1103,7 +1145,7 @@ void stream_hub::regenerate(std::string const& user_id, mutate_request req,
         if (old->role != "assistant")
             throw refusal{wire_error::bad_request, std::string(retry ? "retry" : "regenerate") +
                                                        " needs an assistant message"};
-        reserve(old->conversation_id);
+        reserve(db, old->conversation_id);
         if (retry && old->status != storage::status::error &&
             old->status != storage::status::stopped && old->status != storage::status::interrupted)
             throw refusal{wire_error::conflict,
@@ -1183,6 +1225,9 @@ void stream_hub::subscribe(std::string const& user_id, subscribe_request req,
 {
     if (auto gen = state_->find(req.message_id))
         return gen->subscribe(user_id, std::move(s), std::move(req));
+    // It may be generating on another node: follow it through the database.
+    if (state_->ctx.cluster)
+        return state_->ctx.cluster->follow(user_id, std::move(req), std::move(s));
 
     // Not running here: replay from the database. A generation leaves the
     // map only after its terminal state is committed, so this read sees it.
@@ -1221,6 +1266,8 @@ void stream_hub::cancel(std::string const& user_id, cancel_request req, std::wea
 {
     if (auto gen = state_->find(req.message_id))
         return gen->cancel(user_id, std::move(s), std::move(req.id));
+    if (state_->ctx.cluster)
+        return state_->ctx.cluster->cancel(user_id, std::move(req), std::move(s));
     auto id = req.id;
     with_stored_message(
         state_->ctx.reads, user_id, req.message_id, req.id, std::move(s),
@@ -1229,6 +1276,12 @@ void stream_hub::cancel(std::string const& user_id, cancel_request req, std::wea
             sub.deliver(events::error(id, m.id, wire_error::conflict,
                                       "message is not generating (status " + m.status + ")"));
         });
+}
+
+void stream_hub::stop_here(std::string const& message_id)
+{
+    if (auto gen = state_->find(message_id))
+        gen->stop_requested();
 }
 
 void stream_hub::shutdown(std::function<void()> done)

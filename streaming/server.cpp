@@ -12,9 +12,11 @@
 #include "detail/ws_session.hpp"
 
 #include "chatstream/core/clock.hpp"
+#include "chatstream/core/ids.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/writer.hpp"
+#include "chatstream/streaming/cluster.hpp"
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/openai_provider.hpp"
 
@@ -323,13 +325,20 @@ int run_server(server_options const& options, server_hooks const& hooks)
     auto const threads =
         options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
     storage::writer writer(options.db_path);
+    bool const shared_db =
+        storage::parse_location(options.db_path).dialect == storage::dialect::postgres;
     // Restart recovery before the first client: nothing may stay "generating".
-    std::size_t recovered = 0;
-    writer.run_sync([&](storage::database& db)
-                    { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
-    if (recovered)
-        spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
-                     recovered);
+    // On PostgreSQL other nodes may be generating: the cluster recovers only
+    // the generations of dead nodes (cluster::start).
+    if (!shared_db)
+    {
+        std::size_t recovered = 0;
+        writer.run_sync([&](storage::database& db)
+                        { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
+        if (recovered)
+            spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
+                         recovered);
+    }
     storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
     auto tools = tool_registry::with_builtins();
     add_lookup_tool(tools, reads);
@@ -359,7 +368,29 @@ int run_server(server_options const& options, server_hooks const& hooks)
         hub_ctx.quota = {options.daily_message_limit, options.monthly_budget_usd};
         hub_ctx.rate = &rate;
         hub_ctx.auto_title = options.auto_title;
+        std::optional<cluster> peers;
+        if (shared_db)
+        {
+            cluster_options co;
+            co.node_id = options.node_id;
+            co.address = options.host + ":" + std::to_string(options.port);
+            if (co.node_id.empty())
+                co.node_id = options.port ? boost::asio::ip::host_name() + ":" +
+                                                std::to_string(options.port)
+                                          : core::new_id();
+            co.lease = std::chrono::seconds(options.node_lease_s);
+            co.heartbeat = co.lease / 5;
+            peers.emplace(ioc, writer, reads, options.db_path, std::move(co));
+            hub_ctx.cluster = &*peers;
+        }
         stream_hub hub(hub_ctx);
+        if (peers)
+        {
+            auto const recovered =
+                peers->start([&hub](std::string const& message_id) { hub.stop_here(message_id); });
+            spdlog::info("node {} joined; interrupted {} generation(s) of stopped nodes",
+                         peers->node_id(), recovered);
+        }
         auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, changes,
                                                             metrics, outbound_limits{});
         auto l = std::make_shared<detail::listener>(
@@ -420,6 +451,8 @@ int run_server(server_options const& options, server_hooks const& hooks)
             t.join();
         // Stop the pools while the io_context still exists: their last
         // completions post to strands of it (and are simply never run).
+        if (peers)
+            peers->stop();
         reads.stop();
         if (hooks.on_stopping)
             hooks.on_stopping();

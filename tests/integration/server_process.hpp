@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -112,7 +113,11 @@ private:
     void start()
     {
         static int counter = 0;
-        log_path_ = db_ + ".server" + std::to_string(++counter) + ".log";
+        // A PostgreSQL URI is no place for a log file.
+        log_path_ = (db_.starts_with("postgres") ? std::filesystem::temp_directory_path().string() +
+                                                       "/chatstream-" + std::to_string(::getpid())
+                                                 : db_) +
+                    ".server" + std::to_string(++counter) + ".log";
         std::vector<std::string> args{CHATSTREAM_BINARY, "serve", "--db",       db_, "--port", "0",
                                       "--threads",       "2",     "--flush-ms", "20"};
         args.insert(args.end(), extra_.begin(), extra_.end());

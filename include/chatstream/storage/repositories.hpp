@@ -74,6 +74,9 @@ conversation_row branch(database& db, std::string const& user_id, std::string co
 namespace messages {
 void insert(database& db, message_row const& row);
 std::optional<message_row> get(database& db, std::string const& user_id, std::string const& id);
+/// Not scoped to a user: for server-internal readers that check the owner
+/// themselves (cross-node followers, streaming/cluster.cpp).
+std::optional<message_row> get_unscoped(database& db, std::string const& id);
 /// Oldest first, in (created_at, id) order.
 page<message_row> list(database& db, std::string const& user_id, std::string const& conversation_id,
                        page_request const& req);
@@ -102,6 +105,12 @@ struct completion
 /// Finalizes the message's tool calls and writes the terminal state, unless
 /// the message is already terminal. @return true when this call made it terminal.
 bool finish(database& db, std::string const& id, completion const& c);
+
+/// Recovery of one message whose generation died with its process: an
+/// unfinished message becomes interrupted (partial_content promoted to
+/// content), its partial tool calls finalized. @return false when it was
+/// already terminal.
+bool interrupt(database& db, std::string const& id, std::int64_t now);
 
 /// Startup recovery: every pending/generating message becomes interrupted
 /// (partial_content promoted to content), its partial tool calls finalized.

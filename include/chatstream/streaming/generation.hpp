@@ -27,6 +27,7 @@ namespace chatstream::streaming
 {
 
 class change_feed;
+class cluster;
 
 /// Something that receives serialized events: a WebSocket session, or a test.
 class subscriber
@@ -67,6 +68,8 @@ struct hub_context
     bool auto_title = true;
     /// Auto-title: the longest a provider may take to suggest a title.
     std::chrono::milliseconds title_timeout{20'000};
+    /// Other nodes on the same PostgreSQL database; null = this node alone.
+    streaming::cluster* cluster = nullptr;
 };
 
 /// Starts, finds, resumes and stops generations.
@@ -113,6 +116,10 @@ public:
     /// Stops a running generation (status `stopped`, partial text kept);
     /// every subscriber and @p s get its `finish`.
     void cancel(std::string const& user_id, cancel_request req, std::weak_ptr<subscriber> s);
+
+    /// Stops the generation of @p message_id if it runs on this node (a
+    /// `cancel` that arrived on another node, already checked there).
+    void stop_here(std::string const& message_id);
 
     /// Refuses new generations, stops the running ones and calls @p done once
     /// each has committed its terminal state. @p done runs on some I/O thread.

@@ -17,7 +17,12 @@ namespace chatstream::streaming
 
 struct server_options
 {
-    std::string db_path = "./data/chatstream.db";
+    std::string db_path = "./data/chatstream.db"; ///< SQLite path, or a postgres:// URI
+    /// PostgreSQL only (docs/scaling.md): this node's name in the `nodes`
+    /// table, stable across restarts so a restart recovers its own
+    /// generations at once (empty = host:port), and its lease.
+    std::string node_id;
+    int node_lease_s = 10;
     std::string host = "127.0.0.1";
     std::uint16_t port = 8080;
     std::size_t io_threads = 0; ///< 0 = hardware concurrency

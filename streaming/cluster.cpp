@@ -1,0 +1,374 @@
+#include "chatstream/streaming/cluster.hpp"
+
+#include "chatstream/core/clock.hpp"
+#include "chatstream/core/utf16.hpp"
+#include "chatstream/storage/listener.hpp"
+#include "chatstream/storage/nodes.hpp"
+#include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/writer.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace chatstream::streaming {
+
+namespace net = boost::asio;
+
+namespace {
+
+/// A subscriber of a message that runs elsewhere, and how far it got.
+struct follower
+{
+    std::weak_ptr<subscriber> sink;
+    std::string user_id;
+    request_id rid;
+    std::uint64_t offset = 0; ///< UTF-16 units already sent (or asked to skip)
+    bool started = false;     ///< `start` sent
+    bool finish_only = false; ///< a canceller: hears only the end
+    std::unordered_set<std::string> tools_sent;
+};
+
+/// What a refresh read of one message found.
+struct snapshot
+{
+    bool found = false;
+    storage::message_row row;
+    std::string text;
+    std::vector<replay_tool> tools; ///< calls with a result, in text order
+};
+
+snapshot read_snapshot(storage::database& db, std::string const& message_id)
+{
+    snapshot s;
+    auto m = storage::messages::get_unscoped(db, message_id);
+    if (!m) return s;
+    s.found = true;
+    s.row = std::move(*m);
+    bool const terminal = storage::is_terminal_status(s.row.status);
+    s.text = terminal ? s.row.content : s.row.partial_content.value_or(s.row.content);
+    for (auto& t : storage::tool_calls::list_for_message(db, s.row.user_id, message_id, true))
+        if (t.result)
+            s.tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments), std::move(t.result),
+                               static_cast<std::uint64_t>(t.text_position.value_or(0))});
+    return s;
+}
+
+} // namespace
+
+struct cluster::state : std::enable_shared_from_this<cluster::state>
+{
+    state(net::io_context& ioc, storage::writer& w, storage::read_pool& r, std::string uri, cluster_options o)
+        : strand(net::make_strand(ioc)), writer(w), reads(r), db_uri(std::move(uri)), options(std::move(o)),
+          heartbeat_timer(strand)
+    {
+    }
+
+    net::strand<net::io_context::executor_type> strand;
+    storage::writer& writer;
+    storage::read_pool& reads;
+    std::string db_uri;
+    cluster_options options;
+    net::steady_timer heartbeat_timer;
+    std::unique_ptr<storage::notification_listener> listener;
+    std::function<void(std::string const&)> stop_here;
+    bool stopped = false;
+
+    // On `strand`:
+    struct followed
+    {
+        std::vector<follower> followers;
+        bool reading = false;
+        bool dirty = false; ///< a notification arrived while reading
+    };
+    std::unordered_map<std::string, followed> by_message;
+
+    std::int64_t lease_ms() const { return options.lease.count(); }
+
+    void on_notify(std::string const& channel, std::string const& message_id)
+    {
+        if (channel == storage::nodes::cancel_channel)
+            return stop_here(message_id); // a no-op unless it runs here
+        net::post(strand, [self = shared_from_this(), message_id] { self->refresh(message_id); });
+    }
+
+    void add(std::string const& message_id, follower f)
+    {
+        by_message[message_id].followers.push_back(std::move(f));
+        refresh(message_id);
+    }
+
+    // Re-reads the message on the read pool; one read per message at a time.
+    void refresh(std::string const& message_id)
+    {
+        auto it = by_message.find(message_id);
+        if (it == by_message.end()) return;
+        if (it->second.reading)
+        {
+            it->second.dirty = true;
+            return;
+        }
+        it->second.reading = true;
+        reads.post(
+            [self = shared_from_this(), message_id](storage::database& db)
+            {
+                auto snap = std::make_shared<snapshot>();
+                bool failed = false;
+                try
+                {
+                    *snap = read_snapshot(db, message_id);
+                }
+                catch (std::exception const& e)
+                {
+                    spdlog::warn("cluster: reading message {}: {}", message_id, e.what());
+                    failed = true;
+                }
+                net::post(self->strand, [self, message_id, snap, failed] { self->apply(message_id, *snap, failed); });
+            });
+    }
+
+    void apply(std::string const& message_id, snapshot const& snap, bool failed)
+    {
+        auto it = by_message.find(message_id);
+        if (it == by_message.end()) return;
+        auto& entry = it->second;
+        entry.reading = false;
+        if (!failed)
+        {
+            bool const terminal = snap.found && storage::is_terminal_status(snap.row.status);
+            std::erase_if(entry.followers, [&](follower& f) { return !deliver(message_id, snap, terminal, f); });
+        }
+        if (entry.followers.empty())
+            by_message.erase(it);
+        else if (entry.dirty)
+        {
+            entry.dirty = false;
+            refresh(message_id);
+        }
+    }
+
+    // Sends @p f what it misses. @return false when @p f is done.
+    static bool deliver(std::string const& message_id, snapshot const& snap, bool terminal, follower& f)
+    {
+        auto sink = f.sink.lock();
+        if (!sink) return false;
+        if (!snap.found || snap.row.user_id != f.user_id)
+        {
+            sink->deliver(events::error(f.rid, message_id, wire_error::not_found, "no such message"));
+            return false;
+        }
+        if (!f.finish_only)
+        {
+            auto const length = core::utf16_length(snap.text);
+            if (!f.started)
+            {
+                // Past the stored end of a running generation is fine: the
+                // client saw text its node had not flushed yet; it waits.
+                if (f.offset > length && terminal)
+                {
+                    sink->deliver(events::error(f.rid, message_id, wire_error::bad_request,
+                                                "fromOffset " + std::to_string(f.offset) +
+                                                    " is past the end of the text"));
+                    return false;
+                }
+                sink->deliver(events::start(message_id, snap.row.conversation_id));
+                f.started = true;
+            }
+            if (f.offset > length && !terminal) return true;
+            // Tool results committed after the text passed their position go
+            // out first (with their own textPosition); the rest interleave.
+            std::vector<replay_tool> late, ahead;
+            for (auto const& t : snap.tools)
+                if (f.tools_sent.insert(t.id).second) (t.text_position < f.offset ? late : ahead).push_back(t);
+            auto emit = [&](frame fr) { sink->deliver(std::move(fr)); };
+            if (!late.empty()) replay_frames(message_id, {}, late, 0, emit);
+            if (length > f.offset || !ahead.empty()) replay_frames(message_id, snap.text, ahead, f.offset, emit);
+            f.offset = std::max(f.offset, length);
+        }
+        if (!terminal) return true;
+        auto const& m = snap.row;
+        sink->deliver(events::finish(message_id, {m.status, m.finish_reason.value_or(m.status), m.input_tokens.value_or(0),
+                                                  m.output_tokens.value_or(0), m.error}));
+        return false;
+    }
+
+    void arm_heartbeat()
+    {
+        heartbeat_timer.expires_after(options.heartbeat);
+        heartbeat_timer.async_wait(
+            [self = shared_from_this()](boost::system::error_code ec)
+            {
+                if (ec || self->stopped) return;
+                self->beat();
+                self->arm_heartbeat();
+            });
+    }
+
+    // Renews the lease, sweeps orphans, and re-reads followed messages (a
+    // safety net for a notification lost with the LISTEN connection).
+    void beat()
+    {
+        auto const id = options.node_id;
+        auto const address = options.address;
+        auto const lease = lease_ms();
+        writer.submit(
+            [id, address, lease](storage::database& db)
+            {
+                auto const now = core::now_ms();
+                if (!storage::nodes::heartbeat(db, id, now))
+                {
+                    spdlog::warn("node {}: lease row was gone; re-joining", id);
+                    storage::nodes::join(db, id, address, now);
+                }
+                auto const orphans = storage::nodes::recover_orphans(db, now, lease);
+                if (!orphans.empty())
+                    spdlog::warn("node {}: interrupted {} generation(s) of a node that stopped renewing its lease",
+                                 id, orphans.size());
+            },
+            [](std::error_code ec)
+            {
+                if (ec) spdlog::warn("cluster heartbeat failed: {}", ec.message());
+            });
+        for (auto const& [message_id, entry] : by_message) refresh(message_id);
+    }
+};
+
+cluster::cluster(net::io_context& ioc, storage::writer& writer, storage::read_pool& reads, std::string db_uri,
+                 cluster_options options)
+    : state_(std::make_shared<state>(ioc, writer, reads, std::move(db_uri), std::move(options)))
+{
+}
+
+cluster::~cluster()
+{
+    stop();
+}
+
+std::string const& cluster::node_id() const noexcept
+{
+    return state_->options.node_id;
+}
+
+std::size_t cluster::start(std::function<void(std::string const&)> stop_here)
+{
+    auto& st = *state_;
+    st.stop_here = std::move(stop_here);
+    std::size_t recovered = 0;
+    st.writer.run_sync(
+        [&](storage::database& db)
+        {
+            auto const now = core::now_ms();
+            // This node's previous run (same --node-id) runs nothing now,
+            // whatever its lease says: end its lease first.
+            auto& q = db.prepare("UPDATE nodes SET heartbeat_at = 0 WHERE id = ?");
+            q.bind(1, st.options.node_id);
+            q.exec();
+            recovered = storage::nodes::recover_orphans(db, now, st.lease_ms()).size();
+            storage::nodes::join(db, st.options.node_id, st.options.address, now);
+        });
+    std::weak_ptr<state> weak = state_;
+    st.listener = std::make_unique<storage::notification_listener>(
+        st.db_uri, std::vector<std::string>{storage::nodes::progress_channel, storage::nodes::cancel_channel},
+        [weak](std::string const& channel, std::string const& payload)
+        {
+            if (auto s = weak.lock()) s->on_notify(channel, payload);
+        },
+        [weak]
+        {
+            if (auto s = weak.lock())
+                net::post(s->strand, [s] {
+                    for (auto const& [message_id, entry] : s->by_message) s->refresh(message_id);
+                });
+        });
+    net::post(st.strand, [s = state_] { s->arm_heartbeat(); });
+    return recovered;
+}
+
+void cluster::stop()
+{
+    auto& st = *state_;
+    if (st.stopped) return;
+    st.stopped = true;
+    if (st.listener) st.listener->stop();
+    net::post(st.strand, [s = state_] { s->heartbeat_timer.cancel(); });
+    if (!st.stop_here) return; // never started
+    try
+    {
+        st.writer.run_sync([id = st.options.node_id](storage::database& db) { storage::nodes::leave(db, id); });
+    }
+    catch (std::exception const& e)
+    {
+        spdlog::warn("node {}: leaving: {}", st.options.node_id, e.what());
+    }
+}
+
+void cluster::follow(std::string user_id, subscribe_request req, std::weak_ptr<subscriber> s)
+{
+    follower f{std::move(s), std::move(user_id), req.id, req.from_offset};
+    net::post(state_->strand, [st = state_, id = req.message_id, f = std::move(f)]() mutable { st->add(id, std::move(f)); });
+}
+
+void cluster::cancel(std::string user_id, cancel_request req, std::weak_ptr<subscriber> s)
+{
+    enum class outcome { not_found, not_generating, forwarded, interrupted };
+    struct result
+    {
+        outcome what = outcome::not_found;
+        std::string status;
+    };
+    auto r = std::make_shared<result>();
+    auto const lease = state_->lease_ms();
+    state_->writer.submit(
+        [r, user_id, id = req.message_id, lease](storage::database& db)
+        {
+            auto m = storage::messages::get(db, user_id, id);
+            if (!m) return;
+            r->status = m->status;
+            if (storage::is_terminal_status(m->status))
+            {
+                r->what = outcome::not_generating;
+                return;
+            }
+            auto const now = core::now_ms();
+            auto owner = storage::nodes::generation_owner(db, id, now, lease);
+            if (owner && owner->live)
+            {
+                storage::nodes::notify(db, storage::nodes::cancel_channel, id);
+                r->what = outcome::forwarded;
+                return;
+            }
+            // Nobody runs it any more: end it here rather than wait for the sweep.
+            storage::messages::interrupt(db, id, now);
+            storage::nodes::release(db, id);
+            storage::nodes::notify(db, storage::nodes::progress_channel, id);
+            r->what = outcome::interrupted;
+        },
+        [st = state_, r, user_id, req, s](std::error_code ec) mutable
+        {
+            if (ec)
+                return deliver_to(s, events::error(req.id, req.message_id, wire_error::internal,
+                                                   "could not cancel: " + ec.message()));
+            switch (r->what)
+            {
+            case outcome::not_found:
+                return deliver_to(s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+            case outcome::not_generating:
+                return deliver_to(s, events::error(req.id, req.message_id, wire_error::conflict,
+                                                   "message is not generating (status " + r->status + ")"));
+            case outcome::forwarded:
+            case outcome::interrupted:
+                break;
+            }
+            follower f{std::move(s), std::move(user_id), req.id, 0};
+            f.finish_only = true;
+            net::post(st->strand, [st, id = req.message_id, f = std::move(f)]() mutable { st->add(id, std::move(f)); });
+        });
+}
+
+} // namespace chatstream::streaming
