@@ -14,6 +14,10 @@ packages=(
 # The end-to-end tests (tests/e2e): Node with npm, and headless Chromium.
 packages+=(chromium)
 
+# PostgreSQL: libpq to build, the server for the throwaway test cluster
+# (scripts/pg.sh).
+packages+=(libpq-dev postgresql-15)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,5 +32,10 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Tests start their own cluster; no system-wide "main" cluster on 5432.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  $SUDO mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: installs deps, builds (Release-ish, ASan+UBSan, TSan), runs ctest on each.
 # Then runs every libFuzzer target for FUZZ_SECONDS (default 30; FUZZ=0 skips).
+# A throwaway PostgreSQL cluster (scripts/pg.sh) runs for the duration: the
+# storage and migration suites run on SQLite and again on PostgreSQL (`pg/`
+# names), plus the two-node tests. POSTGRES=0 skips all PostgreSQL tests.
 # Usage: scripts/test.sh            (all three configurations)
 #        SANITIZE=0 scripts/test.sh (skip the ASan+UBSan build)
 #        TSAN=0 scripts/test.sh     (skip the ThreadSanitizer build)
@@ -14,9 +17,18 @@ failed=0
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 
+pg_flag=-DCHATSTREAM_TEST_POSTGRES=OFF
+if [ "${POSTGRES:-1}" != 0 ]; then
+  pg_dir=$(mktemp -d /tmp/chatstream-pg.XXXXXX)
+  trap 'rm -f "$summary"; scripts/pg.sh stop "$pg_dir"' EXIT
+  eval "$(PG_FSYNC=off scripts/pg.sh start "$pg_dir")"
+  export CHATSTREAM_TEST_PG_URL
+  pg_flag=-DCHATSTREAM_TEST_POSTGRES=ON
+fi
+
 run_config() {
   local dir=$1; shift
-  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja "$pg_flag" "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
   (cd "$dir" && ctest --output-on-failure -j "$jobs" --timeout 300) | tee "$summary"
   local total fails

@@ -5,6 +5,7 @@
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
 #include "chatstream/storage/error.hpp"
+#include "chatstream/storage/nodes.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/writer.hpp"
 #include "chatstream/streaming/change_feed.hpp"
@@ -28,9 +29,12 @@ struct outcome
     std::string why;            ///< the message of a refused job
 };
 
-void refuse_if_running(stream_hub const& hub, std::string const& conversation_id)
+void refuse_if_running(storage::database& db, stream_hub const& hub,
+                       std::string const& conversation_id)
 {
-    if (hub.running_in(conversation_id))
+    // On PostgreSQL another node may run it: its claim is in `generations`.
+    if (hub.running_in(conversation_id) ||
+        (db.is_postgres() && storage::nodes::busy_in_conversation(db, conversation_id)))
         throw storage::storage_error(storage::errc::conflict,
                                      "a generation is running in conversation " + conversation_id +
                                          "; cancel it first");
@@ -98,7 +102,7 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
         auto const& id = *r.conversation_id;
         if (!storage::conversations::get(db, user, id))
             throw not_found("conversation: " + id);
-        refuse_if_running(hub, id);
+        refuse_if_running(db, hub, id);
         storage::conversations::remove(db, user, id);
         out.data = json::object{{"deleted", true}, {"conversationId", id}};
         out.changes.push_back(events::changed("conversation", "delete", id, id, std::nullopt));
@@ -109,7 +113,7 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
         auto m = storage::messages::get(db, user, *r.message_id);
         if (!m)
             throw not_found("message: " + *r.message_id);
-        refuse_if_running(hub, m->conversation_id);
+        refuse_if_running(db, hub, m->conversation_id);
         storage::messages::remove(db, user, m->id);
         out.data = json::object{
             {"deleted", true}, {"messageId", m->id}, {"conversationId", m->conversation_id}};

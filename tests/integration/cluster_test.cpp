@@ -113,6 +113,12 @@ TEST_CASE("cross-node cancel: cancel on node B stops the generation running on n
     on_b.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", conversation_id}, {"content", "hi"}});
     auto const conflict = on_b.read_until("error");
     CHECK(str(conflict.at("code")) == "conflict");
+    // ...and so is deleting that conversation from B.
+    on_b.send(json::object{{"type", "mutate"},
+                           {"id", "d"},
+                           {"name", "deleteConversation"},
+                           {"args", {{"conversationId", conversation_id}}}});
+    CHECK(str(on_b.read_until("error").at("code")) == "conflict");
     on_a.send(json::object{{"type", "cancel"}, {"id", "c3"}, {"messageId", running.message_id}});
     read_until_finish(on_a, {}, running.message_id);
 }
