@@ -19,6 +19,13 @@ void change_feed::watch(std::string const& user_id, std::weak_ptr<subscriber> s)
 
 void change_feed::publish(std::string const& user_id, frame const& f)
 {
+    publish_local(user_id, f);
+    if (relay_)
+        relay_(user_id, f);
+}
+
+void change_feed::publish_local(std::string const& user_id, frame const& f)
+{
     std::vector<std::shared_ptr<subscriber>> live;
     {
         std::lock_guard lock(mutex_);

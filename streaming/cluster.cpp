@@ -9,6 +9,7 @@
 #include "chatstream/storage/writer.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/json.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
@@ -78,6 +79,7 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     net::steady_timer heartbeat_timer;
     std::unique_ptr<storage::notification_listener> listener;
     std::function<void(std::string const&)> stop_here;
+    change_feed* changes = nullptr;
     bool stopped = false;
 
     // On `strand`:
@@ -95,6 +97,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     {
         if (channel == storage::nodes::cancel_channel)
             return stop_here(message_id); // a no-op unless it runs here
+        if (channel == storage::nodes::changes_channel)
+            return relay_in(message_id);
         net::post(strand, [self = shared_from_this(), message_id] { self->refresh(message_id); });
     }
 
@@ -198,6 +202,44 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
         return false;
     }
 
+    // A `changed` event committed on this node, for the watchers elsewhere.
+    void relay_out(std::string const& user_id, frame const& f)
+    {
+        std::string payload = options.node_id + '\n' + user_id + '\n' + *f.data;
+        if (payload.size() > storage::nodes::max_notify_payload)
+        {
+            // Too big for NOTIFY (an inserted message carries its text):
+            // send it without `data`; a client re-reads the row.
+            boost::system::error_code ec;
+            auto v = boost::json::parse(*f.data, ec);
+            if (ec || !v.is_object())
+                return;
+            auto const& o = v.as_object();
+            auto field = [&](char const* k) -> std::string_view
+            {
+                auto const* x = o.if_contains(k);
+                return x && x->is_string() ? std::string_view(x->as_string()) : std::string_view();
+            };
+            auto const slim = events::changed(field("entity"), field("op"), field("id"),
+                                              field("conversationId"), std::nullopt);
+            payload = options.node_id + '\n' + user_id + '\n' + *slim.data;
+        }
+        writer.submit([payload = std::move(payload)](storage::database& db)
+                      { storage::nodes::notify(db, storage::nodes::changes_channel, payload); });
+    }
+
+    // Listener thread: another node's change, for this node's watchers.
+    void relay_in(std::string const& payload)
+    {
+        auto const a = payload.find('\n');
+        auto const b = a == std::string::npos ? a : payload.find('\n', a + 1);
+        if (b == std::string::npos || !changes || std::string_view(payload).substr(0, a) == options.node_id)
+            return; // malformed, or our own (delivered locally already)
+        frame f;
+        f.data = std::make_shared<std::string const>(payload.substr(b + 1));
+        changes->publish_local(payload.substr(a + 1, b - a - 1), f);
+    }
+
     void arm_heartbeat()
     {
         heartbeat_timer.expires_after(options.heartbeat);
@@ -255,10 +297,11 @@ std::string const& cluster::node_id() const noexcept
     return state_->options.node_id;
 }
 
-std::size_t cluster::start(std::function<void(std::string const&)> stop_here)
+std::size_t cluster::start(std::function<void(std::string const&)> stop_here, change_feed& changes)
 {
     auto& st = *state_;
     st.stop_here = std::move(stop_here);
+    st.changes = &changes;
     std::size_t recovered = 0;
     st.writer.run_sync(
         [&](storage::database& db)
@@ -274,7 +317,9 @@ std::size_t cluster::start(std::function<void(std::string const&)> stop_here)
         });
     std::weak_ptr<state> weak = state_;
     st.listener = std::make_unique<storage::notification_listener>(
-        st.db_uri, std::vector<std::string>{storage::nodes::progress_channel, storage::nodes::cancel_channel},
+        st.db_uri,
+        std::vector<std::string>{storage::nodes::progress_channel, storage::nodes::cancel_channel,
+                                 storage::nodes::changes_channel},
         [weak](std::string const& channel, std::string const& payload)
         {
             if (auto s = weak.lock()) s->on_notify(channel, payload);
@@ -286,6 +331,10 @@ std::size_t cluster::start(std::function<void(std::string const&)> stop_here)
                     for (auto const& [message_id, entry] : s->by_message) s->refresh(message_id);
                 });
         });
+    changes.set_relay([weak](std::string const& user_id, frame const& f)
+                      {
+                          if (auto s = weak.lock()) s->relay_out(user_id, f);
+                      });
     net::post(st.strand, [s = state_] { s->arm_heartbeat(); });
     return recovered;
 }

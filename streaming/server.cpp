@@ -387,7 +387,8 @@ int run_server(server_options const& options, server_hooks const& hooks)
         if (peers)
         {
             auto const recovered =
-                peers->start([&hub](std::string const& message_id) { hub.stop_here(message_id); });
+                peers->start([&hub](std::string const& message_id) { hub.stop_here(message_id); },
+                             changes);
             spdlog::info("node {} joined; interrupted {} generation(s) of stopped nodes",
                          peers->node_id(), recovered);
         }

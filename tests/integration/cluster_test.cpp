@@ -48,9 +48,17 @@ TEST_CASE("cross-node subscribe: node B replays from fromOffset, then follows no
     server_process a(db, node_args("node-a"));
     server_process b(db, node_args("node-b"));
 
+    // A tab of the same user on node B watches: it hears node A's changes.
+    ws_client watcher(b.port());
+    watcher.send(json::object{{"type", "watch"}, {"id", "w"}});
+    watcher.read_until("result");
+
     ws_client on_a(a.port());
     auto const gen = start_generation(on_a, "/tokens 300 /delay 5", 40);
     auto const from = core::utf16_length(gen.text) - 7; // somewhere already flushed or not: both must work
+    auto const created = watcher.read_until("changed");
+    CHECK(str(created.at("entity")) == "conversation");
+    CHECK(str(created.at("op")) == "insert");
 
     ws_client on_b(b.port());
     on_b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", gen.message_id}, {"fromOffset", from}});

@@ -22,6 +22,10 @@ namespace chatstream::storage::nodes {
 /// byte limit: a listener reads what it needs from the tables.
 inline constexpr char const* progress_channel = "chatstream_progress"; ///< text/tool/status of a generation changed
 inline constexpr char const* cancel_channel = "chatstream_cancel";     ///< stop this generation, whoever runs it
+/// A committed `changed` event for another node's watchers: "node\nuser\nframe".
+inline constexpr char const* changes_channel = "chatstream_changes";
+/// Largest payload PostgreSQL's NOTIFY takes (8000 bytes, minus headroom).
+inline constexpr std::size_t max_notify_payload = 7900;
 
 /// Registers @p node_id with a fresh lease (idempotent).
 void join(database& db, std::string const& node_id, std::string const& address, std::int64_t now);

@@ -9,7 +9,9 @@
 /// transaction of every partial-text flush, tool result and terminal state;
 /// a node with followers of that message re-reads the row and sends each
 /// follower exactly the text past its offset, then `finish`. `cancel` on
-/// any node NOTIFYs `chatstream_cancel`; the running node stops it.
+/// any node NOTIFYs `chatstream_cancel`; the running node stops it. `watch`
+/// events travel as `chatstream_changes` notifications.
+#include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/generation.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -47,9 +49,10 @@ public:
     /// Joins (on the writer, synchronously), interrupts the generations of
     /// dead nodes and of this node's previous run, then starts listening and
     /// the heartbeat. @p stop_here stops a generation if it runs on this
-    /// node. @return messages interrupted.
+    /// node. `changed` events of @p changes are relayed to the watchers on
+    /// the other nodes, and theirs to it. @return messages interrupted.
     /// @throws on a database error (startup only).
-    std::size_t start(std::function<void(std::string const& message_id)> stop_here);
+    std::size_t start(std::function<void(std::string const& message_id)> stop_here, change_feed& changes);
 
     /// Stops listening and the heartbeat, and leaves. Idempotent; call
     /// while the writer still runs.
