@@ -21,7 +21,9 @@ struct check_args
 
 int check(check_args const& a)
 {
-    if (!std::filesystem::exists(a.db)) throw std::runtime_error("no database at " + a.db);
+    auto const where = storage::parse_location(a.db);
+    if (where.dialect == storage::dialect::sqlite && !std::filesystem::exists(where.target))
+        throw std::runtime_error("no database at " + a.db);
     storage::database db(a.db, storage::open_mode::read_only);
     auto r = storage::check_consistency(db, !a.live);
     if (a.json)
@@ -55,7 +57,7 @@ void register_check_command(CLI::App& app, action& run)
 {
     auto a = std::make_shared<check_args>();
     auto* cmd = app.add_subcommand("check", "verify database invariants (exit 1 on any violation)");
-    cmd->add_option("--db", a->db, "database path")->capture_default_str();
+    cmd->add_option("--db", a->db, "SQLite path (or sqlite:PATH), or postgres://user@host/db")->capture_default_str();
     cmd->add_flag("--json", a->json, "machine-readable output");
     cmd->add_flag("--live", a->live, "a server is running: unfinished messages are not problems");
     cmd->callback([&run, a] { run = [a] { return check(*a); }; });
