@@ -2,6 +2,8 @@
 // the subcommand; all behaviour lives in the module libraries.
 #include "commands.hpp"
 
+#include "chatstream/storage/database.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -47,7 +49,10 @@ namespace chatstream::app {
 
 void ensure_data_dir(std::string const& db_path)
 {
-    auto const parent = std::filesystem::path(db_path).parent_path();
+    // A PostgreSQL URI names no directory to create.
+    auto const where = storage::parse_location(db_path);
+    if (where.dialect != storage::dialect::sqlite) return;
+    auto const parent = std::filesystem::path(where.target).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
 }
 
