@@ -462,7 +462,16 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             {
                 // Truncated JSON, the classic damage of a crashed writer.
                 auto& victim = m.tool_calls && m.tool_calls->size() > 2 ? m.tool_calls : m.attachments;
-                victim = victim && victim->size() > 2 ? victim->substr(0, victim->size() / 2) : std::string("[{");
+                // Cut on a UTF-8 boundary: broken JSON, but valid text, which
+                // PostgreSQL insists on (and a crashed JavaScript writer emits).
+                if (victim && victim->size() > 2)
+                {
+                    auto cut = victim->size() / 2;
+                    while (cut > 0 && (static_cast<unsigned char>((*victim)[cut]) & 0xC0) == 0x80) --cut;
+                    victim = victim->substr(0, cut);
+                }
+                else
+                    victim = std::string("[{");
                 ++stats.malformed;
             }
         }

@@ -32,6 +32,70 @@ void bind_ref(storage::statement& s, int i, std::optional<std::string> const& v)
         s.bind(i);
 }
 
+void bind_attachment(storage::statement& s, int base, storage::attachment_row const& a)
+{
+    s.bindNoCopy(base + 1, a.id);
+    s.bindNoCopy(base + 2, a.message_id);
+    s.bindNoCopy(base + 3, a.conversation_id);
+    s.bindNoCopy(base + 4, a.user_id);
+    s.bind(base + 5, a.position);
+    s.bindNoCopy(base + 6, a.type);
+    s.bindNoCopy(base + 7, a.name);
+    s.bindNoCopy(base + 8, a.storage_id);
+    s.bindNoCopy(base + 9, a.mime_type);
+    s.bind(base + 10, a.size);
+    bind_ref(s, base + 11, a.metadata);
+    s.bind(base + 12, a.created_at);
+}
+
+void bind_tool_call(storage::statement& s, int base, storage::tool_call_row const& t)
+{
+    s.bindNoCopy(base + 1, t.id);
+    s.bindNoCopy(base + 2, t.message_id);
+    s.bindNoCopy(base + 3, t.conversation_id);
+    s.bindNoCopy(base + 4, t.user_id);
+    s.bindNoCopy(base + 5, t.tool_call_id);
+    s.bindNoCopy(base + 6, t.tool_name);
+    s.bindNoCopy(base + 7, t.args);
+    bind_ref(s, base + 8, t.result);
+    bind_opt(s, base + 9, t.text_position);
+    s.bind(base + 10, t.is_partial ? 1 : 0);
+    s.bind(base + 11, t.timestamp);
+    s.bind(base + 12, t.created_at);
+}
+
+constexpr char const* attachment_insert = "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, "
+                                          "type, name, storage_id, mime_type, size, metadata, created_at) VALUES";
+constexpr char const* tool_call_insert = "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, "
+                                         "tool_call_id, tool_name, args, result, text_position, is_partial, timestamp, "
+                                         "created_at) VALUES";
+
+// Multi-row INSERT … ON CONFLICT DO NOTHING of @p rows (12 columns each).
+// Chunks of 512 rows, the rest in power-of-two chunks, so at most ten
+// distinct statements are ever prepared.
+template <class Row, class Bind>
+void insert_rows(storage::database& db, char const* insert, std::vector<Row const*> const& rows, Bind bind)
+{
+    std::size_t i = 0;
+    while (i < rows.size())
+    {
+        std::size_t n = 512;
+        while (n > rows.size() - i) n /= 2;
+        std::string sql = insert;
+        for (std::size_t r = 0; r < n; ++r)
+        {
+            sql += r ? ",(" : "(";
+            for (int c = 1; c <= 12; ++c) sql += (c > 1 ? ",?" : "?") + std::to_string(r * 12 + c);
+            sql += ')';
+        }
+        sql += " ON CONFLICT DO NOTHING";
+        auto& s = db.prepare(sql);
+        for (std::size_t r = 0; r < n; ++r) bind(s, static_cast<int>(r * 12), *rows[i + r]);
+        s.exec();
+        i += n;
+    }
+}
+
 // A legacy column with nothing to convert: NULL, '' or '[]'. Checked on the
 // raw column so the common case (no attachments, no tool calls) costs no
 // allocation and no parse.
@@ -295,6 +359,14 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     std::int64_t cursor = 0;
     std::optional<std::string> id_cursor;
     bool const pg = db.is_postgres();
+    constexpr char const* pg_parents = "EXISTS(SELECT 1 FROM conversations c WHERE c.id = m.conversation_id)::int, "
+                                       "EXISTS(SELECT 1 FROM users u WHERE u.id = m.user_id)::int";
+    // PostgreSQL: the batch's rows go out in multi-row INSERTs at the end
+    // (each statement is a network round trip); the converted rows they
+    // point into live here until then.
+    std::vector<legacy::rows> converted_rows;
+    std::vector<storage::attachment_row const*> pending_att;
+    std::vector<storage::tool_call_row const*> pending_tc;
     {
         auto& q = db.prepare("SELECT status, cursor FROM migrations WHERE id = ?");
         q.bind(1, normalize_id);
@@ -314,21 +386,21 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 
     auto& sel = !pg ? db.prepare("SELECT rowid, id, conversation_id, user_id, created_at, attachments, tool_calls, "
                                  "partial_tool_calls FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?")
-                : id_cursor ? db.prepare("SELECT 0, id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                                         "partial_tool_calls FROM messages WHERE id > ?2 ORDER BY id LIMIT ?1")
-                            : db.prepare("SELECT 0, id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                                         "partial_tool_calls FROM messages ORDER BY id LIMIT ?1");
+                // PostgreSQL answers the parent check in the scan: one
+                // round trip per message would dominate the batch.
+                : id_cursor ? db.prepare(std::string("SELECT 0, id, conversation_id, user_id, created_at, attachments, "
+                                                     "tool_calls, partial_tool_calls, ") +
+                                         pg_parents + " FROM messages m WHERE id > ?2 ORDER BY id LIMIT ?1")
+                            : db.prepare(std::string("SELECT 0, id, conversation_id, user_id, created_at, attachments, "
+                                                     "tool_calls, partial_tool_calls, ") +
+                                         pg_parents + " FROM messages m ORDER BY id LIMIT ?1");
     auto& parent = db.prepare("SELECT (SELECT 1 FROM conversations WHERE id = ?1), (SELECT 1 FROM users WHERE id = ?2)");
     // ON CONFLICT DO NOTHING: a row that already exists came from an earlier
     // (interrupted) run of this migration with the same values, or from the
     // live server, whose dual-write makes the arrays mirror the table. Either
     // way the table is already right, and re-runs stay idempotent.
-    auto& ins_att = db.prepare(
-        "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, storage_id, "
-        "mime_type, size, metadata, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    auto& ins_tc = db.prepare(
-        "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result, "
-        "text_position, is_partial, timestamp, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_att = db.prepare(std::string(attachment_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_tc = db.prepare(std::string(tool_call_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     auto& quarantine = db.prepare(
         "INSERT INTO migration_errors(migration_id, record_id, error, raw, created_at) VALUES(?,?,?,?,?) "
         "ON CONFLICT(migration_id, record_id) DO UPDATE SET error = excluded.error, raw = excluded.raw");
@@ -388,14 +460,23 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 
         // Legacy databases rarely enforced foreign keys; an orphan message
         // would fail the insert and with it the whole batch.
-        parent.reset();
-        parent.clearBindings();
-        parent.bindNoCopy(1, ctx.conversation_id);
-        parent.bindNoCopy(2, ctx.user_id);
-        parent.executeStep();
-        bool const has_conversation = !parent.getColumn(0).isNull();
-        bool const has_user = !parent.getColumn(1).isNull();
-        parent.reset();
+        bool has_conversation = true, has_user = true;
+        if (pg)
+        {
+            has_conversation = sel.getColumn(8).getInt() != 0;
+            has_user = sel.getColumn(9).getInt() != 0;
+        }
+        else
+        {
+            parent.reset();
+            parent.clearBindings();
+            parent.bindNoCopy(1, ctx.conversation_id);
+            parent.bindNoCopy(2, ctx.user_id);
+            parent.executeStep();
+            has_conversation = !parent.getColumn(0).isNull();
+            has_user = !parent.getColumn(1).isNull();
+            parent.reset();
+        }
         if (!has_conversation || !has_user)
         {
             quarantine_message(!has_conversation ? "conversation '" + ctx.conversation_id + "' does not exist"
@@ -403,42 +484,35 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             continue;
         }
 
+        if (pg)
+        {
+            converted_rows.push_back(std::move(rows));
+            continue;
+        }
         for (auto const& a : rows.attachments)
         {
             ins_att.reset();
-            ins_att.bindNoCopy(1, a.id);
-            ins_att.bindNoCopy(2, a.message_id);
-            ins_att.bindNoCopy(3, a.conversation_id);
-            ins_att.bindNoCopy(4, a.user_id);
-            ins_att.bind(5, a.position);
-            ins_att.bindNoCopy(6, a.type);
-            ins_att.bindNoCopy(7, a.name);
-            ins_att.bindNoCopy(8, a.storage_id);
-            ins_att.bindNoCopy(9, a.mime_type);
-            ins_att.bind(10, a.size);
-            bind_ref(ins_att, 11, a.metadata);
-            ins_att.bind(12, a.created_at);
+            bind_attachment(ins_att, 0, a);
             ins_att.exec();
         }
         for (auto const& t : rows.tool_calls)
         {
             ins_tc.reset();
-            ins_tc.bindNoCopy(1, t.id);
-            ins_tc.bindNoCopy(2, t.message_id);
-            ins_tc.bindNoCopy(3, t.conversation_id);
-            ins_tc.bindNoCopy(4, t.user_id);
-            ins_tc.bindNoCopy(5, t.tool_call_id);
-            ins_tc.bindNoCopy(6, t.tool_name);
-            ins_tc.bindNoCopy(7, t.args);
-            bind_ref(ins_tc, 8, t.result);
-            bind_opt(ins_tc, 9, t.text_position);
-            ins_tc.bind(10, t.is_partial ? 1 : 0);
-            ins_tc.bind(11, t.timestamp);
-            ins_tc.bind(12, t.created_at);
+            bind_tool_call(ins_tc, 0, t);
             ins_tc.exec();
         }
     }
     sel.reset();
+    if (pg)
+    {
+        for (auto const& r : converted_rows)
+        {
+            for (auto const& a : r.attachments) pending_att.push_back(&a);
+            for (auto const& t : r.tool_calls) pending_tc.push_back(&t);
+        }
+        insert_rows(db, attachment_insert, pending_att, bind_attachment);
+        insert_rows(db, tool_call_insert, pending_tc, bind_tool_call);
+    }
 
     // The checkpoint commits in the caller's transaction with the rows above.
     result.done = result.processed < batch_size;
