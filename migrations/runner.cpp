@@ -134,6 +134,9 @@ up_result run_up(storage::database& db, up_options const& options)
         if (r.done) break;
         if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
     }
+    // Freshly bulk-loaded tables have no planner statistics until autovacuum
+    // gets to them; verify and the server's lookups by message_id want them now.
+    if (!sqlite && !result.stopped) db.try_exec("ANALYZE attachments, tool_calls");
     if (sqlite)
     {
         db.exec("PRAGMA wal_autocheckpoint=1000");
