@@ -2,7 +2,7 @@
 // tool (CHATSTREAM_LEGACY_GEN_MAIN) and compiled into the migration tests
 // and benchmark.
 //
-//   legacy_gen --out PATH [--messages N] [--seed S] [--no-edge-cases]
+//   legacy_gen --out PATH|postgres://… [--messages N] [--seed S] [--no-edge-cases]
 #include "legacy_gen.hpp"
 
 #include "chatstream/core/json.hpp"
@@ -503,7 +503,7 @@ int main(int argc, char** argv)
     std::string out;
     chatstream::bench::legacy_gen_options o;
     bool no_edge = false;
-    app.add_option("--out", out, "database file to create (replaced)")->required();
+    app.add_option("--out", out, "SQLite file (replaced) or postgres:// URI (its chatstream tables replaced)")->required();
     app.add_option("--messages", o.messages, "number of messages")->capture_default_str();
     app.add_option("--seed", o.seed, "random seed")->capture_default_str();
     app.add_option("--tool-call-percent", o.tool_call_percent)->capture_default_str();

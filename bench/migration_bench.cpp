@@ -19,6 +19,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -179,6 +180,8 @@ int main(int argc, char** argv)
     app.add_option("--dir", dir, "scratch directory")->capture_default_str();
     app.add_option("--seed", seed)->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    // Progress logs go to stdout by default; stdout is for the JSON lines.
+    spdlog::set_level(spdlog::level::warn);
     if (sizes.empty()) sizes = {834, 100'000, 1'000'000};
     if (batches.empty()) batches = {migrations::default_batch_size};
 

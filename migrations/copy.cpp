@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -214,23 +215,37 @@ std::vector<value> decode_key(std::string const& text, table_spec const& t)
     return out;
 }
 
-class sha256
+
+// 256-bit sum (mod 2^256) of SHA-256 digests: a multiset hash. It does not
+// depend on row order, so each engine reads a table in its own cheapest
+// order (SQLite's is bytewise, PostgreSQL's primary-key index follows the
+// database's collation; sorting PostgreSQL bytewise would cost a full sort
+// per page). Any changed, missing or extra row changes the sum.
+class digest_sum
 {
 public:
-    sha256() : ctx_(EVP_MD_CTX_new(), EVP_MD_CTX_free) { EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr); }
-    void update(std::string const& data) { EVP_DigestUpdate(ctx_.get(), data.data(), data.size()); }
-    std::string hex()
+    void add(std::string const& data)
     {
-        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int n = 0;
-        EVP_DigestFinal_ex(ctx_.get(), digest, &n);
+        EVP_Digest(data.data(), data.size(), d, &n, EVP_sha256(), nullptr);
+        unsigned carry = 0;
+        for (int i = 31; i >= 0; --i)
+        {
+            unsigned const v = unsigned(sum_[i]) + d[i] + carry;
+            sum_[i] = static_cast<unsigned char>(v);
+            carry = v >> 8;
+        }
+    }
+    std::string hex() const
+    {
         std::string out;
-        for (unsigned i = 0; i < n; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", digest[i]);
+        for (auto b : sum_) fmt::format_to(std::back_inserter(out), "{:02x}", b);
         return out;
     }
 
 private:
-    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
+    std::array<unsigned char, 32> sum_{};
 };
 
 struct digest
@@ -239,16 +254,13 @@ struct digest
     std::string sha256;
 };
 
-// Count and SHA-256 of every row of @p t (only @p columns), in primary-key
-// order: bytewise for text on both sides (SQLite's BINARY collation;
-// COLLATE "C" on PostgreSQL, whatever the database's locale). Read in keyset
-// pages, since libpq buffers a whole result in memory.
+// Count and multiset SHA-256 of every row of @p t (only @p columns). SQLite
+// steps through one scan; libpq buffers a whole result in memory, so
+// PostgreSQL reads keyset pages on the primary key (its index order).
 digest table_digest(storage::database& db, table_spec const& t, std::vector<std::size_t> const& columns)
 {
+    bool const pg = db.is_postgres();
     constexpr std::int64_t page = 10000;
-    auto collate = [&](column_spec const& c) {
-        return db.is_postgres() && c.k == kind::text ? std::string(" COLLATE \"C\"") : std::string();
-    };
     std::string select = "SELECT ", key, params;
     for (std::size_t i = 0; i < columns.size(); ++i) select += (i ? ", " : "") + quoted(t.columns[columns[i]].name);
     // The key columns ride along at the end to carry the cursor.
@@ -256,20 +268,20 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
     select += " FROM " + quoted(t.name);
     for (std::size_t i = 0; i < t.key.size(); ++i)
     {
-        key += (i ? ", " : "") + quoted(t.columns[t.key[i]].name) + collate(t.columns[t.key[i]]);
+        key += (i ? ", " : "") + quoted(t.columns[t.key[i]].name);
         params += (i ? ", ?" : "?") + std::to_string(i + 2);
     }
     auto const first_sql = select + " ORDER BY " + key + " LIMIT ?1";
     auto const next_sql = select + " WHERE (" + key + ") > (" + params + ") ORDER BY " + key + " LIMIT ?1";
 
     digest d;
-    sha256 h;
+    digest_sum sum;
     std::string row;
     std::optional<std::vector<value>> last;
     for (;;)
     {
-        auto& q = db.prepare(last ? next_sql : first_sql);
-        q.bind(1, page);
+        auto& q = db.prepare(!pg ? select : last ? next_sql : first_sql);
+        if (pg) q.bind(1, page);
         if (last)
             for (std::size_t i = 0; i < last->size(); ++i) bind_value(q, static_cast<int>(i + 2), (*last)[i]);
         std::int64_t seen = 0;
@@ -280,22 +292,20 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
             row.clear();
             for (std::size_t i = 0; i < columns.size(); ++i)
                 append_value(row, read_value(q, static_cast<int>(i), t.columns[columns[i]].k));
-            row += '\n';
-            h.update(row);
-            if (seen == page)
+            sum.add(row);
+            if (pg && seen == page)
             {
                 key_values.clear();
                 for (std::size_t i = 0; i < t.key.size(); ++i)
-                    key_values.push_back(
-                        read_value(q, static_cast<int>(columns.size() + i), t.columns[t.key[i]].k));
+                    key_values.push_back(read_value(q, static_cast<int>(columns.size() + i), t.columns[t.key[i]].k));
             }
         }
         q.reset();
         d.rows += seen;
-        if (seen < page) break;
+        if (!pg || seen < page) break;
         last = std::move(key_values);
     }
-    d.sha256 = h.hex();
+    d.sha256 = sum.hex();
     return d;
 }
 

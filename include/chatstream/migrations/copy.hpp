@@ -12,9 +12,10 @@
 ///    primary key, multi-row `INSERT … ON CONFLICT DO NOTHING`. Each batch
 ///    commits with its `copy_progress` row (last key copied), so a re-run
 ///    after `kill -9` continues where the last commit left, never duplicates.
-/// 3. Verify: per table, row count and SHA-256 over a canonical
-///    serialization of every row in primary-key order (bytewise), computed
-///    the same way on both sides. `schema_migrations` is not copied (its
+/// 3. Verify: per table, row count and a multiset SHA-256 (the sum mod
+///    2^256 of the SHA-256 of each row's canonical serialization), computed
+///    the same way on both sides; independent of row order, so neither
+///    engine has to sort by the other's collation. `schema_migrations` is not copied (its
 ///    checksums are per dialect); its history (`applied_at`, `skipped`) is,
 ///    and is verified without the checksum column.
 #include "chatstream/storage/database.hpp"
