@@ -16,7 +16,6 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <set>
 #include <variant>
 
@@ -371,7 +370,7 @@ std::string insert_sql(table_spec const& t, std::size_t rows)
     return sql + " ON CONFLICT DO NOTHING";
 }
 
-// The keyset query on the source: rows after @p key_count key values.
+// The keyset query on the source: the next ?1 rows, after the key ?2, ?3… when @p after.
 std::string select_sql(table_spec const& t, bool after)
 {
     std::string cols, key;

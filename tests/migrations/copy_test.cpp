@@ -172,6 +172,44 @@ TEST_CASE("copy a legacy database: the target is what migrate up makes of it, an
     CHECK(sorted_dump(target) == sorted_dump(source));
 }
 
+TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarantine carry over, 002 runs there",
+          "[migrations][copy]")
+{
+    REQUIRE_POSTGRES_TARGET();
+    test::temp_dir dir;
+    auto const source = legacy_source(dir, 800);
+    {
+        storage::database db(source, storage::open_mode::read_write);
+        run_up(db, {.batch_size = 100});
+    }
+    auto const target = dir.db("target");
+    {
+        storage::database from(source, storage::open_mode::read_write);
+        storage::database to(target, storage::open_mode::read_write);
+        auto const r = copy_database(from, to, {.batch_size = 64});
+        CHECK(r.ok());
+        CHECK(r.source_kind == "managed");
+        for (auto const* t : {"attachments", "tool_calls", "migrations", "migration_errors", "schema_migrations"})
+        {
+            INFO(t);
+            CHECK(table(r, t).ok());
+        }
+        CHECK(table(r, "migration_errors").target_rows > 0); // the generator's malformed messages
+        CHECK(storage::has_legacy_columns(to));
+        CHECK(count(to, "SELECT skipped FROM schema_migrations WHERE version = 1") == 0);
+    }
+    CHECK(sorted_dump(target) == sorted_dump(source));
+
+    // The copy is a legacy database in phase dual-write: verify, then 002's
+    // DROP COLUMN cleanup on PostgreSQL.
+    storage::database db(target, storage::open_mode::read_write);
+    CHECK(read_migration(db, normalize_id)->phase == "dual-write");
+    CHECK(verify(db).ok());
+    CHECK(cleanup(db) == 800);
+    CHECK_FALSE(storage::has_legacy_columns(db));
+    CHECK(read_migration(db, cleanup_id)->status == "completed");
+}
+
 TEST_CASE("copy a current database: every table, REAL and NULL values, schema history", "[migrations][copy]")
 {
     REQUIRE_POSTGRES_TARGET();
