@@ -164,9 +164,8 @@ int migrate_copy(migrate_args const& a)
     if (!std::filesystem::exists(from)) throw migrations::migration_error("no database at " + from);
     if (storage::parse_location(a.copy_to).dialect != storage::dialect::postgres)
         throw migrations::migration_error("--to must be a PostgreSQL URI (postgres://…)");
-    // Read-write: the source may be in WAL mode and we only read, but a
-    // read-only connection cannot recover a WAL left by a crash.
-    storage::database source(a.copy_from, storage::open_mode::read_write);
+    // query_only: the source is never written, not even switched to WAL.
+    storage::database source(a.copy_from, storage::open_mode::read_only);
     storage::database target(a.copy_to, storage::open_mode::read_write);
     migrations::copy_options o;
     o.batch_size = a.copy_batch_size;
