@@ -2,11 +2,12 @@
 // tool (CHATSTREAM_LEGACY_GEN_MAIN) and compiled into the migration tests
 // and benchmark.
 //
-//   legacy_gen --out PATH [--messages N] [--seed S] [--no-edge-cases]
+//   legacy_gen --out PATH|postgres://… [--messages N] [--seed S] [--no-edge-cases]
 #include "legacy_gen.hpp"
 
 #include "chatstream/core/json.hpp"
 #include "chatstream/core/utf16.hpp"
+#include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/database.hpp"
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include <array>
 #include <filesystem>
 #include <optional>
+#include <variant>
 #include <vector>
 
 namespace chatstream::bench {
@@ -285,39 +287,113 @@ bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
 
 } // namespace
 
-char const* legacy_schema_sql()
+char const* legacy_schema_sql(storage::dialect d)
 {
-    return R"sql(
-CREATE TABLE users(id TEXT PRIMARY KEY, external_id TEXT UNIQUE, name TEXT, created_at INTEGER NOT NULL);
-CREATE TABLE conversations(id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), title TEXT NOT NULL DEFAULT 'New Chat', model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_message_at INTEGER);
-CREATE TABLE messages(id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id), user_id TEXT NOT NULL REFERENCES users(id), role TEXT NOT NULL CHECK(role IN ('user','assistant','system')), content TEXT NOT NULL DEFAULT '', partial_content TEXT, status TEXT NOT NULL, model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attachments TEXT, tool_calls TEXT, partial_tool_calls TEXT);
-CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
-)sql";
+    return migrations::legacy_schema_sql(d);
 }
 
-legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options const& o)
+namespace {
+
+using value = std::variant<std::monostate, std::int64_t, std::string>;
+
+// Inserts rows of one table. SQLite: one cached single-row statement per
+// row (in-process, a round trip costs nothing). PostgreSQL: multi-row
+// INSERTs of up to `rows_per_statement` rows, since every statement is a
+// network round trip.
+class row_sink
 {
-    for (auto const* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+public:
+    static constexpr std::size_t rows_per_statement = 500;
+
+    /// @p parent is flushed first, so the rows a batch references exist.
+    row_sink(storage::database& db, std::string table, std::vector<char const*> columns, row_sink* parent = nullptr)
+        : db_(db), table_(std::move(table)), columns_(std::move(columns)), parent_(parent)
+    {
+    }
+
+    void add(std::vector<value> row)
+    {
+        pending_.push_back(std::move(row));
+        if (!db_.is_postgres() || pending_.size() >= rows_per_statement) flush();
+    }
+
+    void flush()
+    {
+        if (pending_.empty()) return;
+        if (parent_) parent_->flush();
+        auto& s = db_.prepare(sql_for(pending_.size()));
+        int i = 0;
+        for (auto const& row : pending_)
+            for (auto const& v : row)
+            {
+                ++i;
+                if (auto const* n = std::get_if<std::int64_t>(&v))
+                    s.bind(i, *n);
+                else if (auto const* t = std::get_if<std::string>(&v))
+                    s.bindNoCopy(i, *t);
+                else
+                    s.bind(i);
+            }
+        s.exec();
+        pending_.clear();
+    }
+
+private:
+    std::string sql_for(std::size_t rows) const
+    {
+        std::string sql = "INSERT INTO " + table_ + "(";
+        for (std::size_t c = 0; c < columns_.size(); ++c) sql += (c ? "," : "") + std::string(columns_[c]);
+        sql += ") VALUES";
+        int n = 0;
+        for (std::size_t r = 0; r < rows; ++r)
+        {
+            sql += r ? ",(" : "(";
+            for (std::size_t c = 0; c < columns_.size(); ++c) sql += (c ? ",?" : "?") + std::to_string(++n);
+            sql += ')';
+        }
+        return sql;
+    }
+
+    storage::database& db_;
+    std::string table_;
+    std::vector<char const*> columns_;
+    row_sink* parent_;
+    std::vector<std::vector<value>> pending_;
+};
+
+value opt(std::optional<std::string> const& v)
+{
+    return v ? value(*v) : value();
+}
+
+} // namespace
+
+legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_options const& o)
+{
     legacy_gen_stats stats;
     storage::database_options dbo;
-    dbo.sync = storage::sync_mode::off; // a generated file; durability is irrelevant
-    storage::database db(path, storage::open_mode::read_write, dbo);
-    db.exec(legacy_schema_sql());
+    dbo.sync = storage::sync_mode::off; // generated data; durability is irrelevant
+    auto const where = storage::parse_location(location);
+    if (where.dialect == storage::dialect::sqlite)
+        for (auto const* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(where.target + suffix);
+    storage::database db(location, storage::open_mode::read_write, dbo);
+    if (db.is_postgres())
+        // "Replaced", like the file: whatever a previous run left in this schema goes.
+        for (auto const* t : {"generations", "nodes", "usage", "uploads", "files", "migration_errors", "migrations",
+                              "tool_calls", "attachments", "messages", "conversations", "users", "schema_migrations"})
+            db.exec(std::string("DROP TABLE IF EXISTS ") + t + " CASCADE");
+    db.exec(legacy_schema_sql(db.dialect()));
 
     rng r{o.seed * 0x2545f4914f6cdd1dULL + 1};
     std::int64_t const epoch = 1'700'000'000'000;
-    auto& ins_user = db.prepare("INSERT INTO users(id, external_id, name, created_at) VALUES(?,?,?,?)");
-    auto& ins_conv = db.prepare("INSERT INTO conversations(id, user_id, title, model, created_at, updated_at, "
-                                "last_message_at) VALUES(?,?,?,?,?,?,?)");
-    auto& ins_msg = db.prepare(
-        "INSERT INTO messages(id, conversation_id, user_id, role, content, partial_content, status, model, created_at, "
-        "updated_at, attachments, tool_calls, partial_tool_calls) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    auto bind_opt = [](storage::statement& s, int i, std::optional<std::string> const& v) {
-        if (v)
-            s.bind(i, *v);
-        else
-            s.bind(i);
-    };
+    row_sink ins_user(db, "users", {"id", "external_id", "name", "created_at"});
+    row_sink ins_conv(db, "conversations",
+                      {"id", "user_id", "title", "model", "created_at", "updated_at", "last_message_at"},
+                      &ins_user);
+    row_sink ins_msg(db, "messages",
+                     {"id", "conversation_id", "user_id", "role", "content", "partial_content", "status", "model",
+                      "created_at", "updated_at", "attachments", "tool_calls", "partial_tool_calls"},
+                     &ins_conv);
 
     storage::transaction tx(db);
     std::string user_id, conversation_id;
@@ -331,24 +407,12 @@ legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options 
             if (conv_index % std::max<std::int64_t>(1, o.conversations_per_user) == 0)
             {
                 user_id = make_id(r, "us");
-                ins_user.reset();
-                ins_user.bind(1, user_id);
-                ins_user.bind(2, "ext|" + user_id);
-                ins_user.bind(3, fmt::format("User {} 😀", stats.users));
-                ins_user.bind(4, at);
-                ins_user.exec();
+                ins_user.add({user_id, "ext|" + user_id, fmt::format("User {} 😀", stats.users), at});
                 ++stats.users;
             }
             conversation_id = make_id(r, "cv");
-            ins_conv.reset();
-            ins_conv.bind(1, conversation_id);
-            ins_conv.bind(2, user_id);
-            ins_conv.bind(3, fmt::format("Chat {} 你好", conv_index));
-            ins_conv.bind(4, "gpt-4o");
-            ins_conv.bind(5, at);
-            ins_conv.bind(6, at + per_conv * 1000);
-            ins_conv.bind(7, at + per_conv * 1000);
-            ins_conv.exec();
+            ins_conv.add({conversation_id, user_id, fmt::format("Chat {} 你好", conv_index), std::string("gpt-4o"), at,
+                          at + per_conv * 1000, at + per_conv * 1000});
             ++stats.conversations;
         }
 
@@ -398,7 +462,16 @@ legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options 
             {
                 // Truncated JSON, the classic damage of a crashed writer.
                 auto& victim = m.tool_calls && m.tool_calls->size() > 2 ? m.tool_calls : m.attachments;
-                victim = victim && victim->size() > 2 ? victim->substr(0, victim->size() / 2) : std::string("[{");
+                // Cut on a UTF-8 boundary: broken JSON, but valid text, which
+                // PostgreSQL insists on (and a crashed JavaScript writer emits).
+                if (victim && victim->size() > 2)
+                {
+                    auto cut = victim->size() / 2;
+                    while (cut > 0 && (static_cast<unsigned char>((*victim)[cut]) & 0xC0) == 0x80) --cut;
+                    victim = victim->substr(0, cut);
+                }
+                else
+                    victim = std::string("[{");
                 ++stats.malformed;
             }
         }
@@ -406,25 +479,16 @@ legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options 
         if ((m.tool_calls && m.tool_calls->size() > 2) || (m.partial_tool_calls && m.partial_tool_calls->size() > 2))
             ++stats.with_tool_calls;
 
-        ins_msg.reset();
-        ins_msg.bind(1, m.id);
-        ins_msg.bind(2, m.conversation_id);
-        ins_msg.bind(3, m.user_id);
-        ins_msg.bind(4, m.role);
-        ins_msg.bind(5, m.content);
-        bind_opt(ins_msg, 6, m.partial_content);
-        ins_msg.bind(7, m.status);
-        ins_msg.bind(8, "gpt-4o");
-        ins_msg.bind(9, m.created_at);
-        ins_msg.bind(10, m.created_at);
-        bind_opt(ins_msg, 11, m.attachments);
-        bind_opt(ins_msg, 12, m.tool_calls);
-        bind_opt(ins_msg, 13, m.partial_tool_calls);
-        ins_msg.exec();
+        ins_msg.add({m.id, m.conversation_id, m.user_id, m.role, m.content, opt(m.partial_content), m.status,
+                     std::string("gpt-4o"), m.created_at, m.created_at, opt(m.attachments), opt(m.tool_calls),
+                     opt(m.partial_tool_calls)});
         ++stats.messages;
     }
+    ins_user.flush();
+    ins_conv.flush();
+    ins_msg.flush();
     tx.commit();
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!db.is_postgres()) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     return stats;
 }
 
@@ -439,7 +503,7 @@ int main(int argc, char** argv)
     std::string out;
     chatstream::bench::legacy_gen_options o;
     bool no_edge = false;
-    app.add_option("--out", out, "database file to create (replaced)")->required();
+    app.add_option("--out", out, "SQLite file (replaced) or postgres:// URI (its chatstream tables replaced)")->required();
     app.add_option("--messages", o.messages, "number of messages")->capture_default_str();
     app.add_option("--seed", o.seed, "random seed")->capture_default_str();
     app.add_option("--tool-call-percent", o.tool_call_percent)->capture_default_str();

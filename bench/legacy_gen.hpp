@@ -9,6 +9,8 @@
 /// NULL vs []; duplicate ids; ids in both arrays; missing textPosition;
 /// 200 KB arguments; malformed JSON; orphan message), the rest is a seeded
 /// random mix.
+#include "chatstream/storage/database.hpp"
+
 #include <cstdint>
 #include <string>
 
@@ -37,11 +39,14 @@ struct legacy_gen_stats
     std::int64_t with_attachments = 0;
 };
 
-/// The legacy schema of DESIGN.md §5, verbatim.
-char const* legacy_schema_sql();
+/// The legacy schema of DESIGN.md §5: verbatim for SQLite; for PostgreSQL
+/// the same tables with BIGINT times and TEXT JSON columns.
+char const* legacy_schema_sql(storage::dialect d = storage::dialect::sqlite);
 
-/// Creates @p path (replacing any existing file) as a legacy database.
-/// @throws SQLite::Exception
-legacy_gen_stats generate_legacy_db(std::string const& path, legacy_gen_options const& options);
+/// Creates the legacy database at @p location (a SQLite path, replacing the
+/// file, or a `postgres://` URI, replacing the chatstream tables of its
+/// schema). The same options give the same rows on both backends.
+/// @throws std::exception (storage errors)
+legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_options const& options);
 
 } // namespace chatstream::bench

@@ -2,18 +2,24 @@
 // generated legacy databases, next to a pure-SQL json_each backfill of the
 // same database in the same run (the practical ceiling: SQLite doing the
 // whole job in C, no row ever leaving the engine). One JSON line per result.
+// With --db postgres://…, the same database is then generated in PostgreSQL
+// and backfilled, verified and cleaned up there, and the SQLite file is
+// copied into it with `migrate copy`'s engine (every table of the URI's
+// schema is dropped first: point it at a scratch database or schema).
 //
-//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S]
+//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S] [--db URL]
 //
 // Default sizes: 834 (the seed's production run), 100k and 1M messages.
 #include "legacy_gen.hpp"
 
+#include "chatstream/migrations/copy.hpp"
 #include "chatstream/migrations/data_migration.hpp"
 #include "chatstream/migrations/runner.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -92,14 +98,68 @@ void copy_db(std::string const& from, std::string const& to)
     std::filesystem::copy_file(from, to);
 }
 
-void line(char const* phase, char const* impl, std::int64_t messages, std::size_t batch, double seconds,
-          std::string const& extra = {})
+void line(char const* backend, char const* phase, char const* impl, std::int64_t messages, std::size_t batch,
+          double seconds, std::string const& extra = {})
 {
-    fmt::print(R"({{"bench":"migration","phase":"{}","impl":"{}","messages":{},"batch_size":{},"seconds":{:.4f},)"
-               R"("msg_per_s":{:.0f}{}}})"
+    fmt::print(R"({{"bench":"migration","backend":"{}","phase":"{}","impl":"{}","messages":{},"batch_size":{},)"
+               R"("seconds":{:.4f},"msg_per_s":{:.0f}{}}})"
                "\n",
-               phase, impl, messages, batch, seconds, seconds > 0 ? messages / seconds : 0.0, extra);
+               backend, phase, impl, messages, batch, seconds, seconds > 0 ? messages / seconds : 0.0, extra);
     std::fflush(stdout);
+}
+
+// Drops every table of the connection's schema (the bench's scratch target).
+void reset_postgres(std::string const& url)
+{
+    storage::database db(url, storage::open_mode::read_write);
+    std::vector<std::string> tables;
+    auto& q = db.prepare("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
+    q.reset();
+    for (auto const& t : tables) db.exec("DROP TABLE IF EXISTS \"" + t + "\" CASCADE");
+}
+
+// 001 backfill, verify and 002 cleanup on PostgreSQL, then `migrate copy`
+// of the SQLite legacy file @p legacy into the emptied schema.
+void run_postgres(std::string const& url, std::string const& legacy, bench::legacy_gen_options const& o,
+                  std::vector<std::size_t> const& batches, std::size_t copy_batch)
+{
+    auto const n = o.messages;
+    for (auto const batch : batches)
+    {
+        reset_postgres(url);
+        auto t = clock_type::now();
+        bench::generate_legacy_db(url, o);
+        line("postgres", "generate", "legacy_gen", n, 0, since(t));
+        storage::database db(url, storage::open_mode::read_write);
+        migrations::apply_schema(db);
+        migrations::up_options uo;
+        uo.batch_size = batch;
+        t = clock_type::now();
+        auto const r = migrations::run_up(db, uo);
+        double const s = since(t);
+        auto const rows = count(db, "attachments") + count(db, "tool_calls");
+        line("postgres", "backfill", "chatstream", n, batch, s,
+             fmt::format(R"(,"rows":{},"quarantined":{})", rows, r.quarantined));
+        t = clock_type::now();
+        auto const report = migrations::verify(db);
+        line("postgres", "verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
+        t = clock_type::now();
+        auto const dropped = migrations::cleanup(db);
+        line("postgres", "cleanup", "chatstream", dropped, batch, since(t), R"(,"includes_verify":true)");
+    }
+    reset_postgres(url);
+    storage::database source(legacy, storage::open_mode::read_write);
+    storage::database target(url, storage::open_mode::read_write);
+    migrations::copy_options co;
+    co.batch_size = copy_batch;
+    auto const r = migrations::copy_database(source, target, co);
+    std::int64_t rows = 0;
+    for (auto const& t : r.tables) rows += t.source_rows;
+    line("postgres", "copy", "migrate_copy", n, copy_batch, r.copy_seconds + r.verify_seconds,
+         fmt::format(R"(,"rows":{},"copy_seconds":{:.3f},"verify_seconds":{:.3f},"ok":{})", rows, r.copy_seconds,
+                     r.verify_seconds, r.ok()));
+    reset_postgres(url);
 }
 
 } // namespace
@@ -111,11 +171,17 @@ int main(int argc, char** argv)
     std::vector<std::size_t> batches;
     std::string dir = std::filesystem::temp_directory_path().string();
     std::uint64_t seed = 1;
+    std::string pg_url;
+    std::size_t copy_batch = migrations::default_copy_batch_size;
+    app.add_option("--db", pg_url, "also run on this PostgreSQL database (its schema's tables are dropped!)");
+    app.add_option("--copy-batch-size", copy_batch, "migrate copy batch size")->capture_default_str();
     app.add_option("--messages", sizes, "messages per generated database (repeatable)");
     app.add_option("--batch-size", batches, "001 batch sizes to run (repeatable)");
     app.add_option("--dir", dir, "scratch directory")->capture_default_str();
     app.add_option("--seed", seed)->capture_default_str();
     CLI11_PARSE(app, argc, argv);
+    // Progress logs go to stdout by default; stdout is for the JSON lines.
+    spdlog::set_level(spdlog::level::warn);
     if (sizes.empty()) sizes = {834, 100'000, 1'000'000};
     if (batches.empty()) batches = {migrations::default_batch_size};
 
@@ -129,7 +195,7 @@ int main(int argc, char** argv)
         o.seed = seed;
         auto t = clock_type::now();
         auto const stats = bench::generate_legacy_db(legacy, o);
-        fmt::print(R"({{"bench":"migration","phase":"generate","messages":{},"with_tool_calls":{},"with_attachments":{},)"
+        fmt::print(R"({{"bench":"migration","backend":"sqlite","phase":"generate","messages":{},"with_tool_calls":{},"with_attachments":{},)"
                    R"("malformed":{},"bytes":{},"seconds":{:.3f}}})"
                    "\n",
                    n, stats.with_tool_calls, stats.with_attachments, stats.malformed,
@@ -148,7 +214,7 @@ int main(int argc, char** argv)
             tx.commit();
             ceiling_s = since(t);
             ceiling_rows = count(db, "attachments") + count(db, "tool_calls");
-            line("backfill", "sql_json_each_ceiling", n, 0, ceiling_s, fmt::format(R"(,"rows":{})", ceiling_rows));
+            line("sqlite", "backfill", "sql_json_each_ceiling", n, 0, ceiling_s, fmt::format(R"(,"rows":{})", ceiling_rows));
         }
         remove_db(ceiling);
 
@@ -163,20 +229,21 @@ int main(int argc, char** argv)
             auto const r = migrations::run_up(db, uo);
             double const s = since(t);
             auto const rows = count(db, "attachments") + count(db, "tool_calls");
-            line("backfill", "chatstream", n, batch, s,
+            line("sqlite", "backfill", "chatstream", n, batch, s,
                  fmt::format(R"(,"rows":{},"quarantined":{},"vs_ceiling":{:.3f})", rows, r.quarantined,
                              s > 0 ? ceiling_s / s : 0.0));
 
             t = clock_type::now();
             auto const report = migrations::verify(db);
-            line("verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
+            line("sqlite", "verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
 
             // Cleanup as the CLI runs it: verify again, then the rebuild.
             t = clock_type::now();
             auto const rewritten = migrations::cleanup(db);
-            line("cleanup", "chatstream", rewritten, batch, since(t), R"(,"includes_verify":true)");
+            line("sqlite", "cleanup", "chatstream", rewritten, batch, since(t), R"(,"includes_verify":true)");
         }
         remove_db(ours);
+        if (!pg_url.empty()) run_postgres(pg_url, legacy, o, batches, copy_batch);
         remove_db(legacy);
     }
     return 0;

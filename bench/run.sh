@@ -29,7 +29,10 @@ wait_port() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/d
 # (1) Migration backfill / cleanup next to the pure-SQL ceiling.
 if [ -x "$B/migration_bench" ]; then
   sizes="834 100000 1000000"; [ -n "${QUICK:-}" ] && sizes="834 100000"
-  for n in $sizes; do "$B/migration_bench" --messages "$n" --dir "$work" | emit; done
+  # CHATSTREAM_BENCH_PG_URL: also run 001/verify/002 and `migrate copy` on
+  # PostgreSQL (the URL's schema is emptied; point it at a scratch database).
+  pg=(); [ -n "${CHATSTREAM_BENCH_PG_URL:-}" ] && pg=(--db "$CHATSTREAM_BENCH_PG_URL")
+  for n in $sizes; do "$B/migration_bench" --messages "$n" --dir "$work" "${pg[@]}" | emit; done
 fi
 
 # (3) Writer: committed upserts/s vs one transaction per row.

@@ -2,6 +2,7 @@
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/json.hpp"
+#include "chatstream/migrations/copy.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/legacy.hpp"
@@ -29,6 +30,70 @@ void bind_ref(storage::statement& s, int i, std::optional<std::string> const& v)
         s.bindNoCopy(i, *v);
     else
         s.bind(i);
+}
+
+void bind_attachment(storage::statement& s, int base, storage::attachment_row const& a)
+{
+    s.bindNoCopy(base + 1, a.id);
+    s.bindNoCopy(base + 2, a.message_id);
+    s.bindNoCopy(base + 3, a.conversation_id);
+    s.bindNoCopy(base + 4, a.user_id);
+    s.bind(base + 5, a.position);
+    s.bindNoCopy(base + 6, a.type);
+    s.bindNoCopy(base + 7, a.name);
+    s.bindNoCopy(base + 8, a.storage_id);
+    s.bindNoCopy(base + 9, a.mime_type);
+    s.bind(base + 10, a.size);
+    bind_ref(s, base + 11, a.metadata);
+    s.bind(base + 12, a.created_at);
+}
+
+void bind_tool_call(storage::statement& s, int base, storage::tool_call_row const& t)
+{
+    s.bindNoCopy(base + 1, t.id);
+    s.bindNoCopy(base + 2, t.message_id);
+    s.bindNoCopy(base + 3, t.conversation_id);
+    s.bindNoCopy(base + 4, t.user_id);
+    s.bindNoCopy(base + 5, t.tool_call_id);
+    s.bindNoCopy(base + 6, t.tool_name);
+    s.bindNoCopy(base + 7, t.args);
+    bind_ref(s, base + 8, t.result);
+    bind_opt(s, base + 9, t.text_position);
+    s.bind(base + 10, t.is_partial ? 1 : 0);
+    s.bind(base + 11, t.timestamp);
+    s.bind(base + 12, t.created_at);
+}
+
+constexpr char const* attachment_insert = "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, "
+                                          "type, name, storage_id, mime_type, size, metadata, created_at) VALUES";
+constexpr char const* tool_call_insert = "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, "
+                                         "tool_call_id, tool_name, args, result, text_position, is_partial, timestamp, "
+                                         "created_at) VALUES";
+
+// Multi-row INSERT … ON CONFLICT DO NOTHING of @p rows (12 columns each).
+// Chunks of 512 rows, the rest in power-of-two chunks, so at most ten
+// distinct statements are ever prepared.
+template <class Row, class Bind>
+void insert_rows(storage::database& db, char const* insert, std::vector<Row const*> const& rows, Bind bind)
+{
+    std::size_t i = 0;
+    while (i < rows.size())
+    {
+        std::size_t n = 512;
+        while (n > rows.size() - i) n /= 2;
+        std::string sql = insert;
+        for (std::size_t r = 0; r < n; ++r)
+        {
+            sql += r ? ",(" : "(";
+            for (int c = 1; c <= 12; ++c) sql += (c > 1 ? ",?" : "?") + std::to_string(r * 12 + c);
+            sql += ')';
+        }
+        sql += " ON CONFLICT DO NOTHING";
+        auto& s = db.prepare(sql);
+        for (std::size_t r = 0; r < n; ++r) bind(s, static_cast<int>(r * 12), *rows[i + r]);
+        s.exec();
+        i += n;
+    }
 }
 
 // A legacy column with nothing to convert: NULL, '' or '[]'. Checked on the
@@ -209,7 +274,7 @@ std::string status_json(storage::database& db)
     auto opt_str = [&](std::optional<std::string> const& s) { return s ? str(*s) : std::string("null"); };
     auto opt_num = [](std::optional<std::int64_t> const& n) { return n ? std::to_string(*n) : std::string("null"); };
 
-    std::string out = "{\"database\":" + str(db.path());
+    std::string out = "{\"database\":" + str(db.is_postgres() ? redact_location(db.location()) : db.path());
     out += ",\"legacy_columns\":";
     out += db.has_table("messages") && storage::has_legacy_columns(db) ? "true" : "false";
     out += ",\"schema\":[";
@@ -259,7 +324,12 @@ normalize::start_kind normalize::begin(storage::database& db)
     // Resume (running after a crash, failed, or paused). The checkpoint is
     // only trusted if the row at the cursor still has the id we recorded.
     bool cursor_ok = !state->cursor;
-    if (state->cursor && state->last_processed_id)
+    if (db.is_postgres())
+        // PostgreSQL's cursor is the message id itself (see step): nothing
+        // can renumber it, and a deleted message only means the keyset
+        // resumes at the next id.
+        cursor_ok = !state->cursor || state->cursor == state->last_processed_id;
+    else if (state->cursor && state->last_processed_id)
     {
         auto& q = db.prepare("SELECT id FROM messages WHERE rowid = ?");
         q.bind(1, static_cast<std::int64_t>(std::stoll(*state->cursor)));
@@ -283,31 +353,54 @@ normalize::start_kind normalize::begin(storage::database& db)
 batch_result normalize::step(storage::database& db, std::size_t batch_size)
 {
     batch_result result;
+    // SQLite: the rowid (physical order). PostgreSQL has no stable rowid
+    // (ctid moves on UPDATE/VACUUM), so the keyset is the primary key: an
+    // index range scan `id > cursor ORDER BY id`, in the database's collation.
     std::int64_t cursor = 0;
+    std::optional<std::string> id_cursor;
+    bool const pg = db.is_postgres();
+    constexpr char const* pg_parents = "EXISTS(SELECT 1 FROM conversations c WHERE c.id = m.conversation_id)::int, "
+                                       "EXISTS(SELECT 1 FROM users u WHERE u.id = m.user_id)::int";
+    // PostgreSQL: the batch's rows go out in multi-row INSERTs at the end
+    // (each statement is a network round trip); the converted rows they
+    // point into live here until then.
+    std::vector<legacy::rows> converted_rows;
+    std::vector<storage::attachment_row const*> pending_att;
+    std::vector<storage::tool_call_row const*> pending_tc;
     {
         auto& q = db.prepare("SELECT status, cursor FROM migrations WHERE id = ?");
         q.bind(1, normalize_id);
         if (!q.executeStep()) throw migration_error("migration 001 has not been started");
         auto const status = q.getColumn(0).getString();
-        if (auto c = opt_text(q.getColumn(1))) std::from_chars(c->data(), c->data() + c->size(), cursor);
+        if (auto c = opt_text(q.getColumn(1)))
+        {
+            if (pg)
+                id_cursor = std::move(c);
+            else
+                std::from_chars(c->data(), c->data() + c->size(), cursor);
+        }
         q.reset();
         // Someone else (rollback, cleanup) changed the migration under us.
         if (status != "running") throw migration_error("migration 001 is " + status + ", not running");
     }
 
-    auto& sel = db.prepare("SELECT rowid, id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                           "partial_tool_calls FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?");
+    auto& sel = !pg ? db.prepare("SELECT rowid, id, conversation_id, user_id, created_at, attachments, tool_calls, "
+                                 "partial_tool_calls FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?")
+                // PostgreSQL answers the parent check in the scan: one
+                // round trip per message would dominate the batch.
+                : id_cursor ? db.prepare(std::string("SELECT 0, id, conversation_id, user_id, created_at, attachments, "
+                                                     "tool_calls, partial_tool_calls, ") +
+                                         pg_parents + " FROM messages m WHERE id > ?2 ORDER BY id LIMIT ?1")
+                            : db.prepare(std::string("SELECT 0, id, conversation_id, user_id, created_at, attachments, "
+                                                     "tool_calls, partial_tool_calls, ") +
+                                         pg_parents + " FROM messages m ORDER BY id LIMIT ?1");
     auto& parent = db.prepare("SELECT (SELECT 1 FROM conversations WHERE id = ?1), (SELECT 1 FROM users WHERE id = ?2)");
     // ON CONFLICT DO NOTHING: a row that already exists came from an earlier
     // (interrupted) run of this migration with the same values, or from the
     // live server, whose dual-write makes the arrays mirror the table. Either
     // way the table is already right, and re-runs stay idempotent.
-    auto& ins_att = db.prepare(
-        "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, storage_id, "
-        "mime_type, size, metadata, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    auto& ins_tc = db.prepare(
-        "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, args, result, "
-        "text_position, is_partial, timestamp, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_att = db.prepare(std::string(attachment_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_tc = db.prepare(std::string(tool_call_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     auto& quarantine = db.prepare(
         "INSERT INTO migration_errors(migration_id, record_id, error, raw, created_at) VALUES(?,?,?,?,?) "
         "ON CONFLICT(migration_id, record_id) DO UPDATE SET error = excluded.error, raw = excluded.raw");
@@ -329,8 +422,16 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
         ++result.quarantined;
     };
 
-    sel.bind(1, cursor);
-    sel.bind(2, static_cast<std::int64_t>(batch_size));
+    if (pg)
+    {
+        sel.bind(1, static_cast<std::int64_t>(batch_size));
+        if (id_cursor) sel.bind(2, *id_cursor); // the first batch has no lower bound
+    }
+    else
+    {
+        sel.bind(1, cursor);
+        sel.bind(2, static_cast<std::int64_t>(batch_size));
+    }
     while (sel.executeStep())
     {
         ++result.processed;
@@ -359,14 +460,23 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 
         // Legacy databases rarely enforced foreign keys; an orphan message
         // would fail the insert and with it the whole batch.
-        parent.reset();
-        parent.clearBindings();
-        parent.bindNoCopy(1, ctx.conversation_id);
-        parent.bindNoCopy(2, ctx.user_id);
-        parent.executeStep();
-        bool const has_conversation = !parent.getColumn(0).isNull();
-        bool const has_user = !parent.getColumn(1).isNull();
-        parent.reset();
+        bool has_conversation = true, has_user = true;
+        if (pg)
+        {
+            has_conversation = sel.getColumn(8).getInt() != 0;
+            has_user = sel.getColumn(9).getInt() != 0;
+        }
+        else
+        {
+            parent.reset();
+            parent.clearBindings();
+            parent.bindNoCopy(1, ctx.conversation_id);
+            parent.bindNoCopy(2, ctx.user_id);
+            parent.executeStep();
+            has_conversation = !parent.getColumn(0).isNull();
+            has_user = !parent.getColumn(1).isNull();
+            parent.reset();
+        }
         if (!has_conversation || !has_user)
         {
             quarantine_message(!has_conversation ? "conversation '" + ctx.conversation_id + "' does not exist"
@@ -374,42 +484,35 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             continue;
         }
 
+        if (pg)
+        {
+            converted_rows.push_back(std::move(rows));
+            continue;
+        }
         for (auto const& a : rows.attachments)
         {
             ins_att.reset();
-            ins_att.bindNoCopy(1, a.id);
-            ins_att.bindNoCopy(2, a.message_id);
-            ins_att.bindNoCopy(3, a.conversation_id);
-            ins_att.bindNoCopy(4, a.user_id);
-            ins_att.bind(5, a.position);
-            ins_att.bindNoCopy(6, a.type);
-            ins_att.bindNoCopy(7, a.name);
-            ins_att.bindNoCopy(8, a.storage_id);
-            ins_att.bindNoCopy(9, a.mime_type);
-            ins_att.bind(10, a.size);
-            bind_ref(ins_att, 11, a.metadata);
-            ins_att.bind(12, a.created_at);
+            bind_attachment(ins_att, 0, a);
             ins_att.exec();
         }
         for (auto const& t : rows.tool_calls)
         {
             ins_tc.reset();
-            ins_tc.bindNoCopy(1, t.id);
-            ins_tc.bindNoCopy(2, t.message_id);
-            ins_tc.bindNoCopy(3, t.conversation_id);
-            ins_tc.bindNoCopy(4, t.user_id);
-            ins_tc.bindNoCopy(5, t.tool_call_id);
-            ins_tc.bindNoCopy(6, t.tool_name);
-            ins_tc.bindNoCopy(7, t.args);
-            bind_ref(ins_tc, 8, t.result);
-            bind_opt(ins_tc, 9, t.text_position);
-            ins_tc.bind(10, t.is_partial ? 1 : 0);
-            ins_tc.bind(11, t.timestamp);
-            ins_tc.bind(12, t.created_at);
+            bind_tool_call(ins_tc, 0, t);
             ins_tc.exec();
         }
     }
     sel.reset();
+    if (pg)
+    {
+        for (auto const& r : converted_rows)
+        {
+            for (auto const& a : r.attachments) pending_att.push_back(&a);
+            for (auto const& t : r.tool_calls) pending_tc.push_back(&t);
+        }
+        insert_rows(db, attachment_insert, pending_att, bind_attachment);
+        insert_rows(db, tool_call_insert, pending_tc, bind_tool_call);
+    }
 
     // The checkpoint commits in the caller's transaction with the rows above.
     result.done = result.processed < batch_size;
@@ -422,7 +525,7 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     upd.bind(1, normalize_id);
     if (result.processed)
     {
-        upd.bind(2, std::to_string(cursor));
+        upd.bind(2, pg ? last_id : std::to_string(cursor));
         upd.bind(3, last_id);
     }
     upd.bind(4, static_cast<std::int64_t>(result.processed));
@@ -521,88 +624,106 @@ verify_report verify(storage::database& db, std::size_t max_reported)
     };
 
     auto const quarantined = quarantined_ids(db);
-    auto& sel = db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                           "partial_tool_calls FROM messages ORDER BY rowid");
+    // SQLite steps through one scan in rowid order. libpq buffers a whole
+    // result in memory, so PostgreSQL reads keyset pages on the primary key.
+    bool const pg = db.is_postgres();
+    constexpr std::int64_t page = 20000;
+    std::optional<std::string> after;
     auto& att_q = db.prepare("SELECT type, name, storage_id, mime_type, size, metadata FROM attachments "
                              "WHERE message_id = ? ORDER BY position");
     legacy::message_context ctx;
     legacy::arrays in;
-    while (sel.executeStep())
+    for (;;)
     {
-        ++report.messages;
-        ctx.message_id = sel.getColumn(0).getString();
-        if (quarantined.count(ctx.message_id))
+        auto& sel = !pg   ? db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
+                                       "partial_tool_calls FROM messages ORDER BY rowid")
+                    : after ? db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
+                                         "partial_tool_calls FROM messages WHERE id > ?2 ORDER BY id LIMIT ?1")
+                            : db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
+                                         "partial_tool_calls FROM messages ORDER BY id LIMIT ?1");
+        if (pg) sel.bind(1, page);
+        if (pg && after) sel.bind(2, *after);
+        std::int64_t seen = 0;
+        while (sel.executeStep())
         {
-            ++report.quarantined;
-            continue;
-        }
-        auto const att = sel.getColumn(4), tc = sel.getColumn(5), ptc = sel.getColumn(6);
-        // Blank messages are covered by the row totals below.
-        if (blank(att) && blank(tc) && blank(ptc)) continue;
-        ctx.conversation_id = sel.getColumn(1).getString();
-        ctx.user_id = sel.getColumn(2).getString();
-        ctx.created_at = sel.getColumn(3).getInt64();
-        assign(in.attachments, att);
-        assign(in.tool_calls, tc);
-        assign(in.partial_tool_calls, ptc);
-        auto converted = legacy::convert(ctx, in);
-        if (auto* reason = std::get_if<std::string>(&converted))
-        {
-            add(ctx.message_id, "malformed and not quarantined: " + *reason);
-            continue;
-        }
-        auto const& want = std::get<legacy::rows>(converted);
-        report.expected_attachments += static_cast<std::int64_t>(want.attachments.size());
-        report.expected_tool_calls += static_cast<std::int64_t>(want.tool_calls.size());
+            ++report.messages;
+            ++seen;
+            ctx.message_id = sel.getColumn(0).getString();
+            after = ctx.message_id;
+            if (quarantined.count(ctx.message_id))
+            {
+                ++report.quarantined;
+                continue;
+            }
+            auto const att = sel.getColumn(4), tc = sel.getColumn(5), ptc = sel.getColumn(6);
+            // Blank messages are covered by the row totals below.
+            if (blank(att) && blank(tc) && blank(ptc)) continue;
+            ctx.conversation_id = sel.getColumn(1).getString();
+            ctx.user_id = sel.getColumn(2).getString();
+            ctx.created_at = sel.getColumn(3).getInt64();
+            assign(in.attachments, att);
+            assign(in.tool_calls, tc);
+            assign(in.partial_tool_calls, ptc);
+            auto converted = legacy::convert(ctx, in);
+            if (auto* reason = std::get_if<std::string>(&converted))
+            {
+                add(ctx.message_id, "malformed and not quarantined: " + *reason);
+                continue;
+            }
+            auto const& want = std::get<legacy::rows>(converted);
+            report.expected_attachments += static_cast<std::int64_t>(want.attachments.size());
+            report.expected_tool_calls += static_cast<std::int64_t>(want.tool_calls.size());
 
-        std::vector<storage::attachment_row> got_att;
-        att_q.reset();
-        att_q.bind(1, ctx.message_id);
-        while (att_q.executeStep())
-        {
-            storage::attachment_row a;
-            a.type = att_q.getColumn(0).getString();
-            a.name = att_q.getColumn(1).getString();
-            a.storage_id = att_q.getColumn(2).getString();
-            a.mime_type = att_q.getColumn(3).getString();
-            a.size = att_q.getColumn(4).getInt64();
-            a.metadata = opt_text(att_q.getColumn(5));
-            got_att.push_back(std::move(a));
-        }
-        att_q.reset();
-        // Sorted like convert's output (bytewise tool_call_id) to walk both together.
-        auto got_tc = storage::tool_calls::rows_for_message(db, ctx.message_id);
-        std::sort(got_tc.begin(), got_tc.end(),
-                  [](auto const& a, auto const& b) { return a.tool_call_id < b.tool_call_id; });
-        std::string detail;
-        if (got_att.size() != want.attachments.size())
-            detail += fmt::format(" attachments: legacy has {}, table has {};", want.attachments.size(), got_att.size());
-        else
-            for (std::size_t i = 0; i < got_att.size(); ++i)
+            std::vector<storage::attachment_row> got_att;
+            att_q.reset();
+            att_q.bind(1, ctx.message_id);
+            while (att_q.executeStep())
             {
-                std::string d;
-                diff_attachment(want.attachments[i], got_att[i], d);
-                if (!d.empty()) detail += fmt::format(" attachments[{}]:{}", i, d);
+                storage::attachment_row a;
+                a.type = att_q.getColumn(0).getString();
+                a.name = att_q.getColumn(1).getString();
+                a.storage_id = att_q.getColumn(2).getString();
+                a.mime_type = att_q.getColumn(3).getString();
+                a.size = att_q.getColumn(4).getInt64();
+                a.metadata = opt_text(att_q.getColumn(5));
+                got_att.push_back(std::move(a));
             }
-        // Both sides are ordered by tool_call_id (bytewise), so walk them together.
-        std::size_t i = 0, j = 0;
-        while (i < want.tool_calls.size() || j < got_tc.size())
-        {
-            if (j == got_tc.size() || (i < want.tool_calls.size() && want.tool_calls[i].tool_call_id < got_tc[j].tool_call_id))
-                detail += fmt::format(" tool call {} missing from table;", want.tool_calls[i++].tool_call_id);
-            else if (i == want.tool_calls.size() || got_tc[j].tool_call_id < want.tool_calls[i].tool_call_id)
-                detail += fmt::format(" tool call {} not in legacy arrays;", got_tc[j++].tool_call_id);
+            att_q.reset();
+            // Sorted like convert's output (bytewise tool_call_id) to walk both together.
+            auto got_tc = storage::tool_calls::rows_for_message(db, ctx.message_id);
+            std::sort(got_tc.begin(), got_tc.end(),
+                      [](auto const& a, auto const& b) { return a.tool_call_id < b.tool_call_id; });
+            std::string detail;
+            if (got_att.size() != want.attachments.size())
+                detail += fmt::format(" attachments: legacy has {}, table has {};", want.attachments.size(), got_att.size());
             else
+                for (std::size_t i = 0; i < got_att.size(); ++i)
+                {
+                    std::string d;
+                    diff_attachment(want.attachments[i], got_att[i], d);
+                    if (!d.empty()) detail += fmt::format(" attachments[{}]:{}", i, d);
+                }
+            // Both sides are ordered by tool_call_id (bytewise), so walk them together.
+            std::size_t i = 0, j = 0;
+            while (i < want.tool_calls.size() || j < got_tc.size())
             {
-                std::string d;
-                diff_tool_call(want.tool_calls[i], got_tc[j], d);
-                if (!d.empty()) detail += fmt::format(" tool call {}:{}", got_tc[j].tool_call_id, d);
-                ++i, ++j;
+                if (j == got_tc.size() || (i < want.tool_calls.size() && want.tool_calls[i].tool_call_id < got_tc[j].tool_call_id))
+                    detail += fmt::format(" tool call {} missing from table;", want.tool_calls[i++].tool_call_id);
+                else if (i == want.tool_calls.size() || got_tc[j].tool_call_id < want.tool_calls[i].tool_call_id)
+                    detail += fmt::format(" tool call {} not in legacy arrays;", got_tc[j++].tool_call_id);
+                else
+                {
+                    std::string d;
+                    diff_tool_call(want.tool_calls[i], got_tc[j], d);
+                    if (!d.empty()) detail += fmt::format(" tool call {}:{}", got_tc[j].tool_call_id, d);
+                    ++i, ++j;
+                }
             }
+            if (!detail.empty()) add(ctx.message_id, detail.substr(1));
         }
-        if (!detail.empty()) add(ctx.message_id, detail.substr(1));
+        sel.reset();
+        if (!pg || seen < page) break;
     }
-    sel.reset();
 
     // Rows of messages whose arrays are blank were not looked at one by one:
     // equal totals prove there are none (every non-blank message matched).
@@ -689,6 +810,77 @@ std::string rebuilt_messages_sql(storage::database& db, std::string& column_list
     return "CREATE TABLE messages_rebuilt(\n" + cols + "\n)";
 }
 
+// Marks 002 done and 001 complete; in the caller's transaction.
+void mark_cleaned_up(storage::database& db, std::int64_t messages)
+{
+    set_phase(db, cleanup_id, cleanup_name, "complete", "completed", true);
+    auto& q = db.prepare("UPDATE migrations SET phase = 'complete', updated_at = ?2 WHERE id = ?1");
+    q.bind(1, normalize_id);
+    q.bind(2, core::now_ms());
+    q.exec();
+    auto& p = db.prepare("UPDATE migrations SET processed = ?2, success_count = ?2, total_records = ?2 "
+                         "WHERE id = ?1");
+    p.bind(1, cleanup_id);
+    p.bind(2, messages);
+    p.exec();
+}
+
+void mark_cleanup_failed(storage::database& db, std::string const& error)
+{
+    auto& q = db.prepare("UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 WHERE id = ?1");
+    q.bind(1, cleanup_id);
+    q.bind(2, error);
+    q.bind(3, core::now_ms());
+    q.exec();
+}
+
+// PostgreSQL has transactional DDL and a real DROP COLUMN (a catalog change,
+// no rewrite), so no rebuild: one transaction drops the three columns and
+// swaps the legacy foreign keys for cascading ones (DESIGN §4). Adding a
+// foreign key validates every row, so an orphan legacy message rolls it
+// all back, like SQLite's foreign_key_check after the rebuild.
+std::int64_t cleanup_postgres(storage::database& db)
+{
+    std::int64_t messages = 0;
+    try
+    {
+        storage::transaction tx(db);
+        messages = count_messages(db);
+        std::vector<std::string> fks;
+        {
+            auto& q = db.prepare("SELECT conname FROM pg_catalog.pg_constraint "
+                                 "WHERE conrelid = 'messages'::regclass AND contype = 'f'");
+            while (q.executeStep()) fks.push_back(q.getColumn(0).getString());
+            q.reset();
+        }
+        std::string alter = "ALTER TABLE messages DROP COLUMN attachments, DROP COLUMN tool_calls, "
+                            "DROP COLUMN partial_tool_calls";
+        for (auto const& name : fks) alter += ", DROP CONSTRAINT \"" + name + "\"";
+        alter += ", ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY(conversation_id) "
+                 "REFERENCES conversations(id) ON DELETE CASCADE"
+                 ", ADD CONSTRAINT messages_user_id_fkey FOREIGN KEY(user_id) REFERENCES users(id) ON DELETE CASCADE";
+        try
+        {
+            db.exec(alter);
+        }
+        catch (storage::database_error const& e)
+        {
+            if (e.sqlstate() == "23503") // foreign_key_violation
+                throw migration_error(std::string("a message references a missing conversation or user; cleanup "
+                                                  "rolled back: ") + e.what());
+            throw;
+        }
+        mark_cleaned_up(db, messages);
+        tx.commit();
+    }
+    catch (std::exception const& e)
+    {
+        mark_cleanup_failed(db, e.what());
+        throw;
+    }
+    return messages;
+}
+
 } // namespace
 
 std::int64_t cleanup(storage::database& db)
@@ -713,6 +905,7 @@ std::int64_t cleanup(storage::database& db)
                                           report.mismatch_count, report.mismatches.front().message_id,
                                           report.mismatches.front().detail));
     set_phase(db, cleanup_id, cleanup_name, "cleanup", "running", false);
+    if (db.is_postgres()) return cleanup_postgres(db);
 
     // SQLite's 12-step ALTER: foreign keys off (outside any transaction),
     // copy into the new shape, swap, re-create indexes and triggers, check.
@@ -744,26 +937,13 @@ std::int64_t cleanup(storage::database& db)
                                                   check.getColumn(1).getString(), check.getColumn(0).getString(),
                                                   check.getColumn(2).getString()));
         }
-        set_phase(db, cleanup_id, cleanup_name, "complete", "completed", true);
-        auto& q = db.prepare("UPDATE migrations SET phase = 'complete', updated_at = ?2 WHERE id = ?1");
-        q.bind(1, normalize_id);
-        q.bind(2, core::now_ms());
-        q.exec();
-        auto& p = db.prepare("UPDATE migrations SET processed = ?2, success_count = ?2, total_records = ?2 "
-                             "WHERE id = ?1");
-        p.bind(1, cleanup_id);
-        p.bind(2, copied);
-        p.exec();
+        mark_cleaned_up(db, copied);
         tx.commit();
     }
     catch (std::exception const& e)
     {
         db.exec("PRAGMA foreign_keys=ON");
-        auto& q = db.prepare("UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 WHERE id = ?1");
-        q.bind(1, cleanup_id);
-        q.bind(2, std::string(e.what()));
-        q.bind(3, core::now_ms());
-        q.exec();
+        mark_cleanup_failed(db, e.what());
         throw;
     }
     db.exec("PRAGMA foreign_keys=ON");

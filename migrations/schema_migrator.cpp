@@ -59,10 +59,14 @@ private:
 
 database_kind detect_kind(storage::database& db)
 {
+    // copy_progress is `migrate copy`'s own bookkeeping: a target it created
+    // first is still "empty" (or legacy) to the schema runner.
     if (db.has_table("schema_migrations")) return database_kind::managed;
     auto& q = db.prepare(db.is_postgres()
-                             ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
-                             : "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'");
+                             ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+                               "AND tablename <> 'copy_progress'"
+                             : "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+                               "AND name <> 'copy_progress'");
     q.executeStep();
     auto const tables = q.getColumn(0).getInt();
     q.reset();
@@ -203,6 +207,27 @@ std::vector<schema_status> read_schema_status(storage::database& db)
         out.push_back(std::move(s));
     }
     return out;
+}
+
+// DESIGN.md §5 verbatim; see schema_migrator.hpp.
+char const* legacy_schema_sql(storage::dialect d)
+{
+    if (d == storage::dialect::postgres)
+        // The same tables in PostgreSQL's types: BIGINT for the integer
+        // (millisecond) times, TEXT for the JSON columns, as a legacy
+        // database ported to PostgreSQL would have them.
+        return R"sql(
+CREATE TABLE users(id TEXT PRIMARY KEY, external_id TEXT UNIQUE, name TEXT, created_at BIGINT NOT NULL);
+CREATE TABLE conversations(id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), title TEXT NOT NULL DEFAULT 'New Chat', model TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, last_message_at BIGINT);
+CREATE TABLE messages(id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id), user_id TEXT NOT NULL REFERENCES users(id), role TEXT NOT NULL CHECK(role IN ('user','assistant','system')), content TEXT NOT NULL DEFAULT '', partial_content TEXT, status TEXT NOT NULL, model TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, attachments TEXT, tool_calls TEXT, partial_tool_calls TEXT);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+)sql";
+    return R"sql(
+CREATE TABLE users(id TEXT PRIMARY KEY, external_id TEXT UNIQUE, name TEXT, created_at INTEGER NOT NULL);
+CREATE TABLE conversations(id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), title TEXT NOT NULL DEFAULT 'New Chat', model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, last_message_at INTEGER);
+CREATE TABLE messages(id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL REFERENCES conversations(id), user_id TEXT NOT NULL REFERENCES users(id), role TEXT NOT NULL CHECK(role IN ('user','assistant','system')), content TEXT NOT NULL DEFAULT '', partial_content TEXT, status TEXT NOT NULL, model TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, attachments TEXT, tool_calls TEXT, partial_tool_calls TEXT);
+CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+)sql";
 }
 
 } // namespace chatstream::migrations

@@ -1,6 +1,7 @@
 // `chatstream migrate ...`: schema and data migrations.
 #include "commands.hpp"
 
+#include "chatstream/migrations/copy.hpp"
 #include "chatstream/migrations/data_migration.hpp"
 #include "chatstream/migrations/runner.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
@@ -25,6 +26,9 @@ struct migrate_args
     std::size_t batch_size = migrations::default_batch_size;
     int pause_ms = 0;
     std::string rollback_id;
+    std::string copy_from;
+    std::string copy_to;
+    std::size_t copy_batch_size = migrations::default_copy_batch_size;
 };
 
 // Ctrl-C during `up` stops after the current batch, at a checkpoint.
@@ -36,11 +40,14 @@ extern "C" void on_signal(int)
 
 // Every command but `up` needs an existing database: opening a missing path
 // would silently create an empty one.
-storage::database open_existing(std::string const& path)
+storage::database open_existing(std::string const& location)
 {
-    if (!std::filesystem::exists(path))
-        throw migrations::migration_error("no database at " + path + " (run `chatstream migrate up` first)");
-    return storage::database(path, storage::open_mode::read_write);
+    auto const where = storage::parse_location(location);
+    if (where.dialect == storage::dialect::sqlite && !std::filesystem::exists(where.target))
+        throw migrations::migration_error("no database at " + where.target + " (run `chatstream migrate up` first)");
+    // A PostgreSQL database exists by definition once we can connect; an
+    // empty one reads as "no migrations table" below.
+    return storage::database(location, storage::open_mode::read_write);
 }
 
 char const* to_string(migrations::normalize::start_kind k)
@@ -69,7 +76,7 @@ int migrate_up(migrate_args const& a)
     o.on_progress = migrations::progress_reporter(isatty(STDERR_FILENO) != 0);
     o.stop = &stop_requested;
     auto const r = migrations::run_up(db, o);
-    fmt::print("database: {} ({}); schema migrations applied: {}\n", a.db, migrations::to_string(kind),
+    fmt::print("database: {} ({}); schema migrations applied: {}\n", migrations::redact_location(a.db), migrations::to_string(kind),
                r.schema_applied.size());
     fmt::print("001 {}: {}", migrations::normalize_name, to_string(r.start));
     if (r.processed || r.start == migrations::normalize::start_kind::fresh ||
@@ -95,7 +102,7 @@ int migrate_status(migrate_args const& a)
         fmt::print("{}\n", migrations::status_json(db));
         return 0;
     }
-    fmt::print("database: {} ({})\n", a.db, migrations::to_string(migrations::detect_kind(db)));
+    fmt::print("database: {} ({})\n", migrations::redact_location(a.db), migrations::to_string(migrations::detect_kind(db)));
     for (auto const& s : migrations::read_schema_status(db))
         fmt::print("schema {:04d} {:<40} {}\n", s.version, s.name, s.applied ? "applied" : "pending");
     for (auto const& m : migrations::read_migrations(db))
@@ -149,6 +156,32 @@ int migrate_rollback(migrate_args const& a)
     return 0;
 }
 
+int migrate_copy(migrate_args const& a)
+{
+    if (storage::parse_location(a.copy_from).dialect != storage::dialect::sqlite)
+        throw migrations::migration_error("--from must be a SQLite database (sqlite:PATH)");
+    auto const from = storage::parse_location(a.copy_from).target;
+    if (!std::filesystem::exists(from)) throw migrations::migration_error("no database at " + from);
+    if (storage::parse_location(a.copy_to).dialect != storage::dialect::postgres)
+        throw migrations::migration_error("--to must be a PostgreSQL URI (postgres://…)");
+    // query_only: the source is never written, not even switched to WAL.
+    storage::database source(a.copy_from, storage::open_mode::read_only);
+    storage::database target(a.copy_to, storage::open_mode::read_write);
+    migrations::copy_options o;
+    o.batch_size = a.copy_batch_size;
+    auto const report = migrations::copy_database(source, target, o);
+    fmt::print("{}\n", report.json(from, a.copy_to));
+    if (!report.ok())
+    {
+        for (auto const& t : report.tables)
+            if (!t.ok())
+                fmt::print(stderr, "MISMATCH {}: source {} rows sha256 {}, target {} rows sha256 {}\n", t.table,
+                           t.source_rows, t.source_sha256, t.target_rows, t.target_sha256);
+        return 1;
+    }
+    return 0;
+}
+
 // Refusals are expected outcomes: print them without a stack of log noise.
 int guarded(int (*f)(migrate_args const&), migrate_args const& a)
 {
@@ -169,7 +202,7 @@ void register_migrate_command(CLI::App& app, action& run)
 {
     auto args = std::make_shared<migrate_args>();
     auto* migrate = app.add_subcommand("migrate", "schema and data migrations");
-    migrate->add_option("--db", args->db, "database path")->capture_default_str();
+    migrate->add_option("--db", args->db, "database: a path, sqlite:PATH or postgres://…")->capture_default_str();
     migrate->require_subcommand(1);
 
     auto* up = migrate->add_subcommand("up", "apply schema migrations, then run data migrations");
@@ -189,6 +222,14 @@ void register_migrate_command(CLI::App& app, action& run)
 
     auto* cleanup = migrate->add_subcommand("cleanup", "002: verify, then drop the legacy columns");
     cleanup->callback([&run, args] { run = [args] { return guarded(migrate_cleanup, *args); }; });
+
+    auto* copy = migrate->add_subcommand("copy", "copy a SQLite database into PostgreSQL, resumable, verified");
+    copy->add_option("--from", args->copy_from, "source: sqlite:PATH (or a path)")->required();
+    copy->add_option("--to", args->copy_to, "target: postgres://… (empty, or a copy in progress)")->required();
+    copy->add_option("--batch-size", args->copy_batch_size, "source rows per target transaction")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    copy->callback([&run, args] { run = [args] { return guarded(migrate_copy, *args); }; });
 
     auto* rollback = migrate->add_subcommand("rollback", "undo a data migration not yet cleaned up");
     rollback->add_option("id", args->rollback_id, "migration id (001)")->required();

@@ -22,7 +22,7 @@ TEST_CASE("branch and truncate on a legacy database before its backfill", "[migr
     bench::legacy_gen_options o;
     o.messages = 600;
     o.malformed_per_mille = 0;
-    auto const path = dir.file("legacy.db");
+    auto const path = dir.db("legacy.db");
     bench::generate_legacy_db(path, o);
     storage::database db(path, storage::open_mode::read_write);
     migrations::apply_schema(db);
@@ -31,9 +31,9 @@ TEST_CASE("branch and truncate on a legacy database before its backfill", "[migr
     // Messages with legacy tool calls, and their owners.
     std::vector<std::pair<std::string, std::string>> picked;
     {
-        auto& q = db.prepare("SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
-                                      "AND status NOT IN ('pending','generating') "
-                                      "ORDER BY rowid LIMIT 40");
+        auto& q = db.prepare(std::string("SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
+                                         "AND status NOT IN ('pending','generating') ORDER BY ") +
+                             (db.is_postgres() ? "id" : "rowid") + " LIMIT 40");
         while (q.executeStep())
             picked.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
     }

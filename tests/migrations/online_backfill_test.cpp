@@ -32,8 +32,9 @@ struct expected_message
 std::vector<expected_message> expectations(storage::database& db)
 {
     std::vector<expected_message> out;
-    auto& q = db.prepare("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                                  "partial_tool_calls FROM messages WHERE tool_calls LIKE '[{%' ORDER BY rowid");
+    auto& q = db.prepare(std::string("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
+                                     "partial_tool_calls FROM messages WHERE tool_calls LIKE '[{%' ORDER BY ") +
+                         (db.is_postgres() ? "id" : "rowid"));
     while (q.executeStep())
     {
         auto text = [&](int i) -> std::optional<std::string> {
@@ -58,7 +59,7 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     bench::legacy_gen_options o;
     o.messages = 12000;
     o.malformed_per_mille = 0;
-    auto const path = dir.file("online.db");
+    auto const path = dir.db("online.db");
     bench::generate_legacy_db(path, o);
     std::vector<expected_message> expected;
     {
@@ -78,7 +79,11 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
 
     // A "streaming" producer: new conversation + message + tool calls through
     // the repositories (dual-write), sharing the writer with the backfill.
-    std::atomic<bool> stop_streaming{false};
+    // Not on PostgreSQL yet: the repositories' dual-write SQL (storage/,
+    // json_group_array) is being ported separately; until then the producer
+    // would throw on the writer. Backfill and readers run on both.
+    bool const stream = !test::testing_postgres();
+    std::atomic<bool> stop_streaming{!stream};
     std::atomic<int> streamed{0};
     std::thread streamer([&] {
         while (!stop_streaming)
@@ -146,7 +151,7 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     CHECK(backfill.processed() >= o.messages);
     CHECK(batches > 10);
     CHECK(reads_before_done > 0);
-    CHECK(streamed > 0);
+    if (stream) CHECK(streamed > 0);
 
     writer.run_sync([&](storage::database& db) {
         auto s = read_migration(db, normalize_id).value();
@@ -164,7 +169,7 @@ TEST_CASE("online backfill stops at a checkpoint and resumes", "[migrations][onl
     test::temp_dir dir;
     bench::legacy_gen_options o;
     o.messages = 5000;
-    auto const path = dir.file("online.db");
+    auto const path = dir.db("online.db");
     bench::generate_legacy_db(path, o);
     {
         storage::database db(path, storage::open_mode::read_write);
@@ -209,7 +214,7 @@ TEST_CASE("online backfill reports a failure without throwing across threads", "
     test::temp_dir dir;
     bench::legacy_gen_options o;
     o.messages = 100;
-    auto const path = dir.file("online.db");
+    auto const path = dir.db("online.db");
     bench::generate_legacy_db(path, o); // schema never applied: begin() must fail
     storage::writer writer(path);
     online_backfill backfill(writer);

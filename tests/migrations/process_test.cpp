@@ -38,12 +38,12 @@ TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted ru
     bench::legacy_gen_options o;
     o.messages = 30000;
     o.seed = 7;
-    auto const original = dir.file("original.db");
-    bench::generate_legacy_db(original, o);
-    auto const killed = dir.file("killed.db");
-    auto const clean = dir.file("clean.db");
-    std::filesystem::copy_file(original, killed);
-    std::filesystem::copy_file(original, clean);
+    // The generator is deterministic: two runs give the same database, on
+    // either backend (a file copy would do for SQLite only).
+    auto const killed = dir.db("killed.db");
+    auto const clean = dir.db("clean.db");
+    bench::generate_legacy_db(killed, o);
+    bench::generate_legacy_db(clean, o);
 
     auto const log = dir.file("out.txt");
     auto r = test::run_chatstream({"migrate", "--db", clean, "up", "--batch-size", "100"}, log);
@@ -94,7 +94,7 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     test::temp_dir dir;
     bench::legacy_gen_options o;
     o.messages = 500;
-    auto const db = dir.file("cli.db");
+    auto const db = dir.db("cli.db");
     bench::generate_legacy_db(db, o);
     auto const log = dir.file("out.txt");
     auto run = [&](std::vector<std::string> args) {
@@ -130,7 +130,7 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     CHECK_THAT(r.output, Catch::Contains("0 mismatch(es)"));
     {
         storage::database d(db, storage::open_mode::read_write);
-        d.exec("UPDATE tool_calls SET text_position = 99999 WHERE rowid = (SELECT min(rowid) FROM tool_calls)");
+        d.exec("UPDATE tool_calls SET text_position = 99999 WHERE id = (SELECT min(id) FROM tool_calls)");
     }
     r = run({"verify"});
     CHECK(r.exit_code == 1);

@@ -10,10 +10,10 @@ using namespace chatstream::migrations;
 TEST_CASE("schema runner is idempotent on a fresh database", "[migrations][schema]")
 {
     test::temp_dir dir;
-    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    storage::database db(dir.db("a.db"), storage::open_mode::read_write);
     CHECK(detect_kind(db) == database_kind::empty);
     auto first = apply_schema(db);
-    CHECK(first.size() == schema_files().size());
+    CHECK(first.size() == schema_files(db.dialect()).size());
     CHECK(detect_kind(db) == database_kind::managed);
     CHECK(apply_schema(db).empty());
     CHECK_FALSE(db.has_column("messages", "tool_calls")); // legacy-only file skipped
@@ -23,7 +23,7 @@ TEST_CASE("schema runner is idempotent on a fresh database", "[migrations][schem
 TEST_CASE("schema runner refuses a changed checksum", "[migrations][schema]")
 {
     test::temp_dir dir;
-    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    storage::database db(dir.db("a.db"), storage::open_mode::read_write);
     apply_schema(db);
     db.exec("UPDATE schema_migrations SET checksum = 'tampered' WHERE version = 2");
     CHECK_THROWS_AS(apply_schema(db), schema_error);
@@ -33,9 +33,9 @@ TEST_CASE("schema runner refuses a changed checksum", "[migrations][schema]")
 TEST_CASE("schema runner rolls back a failing file", "[migrations][schema]")
 {
     test::temp_dir dir;
-    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
-    auto files = detail::parse_schema_files({{"0001_ok.sql", "CREATE TABLE t1(x);"},
-                                             {"0002_bad.sql", "CREATE TABLE t2(x); SELECT * FROM nope;"}});
+    storage::database db(dir.db("a.db"), storage::open_mode::read_write);
+    auto files = detail::parse_schema_files({{"0001_ok.sql", "CREATE TABLE t1(x INTEGER);"},
+                                             {"0002_bad.sql", "CREATE TABLE t2(x INTEGER); SELECT * FROM nope;"}});
     CHECK_THROWS(detail::apply_schema_files(db, files));
     CHECK(db.has_table("t1"));
     CHECK_FALSE(db.has_table("t2")); // the failing file left nothing behind
@@ -44,8 +44,8 @@ TEST_CASE("schema runner rolls back a failing file", "[migrations][schema]")
 TEST_CASE("a foreign database is refused", "[migrations][schema]")
 {
     test::temp_dir dir;
-    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
-    db.exec("CREATE TABLE something_else(x)");
+    storage::database db(dir.db("a.db"), storage::open_mode::read_write);
+    db.exec("CREATE TABLE something_else(x INTEGER)");
     CHECK(detect_kind(db) == database_kind::foreign);
     CHECK_THROWS_AS(apply_schema(db), schema_error);
 }

@@ -78,4 +78,10 @@ std::vector<schema_file> parse_schema_files(std::vector<std::pair<std::string, s
 std::vector<int> apply_schema_files(storage::database& db, std::vector<schema_file> const& files);
 } // namespace detail
 
+/// The legacy schema (DESIGN.md §5), the input of data migration 001:
+/// verbatim for SQLite; for PostgreSQL the same tables with BIGINT times and
+/// TEXT JSON columns. Used by the legacy generator and by `migrate copy`
+/// to give a PostgreSQL target a legacy source's shape.
+char const* legacy_schema_sql(storage::dialect d);
+
 } // namespace chatstream::migrations
