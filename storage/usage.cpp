@@ -5,9 +5,11 @@ namespace chatstream::storage::usage {
 void add_message(database& db, std::string const& user_id, std::string const& day,
                  std::string const& model)
 {
+    // Columns on the right of DO UPDATE SET are table-qualified: PostgreSQL
+    // sees `excluded` there too and calls a bare name ambiguous.
     auto& q = db.prepare("INSERT INTO usage(user_id, day, model, message_count) VALUES(?,?,?,1) "
                          "ON CONFLICT(user_id, day, model) DO UPDATE SET "
-                         "message_count = message_count + 1");
+                         "message_count = usage.message_count + 1");
     q.bind(1, user_id);
     q.bind(2, day);
     q.bind(3, model);
@@ -21,7 +23,8 @@ void add_completion(database& db, std::string const& user_id, std::string const&
     auto& q = db.prepare(
         "INSERT INTO usage(user_id, day, model, input_tokens, output_tokens, cost) "
         "VALUES(?1,?2,?3,?4,?5,?6) ON CONFLICT(user_id, day, model) DO UPDATE SET "
-        "input_tokens = input_tokens + ?4, output_tokens = output_tokens + ?5, cost = cost + ?6");
+        "input_tokens = usage.input_tokens + ?4, output_tokens = usage.output_tokens + ?5, "
+        "cost = usage.cost + ?6");
     q.bind(1, user_id);
     q.bind(2, day);
     q.bind(3, model);
