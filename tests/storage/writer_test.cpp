@@ -186,3 +186,73 @@ TEST_CASE("writer refuses jobs after stop and surfaces a full disk", "[storage][
     CHECK(users::find_by_external_id(db, "small"));
     CHECK_FALSE(users::find_by_external_id(db, "big"));
 }
+
+TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it reconnects", "[storage][writer]")
+{
+    if (!test::testing_postgres())
+    {
+        WARN("PostgreSQL only: an SQLite connection cannot be lost");
+        return;
+    }
+    test::temp_dir dir;
+    auto path = test::migrated_db(dir);
+    writer w(path);
+    std::int64_t pid = 0;
+    w.run_sync([&](database& db) {
+        auto& q = db.prepare("SELECT pg_backend_pid()");
+        q.executeStep();
+        pid = q.getColumn(0).getInt64();
+        q.reset();
+    });
+
+    // One batch: `held` writes, then waits while the connection is killed;
+    // x and y come after it in the same transaction. A first batch holds the
+    // writer until all three are queued.
+    std::promise<void> gate_running, queued, started, go;
+    auto gate = w.submit_future([&gate_running, ready = queued.get_future().share()](database&) {
+        gate_running.set_value();
+        ready.wait();
+    });
+    gate_running.get_future().wait();
+    auto held = w.submit_future([&started, ready = go.get_future().share()](database& db) {
+        users::ensure(db, "before");
+        started.set_value();
+        ready.wait();
+    });
+    auto x = w.submit_future([](database& db) { users::ensure(db, "x"); });
+    auto y = w.submit_future([](database& db) { users::ensure(db, "y"); });
+    queued.set_value();
+    gate.get();
+    started.get_future().wait();
+    {
+        database admin(path, open_mode::read_write);
+        auto& kill = admin.prepare("SELECT pg_terminate_backend(?)");
+        kill.bind(1, pid);
+        REQUIRE(kill.executeStep());
+        CHECK(kill.getColumn(0).getInt() == 1);
+        kill.reset();
+    }
+    go.set_value();
+    // Nothing of the batch is durable, so no job of it may report success:
+    // not even the one that ran before the connection was lost.
+    for (auto* f : {&held, &x, &y})
+    {
+        try
+        {
+            f->get();
+            FAIL("a job of the lost transaction reported success");
+        }
+        catch (storage_error const& e)
+        {
+            CHECK(e.code() == errc::io);
+        }
+    }
+    // The next batch runs on a new connection.
+    w.submit_future([](database& db) { users::ensure(db, "after"); }).get();
+    w.stop();
+
+    database db(path, open_mode::read_write);
+    for (auto const* gone : {"before", "x", "y"})
+        CHECK_FALSE(users::find_by_external_id(db, gone));
+    CHECK(users::find_by_external_id(db, "after"));
+}
