@@ -176,7 +176,7 @@ TEST_CASE_METHOD(lifecycle_fixture, "branch copies messages up to the pivot with
     CHECK(conversations::get(db, alice, conv)->message_count == 3);
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "conversations page newest first; bad cursors are refused alike",
+TEST_CASE_METHOD(lifecycle_fixture, "conversations page newest first and bad cursors are refused alike",
                  "[storage][pagination]")
 {
     std::vector<std::string> newest_first;
