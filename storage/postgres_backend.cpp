@@ -406,10 +406,12 @@ private:
     // statements, and prepare every statement again on first use. A
     // transaction in flight is lost; until it is rolled back every statement
     // fails, so it can neither be committed by accident (COMMIT outside a
-    // transaction only warns) nor be continued in autocommit.
+    // transaction only warns) nor be continued in autocommit. A connection
+    // left in pipeline mode (a pipeline that could not be read to its end)
+    // is in an unknown state and is reset the same way.
     void reconnect_if_broken()
     {
-        if (PQstatus(conn_) == CONNECTION_OK) return;
+        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) return;
         spdlog::warn("PostgreSQL connection lost; reconnecting");
         PQreset(conn_);
         if (PQstatus(conn_) != CONNECTION_OK)
