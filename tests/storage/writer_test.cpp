@@ -226,7 +226,8 @@ TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it re
     started.get_future().wait();
     {
         database admin(path, open_mode::read_write);
-        auto& kill = admin.prepare("SELECT pg_terminate_backend(?)");
+        // With a timeout it returns once the backend is gone, not when signalled.
+        auto& kill = admin.prepare("SELECT pg_terminate_backend(?, 10000)");
         kill.bind(1, pid);
         REQUIRE(kill.executeStep());
         CHECK(kill.getColumn(0).getInt() == 1);
