@@ -30,7 +30,7 @@ idle = [r for r in rows if r.get("mode") == "idle"]
 for r in idle:
     lines += [f"Idle connections: {r['connected']}/{r['connections']} connected, server RSS "
               f"{r.get('server_rss_kb',0)/1024:.1f} MiB, {r.get('rss_per_connection_kb',0):.1f} KiB per idle connection.", ""]
-writer = [r for r in rows if r.get("bench") == "writer"]
+writer = [r for r in rows if r.get("bench") == "writer" and "rows" in r]  # not the PostgreSQL round_trip probe
 if writer:
     lines += ["### Writer", "", "| mode | rows | upserts/s | rows/commit |", "|---|---:|---:|---:|"]
     for r in writer:

@@ -30,44 +30,73 @@ database::~database() = default;
 
 //------------------------------------------------------------------------------
 
+void connection::begin(bool immediate)
+{
+    exec(immediate ? begin_immediate() : "BEGIN");
+}
+
+void connection::commit()
+{
+    exec("COMMIT");
+}
+
+bool connection::rollback() noexcept
+{
+    return try_exec("ROLLBACK");
+}
+
+// Savepoints run once per writer job, so their statements come from the
+// cache instead of being re-parsed every time.
+void connection::savepoint(std::string const& name)
+{
+    prepare("SAVEPOINT " + name).exec();
+}
+
+void connection::release(std::string const& name)
+{
+    prepare("RELEASE SAVEPOINT " + name).exec();
+}
+
+bool connection::rollback_to(std::string const& name) noexcept
+{
+    // ROLLBACK TO keeps the savepoint open; RELEASE then pops it.
+    bool const ok = try_exec("ROLLBACK TO SAVEPOINT " + name);
+    return try_exec("RELEASE SAVEPOINT " + name) && ok;
+}
+
+//------------------------------------------------------------------------------
+
 transaction::transaction(database& db, behavior b) : db_(db)
 {
-    db_.exec(b == behavior::immediate ? db_.backend().begin_immediate() : "BEGIN");
+    db_.backend().begin(b == behavior::immediate);
 }
 
 transaction::~transaction()
 {
-    if (!done_) db_.try_exec("ROLLBACK");
+    if (!done_) db_.backend().rollback();
 }
 
 void transaction::commit()
 {
-    db_.exec("COMMIT");
+    db_.backend().commit();
     done_ = true;
 }
 
 //------------------------------------------------------------------------------
 
-// Savepoints run once per writer job, so their statements come from the
-// cache instead of being re-parsed every time.
 savepoint::savepoint(database& db, char const* name) : db_(db), name_(name)
 {
-    db_.prepare("SAVEPOINT " + name_).exec();
+    db_.backend().savepoint(name_);
 }
 
 savepoint::~savepoint()
 {
-    if (!done_)
-    {
-        // ROLLBACK TO keeps the savepoint open; RELEASE then pops it.
-        db_.try_exec("ROLLBACK TO SAVEPOINT " + name_);
-        db_.try_exec("RELEASE SAVEPOINT " + name_);
-    }
+    if (!done_) db_.backend().rollback_to(name_);
 }
 
 void savepoint::release()
 {
-    db_.prepare("RELEASE SAVEPOINT " + name_).exec();
+    db_.backend().release(name_);
     done_ = true;
 }
 

@@ -4,6 +4,13 @@
 // left to the server to infer, so the repositories' SQL runs unchanged:
 // "1" is a valid bigint, boolean and numeric, and a numeric sum() or a
 // boolean EXISTS reads back through getInt64 like SQLite's integers.
+//
+// Transaction control is pipelined: BEGIN, SAVEPOINT and RELEASE are held
+// back and go out in one pipeline with the next statement (and its PREPARE
+// on first use), ended by a Sync, so the writer's per-job savepoint costs no
+// round trip of its own. Every call still ends with all its results read
+// and the connection out of pipeline mode, so errors stay synchronous: a
+// failed statement throws before anything after it was sent.
 #include "chatstream/storage/database.hpp"
 
 #include <libpq-fe.h>
@@ -12,7 +19,9 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace chatstream::storage::detail {
@@ -194,6 +203,7 @@ private:
     }
 
     void run();
+    void run_pipelined(PGconn* c, std::vector<std::string> deferred);
 
     pg_connection& conn_;
     std::string name_;
@@ -255,7 +265,8 @@ public:
     void exec(std::string const& sql) override
     {
         reconnect_if_broken();
-        result_ptr r(PQexec(conn_, sql.c_str()));
+        check_transaction_alive();
+        result_ptr r(PQexec(conn_, with_deferred(sql).c_str()));
         auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
             throw_result(conn_, r.release(), "PostgreSQL");
@@ -263,7 +274,8 @@ public:
 
     bool try_exec(std::string const& sql) noexcept override
     {
-        result_ptr r(PQexec(conn_, sql.c_str()));
+        if (transaction_lost_) return false;
+        result_ptr r(PQexec(conn_, with_deferred(sql).c_str()));
         auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
         return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
     }
@@ -293,19 +305,127 @@ public:
 
     char const* begin_immediate() const noexcept override { return "BEGIN"; }
 
+    //--------------------------------------------------------------------------
+    // Transaction control: deferred until the next round trip.
+
+    void begin(bool) override
+    {
+        reconnect_if_broken();
+        deferred_.push_back("BEGIN");
+        in_transaction_ = true;
+    }
+
+    void commit() override
+    {
+        check_transaction_alive();
+        // A transaction that never reached the server has nothing to commit.
+        if (deferred_.size() == 1 && deferred_.front() == "BEGIN")
+        {
+            deferred_.clear();
+            in_transaction_ = false;
+            return;
+        }
+        in_transaction_ = false;
+        result_ptr r(PQexec(conn_, with_deferred("COMMIT").c_str()));
+        auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+        if (status != PGRES_COMMAND_OK) throw_result(conn_, r.release(), "COMMIT");
+        // COMMIT of a transaction in the failed state succeeds with the tag
+        // ROLLBACK: nothing was made durable, so it is a failure here.
+        if (std::string_view(PQcmdStatus(r.get())) != "COMMIT")
+            throw database_error(errc::internal, "COMMIT: the transaction had failed and was rolled back");
+    }
+
+    bool rollback() noexcept override
+    {
+        bool const begun = std::find(deferred_.begin(), deferred_.end(), "BEGIN") == deferred_.end();
+        deferred_.clear();
+        in_transaction_ = false;
+        if (transaction_lost_)
+        {
+            transaction_lost_ = false; // the server already rolled it back
+            return true;
+        }
+        return !begun || try_exec("ROLLBACK");
+    }
+
+    void savepoint(std::string const& name) override
+    {
+        check_transaction_alive();
+        deferred_.push_back("SAVEPOINT " + name);
+    }
+
+    void release(std::string const& name) override
+    {
+        check_transaction_alive();
+        // A savepoint that never reached the server: nothing happened under it.
+        if (!deferred_.empty() && deferred_.back() == "SAVEPOINT " + name)
+        {
+            deferred_.pop_back();
+            return;
+        }
+        // In a failed transaction RELEASE fails; run it now so the failure
+        // belongs to this job, not to whichever statement comes next.
+        if (PQtransactionStatus(conn_) == PQTRANS_INERROR)
+        {
+            exec("RELEASE SAVEPOINT " + name);
+            return;
+        }
+        deferred_.push_back("RELEASE SAVEPOINT " + name);
+    }
+
+    bool rollback_to(std::string const& name) noexcept override
+    {
+        if (!deferred_.empty() && deferred_.back() == "SAVEPOINT " + name)
+        {
+            deferred_.pop_back();
+            return true;
+        }
+        // One round trip; RELEASE runs only if ROLLBACK TO succeeded.
+        return try_exec("ROLLBACK TO SAVEPOINT " + name + "; RELEASE SAVEPOINT " + name);
+    }
+
+    /// Takes the held-back commands for a statement's pipeline.
+    std::vector<std::string> take_deferred()
+    {
+        check_transaction_alive();
+        return std::exchange(deferred_, {});
+    }
+
 private:
+    // The held-back commands in front of @p sql, as one simple query.
+    std::string with_deferred(std::string const& sql)
+    {
+        if (deferred_.empty()) return sql;
+        std::string all;
+        for (auto const& d : deferred_) all += d + "; ";
+        deferred_.clear();
+        return all + sql;
+    }
+
     // A server restart or a dropped TCP connection: reconnect once, between
     // statements, and prepare every statement again on first use. A
-    // transaction in flight is lost either way; its statement already failed.
+    // transaction in flight is lost; until it is rolled back every statement
+    // fails, so it can neither be committed by accident (COMMIT outside a
+    // transaction only warns) nor be continued in autocommit. A connection
+    // left in pipeline mode (a pipeline that could not be read to its end)
+    // is in an unknown state and is reset the same way.
     void reconnect_if_broken()
     {
-        if (PQstatus(conn_) == CONNECTION_OK) return;
+        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) return;
         spdlog::warn("PostgreSQL connection lost; reconnecting");
         PQreset(conn_);
         if (PQstatus(conn_) != CONNECTION_OK)
             throw database_error(errc::io, std::string("PostgreSQL reconnect failed: ") + PQerrorMessage(conn_));
         for (auto& [sql, stmt] : statements_) stmt->unprepare();
+        deferred_.clear();
         exec(session_setup_);
+        if (in_transaction_) transaction_lost_ = true;
+    }
+
+    void check_transaction_alive() const
+    {
+        if (transaction_lost_)
+            throw database_error(errc::io, "PostgreSQL connection lost inside a transaction; it was rolled back");
     }
 
     std::string uri_;
@@ -313,25 +433,89 @@ private:
     PGconn* conn_ = nullptr;
     std::unordered_map<std::string, std::unique_ptr<pg_statement>> statements_;
     std::uint64_t serial_ = 0;
+    std::vector<std::string> deferred_;
+    bool in_transaction_ = false;
+    bool transaction_lost_ = false;
 };
 
 void pg_statement::run()
 {
     PGconn* c = conn_.handle();
     result_.reset();
-    if (!prepared_)
-    {
-        result_ptr p(PQprepare(c, name_.c_str(), sql_.c_str(), static_cast<int>(values_.size()), nullptr));
-        if (!p || PQresultStatus(p.get()) != PGRES_COMMAND_OK) throw_result(c, p.release(), "prepare " + sql_);
-        prepared_ = true;
-    }
     pointers_.resize(values_.size());
     for (std::size_t i = 0; i < values_.size(); ++i) pointers_[i] = null_[i] ? nullptr : values_[i].c_str();
+    auto deferred = conn_.take_deferred();
+    if (!deferred.empty() || !prepared_)
+    {
+        run_pipelined(c, std::move(deferred));
+        return;
+    }
     result_ptr r(PQexecPrepared(c, name_.c_str(), static_cast<int>(values_.size()), pointers_.data(), nullptr,
                                 nullptr, 0));
     auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_result(c, r.release(), sql_);
     result_ = std::move(r);
+}
+
+// Held-back commands, PREPARE (first use) and EXECUTE in one pipeline with
+// one Sync: one round trip. Each command's results end with a NULL; after an
+// error the rest come back PIPELINE_ABORTED, and the Sync's result ends it
+// all. The first error is the one thrown.
+void pg_statement::run_pipelined(PGconn* c, std::vector<std::string> deferred)
+{
+    auto const fail = [&](char const* what) {
+        throw database_error(errc::io, std::string("PostgreSQL pipeline ") + what + ": " + PQerrorMessage(c));
+    };
+    if (PQenterPipelineMode(c) != 1) fail("enter");
+    bool const preparing = !prepared_;
+    bool sent = true;
+    for (auto const& d : deferred) sent = sent && PQsendQueryParams(c, d.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    if (preparing)
+        sent = sent && PQsendPrepare(c, name_.c_str(), sql_.c_str(), static_cast<int>(values_.size()), nullptr);
+    sent = sent && PQsendQueryPrepared(c, name_.c_str(), static_cast<int>(values_.size()), pointers_.data(), nullptr,
+                                       nullptr, 0);
+    sent = sent && PQpipelineSync(c);
+
+    std::size_t const prepare_index = deferred.size(); // when preparing
+    std::size_t const execute_index = deferred.size() + (preparing ? 1 : 0);
+    std::size_t command = 0;
+    result_ptr first_error;
+    std::string error_in;
+    result_ptr mine;
+    bool synced = false;
+    for (int nulls = 0; sent && nulls < 2;)
+    {
+        result_ptr r(PQgetResult(c));
+        if (!r)
+        {
+            ++command, ++nulls; // two in a row: nothing more is coming (connection lost)
+            continue;
+        }
+        nulls = 0;
+        auto const status = PQresultStatus(r.get());
+        if (status == PGRES_PIPELINE_SYNC)
+        {
+            synced = true;
+            break;
+        }
+        if (status == PGRES_FATAL_ERROR && !first_error)
+        {
+            error_in = command < deferred.size() ? deferred[command] : sql_;
+            first_error = std::move(r);
+        }
+        else if (preparing && command == prepare_index && status == PGRES_COMMAND_OK)
+            prepared_ = true;
+        else if (command == execute_index && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK))
+            mine = std::move(r);
+    }
+    // Out of pipeline mode before throwing: the connection must be usable
+    // by the next call (PQexec is refused in pipeline mode).
+    bool const exited = synced && PQexitPipelineMode(c) == 1;
+    if (first_error) throw_result(c, first_error.release(), error_in);
+    if (!sent) fail("send");
+    if (!exited) fail("ended early");
+    if (!mine) throw database_error(errc::internal, "no result for: " + sql_);
+    result_ = std::move(mine);
 }
 
 } // namespace

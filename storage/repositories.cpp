@@ -3,6 +3,7 @@
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
 #include "chatstream/core/json.hpp"
+#include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/legacy.hpp"
@@ -14,14 +15,21 @@ namespace chatstream::storage {
 namespace {
 
 // Keyset cursors are "<int>|<id>"; a malformed cursor is a client error.
+// The id part must be text either backend can compare (valid UTF-8, no
+// NUL): PostgreSQL would refuse anything else at bind time, and every id we
+// hand out is such text, so both backends reject the same cursors here.
 std::pair<std::int64_t, std::string> decode_cursor(std::string const& cursor)
 {
     auto bar = cursor.find('|');
     std::int64_t key = 0;
-    if (bar == std::string::npos ||
-        std::from_chars(cursor.data(), cursor.data() + bar, key).ec != std::errc{})
+    if (bar == std::string::npos)
         throw storage_error(errc::invalid_argument, "malformed cursor");
-    return {key, cursor.substr(bar + 1)};
+    auto const [end, ec] = std::from_chars(cursor.data(), cursor.data() + bar, key);
+    auto const id = std::string_view(cursor).substr(bar + 1);
+    if (ec != std::errc{} || end != cursor.data() + bar || id.find('\0') != std::string_view::npos ||
+        !core::is_valid_utf8(id))
+        throw storage_error(errc::invalid_argument, "malformed cursor");
+    return {key, std::string(id)};
 }
 std::string encode_cursor(std::int64_t key, std::string const& id)
 {
@@ -125,10 +133,24 @@ attachment_row read_attachment(storage::statement& q)
 }
 
 // Dual-write: rebuild the legacy arrays of one message from its table rows,
-// in the exact legacy shape (arguments/result as JSON *strings*).
+// in the exact legacy shape (arguments/result as JSON *strings*), '[]' when
+// there are none. Same keys in the same order on both backends; PostgreSQL's
+// json_build_object/json_agg put a space around ':' and after ',', which
+// every JSON reader (the legacy clients, verify) ignores.
 void refresh_legacy_tool_calls(database& db, std::string const& message_id)
 {
-    auto& q = db.prepare(R"sql(
+    auto& q = db.prepare(db.is_postgres() ? R"sql(
+UPDATE messages SET
+  tool_calls = coalesce((SELECT json_agg(json_build_object('id', tool_call_id, 'name', tool_name,
+                             'arguments', args, 'result', result, 'timestamp', timestamp,
+                             'textPosition', text_position) ORDER BY created_at, tool_call_id)
+        FROM tool_calls WHERE message_id = ?1 AND is_partial = 0)::text, '[]'),
+  partial_tool_calls = coalesce((SELECT json_agg(json_build_object('id', tool_call_id, 'name', tool_name,
+                             'arguments', args, 'result', result, 'timestamp', timestamp,
+                             'textPosition', text_position) ORDER BY created_at, tool_call_id)
+        FROM tool_calls WHERE message_id = ?1 AND is_partial = 1)::text, '[]')
+WHERE id = ?1)sql"
+                                          : R"sql(
 UPDATE messages SET
   tool_calls = (SELECT json_group_array(json(j)) FROM (
       SELECT json_object('id', tool_call_id, 'name', tool_name, 'arguments', args,
@@ -145,7 +167,12 @@ WHERE id = ?1)sql");
 
 void refresh_legacy_attachments(database& db, std::string const& message_id)
 {
-    auto& q = db.prepare(R"sql(
+    auto& q = db.prepare(db.is_postgres() ? R"sql(
+UPDATE messages SET attachments = coalesce((SELECT json_agg(json_build_object('type', type, 'name', name,
+        'storageId', storage_id, 'mimeType', mime_type, 'size', size, 'metadata', metadata::json)
+        ORDER BY position) FROM attachments WHERE message_id = ?1)::text, '[]')
+WHERE id = ?1)sql"
+                                          : R"sql(
 UPDATE messages SET attachments = (SELECT json_group_array(json(j)) FROM (
     SELECT json_object('type', type, 'name', name, 'storageId', storage_id, 'mimeType', mime_type,
                        'size', size, 'metadata', json(metadata)) AS j
@@ -257,16 +284,21 @@ page<conversation_row> conversations::list(database& db, std::string const& user
 {
     page<conversation_row> out;
     auto const limit = std::clamp<std::size_t>(req.limit, 1, 500);
-    std::int64_t key = INT64_MAX;
-    std::string after_id = "\xff";
-    if (req.cursor) std::tie(key, after_id) = decode_cursor(*req.cursor);
-    auto& q = db.prepare(std::string("SELECT ") + conversation_columns +
-                         " FROM conversations WHERE user_id = ? AND (updated_at, id) < (?, ?)"
-                         " ORDER BY updated_at DESC, id DESC LIMIT ?");
+    // The first page has its own statement instead of a sentinel id greater
+    // than every id: that would be a byte like 0xff, which PostgreSQL refuses
+    // as text (and which sorts by collation there, not by byte).
+    std::optional<std::pair<std::int64_t, std::string>> after;
+    if (req.cursor) after = decode_cursor(*req.cursor);
+    std::string const select = std::string("SELECT ") + conversation_columns + " FROM conversations WHERE user_id = ?1";
+    std::string const order = " ORDER BY updated_at DESC, id DESC LIMIT ?2";
+    auto& q = db.prepare(after ? select + " AND (updated_at, id) < (?3, ?4)" + order : select + order);
     q.bind(1, user_id);
-    q.bind(2, key);
-    q.bind(3, after_id);
-    q.bind(4, static_cast<std::int64_t>(limit + 1));
+    q.bind(2, static_cast<std::int64_t>(limit + 1));
+    if (after)
+    {
+        q.bind(3, after->first);
+        q.bind(4, after->second);
+    }
     while (q.executeStep()) out.rows.push_back(read_conversation(q));
     q.reset();
     if (out.rows.size() > limit)

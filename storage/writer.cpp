@@ -187,7 +187,11 @@ void writer::commit_batch(std::deque<item>& batch)
 
     for (std::size_t i = 0; i < batch.size(); ++i)
     {
-        auto ec = commit_error ? commit_error : results[i];
+        // A job that failed reports its own reason even when the COMMIT
+        // failed too: SQLite rolls the whole transaction back on
+        // SQLITE_FULL, and the COMMIT's "no transaction is active" would
+        // hide the disk-full from the job that caused it.
+        auto ec = results[i] ? results[i] : commit_error;
         if (ec) stats_.failed_jobs.fetch_add(1, std::memory_order_relaxed);
         if (batch[i].done) batch[i].done(ec);
     }

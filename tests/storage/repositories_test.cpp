@@ -244,3 +244,62 @@ TEST_CASE_METHOD(fixture, "check_consistency finds stuck tool calls and wrong co
     CHECK(r.problems.size() == 3);
     CHECK(r.tool_calls == 1);
 }
+
+#include "chatstream/core/json.hpp"
+
+TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both backends", "[storage][legacy]")
+{
+    // A database still carrying the legacy array columns (before cleanup).
+    for (auto const* column : {"attachments", "tool_calls", "partial_tool_calls"})
+        db.exec(std::string("ALTER TABLE messages ADD COLUMN ") + column + " TEXT");
+    REQUIRE(has_legacy_columns(db));
+
+    auto conv = conversation(alice);
+    auto msg = message(conv, alice);
+    auto t = call(msg, conv, "call_1");
+    t.timestamp = 123;
+    tool_calls::upsert(db, t);
+    auto done = call(msg, conv, "call_2");
+    done.timestamp = 124;
+    done.text_position.reset();
+    done.result = R"({"value":2})";
+    done.is_partial = false;
+    tool_calls::upsert(db, done);
+    attachment_row a;
+    a.message_id = msg;
+    a.conversation_id = conv;
+    a.user_id = alice;
+    a.type = "file";
+    a.name = "doc.pdf";
+    a.storage_id = "sha";
+    a.mime_type = "application/pdf";
+    a.size = 10;
+    a.metadata = R"({"pages":2})";
+    attachments::insert(db, a);
+
+    auto legacy = [&](char const* column) {
+        auto& q = db.prepare(std::string("SELECT ") + column + " FROM messages WHERE id = ?");
+        q.bind(1, msg);
+        REQUIRE(q.executeStep());
+        auto text = q.getColumn(0).getString();
+        q.reset();
+        // PostgreSQL's layout has spaces; the document must be the same.
+        return core::canonical_json(text).value();
+    };
+    CHECK(legacy("tool_calls") ==
+          R"([{"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
+    CHECK(legacy("partial_tool_calls") ==
+          R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":null,"timestamp":123,"textPosition":5}])");
+    CHECK(legacy("attachments") ==
+          R"([{"type":"file","name":"doc.pdf","storageId":"sha","mimeType":"application/pdf","size":10,"metadata":{"pages":2}}])");
+
+    // Finishing moves the partial call over with its error result; none left partial.
+    messages::completion err{status::error, ""};
+    err.error = "upstream failed";
+    err.completed_at = core::now_ms();
+    REQUIRE(messages::finish(db, msg, err));
+    CHECK(legacy("partial_tool_calls") == "[]");
+    CHECK(legacy("tool_calls") ==
+          R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"success\":false,\"error\":\"generation error\"}","timestamp":123,"textPosition":5},)"
+          R"({"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
+}

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <future>
 
 using namespace chatstream;
 using namespace chatstream::storage;
@@ -46,6 +47,65 @@ TEST_CASE("writer group-commits and reports each job", "[storage][writer]")
     CHECK(n == 500);
 }
 
+TEST_CASE("a job failing in SQL rolls back only its own writes, in a shared transaction", "[storage][writer]")
+{
+    test::temp_dir dir;
+    auto path = test::migrated_db(dir);
+    writer w(path);
+    // Hold the writer in a first batch until every job below is queued, so
+    // they all share the second batch's transaction.
+    std::promise<void> started, go;
+    auto held = w.submit_future([&started, ready = go.get_future().share()](database&) {
+        started.set_value();
+        ready.wait();
+    });
+    started.get_future().wait();
+    auto a = w.submit_future([](database& db) { users::ensure(db, "a"); });
+    auto b = w.submit_future([](database& db) {
+        auto const id = users::ensure(db, "b");
+        auto& q = db.prepare("INSERT INTO users(id, external_id, created_at) VALUES(?, 'b2', 0)");
+        q.bind(1, id); // duplicate primary key
+        q.exec();
+    });
+    // Swallowing a failed statement: SQLite goes on, PostgreSQL has failed
+    // the transaction (and so the job). Either way the job reports success
+    // exactly when its write is durable.
+    auto c = w.submit_future([](database& db) {
+        users::ensure(db, "c");
+        try
+        {
+            db.exec("INSERT INTO users(id, external_id, created_at) VALUES('dup', 'c2', 0), ('dup', 'c3', 0)");
+        }
+        catch (std::exception const&)
+        {
+        }
+    });
+    auto d = w.submit_future([](database& db) { users::ensure(db, "d"); });
+    go.set_value();
+    held.get();
+    a.get();
+    CHECK_THROWS_AS(b.get(), storage_error);
+    bool c_ok = true;
+    try
+    {
+        c.get();
+    }
+    catch (storage_error const&)
+    {
+        c_ok = false;
+    }
+    d.get();
+    w.stop();
+    CHECK(w.stats().commits.load() == 2);
+
+    database db(path, open_mode::read_write);
+    CHECK(users::find_by_external_id(db, "a"));
+    CHECK_FALSE(users::find_by_external_id(db, "b"));
+    CHECK(users::find_by_external_id(db, "c").has_value() == c_ok);
+    if (test::testing_postgres()) CHECK_FALSE(c_ok);
+    CHECK(users::find_by_external_id(db, "d"));
+}
+
 TEST_CASE("an acknowledged write survives kill -9", "[storage][writer][durability]")
 {
     test::temp_dir dir;
@@ -78,24 +138,122 @@ TEST_CASE("an acknowledged write survives kill -9", "[storage][writer][durabilit
         REQUIRE(users::find_by_external_id(db, "u" + std::to_string(i)));
 }
 
-TEST_CASE("writer refuses jobs after stop and surfaces SQLITE_FULL", "[storage][writer]")
+TEST_CASE("writer refuses jobs after stop and surfaces a full disk", "[storage][writer]")
 {
     test::temp_dir dir;
     auto path = test::migrated_db(dir);
     writer_options opts;
+    writer::job fill;
+    if (test::testing_postgres())
+    {
+        // PostgreSQL's disk quota on demand: temp_file_limit (superuser-only;
+        // the test cluster's user is one) under a sort too big for work_mem
+        // fails with SQLSTATE 53400, class 53 "insufficient resources".
+        // SET LOCAL dies with the job's savepoint.
+        fill = [](database& db) {
+            db.exec("SET LOCAL work_mem = '64kB'; SET LOCAL temp_file_limit = '64kB'");
+            auto& q = db.prepare("SELECT md5(g::text) AS k FROM generate_series(1, 200000) g ORDER BY k OFFSET 199999");
+            q.executeStep();
+        };
+    }
+    else
     {
         database probe(path, open_mode::read_write);
         auto& q = probe.prepare("PRAGMA page_count");
         q.executeStep();
         opts.db.max_page_count = q.getColumn(0).getInt64() + 2;
         q.reset();
+        fill = [big = std::string(64 * 1024, 'x')](database& db) { users::ensure(db, "big", big); };
     }
     writer w(path, opts);
-    std::string big(64 * 1024, 'x');
-    auto f = w.submit_future([&](database& db) { users::ensure(db, "big", big); });
-    CHECK_THROWS_AS(f.get(), storage_error);
+    auto f = w.submit_future(fill);
+    try
+    {
+        f.get();
+        FAIL("the write fitted");
+    }
+    catch (storage_error const& e)
+    {
+        CHECK(e.code() == errc::full);
+    }
+    // The writer goes on: only the failed job was rolled back.
+    w.submit_future([](database& db) { users::ensure(db, "small"); }).get();
     w.stop();
     std::error_code got;
     w.submit([](database&) {}, [&](std::error_code ec) { got = ec; });
     CHECK(got == errc::internal);
+    database db(path, open_mode::read_write);
+    CHECK(users::find_by_external_id(db, "small"));
+    CHECK_FALSE(users::find_by_external_id(db, "big"));
+}
+
+TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it reconnects", "[storage][writer]")
+{
+    if (!test::testing_postgres())
+    {
+        WARN("PostgreSQL only: an SQLite connection cannot be lost");
+        return;
+    }
+    test::temp_dir dir;
+    auto path = test::migrated_db(dir);
+    writer w(path);
+    std::int64_t pid = 0;
+    w.run_sync([&](database& db) {
+        auto& q = db.prepare("SELECT pg_backend_pid()");
+        q.executeStep();
+        pid = q.getColumn(0).getInt64();
+        q.reset();
+    });
+
+    // One batch: `held` writes, then waits while the connection is killed;
+    // x and y come after it in the same transaction. A first batch holds the
+    // writer until all three are queued.
+    std::promise<void> gate_running, queued, started, go;
+    auto gate = w.submit_future([&gate_running, ready = queued.get_future().share()](database&) {
+        gate_running.set_value();
+        ready.wait();
+    });
+    gate_running.get_future().wait();
+    auto held = w.submit_future([&started, ready = go.get_future().share()](database& db) {
+        users::ensure(db, "before");
+        started.set_value();
+        ready.wait();
+    });
+    auto x = w.submit_future([](database& db) { users::ensure(db, "x"); });
+    auto y = w.submit_future([](database& db) { users::ensure(db, "y"); });
+    queued.set_value();
+    gate.get();
+    started.get_future().wait();
+    {
+        database admin(path, open_mode::read_write);
+        // With a timeout it returns once the backend is gone, not when signalled.
+        auto& kill = admin.prepare("SELECT pg_terminate_backend(?, 10000)");
+        kill.bind(1, pid);
+        REQUIRE(kill.executeStep());
+        CHECK(kill.getColumn(0).getInt() == 1);
+        kill.reset();
+    }
+    go.set_value();
+    // Nothing of the batch is durable, so no job of it may report success:
+    // not even the one that ran before the connection was lost.
+    for (auto* f : {&held, &x, &y})
+    {
+        try
+        {
+            f->get();
+            FAIL("a job of the lost transaction reported success");
+        }
+        catch (storage_error const& e)
+        {
+            CHECK(e.code() == errc::io);
+        }
+    }
+    // The next batch runs on a new connection.
+    w.submit_future([](database& db) { users::ensure(db, "after"); }).get();
+    w.stop();
+
+    database db(path, open_mode::read_write);
+    for (auto const* gone : {"before", "x", "y"})
+        CHECK_FALSE(users::find_by_external_id(db, gone));
+    CHECK(users::find_by_external_id(db, "after"));
 }

@@ -164,6 +164,18 @@ public:
     virtual bool has_column(std::string const& table, std::string const& column) = 0;
     /// The "begin a write transaction" statement of the dialect.
     virtual char const* begin_immediate() const noexcept = 0;
+
+    // Transaction control for `transaction` and `savepoint`, apart from
+    // exec() so a backend may batch it: PostgreSQL holds BEGIN, SAVEPOINT
+    // and RELEASE back and sends them in the round trip of the next
+    // statement. The defaults run each one at once (SQLite).
+    virtual void begin(bool immediate);
+    virtual void commit();
+    virtual bool rollback() noexcept;
+    virtual void savepoint(std::string const& name);
+    virtual void release(std::string const& name);
+    /// Undoes everything since savepoint @p name and pops it.
+    virtual bool rollback_to(std::string const& name) noexcept;
 };
 
 /// RAII connection: SQLite in WAL mode with foreign keys on, or a libpq
