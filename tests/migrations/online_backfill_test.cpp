@@ -79,11 +79,7 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
 
     // A "streaming" producer: new conversation + message + tool calls through
     // the repositories (dual-write), sharing the writer with the backfill.
-    // Not on PostgreSQL yet: the repositories' dual-write SQL (storage/,
-    // json_group_array) is being ported separately; until then the producer
-    // would throw on the writer. Backfill and readers run on both.
-    bool const stream = !test::testing_postgres();
-    std::atomic<bool> stop_streaming{!stream};
+    std::atomic<bool> stop_streaming{false};
     std::atomic<int> streamed{0};
     std::thread streamer([&] {
         while (!stop_streaming)
@@ -151,7 +147,7 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     CHECK(backfill.processed() >= o.messages);
     CHECK(batches > 10);
     CHECK(reads_before_done > 0);
-    if (stream) CHECK(streamed > 0);
+    CHECK(streamed > 0);
 
     writer.run_sync([&](storage::database& db) {
         auto s = read_migration(db, normalize_id).value();
