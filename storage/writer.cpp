@@ -37,6 +37,28 @@ std::error_code code_of_current_exception()
     }
 }
 
+// PostgreSQL aborted the statement to break a deadlock (or a serialization
+// failure): another node's batch holds rows this job needs while waiting for
+// rows of ours. Retrying inside this transaction would wait on that batch
+// again; after our COMMIT releases our locks it goes through.
+bool lost_a_deadlock(std::exception_ptr const& e)
+{
+    try
+    {
+        std::rethrow_exception(e);
+    }
+    catch (database_error const& d)
+    {
+        return d.sqlstate() == "40P01" || d.sqlstate() == "40001";
+    }
+    catch (...)
+    {
+        return false;
+    }
+}
+
+constexpr int max_deadlock_retries = 5;
+
 } // namespace
 
 writer::writer(std::string const& path, writer_options const& options)
@@ -149,6 +171,7 @@ void writer::commit_batch(std::deque<item>& batch)
 {
     auto const start = std::chrono::steady_clock::now();
     std::vector<std::error_code> results(batch.size());
+    std::vector<bool> retry(batch.size(), false);
     std::error_code commit_error;
     try
     {
@@ -163,7 +186,10 @@ void writer::commit_batch(std::deque<item>& batch)
             }
             catch (...)
             {
-                results[i] = code_of_current_exception();
+                if (batch[i].attempts < max_deadlock_retries && lost_a_deadlock(std::current_exception()))
+                    retry[i] = true;
+                else
+                    results[i] = code_of_current_exception();
             }
         }
         tx.commit();
@@ -185,8 +211,29 @@ void writer::commit_batch(std::deque<item>& batch)
     else
         stats_.commits.fetch_add(1, std::memory_order_relaxed);
 
+    // Deadlock victims go first into the next batch, in their order; their
+    // callers hear nothing until they commit or fail for good.
+    std::deque<item> again;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (retry[i] && !commit_error)
+        {
+            ++batch[i].attempts;
+            again.push_back(std::move(batch[i]));
+        }
+        else if (retry[i])
+            results[i] = make_error_code(errc::busy);
+    if (!again.empty())
+    {
+        stats_.retried_jobs.fetch_add(again.size(), std::memory_order_relaxed);
+        std::lock_guard lock(mutex_);
+        queue_.insert(queue_.begin(), std::make_move_iterator(again.begin()),
+                      std::make_move_iterator(again.end()));
+    }
+
     for (std::size_t i = 0; i < batch.size(); ++i)
     {
+        if (retry[i] && !commit_error)
+            continue;
         // A job that failed reports its own reason even when the COMMIT
         // failed too: SQLite rolls the whole transaction back on
         // SQLITE_FULL, and the COMMIT's "no transaction is active" would

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <csignal>
 #include <future>
+#include <latch>
 
 using namespace chatstream;
 using namespace chatstream::storage;
@@ -256,4 +257,52 @@ TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it re
     for (auto const* gone : {"before", "x", "y"})
         CHECK_FALSE(users::find_by_external_id(db, gone));
     CHECK(users::find_by_external_id(db, "after"));
+}
+
+TEST_CASE("writer: the loser of a deadlock between two writers runs again after its batch commits",
+          "[storage][writer]")
+{
+    if (!test::testing_postgres())
+    {
+        WARN("PostgreSQL only: one SQLite database has one writer");
+        return;
+    }
+    test::temp_dir dir;
+    auto const path = test::migrated_db(dir);
+    {
+        database db(path, open_mode::read_write);
+        db.exec("CREATE TABLE rows_t(id INTEGER PRIMARY KEY, v INTEGER NOT NULL)");
+        db.exec("INSERT INTO rows_t VALUES (1, 0), (2, 0)");
+    }
+    // Two nodes' writers; each batch updates one row, waits until the other
+    // holds the other row, then updates that one: a lock cycle PostgreSQL
+    // breaks by failing one statement (40P01) after deadlock_timeout.
+    writer a(path), b(path);
+    std::promise<void> open_a, open_b;
+    a.submit([f = open_a.get_future().share()](database&) { f.wait(); });
+    b.submit([f = open_b.get_future().share()](database&) { f.wait(); });
+    std::latch both_hold(2);
+    auto update = [](database& db, int id) {
+        auto& q = db.prepare("UPDATE rows_t SET v = v + 1 WHERE id = ?");
+        q.bind(1, id);
+        q.exec();
+    };
+    a.submit([&](database& db) { update(db, 1); both_hold.arrive_and_wait(); });
+    auto a_crosses = a.submit_future([&](database& db) { update(db, 2); });
+    b.submit([&](database& db) { update(db, 2); both_hold.arrive_and_wait(); });
+    auto b_crosses = b.submit_future([&](database& db) { update(db, 1); });
+    open_a.set_value(); // each writer now takes its two jobs as one batch
+    open_b.set_value();
+
+    CHECK_NOTHROW(a_crosses.get());
+    CHECK_NOTHROW(b_crosses.get());
+    CHECK(a.stats().retried_jobs + b.stats().retried_jobs == 1);
+    CHECK(a.stats().failed_jobs + b.stats().failed_jobs == 0);
+    a.stop();
+    b.stop();
+    database db(path, open_mode::read_only);
+    auto& q = db.prepare("SELECT sum(v) FROM rows_t");
+    REQUIRE(q.executeStep());
+    CHECK(q.getColumn(0).getInt64() == 4); // every update applied exactly once
+    q.reset();
 }

@@ -31,6 +31,7 @@ struct writer_stats
     std::atomic<std::uint64_t> commits{0};
     std::atomic<std::uint64_t> failed_jobs{0};
     std::atomic<std::uint64_t> failed_commits{0};
+    std::atomic<std::uint64_t> retried_jobs{0};   ///< deadlock victims run again in the next batch
     std::atomic<std::uint64_t> last_commit_us{0};  ///< duration of the last COMMIT batch
     std::atomic<std::uint64_t> total_commit_us{0}; ///< sum of batch durations
 };
@@ -80,6 +81,7 @@ private:
     {
         job work;
         completion done;
+        int attempts = 0; ///< runs that lost a deadlock (PostgreSQL)
     };
 
     void run();
