@@ -64,6 +64,7 @@ struct options
     int threads = 1;
     int server_pid = 0;
     std::string label;
+    std::string user_prefix = "load-user-";
     double idle_seconds = 0; // > 0: open connections, hold them idle, measure RSS
 };
 
@@ -209,7 +210,7 @@ public:
         ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
         std::string target = target_ + "?";
         if (!query_.empty()) target += query_ + "&";
-        std::string const user_name = "load-user-" + std::to_string(user);
+        std::string const user_name = o_.user_prefix + std::to_string(user);
         if (!o_.jwt_secret.empty())
             target += "token=" + mint_jwt(o_.jwt_secret, user_name);
         else if (!o_.token.empty())
@@ -448,6 +449,8 @@ int main(int argc, char** argv)
     app.add_option("--threads", o.threads, "client I/O threads")->capture_default_str();
     app.add_option("--server-pid", o.server_pid, "report this process's RSS");
     app.add_option("--label", o.label, "free-form tag copied into the JSON line");
+    app.add_option("--user-prefix", o.user_prefix, "user names are PREFIX0, PREFIX1, ... (one per connection)")
+        ->capture_default_str();
     app.add_option("--idle-seconds", o.idle_seconds, "open --connections idle sockets, hold them, report RSS");
     CLI11_PARSE(app, argc, argv);
     if (o.duration <= 0 && o.requests <= 0) o.requests = static_cast<long>(o.connections) * o.streams_per_conn;

@@ -26,9 +26,10 @@ serve() { # port db [extra...]
   "$BIN" --log-level warn serve --port "$port" --db "$db" --migrate --token-delay-ms 0 --rate-limit 0 --no-auto-title "$@" &
   wait_port "$port"
 }
-load() { # label port pid streams
+load() { # label port pid streams [user-prefix]
   "$B/chatstream-load" --url "ws://127.0.0.1:$2/ws" --connections "$4" --ramp 0.2 \
-    --prompt '/tokens 2000' --requests "$4" --server-pid "$3" --label "$1" 2>/dev/null || true
+    --prompt '/tokens 2000' --requests "$4" --server-pid "$3" --label "$1" \
+    --user-prefix "${5:-load-user-}" 2>/dev/null || true
 }
 
 for s in $streams; do
@@ -36,19 +37,21 @@ for s in $streams; do
   load server_sqlite 18491 $pid "$s"
   kill -TERM $pid; wait $pid || true
 
-  psql -q "$url" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench"
+  psql -q "$url" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench" 2>/dev/null
   db="$url?options=-csearch_path%3Dbench"
   serve 18492 "$db"; pid=$!
   load server_postgres 18492 $pid "$s"
   kill -TERM $pid; wait $pid || true
 
-  psql -q "$url" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench"
+  psql -q "$url" -c "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench" 2>/dev/null
   serve 18493 "$db" --node-id a --threads 1; a=$!
   serve 18494 "$db" --node-id b --threads 1; b=$!
   half=$((s / 2))
-  load two_nodes_postgres_a 18493 $a "$half" > "$work/a.json" &
+  # Users stick to a node (as behind a load balancer with affinity): the
+  # same user on both nodes at once contends for the same rows.
+  load two_nodes_postgres_a 18493 $a "$half" a-user- > "$work/a.json" &
   la=$!
-  load two_nodes_postgres_b 18494 $b "$half" > "$work/b.json"
+  load two_nodes_postgres_b 18494 $b "$half" b-user- > "$work/b.json"
   wait $la || true
   cat "$work/a.json" "$work/b.json"
   kill -TERM $a $b; wait $a $b || true
