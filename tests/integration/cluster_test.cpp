@@ -33,34 +33,44 @@ std::string content_of(std::string const& db_location, std::string const& messag
     return content;
 }
 
-std::vector<std::string> node_args(std::string const& name, std::string const& lease = "3")
+std::vector<std::string> node_args(std::string const& name)
 {
-    return {"--migrate", "--node-id", name, "--node-lease", lease, "--rate-limit", "0", "--no-auto-title"};
+    return {"--migrate", "--node-id", name, "--node-lease", "3", "--rate-limit", "0", "--no-auto-title"};
 }
+
+/// Nodes A and B on one fresh PostgreSQL schema; a client of A and one of B.
+struct two_nodes
+{
+    temp_dir dir;
+    std::string const db = postgres_db(dir);
+    server_process a{db, node_args("node-a")};
+    server_process b{db, node_args("node-b")};
+    ws_client on_a{a.port()};
+    ws_client on_b{b.port()};
+
+    static std::string postgres_db(temp_dir& dir)
+    {
+        REQUIRE(testing_postgres());
+        return dir.db("cluster");
+    }
+};
 
 } // namespace
 
-TEST_CASE("cross-node subscribe: node B replays from fromOffset, then follows node A live", "[cluster]")
+TEST_CASE_METHOD(two_nodes, "cross-node subscribe: node B replays from fromOffset, then follows node A live",
+                 "[cluster]")
 {
-    REQUIRE(testing_postgres());
-    temp_dir dir;
-    auto const db = dir.db("cluster");
-    server_process a(db, node_args("node-a"));
-    server_process b(db, node_args("node-b"));
-
     // A tab of the same user on node B watches: it hears node A's changes.
     ws_client watcher(b.port());
     watcher.send(json::object{{"type", "watch"}, {"id", "w"}});
     watcher.read_until("result");
 
-    ws_client on_a(a.port());
     auto const gen = start_generation(on_a, "/tokens 300 /delay 5", 40);
     auto const from = core::utf16_length(gen.text) - 7; // somewhere already flushed or not: both must work
     auto const created = watcher.read_until("changed");
     CHECK(str(created.at("entity")) == "conversation");
     CHECK(str(created.at("op")) == "insert");
 
-    ws_client on_b(b.port());
     on_b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", gen.message_id}, {"fromOffset", from}});
     auto const start = on_b.read_until("start", gen.message_id);
     CHECK(str(start.at("messageId")) == gen.message_id);
@@ -87,17 +97,10 @@ TEST_CASE("cross-node subscribe: node B replays from fromOffset, then follows no
     CHECK(str(refused.at("code")) == "not_found");
 }
 
-TEST_CASE("cross-node cancel: cancel on node B stops the generation running on node A", "[cluster]")
+TEST_CASE_METHOD(two_nodes, "cross-node cancel: cancel on node B stops the generation running on node A",
+                 "[cluster]")
 {
-    REQUIRE(testing_postgres());
-    temp_dir dir;
-    auto const db = dir.db("cluster");
-    server_process a(db, node_args("node-a"));
-    server_process b(db, node_args("node-b"));
-
-    ws_client on_a(a.port());
     auto const gen = start_generation(on_a, "/tokens 5000 /delay 5", 10);
-    ws_client on_b(b.port());
     on_b.send(json::object{{"type", "cancel"}, {"id", "c"}, {"messageId", gen.message_id}});
     auto const finish_b = on_b.read_until("finish", gen.message_id);
     CHECK(str(finish_b.at("status")) == "stopped");
@@ -131,32 +134,27 @@ TEST_CASE("cross-node cancel: cancel on node B stops the generation running on n
     read_until_finish(on_a, {}, running.message_id);
 }
 
-TEST_CASE("node leases: a restarting peer leaves live generations alone, a dead node's are interrupted",
-          "[cluster]")
+TEST_CASE_METHOD(two_nodes,
+                 "node leases: a restarting peer leaves live generations alone, a dead node's are interrupted",
+                 "[cluster]")
 {
-    REQUIRE(testing_postgres());
-    temp_dir dir;
-    auto const db = dir.db("cluster");
-    server_process a(db, node_args("node-a"));
-    server_process b(db, node_args("node-b"));
-
-    ws_client on_a(a.port());
-    auto const gen = start_generation(on_a, "/tokens 400 /delay 5", 10);
+    auto const gen = start_generation(on_a, "/tokens 100000 /delay 5", 10);
     b.restart(); // its startup recovery must not touch node A's generation
     CHECK(status_of(db, gen.message_id) == "generating");
-    CHECK(str(read_until_finish(on_a, {}, gen.message_id).finish.at("status")) == "complete");
+    on_a.send(json::object{{"type", "cancel"}, {"id", "c"}, {"messageId", gen.message_id}});
+    CHECK(str(read_until_finish(on_a, {}, gen.message_id).finish.at("status")) == "stopped");
 
     // Node A dies mid-generation; a follower on B hears `interrupted` once
     // A's 3 s lease lapses and B's sweep runs.
     auto const doomed = start_generation(on_a, "/tokens 100000 /delay 5", 10);
-    ws_client on_b(b.port());
-    on_b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", doomed.message_id}});
-    on_b.read_until("start", doomed.message_id);
-    auto const first = on_b.read_until("text-delta", doomed.message_id); // B follows live text
+    ws_client follower(b.port()); // B restarted: on_b's socket is gone
+    follower.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", doomed.message_id}});
+    follower.read_until("start", doomed.message_id);
+    auto const first = follower.read_until("text-delta", doomed.message_id); // B follows live text
     CHECK(first.at("offset").as_int64() == 0);
     auto const killed_at = std::chrono::steady_clock::now();
     a.stop(SIGKILL);
-    auto const rest = read_until_finish(on_b, core::utf16_length(str(first.at("delta"))), doomed.message_id);
+    auto const rest = read_until_finish(follower, core::utf16_length(str(first.at("delta"))), doomed.message_id);
     auto const took = std::chrono::steady_clock::now() - killed_at;
     CHECK(str(rest.finish.at("status")) == "interrupted");
     CHECK(took < std::chrono::seconds(8));
