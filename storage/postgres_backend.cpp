@@ -90,7 +90,12 @@ errc from_sqlstate(char const* state)
     std::string const sqlstate = state ? state : "";
     auto const code = from_sqlstate(state);
     if (r) PQclear(r);
-    throw database_error(code, std::string(what) + ": " + message, sqlstate);
+    // `what` is often the statement: enough of it to recognise, not a
+    // 500-row INSERT in every log line.
+    constexpr std::size_t shown = 240;
+    std::string context(what.substr(0, shown));
+    if (what.size() > shown) context += "...";
+    throw database_error(code, context + ": " + message, sqlstate);
 }
 
 struct result_deleter
