@@ -49,3 +49,17 @@ TEST_CASE("a foreign database is refused", "[migrations][schema]")
     CHECK(detect_kind(db) == database_kind::foreign);
     CHECK_THROWS_AS(apply_schema(db), schema_error);
 }
+
+TEST_CASE("both dialects ship the same schema migrations, version for version", "[migrations][schema]")
+{
+    auto const& sqlite = schema_files(storage::dialect::sqlite);
+    auto const& postgres = schema_files(storage::dialect::postgres);
+    REQUIRE(sqlite.size() == postgres.size());
+    for (std::size_t i = 0; i < sqlite.size(); ++i)
+    {
+        CHECK(sqlite[i].version == postgres[i].version);
+        CHECK(sqlite[i].name == postgres[i].name);
+        CHECK(sqlite[i].legacy_only == postgres[i].legacy_only);
+        CHECK(sqlite[i].checksum != postgres[i].checksum); // each dialect's own text
+    }
+}
