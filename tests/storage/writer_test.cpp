@@ -278,9 +278,21 @@ TEST_CASE("writer: the loser of a deadlock between two writers runs again after 
     // holds the other row, then updates that one: a lock cycle PostgreSQL
     // breaks by failing one statement (40P01) after deadlock_timeout.
     writer a(path), b(path);
+    // Each writer first runs a gate job; the next two jobs are queued while
+    // it runs, so the writer then takes them as one batch.
     std::promise<void> open_a, open_b;
-    a.submit([f = open_a.get_future().share()](database&) { f.wait(); });
-    b.submit([f = open_b.get_future().share()](database&) { f.wait(); });
+    std::latch gates_running(2);
+    auto gate = [&gates_running](std::shared_future<void> open)
+    {
+        return [&gates_running, open](database&)
+        {
+            gates_running.count_down();
+            open.wait();
+        };
+    };
+    a.submit(gate(open_a.get_future().share()));
+    b.submit(gate(open_b.get_future().share()));
+    gates_running.wait();
     std::latch both_hold(2);
     auto update = [](database& db, int id) {
         auto& q = db.prepare("UPDATE rows_t SET v = v + 1 WHERE id = ?");
