@@ -171,7 +171,9 @@ void writer::commit_batch(std::deque<item>& batch)
 {
     auto const start = std::chrono::steady_clock::now();
     std::vector<std::error_code> results(batch.size());
-    std::vector<bool> retry(batch.size(), false);
+    // A deadlock victim and every job after it leave this batch unrun and
+    // go, in order, to the head of the next one: FIFO order holds.
+    std::size_t ran = batch.size();
     std::error_code commit_error;
     try
     {
@@ -187,9 +189,12 @@ void writer::commit_batch(std::deque<item>& batch)
             catch (...)
             {
                 if (batch[i].attempts < max_deadlock_retries && lost_a_deadlock(std::current_exception()))
-                    retry[i] = true;
-                else
-                    results[i] = code_of_current_exception();
+                {
+                    ++batch[i].attempts;
+                    ran = i;
+                    break;
+                }
+                results[i] = code_of_current_exception();
             }
         }
         tx.commit();
@@ -197,43 +202,28 @@ void writer::commit_batch(std::deque<item>& batch)
     catch (...)
     {
         commit_error = code_of_current_exception();
-        spdlog::error("writer: group commit of {} jobs failed: {}", batch.size(),
-                      commit_error.message());
+        spdlog::error("writer: group commit of {} jobs failed: {}", ran, commit_error.message());
     }
     auto const us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - start)
                         .count();
     stats_.last_commit_us.store(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
     stats_.total_commit_us.fetch_add(static_cast<std::uint64_t>(us), std::memory_order_relaxed);
-    stats_.jobs.fetch_add(batch.size(), std::memory_order_relaxed);
+    stats_.jobs.fetch_add(ran, std::memory_order_relaxed);
     if (commit_error)
         stats_.failed_commits.fetch_add(1, std::memory_order_relaxed);
     else
         stats_.commits.fetch_add(1, std::memory_order_relaxed);
 
-    // Deadlock victims go first into the next batch, in their order; their
-    // callers hear nothing until they commit or fail for good.
-    std::deque<item> again;
-    for (std::size_t i = 0; i < batch.size(); ++i)
-        if (retry[i] && !commit_error)
-        {
-            ++batch[i].attempts;
-            again.push_back(std::move(batch[i]));
-        }
-        else if (retry[i])
-            results[i] = make_error_code(errc::busy);
-    if (!again.empty())
+    if (ran < batch.size())
     {
-        stats_.retried_jobs.fetch_add(again.size(), std::memory_order_relaxed);
+        stats_.retried_jobs.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock(mutex_);
-        queue_.insert(queue_.begin(), std::make_move_iterator(again.begin()),
-                      std::make_move_iterator(again.end()));
+        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(ran)),
+                      std::make_move_iterator(batch.end()));
     }
-
-    for (std::size_t i = 0; i < batch.size(); ++i)
+    for (std::size_t i = 0; i < ran; ++i)
     {
-        if (retry[i] && !commit_error)
-            continue;
         // A job that failed reports its own reason even when the COMMIT
         // failed too: SQLite rolls the whole transaction back on
         // SQLITE_FULL, and the COMMIT's "no transaction is active" would
