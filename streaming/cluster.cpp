@@ -93,13 +93,14 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
 
     std::int64_t lease_ms() const { return options.lease.count(); }
 
-    void on_notify(std::string const& channel, std::string const& message_id)
+    // Listener thread. Progress and cancel payloads are message ids.
+    void on_notify(std::string const& channel, std::string const& payload)
     {
         if (channel == storage::nodes::cancel_channel)
-            return stop_here(message_id); // a no-op unless it runs here
+            return stop_here(payload); // a no-op unless it runs here
         if (channel == storage::nodes::changes_channel)
-            return relay_in(message_id);
-        net::post(strand, [self = shared_from_this(), message_id] { self->refresh(message_id); });
+            return relay_in(payload);
+        net::post(strand, [self = shared_from_this(), message_id = payload] { self->refresh(message_id); });
     }
 
     void add(std::string const& message_id, follower f)
