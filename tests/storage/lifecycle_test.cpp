@@ -6,6 +6,7 @@
 #include "chatstream/core/ids.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/usage.hpp"
+#include "rows.hpp"
 #include "support/temp_db.hpp"
 
 #include <catch2/catch.hpp>
@@ -25,25 +26,11 @@ struct lifecycle_fixture
 
     std::string conversation(std::string const& user, std::int64_t at)
     {
-        conversation_row c;
-        c.id = core::new_id();
-        c.user_id = user;
-        c.created_at = c.updated_at = at;
-        conversations::insert(db, c);
-        return c.id;
+        return test::insert_conversation(db, user, at).id;
     }
     message_row message(std::string const& conv, std::string const& user, std::string const& content)
     {
-        message_row m;
-        m.id = core::new_id();
-        m.conversation_id = conv;
-        m.user_id = user;
-        m.role = "assistant";
-        m.status = status::complete;
-        m.content = content;
-        m.created_at = m.updated_at = ++clock;
-        messages::insert(db, m);
-        return m;
+        return test::insert_message(db, conv, user, status::complete, ++clock, content);
     }
 };
 

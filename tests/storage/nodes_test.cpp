@@ -3,6 +3,7 @@
 
 #include "chatstream/core/ids.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "rows.hpp"
 #include "support/temp_db.hpp"
 
 #include <catch2/catch.hpp>
@@ -21,27 +22,12 @@ struct cluster_fixture
     std::string alice = users::ensure(db, "alice");
     std::int64_t now = 1'800'000'000'000;
 
-    std::string conversation()
-    {
-        conversation_row c;
-        c.id = core::new_id();
-        c.user_id = alice;
-        c.created_at = c.updated_at = now;
-        conversations::insert(db, c);
-        return c.id;
-    }
+    std::string conversation() { return test::insert_conversation(db, alice, now).id; }
     std::string generating(std::string const& conv, std::optional<std::string> node)
     {
-        message_row m;
-        m.id = core::new_id();
-        m.conversation_id = conv;
-        m.user_id = alice;
-        m.role = "assistant";
-        m.status = status::generating;
-        m.created_at = m.updated_at = now;
-        messages::insert(db, m);
-        if (node) nodes::claim(db, m.id, *node, now);
-        return m.id;
+        auto const id = test::insert_message(db, conv, alice, status::generating, now).id;
+        if (node) nodes::claim(db, id, *node, now);
+        return id;
     }
     std::string status_of(std::string const& id) { return messages::get(db, alice, id).value().status; }
 };

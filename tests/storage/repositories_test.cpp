@@ -3,6 +3,7 @@
 #include "chatstream/core/clock.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/core/ids.hpp"
+#include "rows.hpp"
 #include "support/temp_db.hpp"
 
 #include <catch2/catch.hpp>
@@ -19,26 +20,10 @@ struct fixture
     std::string alice = users::ensure(db, "alice");
     std::string bob = users::ensure(db, "bob");
 
-    std::string conversation(std::string const& user)
-    {
-        conversation_row c;
-        c.id = core::new_id();
-        c.user_id = user;
-        c.created_at = c.updated_at = core::now_ms();
-        conversations::insert(db, c);
-        return c.id;
-    }
+    std::string conversation(std::string const& user) { return test::insert_conversation(db, user, core::now_ms()).id; }
     std::string message(std::string const& conv, std::string const& user, std::string status = status::generating)
     {
-        message_row m;
-        m.id = core::new_id();
-        m.conversation_id = conv;
-        m.user_id = user;
-        m.role = "assistant";
-        m.status = status;
-        m.created_at = m.updated_at = core::now_ms();
-        messages::insert(db, m);
-        return m.id;
+        return test::insert_message(db, conv, user, status, core::now_ms()).id;
     }
     tool_call_row call(std::string const& msg, std::string const& conv, std::string const& id)
     {
