@@ -29,6 +29,13 @@ void leave(database& db, std::string const& node_id)
     q.exec();
 }
 
+void end_lease(database& db, std::string const& node_id)
+{
+    auto& q = db.prepare("UPDATE nodes SET heartbeat_at = 0 WHERE id = ?");
+    q.bind(1, node_id);
+    q.exec();
+}
+
 void claim(database& db, std::string const& message_id, std::string const& node_id, std::int64_t now)
 {
     auto& q = db.prepare("INSERT INTO generations(message_id, node_id, started_at) VALUES(?1, ?2, ?3) "

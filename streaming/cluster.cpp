@@ -309,10 +309,8 @@ std::size_t cluster::start(std::function<void(std::string const&)> stop_here, ch
         {
             auto const now = core::now_ms();
             // This node's previous run (same --node-id) runs nothing now,
-            // whatever its lease says: end its lease first.
-            auto& q = db.prepare("UPDATE nodes SET heartbeat_at = 0 WHERE id = ?");
-            q.bind(1, st.options.node_id);
-            q.exec();
+            // whatever its lease says.
+            storage::nodes::end_lease(db, st.options.node_id);
             recovered = storage::nodes::recover_orphans(db, now, st.lease_ms()).size();
             storage::nodes::join(db, st.options.node_id, st.options.address, now);
         });

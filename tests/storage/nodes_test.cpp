@@ -89,3 +89,14 @@ TEST_CASE_METHOD(cluster_fixture, "a claimed generation makes its conversation b
     CHECK(messages::remove(db, alice, again));
     CHECK_FALSE(nodes::generation_owner(db, again, now, lease));
 }
+
+TEST_CASE_METHOD(cluster_fixture, "a node restarting under its id ends its old lease at once", "[storage][nodes]")
+{
+    nodes::join(db, "n1", "a", now);
+    auto const msg = generating(conversation(), "n1");
+    CHECK(nodes::recover_orphans(db, now, lease).empty()); // live lease: left alone
+    nodes::end_lease(db, "n1");                            // what cluster::start does first
+    CHECK(nodes::recover_orphans(db, now, lease) == std::vector<std::string>{msg});
+    nodes::join(db, "n1", "a", now); // and joins again, with a fresh lease
+    CHECK(nodes::heartbeat(db, "n1", now + 1));
+}

@@ -37,6 +37,10 @@ bool heartbeat(database& db, std::string const& node_id, std::int64_t now);
 /// Removes the node (clean shutdown, after its generations ended).
 void leave(database& db, std::string const& node_id);
 
+/// Ends the lease of @p node_id's previous run (it restarts under the same
+/// id): whatever it claimed is an orphan now, not in a lease's time.
+void end_lease(database& db, std::string const& node_id);
+
 /// Records that @p node_id runs the generation of @p message_id.
 void claim(database& db, std::string const& message_id, std::string const& node_id, std::int64_t now);
 
