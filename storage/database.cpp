@@ -32,7 +32,9 @@ database::~database() = default;
 
 void connection::begin(bool immediate)
 {
-    exec(immediate ? begin_immediate() : "BEGIN");
+    // IMMEDIATE: the writer takes the write lock up front, so a lock upgrade
+    // never deadlocks against a reader.
+    exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN");
 }
 
 void connection::commit()

@@ -308,7 +308,6 @@ public:
         return found;
     }
 
-    char const* begin_immediate() const noexcept override { return "BEGIN"; }
 
     //--------------------------------------------------------------------------
     // Transaction control: deferred until the next round trip.

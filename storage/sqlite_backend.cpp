@@ -171,7 +171,6 @@ public:
         return found;
     }
 
-    char const* begin_immediate() const noexcept override { return "BEGIN IMMEDIATE"; }
 
 private:
     std::unique_ptr<SQLite::Database> db_;

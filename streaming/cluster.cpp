@@ -39,25 +39,15 @@ struct follower
 /// What a refresh read of one message found.
 struct snapshot
 {
-    bool found = false;
-    storage::message_row row;
-    std::string text;
-    std::vector<replay_tool> tools; ///< calls with a result, in text order
+    std::optional<storage::message_row> row;
+    stored_replay stored;
 };
 
 snapshot read_snapshot(storage::database& db, std::string const& message_id)
 {
     snapshot s;
-    auto m = storage::messages::get_unscoped(db, message_id);
-    if (!m) return s;
-    s.found = true;
-    s.row = std::move(*m);
-    bool const terminal = storage::is_terminal_status(s.row.status);
-    s.text = terminal ? s.row.content : s.row.partial_content.value_or(s.row.content);
-    for (auto& t : storage::tool_calls::list_for_message(db, s.row.user_id, message_id, true))
-        if (t.result)
-            s.tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments), std::move(t.result),
-                               static_cast<std::uint64_t>(t.text_position.value_or(0))});
+    s.row = storage::messages::get_unscoped(db, message_id);
+    if (s.row) s.stored = read_stored_replay(db, *s.row);
     return s;
 }
 
@@ -146,8 +136,7 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
         entry.reading = false;
         if (!failed)
         {
-            bool const terminal = snap.found && storage::is_terminal_status(snap.row.status);
-            std::erase_if(entry.followers, [&](follower& f) { return !deliver(message_id, snap, terminal, f); });
+            std::erase_if(entry.followers, [&](follower& f) { return !deliver(message_id, snap, f); });
         }
         if (entry.followers.empty())
             by_message.erase(it);
@@ -159,18 +148,19 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     }
 
     // Sends @p f what it misses. @return false when @p f is done.
-    static bool deliver(std::string const& message_id, snapshot const& snap, bool terminal, follower& f)
+    static bool deliver(std::string const& message_id, snapshot const& snap, follower& f)
     {
         auto sink = f.sink.lock();
         if (!sink) return false;
-        if (!snap.found || snap.row.user_id != f.user_id)
+        if (!snap.row || snap.row->user_id != f.user_id)
         {
             sink->deliver(events::error(f.rid, message_id, wire_error::not_found, "no such message"));
             return false;
         }
+        bool const terminal = snap.stored.terminal;
         if (!f.finish_only)
         {
-            auto const length = core::utf16_length(snap.text);
+            auto const length = core::utf16_length(snap.stored.text);
             if (!f.started)
             {
                 // Past the stored end of a running generation is fine: the
@@ -182,24 +172,22 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
                                                     " is past the end of the text"));
                     return false;
                 }
-                sink->deliver(events::start(message_id, snap.row.conversation_id));
+                sink->deliver(events::start(message_id, snap.row->conversation_id));
                 f.started = true;
             }
             if (f.offset > length && !terminal) return true;
             // Tool results committed after the text passed their position go
             // out first (with their own textPosition); the rest interleave.
             std::vector<replay_tool> late, ahead;
-            for (auto const& t : snap.tools)
+            for (auto const& t : snap.stored.tools)
                 if (f.tools_sent.insert(t.id).second) (t.text_position < f.offset ? late : ahead).push_back(t);
             auto emit = [&](frame fr) { sink->deliver(std::move(fr)); };
             if (!late.empty()) replay_frames(message_id, {}, late, 0, emit);
-            if (length > f.offset || !ahead.empty()) replay_frames(message_id, snap.text, ahead, f.offset, emit);
+            if (length > f.offset || !ahead.empty()) replay_frames(message_id, snap.stored.text, ahead, f.offset, emit);
             f.offset = std::max(f.offset, length);
         }
         if (!terminal) return true;
-        auto const& m = snap.row;
-        sink->deliver(events::finish(message_id, {m.status, m.finish_reason.value_or(m.status), m.input_tokens.value_or(0),
-                                                  m.output_tokens.value_or(0), m.error}));
+        sink->deliver(stored_finish(*snap.row));
         return false;
     }
 

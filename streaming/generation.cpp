@@ -104,6 +104,25 @@ void replay_frames(std::string_view message_id, std::string_view text,
     emit_text_until(text.size());
 }
 
+stored_replay read_stored_replay(storage::database& db, storage::message_row const& m)
+{
+    stored_replay r;
+    r.terminal = storage::is_terminal_status(m.status);
+    r.text = r.terminal ? m.content : m.partial_content.value_or(m.content);
+    for (auto& t : storage::tool_calls::list_for_message(db, m.user_id, m.id, true))
+        if (t.result)
+            r.tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
+                               std::move(t.result),
+                               static_cast<std::uint64_t>(t.text_position.value_or(0))});
+    return r;
+}
+
+frame stored_finish(storage::message_row const& m)
+{
+    return events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
+                                 m.input_tokens.value_or(0), m.output_tokens.value_or(0), m.error});
+}
+
 void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
 {
     if (auto s = w.lock())
@@ -1235,30 +1254,19 @@ void stream_hub::subscribe(std::string const& user_id, subscribe_request req,
     auto id = req.id;
     with_stored_message(
         state_->ctx.reads, user_id, message_id, std::move(id), std::move(s),
-        [user_id, req = std::move(req)](storage::database& db, subscriber& sub,
-                                        storage::message_row const& m)
+        [req = std::move(req)](storage::database& db, subscriber& sub,
+                               storage::message_row const& m)
         {
-            bool const terminal = storage::is_terminal_status(m.status);
-            std::string const& text = terminal            ? m.content
-                                      : m.partial_content ? *m.partial_content
-                                                          : m.content;
-            if (req.from_offset > core::utf16_length(text))
+            auto const stored = read_stored_replay(db, m);
+            if (req.from_offset > core::utf16_length(stored.text))
                 return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
                                                  "fromOffset " + std::to_string(req.from_offset) +
                                                      " is past the end of the text"));
-            std::vector<replay_tool> tools;
-            for (auto& t : storage::tool_calls::list_for_message(db, user_id, m.id, true))
-                if (t.result)
-                    tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
-                                     std::move(t.result),
-                                     static_cast<std::uint64_t>(t.text_position.value_or(0))});
             sub.deliver(events::start(m.id, m.conversation_id));
-            replay_frames(m.id, text, tools, req.from_offset,
+            replay_frames(m.id, stored.text, stored.tools, req.from_offset,
                           [&](frame f) { sub.deliver(std::move(f)); });
-            if (terminal)
-                sub.deliver(events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
-                                                  m.input_tokens.value_or(0),
-                                                  m.output_tokens.value_or(0), m.error}));
+            if (stored.terminal)
+                sub.deliver(stored_finish(m));
         });
 }
 

@@ -162,13 +162,11 @@ public:
     virtual bool try_exec(std::string const& sql) noexcept = 0;
     virtual bool has_table(std::string const& table) = 0;
     virtual bool has_column(std::string const& table, std::string const& column) = 0;
-    /// The "begin a write transaction" statement of the dialect.
-    virtual char const* begin_immediate() const noexcept = 0;
 
     // Transaction control for `transaction` and `savepoint`, apart from
     // exec() so a backend may batch it: PostgreSQL holds BEGIN, SAVEPOINT
     // and RELEASE back and sends them in the round trip of the next
-    // statement. The defaults run each one at once (SQLite).
+    // statement. The defaults run each one at once, in SQLite's dialect.
     virtual void begin(bool immediate);
     virtual void commit();
     virtual bool rollback() noexcept;

@@ -2,6 +2,7 @@
 /// @file generation.hpp
 /// The generation engine: runs generations independently of sockets and fans
 /// their events out to any number of subscribers (DESIGN.md §6).
+#include "chatstream/storage/types.hpp"
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
 #include "chatstream/streaming/protocol.hpp"
@@ -19,6 +20,7 @@
 
 namespace chatstream::storage
 {
+class database;
 class writer;
 class read_pool;
 } // namespace chatstream::storage
@@ -155,5 +157,19 @@ struct replay_tool
 void replay_frames(std::string_view message_id, std::string_view text,
                    std::vector<replay_tool> const& tools, std::uint64_t from,
                    std::function<void(frame)> const& emit);
+
+/// A stored message as a replay sees it: its text so far (`content` once
+/// terminal, else `partial_content`) and its tool calls that have a result.
+/// Shared by the local replay and the cross-node follower (cluster.cpp).
+struct stored_replay
+{
+    std::string text;
+    std::vector<replay_tool> tools;
+    bool terminal = false;
+};
+stored_replay read_stored_replay(storage::database& db, storage::message_row const& m);
+
+/// The `finish` of a terminal stored message.
+frame stored_finish(storage::message_row const& m);
 
 } // namespace chatstream::streaming
