@@ -28,6 +28,9 @@ constexpr invariant invariants[] = {
     {"tool calls without a result on a finished message (stuck executing)",
      "SELECT count(*), min(t.id) FROM tool_calls t JOIN messages m ON m.id = t.message_id "
      "WHERE t.result IS NULL AND m.status NOT IN ('pending','generating')"},
+    {"appended text chunks left on a finished message (not folded into content)",
+     "SELECT count(*), min(k.message_id) FROM message_chunks k JOIN messages m ON m.id = k.message_id "
+     "WHERE m.status NOT IN ('pending','generating')"},
     {"messages with an unknown status",
      "SELECT count(*), min(id) FROM messages WHERE status NOT IN "
      "('pending','generating','complete','error','stopped','interrupted')"},

@@ -154,9 +154,14 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
         q.reset();
     }
     std::string const legacy = has_legacy_columns(db) ? legacy_message_columns : "";
+    // A message still generating is copied with the text it flushed so far
+    // (appended chunks included) in partial_content.
+    std::string copied_values = copied_message_columns;
+    copied_values.replace(copied_values.find("partial_content"), std::string_view("partial_content").size(),
+                          partial_text_sql(db.dialect()));
     std::string const copy_message = std::string("INSERT INTO messages(id, conversation_id, user_id, ") +
                                      copied_message_columns + legacy + ") SELECT ?1, ?2, user_id, " +
-                                     copied_message_columns + legacy + " FROM messages WHERE id = ?3";
+                                     copied_values + legacy + " FROM messages WHERE id = ?3";
     for (auto const& old_id : old_ids)
     {
         // New ids are generated in order, so the copies sort like the originals.

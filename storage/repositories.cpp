@@ -58,10 +58,23 @@ conversation_row read_conversation(storage::statement& q)
     return r;
 }
 
-constexpr char const* message_columns =
-    "id, conversation_id, user_id, role, content, partial_content, status, model, error, "
-    "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
-    "generation_started_at, generation_completed_at, created_at, updated_at";
+// The select list of a message_row. `partial_content` is what a generation
+// flushed so far: the column (a whole-text flush) followed by the appended
+// chunks in byte order (issue 19), so every reader sees one text.
+std::string const& message_columns(database& db)
+{
+    static std::string const sqlite = std::string("id, conversation_id, user_id, role, content, ") +
+                                      partial_text_sql(dialect::sqlite) +
+                                      ", status, model, error, "
+                                      "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
+                                      "generation_started_at, generation_completed_at, created_at, updated_at";
+    static std::string const postgres = std::string("id, conversation_id, user_id, role, content, ") +
+                                        partial_text_sql(dialect::postgres) +
+                                        ", status, model, error, "
+                                        "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
+                                        "generation_started_at, generation_completed_at, created_at, updated_at";
+    return db.is_postgres() ? postgres : sqlite;
+}
 
 message_row read_message(storage::statement& q)
 {
@@ -372,7 +385,7 @@ void messages::insert(database& db, message_row const& r)
 
 std::optional<message_row> messages::get(database& db, std::string const& user_id, std::string const& id)
 {
-    auto& q = db.prepare(std::string("SELECT ") + message_columns +
+    auto& q = db.prepare("SELECT " + message_columns(db) +
                          " FROM messages WHERE id = ? AND user_id = ?");
     q.bind(1, id);
     q.bind(2, user_id);
@@ -384,7 +397,7 @@ std::optional<message_row> messages::get(database& db, std::string const& user_i
 
 std::optional<message_row> messages::get_unscoped(database& db, std::string const& id)
 {
-    auto& q = db.prepare(std::string("SELECT ") + message_columns + " FROM messages WHERE id = ?");
+    auto& q = db.prepare("SELECT " + message_columns(db) + " FROM messages WHERE id = ?");
     q.bind(1, id);
     if (!q.executeStep()) return std::nullopt;
     auto r = read_message(q);
@@ -400,7 +413,7 @@ page<message_row> messages::list(database& db, std::string const& user_id,
     std::int64_t key = INT64_MIN;
     std::string after_id;
     if (req.cursor) std::tie(key, after_id) = decode_cursor(*req.cursor);
-    auto& q = db.prepare(std::string("SELECT ") + message_columns +
+    auto& q = db.prepare("SELECT " + message_columns(db) +
                          " FROM messages WHERE conversation_id = ? AND user_id = ?"
                          " AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?");
     q.bind(1, conversation_id);
@@ -421,7 +434,7 @@ page<message_row> messages::list(database& db, std::string const& user_id,
 std::vector<message_row> messages::history(database& db, std::string const& conversation_id)
 {
     std::vector<message_row> out;
-    auto& q = db.prepare(std::string("SELECT ") + message_columns +
+    auto& q = db.prepare("SELECT " + message_columns(db) +
                          " FROM messages WHERE conversation_id = ? ORDER BY created_at, id");
     q.bind(1, conversation_id);
     while (q.executeStep()) out.push_back(read_message(q));
@@ -450,6 +463,38 @@ void messages::flush_partial(database& db, std::string const& id, std::string co
     q.bind(2, partial_content);
     bind_opt(q, 3, first_token_at);
     q.bind(4, now);
+    if (q.exec() > 0) drop_chunks(db, id); // the whole text replaces what was appended
+}
+
+bool messages::append_partial(database& db, std::string const& id, std::int64_t byte_start,
+                              std::string_view text, std::optional<std::int64_t> first_token_at,
+                              std::int64_t now)
+{
+    if (first_token_at) {
+        // Only the first flush of a generation touches the message row.
+        auto& u = db.prepare(
+            "UPDATE messages SET first_token_at = ?2, status = 'generating', updated_at = ?3 "
+            "WHERE id = ?1 AND status IN ('pending','generating') AND first_token_at IS NULL");
+        u.bind(1, id);
+        u.bind(2, *first_token_at);
+        u.bind(3, now);
+        u.exec();
+    }
+    // Keyed by where the bytes start: a flush that runs twice stores them once.
+    auto& q = db.prepare(
+        "INSERT INTO message_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
+        "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
+        "ON CONFLICT DO NOTHING");
+    q.bind(1, id);
+    q.bind(2, byte_start);
+    q.bind(3, std::string(text));
+    return q.exec() > 0;
+}
+
+void messages::drop_chunks(database& db, std::string const& id)
+{
+    auto& q = db.prepare("DELETE FROM message_chunks WHERE message_id = ?");
+    q.bind(1, id);
     q.exec();
 }
 
@@ -475,6 +520,7 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
     bind_opt(q, 10, c.first_token_at);
     q.bind(11, c.completed_at);
     bool const changed = q.exec() > 0;
+    if (changed) drop_chunks(db, id);
     if (changed)
         tool_calls::finalize(db, id, c.status == status::complete ? "tool call did not complete"
                                                                   : "generation " + c.status);
@@ -483,14 +529,19 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
 
 bool messages::interrupt(database& db, std::string const& id, std::int64_t now)
 {
-    auto& u = db.prepare(
-        "UPDATE messages SET status = 'interrupted', content = coalesce(partial_content, content), "
+    static std::string const promote[2] = {
+        std::string("UPDATE messages SET status = 'interrupted', content = coalesce(") +
+            partial_text_sql(dialect::sqlite) + ", content), ",
+        std::string("UPDATE messages SET status = 'interrupted', content = coalesce(") +
+            partial_text_sql(dialect::postgres) + ", content), "};
+    auto& u = db.prepare(promote[db.is_postgres() ? 1 : 0] +
         "partial_content = NULL, finish_reason = 'interrupted', "
         "error = 'server restarted during generation', generation_completed_at = ?2, "
         "updated_at = ?2 WHERE id = ?1 AND status IN ('pending','generating')");
     u.bind(1, id);
     u.bind(2, now);
     if (u.exec() == 0) return false;
+    drop_chunks(db, id);
     tool_calls::finalize(db, id, "generation interrupted");
     return true;
 }

@@ -20,6 +20,24 @@ void bind_opt(statement& s, int index, std::optional<T> const& v)
         s.bind(index);
 }
 
+/// The text a generating message has flushed so far, as an SQL expression
+/// over `messages`: the `partial_content` column followed by the appended
+/// `message_chunks` in byte order (NULL when there is neither).
+inline std::string partial_text_sql(dialect d)
+{
+    std::string const chunks =
+        d == dialect::postgres
+            ? "(SELECT string_agg(k.text, '' ORDER BY k.byte_start) FROM message_chunks k "
+              "WHERE k.message_id = messages.id)"
+            // SQLite 3.40 has no ORDER BY inside an aggregate; the ordered
+            // subquery feeds group_concat in byte order.
+            : "(SELECT group_concat(t, '') FROM (SELECT k.text AS t FROM message_chunks k "
+              "WHERE k.message_id = messages.id ORDER BY k.byte_start))";
+    return "CASE WHEN EXISTS(SELECT 1 FROM message_chunks k WHERE k.message_id = messages.id) "
+           "THEN coalesce(messages.partial_content, '') || " +
+           chunks + " ELSE messages.partial_content END";
+}
+
 inline std::optional<std::string> opt_text(column c)
 {
     if (c.isNull()) return std::nullopt;

@@ -85,9 +85,21 @@ std::vector<message_row> history(database& db, std::string const& conversation_i
 
 /// pending -> generating; no-op when already terminal.
 void mark_generating(database& db, std::string const& id, std::int64_t started_at);
-/// Live flush of the text so far; never touches a terminal message.
+/// Replaces the text flushed so far with @p partial_content (and drops
+/// appended chunks); never touches a terminal message.
 void flush_partial(database& db, std::string const& id, std::string const& partial_content,
                    std::optional<std::int64_t> first_token_at, std::int64_t now);
+/// Live flush of a generating answer, append-only: stores @p text, the
+/// bytes of the answer from @p byte_start on, as one chunk (issue 19), so a
+/// long answer writes O(n) bytes in all. Idempotent per (id, byte_start);
+/// never touches a terminal message. @p first_token_at, when set, is
+/// recorded once (first flush) together with the `generating` status.
+/// @return true when the chunk was stored.
+bool append_partial(database& db, std::string const& id, std::int64_t byte_start,
+                    std::string_view text, std::optional<std::int64_t> first_token_at,
+                    std::int64_t now);
+/// Deletes the appended chunks of a message (they were folded into content).
+void drop_chunks(database& db, std::string const& id);
 
 struct completion
 {
