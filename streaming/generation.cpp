@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <iterator>
 #include <mutex>
@@ -129,13 +130,95 @@ void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
         s->deliver(std::move(f));
 }
 
+namespace
+{
+
+/// The default way to follow a log: every item goes to deliver() as soon as
+/// it is appended. Woken on the appender's thread, so items keep their order.
+class log_pump : public log_listener, public std::enable_shared_from_this<log_pump>
+{
+public:
+    log_pump(std::weak_ptr<subscriber> sub, std::shared_ptr<stream_log> log,
+             stream_log::cursor from)
+        : sub_(std::move(sub)), log_(std::move(log)), cursor_(from)
+    {
+    }
+
+    void on_log_ready() override { pump(); }
+
+    void pump()
+    {
+        std::lock_guard lock(mutex_);
+        for (;;)
+        {
+            auto sub = sub_.lock();
+            if (!sub)
+                return;
+            std::uint64_t offset = 0;
+            frame event;
+            switch (log_->next(cursor_, text_, offset, event, replay_chunk_bytes, weak_from_this()))
+            {
+            case stream_log::item::none:
+                return;
+            case stream_log::item::text:
+                sub->deliver(events::text_delta(log_->message_id(), offset, text_));
+                break;
+            case stream_log::item::event:
+                sub->deliver(std::move(event));
+                break;
+            }
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::weak_ptr<subscriber> sub_;
+    std::shared_ptr<stream_log> log_;
+    stream_log::cursor cursor_;
+    std::string text_;
+};
+
+} // namespace
+
+std::shared_ptr<void> subscriber::follow(std::shared_ptr<stream_log> log, stream_log::cursor from,
+                                         std::weak_ptr<subscriber> self)
+{
+    auto pump = std::make_shared<log_pump>(std::move(self), std::move(log), from);
+    pump->pump();
+    return pump;
+}
+
 //------------------------------------------------------------------------------
 
 class generation;
 
-struct stream_hub::state
+/// What one generation hands the batched flush: its bytes since the last one.
+struct flush_item
+{
+    std::shared_ptr<generation> gen;
+    std::string message_id;
+    std::int64_t byte_start = 0;
+    std::string text;
+    std::optional<std::int64_t> first_token_at; ///< set on a generation's first flush
+};
+
+struct stream_hub::state : std::enable_shared_from_this<stream_hub::state>
 {
     explicit state(hub_context const& c) : ctx(c) {}
+
+    // Live persistence, batched (issue 19): every flush interval, one writer
+    // job appends the new text of every generation that has some, instead of
+    // one job (and one completion hand-off) per generation.
+    std::mutex flush_mutex;
+    std::vector<std::weak_ptr<generation>> dirty;
+    bool flush_armed = false;
+    bool flush_in_flight = false;
+    std::optional<net::steady_timer> flush_timer;
+
+    /// Queues @p g for the next flush tick. Thread-safe.
+    void mark_dirty(std::shared_ptr<generation> const& g);
+    void arm_flush_locked();
+    void flush_tick();
 
     hub_context ctx;
     mutable std::mutex mutex;
@@ -200,10 +283,15 @@ public:
         std::string title_source;  ///< first user message, for the auto-title
     };
 
+    /// Runs on @p home (the requester's strand) when given, else on a strand
+    /// of its own.
     generation(std::shared_ptr<stream_hub::state> hub, identity id,
-               std::vector<chat_message> history)
-        : hub_(std::move(hub)), ctx_(hub_->ctx), strand_(net::make_strand(ctx_.ioc)),
-          id_(std::move(id)), history_(std::move(history)), flush_timer_(strand_)
+               std::vector<chat_message> history, std::optional<strand_type> home)
+        : hub_(std::move(hub)), ctx_(hub_->ctx),
+          strand_(home ? std::move(*home) : net::make_strand(ctx_.ioc)), id_(std::move(id)),
+          history_(std::move(history)),
+          log_(std::make_shared<stream_log>(id_.message_id, id_.conversation_id)),
+          retry_timer_(strand_)
     {
     }
 
@@ -216,8 +304,7 @@ public:
              ack = std::move(ack)]() mutable
             {
                 deliver_to(requester, std::move(ack));
-                self->subscribers_.push_back(std::move(requester));
-                self->broadcast(events::start(self->id_.message_id, self->id_.conversation_id));
+                self->follow(requester, stream_log::cursor{});
                 auto const now = core::now_ms();
                 self->started_ = clock::now();
                 self->ctx_.writer.submit(
@@ -299,20 +386,23 @@ public:
         if (state_ != state::running || text.empty())
             return;
         if (!first_token_at_)
+        {
             first_token_at_ = core::now_ms();
-        broadcast(events::text_delta(id_.message_id, u16_len_, text));
-        text_ += text;
-        u16_len_ += core::utf16_length(text);
+            first_token_ms_.store(*first_token_at_, std::memory_order_relaxed);
+        }
+        log_->append_text(text);
         ++step_chunks_;
-        arm_flush();
+        if (!dirty_.exchange(true, std::memory_order_acq_rel))
+            hub_->mark_dirty(shared_from_this());
     }
 
     void on_tool_input_start(std::string_view id, std::string_view name) override
     {
         if (state_ != state::running)
             return;
-        tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, u16_len_});
-        broadcast(events::tool_input_start(id_.message_id, id, name, u16_len_));
+        auto const at = log_->u16_length_unlocked();
+        tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, at});
+        broadcast(events::tool_input_start(id_.message_id, id, name, at));
     }
 
     void on_tool_input_delta(std::string_view id, std::string_view delta) override
@@ -330,7 +420,8 @@ public:
         auto* t = find_tool(id);
         if (!t)
         {
-            tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, u16_len_});
+            tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt,
+                              log_->u16_length_unlocked()});
             t = &tools_.back();
         }
         t->args_json = std::string(args_json);
@@ -477,72 +568,62 @@ private:
         finish(storage::status::complete, step_reason_, std::nullopt);
     }
 
-    void arm_flush()
+public:
+    // The batched flush (stream_hub::state::flush_tick) --------------------
+    // Called by the flusher only, one batch at a time.
+
+    void clear_dirty() { dirty_.store(false, std::memory_order_release); }
+
+    /// The bytes added since the last committed flush; nullopt when none or
+    /// when the end is being committed (it carries the whole text).
+    std::optional<flush_item> take_flush()
     {
-        if (flush_armed_)
-            return;
-        flush_armed_ = true;
-        flush_timer_.expires_after(ctx_.flush_interval);
-        flush_timer_.async_wait(
-            [self = shared_from_this()](boost::system::error_code ec)
-            {
-                self->flush_armed_ = false;
-                if (!ec)
-                    self->do_flush();
-            });
+        if (finishing_.load(std::memory_order_acquire))
+            return std::nullopt;
+        auto text = log_->copy_text(flushed_bytes_);
+        if (text.empty())
+            return std::nullopt;
+        flush_item item;
+        item.gen = shared_from_this();
+        item.message_id = id_.message_id;
+        item.byte_start = static_cast<std::int64_t>(flushed_bytes_);
+        item.text = std::move(text);
+        if (!first_flushed_)
+            if (auto const t = first_token_ms_.load(std::memory_order_relaxed))
+                item.first_token_at = t;
+        return item;
     }
 
-    // Live persistence of the text so far. One flush in flight at a time;
-    // the writer thread does the SQLite work, this strand never waits.
-    void do_flush()
+    void flush_done(flush_item const& item, bool committed)
     {
-        if (state_ != state::running || flush_in_flight_ || text_.size() == flushed_bytes_)
+        if (!committed)
+        {
+            // Try again next tick from the same offset (the key makes it idempotent).
+            if (!dirty_.exchange(true, std::memory_order_acq_rel))
+                hub_->mark_dirty(shared_from_this());
             return;
-        flush_in_flight_ = true;
-        auto const bytes = text_.size();
-        auto const submitted = clock::now();
-        ctx_.writer.submit(
-            [id = id_.message_id, text = text_, first = first_token_at_](storage::database& db)
-            {
-                storage::messages::flush_partial(db, id, text, first, core::now_ms());
-                storage::nodes::notify(db, storage::nodes::progress_channel, id);
-            },
-            [self = shared_from_this(), bytes, submitted](std::error_code ec)
-            {
-                auto const us =
-                    std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - submitted);
-                self->ctx_.metrics.record_flush(static_cast<std::uint64_t>(us.count()));
-                net::post(self->strand_,
-                          [self, bytes, ec]
-                          {
-                              self->flush_in_flight_ = false;
-                              if (ec)
-                                  spdlog::warn("generation {}: partial flush failed: {}",
-                                               self->id_.message_id, ec.message());
-                              else
-                                  self->flushed_bytes_ = bytes;
-                              if (self->state_ == state::running &&
-                                  self->text_.size() != self->flushed_bytes_)
-                                  self->arm_flush();
-                          });
-            });
+        }
+        flushed_bytes_ = static_cast<std::size_t>(item.byte_start) + item.text.size();
+        if (item.first_token_at)
+            first_flushed_ = true;
     }
 
+private:
     void finish(std::string status, std::string reason, std::optional<std::string> error)
     {
         state_ = state::finishing;
+        finishing_.store(true, std::memory_order_release);
         if (stream_)
         {
             stream_->cancel(); // aborts the upstream now, not at the next token
             stream_.reset();
         }
-        flush_timer_.cancel();
         output_tokens_ += step_chunks_;
         step_chunks_ = 0;
 
         storage::messages::completion c;
         c.status = status;
-        c.content = text_;
+        c.content = std::string(log_->text_unlocked());
         c.error = error;
         c.finish_reason = reason;
         c.input_tokens = input_tokens_;
@@ -584,8 +665,8 @@ private:
     {
         if (attempt >= 120 || !completion_)
             return;
-        flush_timer_.expires_after(std::chrono::milliseconds(250 << std::min(attempt, 4)));
-        flush_timer_.async_wait(
+        retry_timer_.expires_after(std::chrono::milliseconds(250 << std::min(attempt, 4)));
+        retry_timer_.async_wait(
             [self = shared_from_this(), why = std::move(why), attempt](boost::system::error_code ec)
             {
                 if (ec)
@@ -637,11 +718,12 @@ private:
         // sends its next message right after it must not get `conflict`.
         auto drained = hub_->release(id_.conversation_id, id_.message_id);
         ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
-        broadcast(*final_);
+        log_->close(*final_); // every follower hears it after the rest of the log
         for (auto& w : watchers_)
             deliver_to(w, *final_);
         watchers_.clear();
-        subscribers_.clear();
+        followers_.clear();
+        pumps_.clear(); // a pump delivered everything when the log closed
         if (drained)
             drained();
         if (!ec && info.status == storage::status::complete && id_.wants_title && ctx_.auto_title)
@@ -670,65 +752,58 @@ private:
         if (user_id != id_.user_id)
             return deliver_to(
                 s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
-        if (req.from_offset > u16_len_)
+        auto const from = log_->cursor_at(req.from_offset);
+        if (!from)
             return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
                                                "fromOffset " + std::to_string(req.from_offset) +
                                                    " is past the end of the text (" +
-                                                   std::to_string(u16_len_) + ")"));
-        auto sub = s.lock();
-        if (!sub)
-            return;
-        sub->deliver(events::start(id_.message_id, id_.conversation_id));
-        std::vector<replay_tool> tools;
-        std::copy_if(tools_.begin(), tools_.end(), std::back_inserter(tools),
-                     [](tool_state const& t) { return t.result_json.has_value(); });
-        replay_frames(id_.message_id, text_, tools, req.from_offset,
-                      [&](frame f) { sub->deliver(std::move(f)); });
-        if (state_ == state::finished)
-            sub->deliver(*final_);
-        else
-            subscribers_.push_back(s);
+                                                   std::to_string(log_->u16_length_unlocked()) +
+                                                   ")"));
+        follow(s, *from);
     }
 
-    // A canceller that is not subscribed still hears the finish.
+    // A new reader of the log: it starts with `start`, then everything past
+    // @p from, then live events, then the final one.
+    void follow(std::weak_ptr<subscriber> const& w, stream_log::cursor from)
+    {
+        auto s = w.lock();
+        if (!s)
+            return;
+        if (!log_->closed())
+            followers_.push_back(w);
+        if (auto keep = s->follow(log_, from, w))
+            if (!log_->closed())
+                pumps_.push_back(std::move(keep));
+    }
+
+    // A canceller that is not following still hears the finish.
     void add_watcher(std::weak_ptr<subscriber> const& s)
     {
         auto sp = s.lock();
         if (!sp)
             return;
-        for (auto const& w : subscribers_)
+        for (auto const& w : followers_)
             if (w.lock() == sp)
                 return;
         watchers_.push_back(s);
     }
 
-    void broadcast(frame const& f)
-    {
-        std::erase_if(subscribers_,
-                      [&](std::weak_ptr<subscriber> const& w)
-                      {
-                          auto s = w.lock();
-                          if (!s)
-                              return true;
-                          s->deliver(f);
-                          return false;
-                      });
-    }
+    void broadcast(frame f) { log_->append_event(std::move(f)); }
 
     std::shared_ptr<stream_hub::state> hub_;
     hub_context& ctx_;
     strand_type strand_;
     identity id_;
     std::vector<chat_message> history_;
+    std::shared_ptr<stream_log> log_; ///< the text and events so far, read by every follower
     std::optional<double> cost_; ///< USD, when the model is in the price table
-    net::steady_timer flush_timer_;
+    net::steady_timer retry_timer_;
 
     state state_ = state::running;
-    std::vector<std::weak_ptr<subscriber>> subscribers_;
+    std::vector<std::weak_ptr<subscriber>> followers_;  ///< identities only (for add_watcher)
+    std::vector<std::shared_ptr<void>> pumps_;         ///< default followers, until the end
     std::vector<std::weak_ptr<subscriber>> watchers_;
     std::shared_ptr<provider_stream> stream_;
-    std::string text_;
-    std::uint64_t u16_len_ = 0;
     std::vector<tool_state> tools_;
     int step_ = 0;
     bool step_done_ = false;
@@ -739,9 +814,13 @@ private:
     std::int64_t output_tokens_ = 0;
     std::optional<std::int64_t> first_token_at_;
     clock::time_point started_ = clock::now();
-    bool flush_armed_ = false;
-    bool flush_in_flight_ = false;
+    // Shared with the flusher (another thread).
+    std::atomic<bool> dirty_{false};
+    std::atomic<bool> finishing_{false};
+    std::atomic<std::int64_t> first_token_ms_{0};
+    // The flusher's own (one batch at a time).
     std::size_t flushed_bytes_ = 0;
+    bool first_flushed_ = false;
     std::optional<storage::messages::completion> completion_;
     std::optional<frame> final_;
     std::string final_status_;
@@ -821,6 +900,95 @@ std::string clean_title(std::string_view raw)
 }
 
 } // namespace
+
+//------------------------------------------------------------------------------
+
+void stream_hub::state::mark_dirty(std::shared_ptr<generation> const& g)
+{
+    std::lock_guard lock(flush_mutex);
+    dirty.push_back(g);
+    arm_flush_locked();
+}
+
+void stream_hub::state::arm_flush_locked()
+{
+    if (flush_armed || flush_in_flight || dirty.empty())
+        return;
+    flush_armed = true;
+    if (!flush_timer)
+        flush_timer.emplace(net::make_strand(ctx.ioc));
+    flush_timer->expires_after(ctx.flush_interval);
+    flush_timer->async_wait(
+        [weak = weak_from_this()](boost::system::error_code ec)
+        {
+            if (ec)
+                return;
+            if (auto st = weak.lock())
+                st->flush_tick();
+        });
+}
+
+void stream_hub::state::flush_tick()
+{
+    std::vector<std::shared_ptr<generation>> gens;
+    {
+        std::lock_guard lock(flush_mutex);
+        flush_armed = false;
+        flush_in_flight = true;
+        gens.reserve(dirty.size());
+        for (auto const& w : dirty)
+            if (auto g = w.lock())
+                gens.push_back(std::move(g));
+        dirty.clear();
+    }
+    auto batch = std::make_shared<std::vector<flush_item>>();
+    for (auto const& g : gens)
+    {
+        g->clear_dirty(); // text appended after the copy below marks it again
+        if (auto item = g->take_flush())
+            batch->push_back(std::move(*item));
+    }
+    if (batch->empty())
+    {
+        std::lock_guard lock(flush_mutex);
+        flush_in_flight = false;
+        return arm_flush_locked();
+    }
+    auto const submitted = clock::now();
+    ctx.writer.submit(
+        [batch](storage::database& db)
+        {
+            auto const now = core::now_ms();
+            for (auto const& i : *batch)
+            {
+                storage::messages::append_partial(db, i.message_id, i.byte_start, i.text,
+                                                  i.first_token_at, now);
+                storage::nodes::notify(db, storage::nodes::progress_channel, i.message_id);
+            }
+        },
+        [weak = weak_from_this(), batch, submitted](std::error_code ec)
+        {
+            auto st = weak.lock();
+            if (!st)
+                return;
+            auto const us =
+                std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - submitted);
+            if (ec)
+                spdlog::warn("partial flush of {} generations failed: {}", batch->size(),
+                             ec.message());
+            for (auto const& i : *batch)
+            {
+                if (!ec)
+                    st->ctx.metrics.record_flush(static_cast<std::uint64_t>(us.count()));
+                i.gen->flush_done(i, !ec);
+            }
+            std::lock_guard lock(st->flush_mutex);
+            st->flush_in_flight = false;
+            st->arm_flush_locked();
+        });
+}
+
+//------------------------------------------------------------------------------
 
 void generation::suggest_title()
 {
@@ -1052,7 +1220,13 @@ void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& use
                     drained();
                 return;
             }
-            auto gen = std::make_shared<generation>(st, plan->id, std::move(plan->history));
+            // The generation runs on its requester's strand: its tokens reach
+            // that socket with no hand-off between threads.
+            std::optional<session_strand> home;
+            if (auto r = requester.lock())
+                home = r->home_strand();
+            auto gen = std::make_shared<generation>(st, plan->id, std::move(plan->history),
+                                                    std::move(home));
             bool stopping = false;
             {
                 std::lock_guard lock(st->mutex);

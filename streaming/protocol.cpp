@@ -529,6 +529,21 @@ frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_
     return f;
 }
 
+void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
+                      std::string_view delta)
+{
+    out.clear();
+    out += R"({"type":"text-delta","messageId":)";
+    core::append_json_string(out, message_id);
+    out += R"(,"offset":)";
+    char buf[24];
+    auto const r = std::to_chars(buf, buf + sizeof buf, offset);
+    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+    out += R"(,"delta":)";
+    core::append_json_string(out, delta);
+    out += '}';
+}
+
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view tool_name, std::uint64_t text_position)
 {

@@ -3,6 +3,7 @@
 #include "detail/mutations.hpp"
 #include "detail/queries.hpp"
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -59,6 +60,9 @@ ws_session::ws_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_con
     : ws_(std::move(socket)), ctx_(std::move(ctx)), user_id_(std::move(user_id)),
       queue_(ctx_->limits), close_timer_(ws_.get_executor())
 {
+    auto const ex = ws_.get_executor();
+    if (auto const* s = ex.target<session_strand>())
+        strand_ = *s;
 }
 
 ws_session::~ws_session()
@@ -192,49 +196,133 @@ void ws_session::deliver(frame f)
               { self->enqueue(std::move(f)); });
 }
 
+std::shared_ptr<void> ws_session::follow(std::shared_ptr<stream_log> log, stream_log::cursor from,
+                                         std::weak_ptr<subscriber>)
+{
+    // Posted, not dispatched: a reply delivered just before (the `ack` of the
+    // generate that started this stream) is posted too, and must go first.
+    net::post(ws_.get_executor(),
+                  [self = shared_from_this(), log = std::move(log), from]() mutable
+                  {
+                      if (self->closing_)
+                          return;
+                      // One cursor per message and socket: a second subscribe
+                      // to a message this socket follows moves its cursor (the
+                      // client asked for the text from there), rather than
+                      // sending the same events twice under one messageId.
+                      auto same = std::find_if(self->subscriptions_.begin(), self->subscriptions_.end(),
+                                               [&](subscription const& s) { return s.log == log; });
+                      if (same != self->subscriptions_.end())
+                          same->cursor = from;
+                      else
+                          self->subscriptions_.push_back({std::move(log), from});
+                      self->do_write();
+                  });
+    return nullptr; // the session pulls; nothing to keep alive on its behalf
+}
+
+std::optional<session_strand> ws_session::home_strand() const
+{
+    return strand_;
+}
+
+void ws_session::on_log_ready()
+{
+    net::dispatch(ws_.get_executor(), [self = shared_from_this()] { self->do_write(); });
+}
+
 void ws_session::enqueue(frame f)
 {
     if (closing_)
         return;
     if (!queue_.push(std::move(f)))
     {
-        // A slow reader is dropped, never waited for: the generator and the
-        // other sessions must not slow down (DESIGN.md §6).
+        // Replies and `changed` events that pile up mean a client that does
+        // not read: it is dropped, never waited for (DESIGN.md §6).
+        // Generation events never come through here (they are pulled by
+        // cursor), so this bound only holds what this socket asked for.
         ctx_->metrics.queue_drops.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("session {}: outbound queue full ({} frames, {} bytes), closing", user_id_,
                      queue_.size(), queue_.bytes());
         queue_.clear();
         return do_close({websocket::close_code::policy_error, "outbound queue overflow"});
     }
-    if (!write_in_flight_)
-        do_write();
+    do_write();
 }
 
 void ws_session::do_write()
 {
-    write_in_flight_ = true;
-    auto const before = queue_.merged();
-    writing_ = queue_.pop();
-    if (auto const merged = queue_.merged() - before)
-        ctx_->metrics.events_merged.fetch_add(merged, std::memory_order_relaxed);
-    ws_.text(true);
-    ws_.async_write(net::buffer(*writing_.data),
-                    beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+    if (write_in_flight_ || closing_ || !accepted_)
+        return;
+    // Replies first (an `ack` precedes the stream it acknowledges), then the
+    // followed generations in turn.
+    if (!queue_.empty())
+    {
+        auto const before = queue_.merged();
+        writing_ = queue_.pop();
+        if (auto const merged = queue_.merged() - before)
+            ctx_->metrics.events_merged.fetch_add(merged, std::memory_order_relaxed);
+        write_in_flight_ = true;
+        ws_.text(true);
+        return ws_.async_write(net::buffer(*writing_.data),
+                               beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+    }
+    if (write_from_logs())
+        return;
+    if (close_after_flush_)
+        do_close({close_code_, "server shutting down"});
+}
+
+// Writes the next item of one followed log, in round robin. A reader that
+// fell behind gets the text since its cursor as one delta (bounded), so it
+// catches up in few frames; when every log is drained, each one will wake
+// this session as it grows. @return true when a write was started.
+bool ws_session::write_from_logs()
+{
+    constexpr std::size_t max_delta_bytes = 16 * 1024;
+    std::weak_ptr<log_listener> const me = weak_from_this();
+    for (std::size_t tried = 0; tried < subscriptions_.size(); ++tried)
+    {
+        auto const i = next_subscription_++ % subscriptions_.size();
+        auto& sub = subscriptions_[i];
+        std::uint64_t offset = 0;
+        auto const got = sub.log->next(sub.cursor, delta_text_, offset, writing_, max_delta_bytes, me);
+        if (got == stream_log::item::none)
+            continue;
+        if (got == stream_log::item::text)
+        {
+            events::write_text_delta(delta_frame_, sub.log->message_id(), offset, delta_text_);
+            write_in_flight_ = true;
+            ws_.text(true);
+            ws_.async_write(net::buffer(delta_frame_),
+                            beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+            return true;
+        }
+        if (sub.cursor.done)
+            subscriptions_.erase(subscriptions_.begin() + static_cast<std::ptrdiff_t>(i));
+        write_in_flight_ = true;
+        ws_.text(true);
+        ws_.async_write(net::buffer(*writing_.data),
+                        beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+        return true;
+    }
+    return false;
 }
 
 void ws_session::on_write(beast::error_code ec, std::size_t)
 {
     write_in_flight_ = false;
     writing_ = {};
+    // A large catch-up delta is not worth keeping capacity for.
+    if (delta_frame_.capacity() > 32 * 1024)
+    {
+        std::string().swap(delta_frame_);
+        std::string().swap(delta_text_);
+    }
     if (ec)
         return fail(ec, "write");
     ctx_->metrics.events_sent.fetch_add(1, std::memory_order_relaxed);
-    if (closing_)
-        return;
-    if (!queue_.empty())
-        return do_write();
-    if (close_after_flush_)
-        do_close({close_code_, "server shutting down"});
+    do_write();
 }
 
 void ws_session::close(websocket::close_code code)
@@ -244,13 +332,10 @@ void ws_session::close(websocket::close_code code)
               {
                   if (self->closing_ || !self->accepted_)
                       return;
-                  if (self->write_in_flight_ || !self->queue_.empty())
-                  {
-                      self->close_after_flush_ = true;
-                      self->close_code_ = code;
-                      return;
-                  }
-                  self->do_close({code, "server shutting down"});
+                  // Flush what is queued and what the followed logs hold, then close.
+                  self->close_after_flush_ = true;
+                  self->close_code_ = code;
+                  self->do_write();
               });
 }
 

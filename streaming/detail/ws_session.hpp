@@ -18,7 +18,9 @@
 namespace chatstream::streaming::detail
 {
 
-class ws_session : public subscriber, public std::enable_shared_from_this<ws_session>
+class ws_session : public subscriber,
+                   public log_listener,
+                   public std::enable_shared_from_this<ws_session>
 {
 public:
     /// @p socket must carry the session's strand as its executor.
@@ -29,8 +31,21 @@ public:
     /// Completes the upgrade of @p req, then starts reading.
     void run(boost::beast::http::request<boost::beast::http::string_body> req);
 
-    /// Queues an event. Thread-safe: posts to the strand.
+    /// Queues a reply or `changed` event (bounded queue). Thread-safe: posts to the strand.
     void deliver(frame f) override;
+
+    /// Follows a generation by cursor: its events are pulled from the log
+    /// when the socket can take a write, so a slow reader costs no queue.
+    /// Thread-safe: posts to the strand.
+    std::shared_ptr<void> follow(std::shared_ptr<stream_log> log, stream_log::cursor from,
+                                 std::weak_ptr<subscriber> self) override;
+
+    /// The socket's strand: generations this session starts run on it.
+    std::optional<session_strand> home_strand() const override;
+
+    /// A followed log grew. Runs inline when called on this session's strand
+    /// (a generation it started), else posts there.
+    void on_log_ready() override;
 
     /// Flushes what is queued, then closes with @p code. Thread-safe.
     void close(boost::beast::websocket::close_code code);
@@ -42,6 +57,7 @@ private:
     void handle(std::string_view text);
     void enqueue(frame f);
     void do_write();
+    bool write_from_logs();
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void do_close(boost::beast::websocket::close_reason reason);
     void fail(boost::beast::error_code ec, char const* what);
@@ -53,6 +69,17 @@ private:
     request_parser parser_;
     outbound_queue queue_;
     frame writing_;
+    /// One generation this socket follows, and how far it got.
+    struct subscription
+    {
+        std::shared_ptr<stream_log> log;
+        stream_log::cursor cursor;
+    };
+    std::vector<subscription> subscriptions_;
+    std::optional<session_strand> strand_; ///< the socket's, when it has one
+    std::size_t next_subscription_ = 0; ///< round robin between them
+    std::string delta_text_;            ///< scratch: text pulled from a log
+    std::string delta_frame_;           ///< the text-delta being written
     boost::asio::steady_timer close_timer_;
     bool accepted_ = false;
     bool write_in_flight_ = false;

@@ -8,9 +8,11 @@
 #include "chatstream/streaming/protocol.hpp"
 #include "chatstream/streaming/provider.hpp"
 #include "chatstream/streaming/quota.hpp"
+#include "chatstream/streaming/stream_log.hpp"
 #include "chatstream/streaming/tools.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <chrono>
 #include <functional>
@@ -31,7 +33,11 @@ namespace chatstream::streaming
 class change_feed;
 class cluster;
 
-/// Something that receives serialized events: a WebSocket session, or a test.
+/// The strand a session (and a generation it starts) runs on.
+using session_strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+
+/// Something that receives serialized events: a WebSocket session, the AI
+/// SDK endpoint, or a test.
 class subscriber
 {
 public:
@@ -40,6 +46,22 @@ public:
     /// from generation strands and read-pool threads; frames delivered from
     /// one thread arrive in order.
     virtual void deliver(frame f) = 0;
+
+    /// Follows a live generation's log from cursor @p from (which emits
+    /// `start` first). Thread-safe. The default pumps every item into
+    /// deliver() as soon as it is appended (for transports bounded
+    /// elsewhere, and tests); a WebSocket session overrides it to pull only
+    /// when its socket can take a write (a slow reader costs a cursor).
+    /// @p self is this subscriber, held weakly by the pump.
+    /// @return what must stay alive while the generation runs (the pump),
+    /// or null.
+    virtual std::shared_ptr<void> follow(std::shared_ptr<stream_log> log, stream_log::cursor from,
+                                         std::weak_ptr<subscriber> self);
+
+    /// The strand this subscriber's I/O runs on, when it has one: a
+    /// generation it starts runs there too, so a token reaches the socket
+    /// with no thread hand-off.
+    virtual std::optional<session_strand> home_strand() const { return std::nullopt; }
 };
 
 /// Delivers @p f to @p w if it is still alive.

@@ -155,6 +155,10 @@ frame start(std::string_view message_id, std::string_view conversation_id);
 /// @p offset is the UTF-16 offset of the delta's first unit; @p delta must be
 /// whole UTF-8 code points.
 frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta);
+/// Writes the same bytes as text_delta() into @p out (cleared first), with
+/// no allocation once @p out has grown: the per-socket path of every token.
+void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
+                      std::string_view delta);
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view tool_name, std::uint64_t text_position);
 frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,

@@ -1,0 +1,125 @@
+#pragma once
+/// @file stream_log.hpp
+/// The append-only record of what one generation produced, read by cursors.
+///
+/// A generation appends its text (UTF-8, complete code points) and its other
+/// events (tool calls, the final `finish`) to one shared log. Every
+/// subscriber holds a cursor into it instead of a queue of copies: when its
+/// socket can take a write, it asks the log for what lies past its cursor.
+/// The text since the cursor comes back as one `text-delta` at the cursor's
+/// UTF-16 offset (bounded per frame), other events come back in order, each
+/// at the text position where it happened. A fast reader therefore gets
+/// every token as it comes; a slow reader costs O(1) beyond the shared log.
+#include "chatstream/streaming/outbound_queue.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chatstream::streaming
+{
+
+/// Something a log wakes when it grows: a subscriber waiting at the end.
+class log_listener
+{
+public:
+    virtual ~log_listener() = default;
+    /// The log has something past the listener's cursor. Called once per
+    /// wait, from the appending thread, outside the log's lock. Must not block.
+    virtual void on_log_ready() = 0;
+};
+
+class stream_log
+{
+public:
+    /// A reader's position: bytes and UTF-16 units of text consumed, the
+    /// index of the next non-text event, whether `start` went out.
+    struct cursor
+    {
+        std::size_t byte = 0;
+        std::uint64_t u16 = 0;
+        std::size_t event = 0;
+        bool started = false;
+        bool done = false; ///< the final event was handed out
+    };
+
+    /// What `next` hands out.
+    enum class item
+    {
+        none,  ///< nothing past the cursor yet (the listener will be woken)
+        text,  ///< `text` holds raw UTF-8 starting at UTF-16 offset `offset`
+        event, ///< `event` holds a serialized frame
+    };
+
+    stream_log(std::string message_id, std::string conversation_id);
+
+    std::string const& message_id() const noexcept { return message_id_; }
+    std::string const& conversation_id() const noexcept { return conversation_id_; }
+
+    // Appender side: one thread (the generation's strand) at a time. -------
+
+    /// Appends @p utf8 (complete code points) and wakes waiting readers.
+    void append_text(std::string_view utf8);
+
+    /// Appends a non-text event at the current end of the text.
+    void append_event(frame f);
+
+    /// Appends the final event; nothing may follow it.
+    void close(frame final_event);
+
+    /// The text so far. Appender's thread only (no lock: it is the only writer).
+    std::string_view text_unlocked() const noexcept { return text_; }
+    std::uint64_t u16_length_unlocked() const noexcept { return u16_len_; }
+
+    // Reader side: thread-safe. ---------------------------------------------
+
+    /// A cursor for a reader that already has the text up to UTF-16 offset
+    /// @p from (rounded down to a code point). Events before that offset are
+    /// skipped, events at or after it are replayed in order.
+    /// @return nullopt when @p from is past the end of the text.
+    std::optional<cursor> cursor_at(std::uint64_t from) const;
+
+    /// Copies the next item past @p c into @p text / @p event and advances
+    /// @p c. Text is cut at @p max_text_bytes on a code point boundary (a
+    /// single code point longer than that still goes out whole). When there
+    /// is nothing, @p wake (if set) is registered and woken by the next
+    /// append; registering and checking happen under one lock, so no append
+    /// is missed.
+    item next(cursor& c, std::string& text, std::uint64_t& offset, frame& event,
+              std::size_t max_text_bytes, std::weak_ptr<log_listener> const& wake = {});
+
+    /// A copy of the text from byte @p from on (empty when there is none).
+    std::string copy_text(std::size_t from) const;
+
+    /// True once the final event was appended.
+    bool closed() const;
+
+    /// UTF-16 length of the text so far.
+    std::uint64_t u16_length() const;
+
+private:
+    struct entry
+    {
+        std::size_t byte_at;  ///< the text length (bytes) when it was appended
+        frame f;
+    };
+
+    void wake_all(std::unique_lock<std::mutex>& lock);
+
+    std::string const message_id_;
+    std::string const conversation_id_;
+    mutable std::mutex mutex_;
+    std::string text_;
+    std::uint64_t u16_len_ = 0;
+    std::vector<entry> events_;
+    bool closed_ = false;
+    std::vector<std::weak_ptr<log_listener>> waiting_;
+};
+
+} // namespace chatstream::streaming
