@@ -1,0 +1,304 @@
+// The generation log read by cursors, without sockets: what a slow, a fast
+// and a late reader get must be the same text at the same offsets, with
+// every non-text event at its text position and the final event last.
+#include "chatstream/streaming/stream_log.hpp"
+
+#include "chatstream/core/utf16.hpp"
+#include "chatstream/streaming/protocol.hpp"
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace chatstream;
+using namespace chatstream::streaming;
+namespace json = boost::json;
+
+namespace
+{
+
+/// What a reader saw, in order: "T<offset>:<text>" for text, the event
+/// type for the rest.
+struct reading
+{
+    std::string text;              ///< the concatenation of every text item
+    std::vector<std::string> log;  ///< one line per item
+    std::uint64_t next_offset = 0; ///< where the next text item must start
+    bool contiguous = true;        ///< every text item started at next_offset
+};
+
+/// Pulls everything available past @p c into @p r. @return items read.
+std::size_t drain(stream_log& log, stream_log::cursor& c, reading& r, std::size_t max_bytes,
+                  std::size_t limit = SIZE_MAX)
+{
+    std::size_t n = 0;
+    std::string text;
+    frame event;
+    std::uint64_t offset = 0;
+    while (n < limit)
+    {
+        auto const got = log.next(c, text, offset, event, max_bytes);
+        if (got == stream_log::item::none)
+            break;
+        ++n;
+        if (got == stream_log::item::text)
+        {
+            r.contiguous = r.contiguous && offset == r.next_offset;
+            r.next_offset = offset + core::utf16_length(text);
+            r.text += text;
+            r.log.push_back("T" + std::to_string(offset) + ":" + text);
+        }
+        else
+        {
+            auto const v = json::parse(*event.data).as_object();
+            r.log.push_back(std::string(v.at("type").as_string()));
+        }
+    }
+    return n;
+}
+
+events::finish_info complete()
+{
+    events::finish_info f;
+    f.status = "complete";
+    f.finish_reason = "stop";
+    return f;
+}
+
+/// A reply with ASCII, accents, CJK and a character outside the BMP (a
+/// surrogate pair in UTF-16), as the scripted provider streams.
+std::vector<std::string> const tokens = {"Hello", " wörld", " 漢字", " 😀", "!", " ok"};
+
+class counting_listener : public log_listener
+{
+public:
+    void on_log_ready() override { ++woken; }
+    std::atomic<int> woken{0};
+};
+
+} // namespace
+
+TEST_CASE("a slow reader gets the same text and offsets as a fast one", "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    stream_log::cursor fast, slow;
+    reading f, s;
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+    {
+        log.append_text(tokens[i]);
+        drain(log, fast, f, 1 << 14);
+        if (i == 2)
+            log.append_event(events::tool_input_start("m1", "call-1", "calculator",
+                                                      log.u16_length()));
+    }
+    log.close(events::finish("m1", complete()));
+    drain(log, fast, f, 1 << 14);
+    drain(log, slow, s, 1 << 14); // reads everything only at the end
+
+    std::string all;
+    for (auto const& t : tokens)
+        all += t;
+    CHECK(f.text == all);
+    CHECK(s.text == all);
+    CHECK(f.contiguous);
+    CHECK(s.contiguous);
+    CHECK(s.next_offset == core::utf16_length(all));
+    // The fast reader saw one delta per token; the slow one merged them,
+    // but cut at the tool call, which sits at its own text position.
+    CHECK(f.log.front() == "start");
+    CHECK(s.log.front() == "start");
+    CHECK(f.log.back() == "finish");
+    CHECK(s.log.back() == "finish");
+    auto const prefix = tokens[0] + tokens[1] + tokens[2];
+    std::vector<std::string> const expected_slow = {
+        "start", "T0:" + prefix, "tool-input-start",
+        "T" + std::to_string(core::utf16_length(prefix)) + ":" + tokens[3] + tokens[4] + tokens[5],
+        "finish"};
+    CHECK(s.log == expected_slow);
+    CHECK(f.log.size() == 1 + tokens.size() + 1 + 1);
+    // Nothing follows the final event.
+    reading more;
+    CHECK(drain(log, slow, more, 1 << 14) == 0);
+    CHECK(slow.done);
+}
+
+TEST_CASE("text items are bounded and never split a code point", "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    std::string all;
+    for (int i = 0; i < 200; ++i)
+        for (auto const& t : tokens)
+        {
+            log.append_text(t);
+            all += t;
+        }
+    log.close(events::finish("m1", complete()));
+    stream_log::cursor c;
+    reading r;
+    drain(log, c, r, 7); // smaller than some tokens: cuts land everywhere
+    CHECK(r.text == all);
+    CHECK(r.contiguous);
+    for (auto const& line : r.log)
+        if (line[0] == 'T')
+        {
+            auto const text = line.substr(line.find(':') + 1);
+            CHECK(text.size() <= 7);
+            CHECK(core::complete_utf8_prefix(text) == text.size());
+        }
+}
+
+TEST_CASE("a reader joining mid-stream starts at its offset and hears later events",
+          "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    log.append_text("abc");
+    log.append_event(events::tool_input_start("m1", "early", "calculator", 3));
+    log.append_text("def😀");
+    // An offset inside the surrogate pair rounds down to the pair's start.
+    auto inside = log.cursor_at(7);
+    REQUIRE(inside);
+    reading ri;
+    drain(log, *inside, ri, 1 << 14);
+    CHECK(ri.log == std::vector<std::string>{"start", "T6:😀"});
+
+    auto c = log.cursor_at(4); // after the tool call's position
+    REQUIRE(c);
+    reading r;
+    drain(log, *c, r, 1 << 14);
+    CHECK(r.log == std::vector<std::string>{"start", "T4:ef😀"});
+    log.append_event(events::tool_input_start("m1", "late", "calculator", log.u16_length()));
+    log.append_text("gh");
+    log.close(events::finish("m1", complete()));
+    drain(log, *c, r, 1 << 14);
+    CHECK(r.log == std::vector<std::string>{"start", "T4:ef😀", "tool-input-start", "T8:gh",
+                                            "finish"});
+    CHECK(!log.cursor_at(11)); // past the end
+    // A reader from 0 replays the early tool call at its position.
+    auto z = log.cursor_at(0);
+    reading rz;
+    drain(log, *z, rz, 1 << 14);
+    CHECK(rz.log == std::vector<std::string>{"start", "T0:abc", "tool-input-start", "T3:def😀",
+                                             "tool-input-start", "T8:gh", "finish"});
+    // A reader at the very end of a finished log still hears how it ended.
+    auto end = log.cursor_at(10);
+    REQUIRE(end);
+    reading re;
+    drain(log, *end, re, 1 << 14);
+    CHECK(re.log == std::vector<std::string>{"start", "finish"});
+}
+
+TEST_CASE("finish while a reader is behind: it gets the rest, then finish, once",
+          "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    stream_log::cursor c;
+    reading r;
+    log.append_text("one ");
+    drain(log, c, r, 1 << 14, 2); // start + "one "
+    log.append_text("two ");
+    log.append_text("three");
+    events::finish_info stopped;
+    stopped.status = "stopped";
+    stopped.finish_reason = "stop";
+    log.close(events::finish("m1", stopped));
+    // Appends after the end are ignored: the final event is the last item.
+    log.append_event(events::tool_input_start("m1", "x", "calculator", 0));
+    drain(log, c, r, 1 << 14);
+    CHECK(r.text == "one two three");
+    CHECK(r.log == std::vector<std::string>{"start", "T0:one ", "T4:two three", "finish"});
+    CHECK(c.done);
+    CHECK(log.closed());
+}
+
+TEST_CASE("two cursors on one log are independent", "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    auto a = log.cursor_at(0);
+    log.append_text("abcdef");
+    auto b = log.cursor_at(3);
+    REQUIRE(a);
+    REQUIRE(b);
+    reading ra, rb;
+    drain(log, *a, ra, 2);
+    drain(log, *b, rb, 1 << 14);
+    CHECK(ra.text == "abcdef");
+    CHECK(rb.text == "def");
+    CHECK(rb.log[1] == "T3:def");
+    log.append_text("g");
+    log.close(events::finish("m1", complete()));
+    drain(log, *a, ra, 2);
+    drain(log, *b, rb, 2);
+    CHECK(ra.text == "abcdefg");
+    CHECK(rb.text == "defg");
+    CHECK(ra.log.back() == "finish");
+    CHECK(rb.log.back() == "finish");
+}
+
+TEST_CASE("a waiting reader is woken once per wait, never missed", "[streaming][stream_log]")
+{
+    stream_log log("m1", "c1");
+    auto listener = std::make_shared<counting_listener>();
+    std::weak_ptr<log_listener> w = listener;
+    stream_log::cursor c;
+    std::string text;
+    frame event;
+    std::uint64_t offset = 0;
+    REQUIRE(log.next(c, text, offset, event, 64, w) == stream_log::item::event); // start
+    REQUIRE(log.next(c, text, offset, event, 64, w) == stream_log::item::none);
+    REQUIRE(log.next(c, text, offset, event, 64, w) == stream_log::item::none); // registered once
+    log.append_text("a");
+    log.append_text("b"); // no second wake: the reader has not waited again
+    CHECK(listener->woken == 1);
+    REQUIRE(log.next(c, text, offset, event, 64, w) == stream_log::item::text);
+    CHECK(text == "ab");
+    REQUIRE(log.next(c, text, offset, event, 64, w) == stream_log::item::none);
+    log.close(events::finish("m1", complete()));
+    CHECK(listener->woken == 2);
+
+    // Appender and reader on two threads: the reader only pulls when woken
+    // and must end with everything.
+    stream_log big("m2", "c2");
+    struct waker : log_listener
+    {
+        std::atomic<int> pending{0};
+        void on_log_ready() override { pending.fetch_add(1); }
+    };
+    auto wk = std::make_shared<waker>();
+    std::weak_ptr<log_listener> ww = wk;
+    std::string expected;
+    std::thread appender(
+        [&]
+        {
+            for (int i = 0; i < 20000; ++i)
+                big.append_text(tokens[static_cast<std::size_t>(i) % tokens.size()]);
+            big.close(events::finish("m2", complete()));
+        });
+    for (int i = 0; i < 20000; ++i)
+        expected += tokens[static_cast<std::size_t>(i) % tokens.size()];
+    stream_log::cursor rc;
+    std::string got;
+    bool finished = false;
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!finished && std::chrono::steady_clock::now() < deadline)
+    {
+        auto const item = big.next(rc, text, offset, event, 4096, ww);
+        if (item == stream_log::item::text)
+            got += text;
+        else if (item == stream_log::item::event)
+            finished = rc.done;
+        else
+        {
+            // Nothing now: the next append must wake us (lost wake-ups hang here).
+            while (wk->pending.load() == 0 && std::chrono::steady_clock::now() < deadline)
+                std::this_thread::yield();
+            wk->pending.store(0);
+        }
+    }
+    appender.join();
+    CHECK(finished);
+    CHECK(got == expected);
+}
