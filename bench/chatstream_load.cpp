@@ -28,6 +28,9 @@
 #include <ctime>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <sstream>
+#include <unistd.h>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -66,6 +69,7 @@ struct options
     std::string label;
     std::string user_prefix = "load-user-";
     double idle_seconds = 0; // > 0: open connections, hold them idle, measure RSS
+    bool idle_generate = false; // idle mode: send one `generate` per connection, then never read
 };
 
 // Latency samples in microseconds; percentiles computed once at the end.
@@ -164,6 +168,24 @@ long rss_kb(int pid, char const* field)
     return 0;
 }
 
+// utime + stime of @p pid, in seconds (/proc/PID/stat fields 14 and 15).
+double cpu_seconds(int pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto const close = stat.rfind(')'); // the command name may hold spaces
+    if (close == std::string::npos) return 0;
+    std::istringstream fields(stat.substr(close + 2));
+    std::string f;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && fields >> f; ++i)
+    {
+        if (i == 14) utime = std::stoull(f);
+        if (i == 15) stime = std::stoull(f);
+    }
+    return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+}
+
 // One generation as seen by the client.
 struct stream_state
 {
@@ -228,7 +250,14 @@ public:
     {
         try
         {
-            keep->at(static_cast<std::size_t>(index)) = co_await connect(index);
+            auto& ws = keep->at(static_cast<std::size_t>(index));
+            ws = co_await connect(index);
+            if (o_.idle_generate)
+            {
+                // A client that asks for a stream and never reads it.
+                json::object frame{{"type", "generate"}, {"id", "idle"}, {"content", o_.prompt}};
+                co_await ws->async_write(net::buffer(json::serialize(frame)), use_awaitable);
+            }
             ++*connected;
         }
         catch (boost::system::system_error const& e)
@@ -452,14 +481,20 @@ int main(int argc, char** argv)
     app.add_option("--user-prefix", o.user_prefix, "user names are PREFIX0, PREFIX1, ... (one per connection)")
         ->capture_default_str();
     app.add_option("--idle-seconds", o.idle_seconds, "open --connections idle sockets, hold them, report RSS");
+    app.add_flag("--idle-generate", o.idle_generate,
+                 "with --idle-seconds: each connection sends one generate (--prompt) and never reads");
     CLI11_PARSE(app, argc, argv);
     if (o.duration <= 0 && o.requests <= 0) o.requests = static_cast<long>(o.connections) * o.streams_per_conn;
     if (auto pos = o.prompt.find("/tokens "); pos != std::string::npos)
         o.expected_tokens = std::stol(o.prompt.substr(pos + 8));
+    long delay_ms = 0;
+    if (auto pos = o.prompt.find("/delay "); pos != std::string::npos)
+        delay_ms = std::stol(o.prompt.substr(pos + 7));
 
     totals t;
     net::io_context ioc(o.threads);
     load_client client(ioc, o, t);
+    double const cpu_before = o.server_pid ? cpu_seconds(o.server_pid) : 0;
     auto const start = clock_type::now();
     client.set_deadline(start + std::chrono::milliseconds(static_cast<long>(o.duration * 1000)));
 
@@ -476,7 +511,8 @@ int main(int argc, char** argv)
         long const rss_after = o.server_pid ? rss_kb(o.server_pid, "VmRSS:") : 0;
         json::object out;
         out["bench"] = "chatstream-load";
-        out["mode"] = "idle";
+        out["mode"] = o.idle_generate ? "never-read" : "idle";
+        if (o.idle_generate) out["prompt"] = o.prompt;
         if (!o.label.empty()) out["label"] = o.label;
         out["connections"] = o.connections;
         out["connected"] = connected->load();
@@ -526,6 +562,7 @@ int main(int argc, char** argv)
     ioc.run();
     for (auto& th : pool) th.join();
     auto const seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+    double const server_cpu = o.server_pid ? cpu_seconds(o.server_pid) - cpu_before : 0;
     done = true;
     progress.join();
 
@@ -542,6 +579,19 @@ int main(int argc, char** argv)
     out["events"] = t.events.load();
     out["events_per_sec"] = t.events.load() / seconds;
     out["bytes_per_sec"] = t.bytes.load() / seconds;
+    if (o.expected_tokens > 0)
+    {
+        // Tokens, not frames: a backed-up socket carries several per frame.
+        auto const tokens = double(t.completed.load()) * double(o.expected_tokens);
+        out["tokens"] = tokens;
+        out["tokens_per_sec"] = tokens / seconds;
+        if (delay_ms > 0)
+            out["offered_tokens_per_sec"] =
+                double(o.connections) * o.streams_per_conn * 1000.0 / double(delay_ms);
+        if (o.server_pid && server_cpu > 0)
+            out["tokens_per_server_cpu_second"] = tokens / server_cpu;
+    }
+    if (o.server_pid) out["server_cpu_seconds"] = server_cpu;
     out["ttft"] = t.ttft.summary();
     out["inter_event"] = t.inter_event.summary();
     if (o.resume_at > 0)
@@ -561,5 +611,10 @@ int main(int argc, char** argv)
     std::string line;
     write_json(line, out);
     std::cout << line << std::endl;
+    for (char const* limit : {"error event: rate_limited", "error event: quota_exceeded"})
+        if (auto it = t.errors.find(limit); it != t.errors.end())
+            std::cerr << "hint: " << it->second << " generations were refused (" << (limit + 13)
+                      << "): start the server with --rate-limit 0 --daily-message-limit 0 for load runs, "
+                         "or spread the load over more users (--connections, --user-prefix)\n";
     return (t.failed.load() == 0 && t.connect_failures.load() == 0 && t.gaps.load() == 0 && t.overlaps.load() == 0) ? 0 : 1;
 }

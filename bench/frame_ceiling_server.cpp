@@ -6,6 +6,10 @@
 // generation engine and no fan-out. Whatever the real server loses against
 // this in the same run is the cost of chatstream itself.
 //
+// `/delay MS` in the prompt paces the tokens like the scripted provider does
+// (one timer wait of MS between tokens), so the paced ceiling is measured at
+// the same pacing as the real server.
+//
 //   frame-ceiling-server --port 9090 [--threads N]
 #include "chatstream/core/json.hpp"
 #include "chatstream/core/utf16.hpp"
@@ -64,9 +68,11 @@ public:
             auto content = json::value_to<std::string>(o.at("content"));
             long n = 100;
             if (auto p = content.find("/tokens "); p != std::string::npos) n = std::stol(content.substr(p + 8));
+            long delay_ms = 0;
+            if (auto p = content.find("/delay "); p != std::string::npos) delay_ms = std::stol(content.substr(p + 7));
             auto id = "m" + std::to_string(seq++);
             std::string rid = o.contains("id") ? json::value_to<std::string>(o.at("id")) : "";
-            net::co_spawn(ws_.get_executor(), generate(id, rid, n), net::detached);
+            net::co_spawn(ws_.get_executor(), generate(id, rid, n, delay_ms), net::detached);
         }
         closed_ = true;
         signal_.cancel();
@@ -79,9 +85,10 @@ private:
         signal_.cancel_one();
     }
 
-    awaitable<void> generate(std::string id, std::string rid, long n)
+    awaitable<void> generate(std::string id, std::string rid, long n, long delay_ms)
     {
         auto self = shared_from_this();
+        net::steady_timer pace(ws_.get_executor());
         push("{\"type\":\"ack\",\"id\":" + chatstream::core::json_string(rid) + ",\"conversationId\":\"c\",\"userMessageId\":\"u\",\"messageId\":\"" + id + "\"}");
         push("{\"type\":\"start\",\"messageId\":\"" + id + "\",\"conversationId\":\"c\"}");
         std::size_t offset = 0;
@@ -93,8 +100,14 @@ private:
             f += "}";
             offset += chatstream::core::utf16_length(tok);
             push(std::move(f));
+            if (delay_ms > 0)
+            {
+                pace.expires_after(std::chrono::milliseconds(delay_ms));
+                beast::error_code ec;
+                co_await pace.async_wait(net::redirect_error(use_awaitable, ec));
+            }
             // Yield so other generations on this thread get turns.
-            if (i % 64 == 63) co_await net::post(ws_.get_executor(), use_awaitable);
+            else if (i % 64 == 63) co_await net::post(ws_.get_executor(), use_awaitable);
         }
         push("{\"type\":\"finish\",\"messageId\":\"" + id + "\",\"status\":\"complete\",\"finishReason\":\"stop\",\"usage\":{\"inputTokens\":1,\"outputTokens\":" + std::to_string(n) + "}}");
     }
