@@ -20,7 +20,7 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" serve --port 0 --db "$work/chatstream.db" --rate-limit 0 \
-  --daily-message-limit 0 2>"$work/server.log" &
+  --daily-message-limit 0 >"$work/server.log" 2>&1 &
 pid=$!
 port=$(port_from_log "$work/server.log")
 sleep 0.5

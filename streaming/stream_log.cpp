@@ -40,6 +40,10 @@ void stream_log::close(frame final_event)
         return;
     events_.push_back({text_.size(), std::move(final_event)});
     closed_ = true;
+    // Readers still behind keep the log alive after the generation is gone;
+    // they need the text, not the slack its doubling growth left.
+    text_.shrink_to_fit();
+    events_.shrink_to_fit();
     wake_all(lock);
 }
 

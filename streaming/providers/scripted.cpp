@@ -108,10 +108,16 @@ struct action
         tool_start,
         tool_delta,
         tool_call,
+        vocabulary, ///< `count` tokens of the scripted vocabulary, made one at a time
     } kind;
     std::string a; // text / id
     std::string b; // name / delta / args
     std::string c; // name for tool_call
+    std::size_t count = 0; ///< vocabulary: how many tokens
+    std::size_t next = 0;  ///< vocabulary: the next one's index
+
+    /// Emits a token (text or one of a vocabulary run) when taken.
+    bool is_text() const noexcept { return kind == text || kind == vocabulary; }
 };
 
 class scripted_stream : public provider_stream, public std::enable_shared_from_this<scripted_stream>
@@ -148,7 +154,7 @@ private:
             if (!sink_)
                 return;
             if (fail_after_ && static_cast<std::size_t>(tokens_total_) >= *fail_after_ &&
-                (actions_.empty() || actions_.front().kind == action::text))
+                (actions_.empty() || actions_.front().is_text()))
                 return fail();
             if (actions_.empty())
             {
@@ -159,10 +165,26 @@ private:
                 auto sink = std::move(sink_);
                 return sink->on_step_finish(finish_reason_, usage_);
             }
+            if (auto& run = actions_.front(); run.kind == action::vocabulary)
+            {
+                // Made on the fly: a `/tokens 200000` reply must not hold
+                // 200,000 strings for its whole life.
+                ++tokens_total_;
+                ++usage_.output_tokens;
+                auto const token = scripted_token(run.next++);
+                if (run.next >= run.count)
+                    actions_.pop_front();
+                sink_->on_text(token);
+                if (delay_.count() > 0)
+                    break;
+                continue;
+            }
             auto a = std::move(actions_.front());
             actions_.pop_front();
             switch (a.kind)
             {
+            case action::vocabulary:
+                break; // handled above
             case action::text:
                 ++tokens_total_;
                 ++usage_.output_tokens;
@@ -183,7 +205,7 @@ private:
         }
         if (!sink_)
             return;
-        if (delay_.count() > 0 && (actions_.empty() || actions_.front().kind == action::text))
+        if (delay_.count() > 0 && (actions_.empty() || actions_.front().is_text()))
         {
             timer_.expires_after(delay_);
             timer_.async_wait(
@@ -233,8 +255,8 @@ public:
         };
         auto add_vocabulary = [&](std::size_t n)
         {
-            for (std::size_t i = 0; i < n; ++i)
-                actions.push_back({action::text, std::string(scripted_token(i)), {}, {}});
+            if (n > 0)
+                actions.push_back({action::vocabulary, {}, {}, {}, n, 0});
         };
 
         std::string finish_reason = "stop";
