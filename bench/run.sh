@@ -26,6 +26,11 @@ emit() { tee -a "$out"; }
 
 wait_port() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
+# (0) Streaming at the pace users see first (bench/paced.sh): 500, 2,000 and
+# 5,000 streams at 50 tokens/s next to the paced frame ceiling, then the
+# zero-delay saturation rows. Set BASE_BIN to put a baseline build beside it.
+STREAMS=${PACED_STREAMS:-"500 2000 5000"} SAT="100 1000" bench/paced.sh "$build" | emit
+
 # (1) Migration backfill / cleanup next to the pure-SQL ceiling.
 if [ -x "$B/migration_bench" ]; then
   sizes="834 100000 1000000"; [ -n "${QUICK:-}" ] && sizes="834 100000"

@@ -52,12 +52,15 @@ void stream_log::wake_all(std::unique_lock<std::mutex>& lock)
     if (waiting_.empty())
         return;
     // Woken outside the lock: a listener may pull (and lock) right away.
-    auto woken = std::move(waiting_);
-    waiting_.clear();
+    // Swapped with a member, not moved out: both vectors keep their
+    // capacity, so the wake of every token allocates nothing. Only the
+    // appender (one thread) calls this, so woken_ needs no lock.
+    woken_.swap(waiting_);
     lock.unlock();
-    for (auto const& w : woken)
+    for (auto const& w : woken_)
         if (auto l = w.lock())
             l->on_log_ready();
+    woken_.clear();
 }
 
 std::optional<stream_log::cursor> stream_log::cursor_at(std::uint64_t from) const

@@ -120,6 +120,7 @@ private:
     std::vector<entry> events_;
     bool closed_ = false;
     std::vector<std::weak_ptr<log_listener>> waiting_;
+    std::vector<std::weak_ptr<log_listener>> woken_; ///< appender's scratch for wake_all
 };
 
 } // namespace chatstream::streaming
