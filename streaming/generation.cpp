@@ -1256,6 +1256,13 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
     {
         auto const now = core::now_ms();
         bool const new_conversation = !r->conversation_id;
+        // Ownership before the reservation: another user's conversation id
+        // answers not_found, never `conflict` (which would tell them it
+        // exists and is busy), and never holds the owner's conversation.
+        std::optional<storage::conversation_row> conv;
+        if (!new_conversation &&
+            !(conv = storage::conversations::get(db, plan.id.user_id, *r->conversation_id)))
+            throw refusal{wire_error::not_found, "no such conversation: " + *r->conversation_id};
         reserve(db, new_conversation ? core::new_id() : *r->conversation_id);
         auto& id = plan.id;
         // Only files the caller uploaded or already attached (issue 11);
@@ -1268,7 +1275,6 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         if (r->model)
             id.model = r->model;
         id.day = core::utc_day(now);
-        std::optional<storage::conversation_row> conv;
         if (new_conversation)
         {
             storage::conversation_row c;
@@ -1279,8 +1285,6 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
             storage::conversations::insert(db, c);
             conv = c;
         }
-        else if (!(conv = storage::conversations::get(db, id.user_id, id.conversation_id)))
-            throw refusal{wire_error::not_found, "no such conversation: " + id.conversation_id};
         check_quota(db, now);
 
         storage::message_row u;
