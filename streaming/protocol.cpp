@@ -14,7 +14,7 @@ namespace
 
 namespace dom = simdjson::dom;
 
-constexpr std::size_t max_id_bytes = 128;
+constexpr std::size_t max_id_bytes = max_identifier_bytes;
 constexpr std::size_t max_attachments = 32;
 
 // Thrown inside parse() only and caught there: turns a validation failure

@@ -2,6 +2,7 @@
 #include "chatstream/streaming/ui_message_stream.hpp"
 
 #include "chatstream/core/utf16.hpp"
+#include "chatstream/streaming/protocol.hpp"
 
 #include <boost/json.hpp>
 
@@ -217,6 +218,9 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
             if (!m || !m->is_string() || m->get_string().empty())
                 return std::string("trigger 'regenerate-message' needs 'messageId', the assistant "
                                    "message to regenerate");
+            if (m->get_string().size() > max_identifier_bytes)
+                return "field 'messageId' is longer than " + std::to_string(max_identifier_bytes) +
+                       " bytes";
             r.regenerate_message_id = std::string(m->get_string());
         }
         else if (t->get_string() != "submit-message")
@@ -226,6 +230,8 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
     {
         if (!m->is_string() || m->get_string().empty())
             return std::string("field 'model' must be a non-empty string");
+        if (m->get_string().size() > max_identifier_bytes)
+            return "field 'model' is longer than " + std::to_string(max_identifier_bytes) + " bytes";
         r.model = std::string(m->get_string());
     }
 

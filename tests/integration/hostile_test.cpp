@@ -1,5 +1,6 @@
 // Hostile clients against the real binary (issue 20): each case is a finding
 // that a client could exploit, and fails on the behaviour it fixes.
+#include "files_client.hpp"
 #include "server_process.hpp"
 #include "ws_helpers.hpp"
 
@@ -70,5 +71,42 @@ TEST_CASE("a foreign generate answers not_found and never blocks the owner",
     CHECK(refused_for_alice == 0);
     CHECK(bob_not_found > 0);
     CHECK(bob_other == 0);
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("/api/chat caps the model name like the WebSocket path (128 bytes)",
+          "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"));
+    auto body = [](std::string const& model)
+    {
+        json::object o{{"id", "chat-1"},
+                       {"model", model},
+                       {"messages", json::array{json::object{
+                                        {"id", "u1"},
+                                        {"role", "user"},
+                                        {"parts", json::array{json::object{{"type", "text"},
+                                                                           {"text", "hello"}}}}}}}};
+        return json::serialize(o);
+    };
+    std::vector<std::pair<std::string, std::string>> const headers = {
+        {"Content-Type", "application/json"}};
+    // Before: a 100 KB model was stored in messages.model and the usage key.
+    auto const long_model = http_request(server.port(), http::verb::post, "/api/chat?user=alice",
+                                         headers, body(std::string(100'000, 'm')));
+    CHECK(long_model.status == 400);
+    CHECK(long_model.body.find("longer than 128") != std::string::npos);
+    ws_client alice(server.port(), "/ws?user=alice");
+    CHECK(alice.query("listConversations", {}).at("data").at("conversations").as_array().empty());
+    // The same cap on the WebSocket.
+    alice.send(json::object{{"type", "generate"}, {"id", "g"}, {"model", std::string(129, 'm')},
+                            {"content", "hi"}});
+    auto const e = alice.read_until("error");
+    CHECK(str(e.at("code")) == "bad_request");
+    // 128 bytes is fine on both.
+    auto const ok = http_request(server.port(), http::verb::post, "/api/chat?user=alice", headers,
+                                 body(std::string(128, 'm')));
+    CHECK(ok.status == 200);
     CHECK(server.stop(SIGTERM) == 0);
 }

@@ -16,6 +16,10 @@
 namespace chatstream::streaming
 {
 
+/// The longest request id, model name or other identifier a client may send,
+/// on every path (WebSocket frames, `/api/chat`): it is stored and echoed.
+inline constexpr std::size_t max_identifier_bytes = 128;
+
 /// A request id exactly as the client spelled it (a JSON string or integer),
 /// echoed verbatim in replies.
 using request_id = std::optional<std::string>;
