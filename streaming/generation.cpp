@@ -635,12 +635,21 @@ private:
         if (output_tokens_ > 0 && seconds > 0)
             c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
 
-        completion_ = c; // kept for retry_final_commit
-        events::finish_info info{status, reason, input_tokens_, output_tokens_, error};
-        // finish (tool calls finalized + terminal status) commits before the
-        // finish event goes out.
+        completion_ = std::move(c); // kept for the retries below
+        commit_final(events::finish_info{status, reason, input_tokens_, output_tokens_, error}, 0);
+    }
+
+    // A lock held by another process past the busy timeout is transient:
+    // the finished answer is committed as it is if the lock goes within this
+    // many more busy timeouts; only then does the client get an error.
+    static constexpr int max_busy_retries = 2;
+
+    // Commits completion_ (tool calls finalized + terminal status) before
+    // the finish event goes out.
+    void commit_final(events::finish_info info, int busy_retries)
+    {
         ctx_.writer.submit(
-            [id = id_, c = std::move(c)](storage::database& db)
+            [id = id_, c = *completion_](storage::database& db)
             {
                 // Usage is counted in the transaction that makes the message
                 // terminal, so it is never counted twice nor lost.
@@ -650,10 +659,19 @@ private:
                                                    c.output_tokens.value_or(0), c.cost.value_or(0));
                 end_claim(db, id.message_id);
             },
-            [self = shared_from_this(), info = std::move(info)](std::error_code ec) mutable
+            [self = shared_from_this(), info = std::move(info), busy_retries](std::error_code ec) mutable
             {
-                net::post(self->strand_, [self, info = std::move(info), ec]() mutable
-                          { self->on_finished(std::move(info), ec); });
+                net::post(self->strand_,
+                          [self, info = std::move(info), ec, busy_retries]() mutable
+                          {
+                              if (ec == storage::errc::busy && busy_retries < max_busy_retries)
+                              {
+                                  spdlog::warn("generation {}: final commit: {}, retrying",
+                                               self->id_.message_id, ec.message());
+                                  return self->commit_final(std::move(info), busy_retries + 1);
+                              }
+                              self->on_finished(std::move(info), ec);
+                          });
             });
     }
 

@@ -190,7 +190,8 @@ TEST_CASE("database locked by another process: a clear error, then service resum
     ws_client streaming(server.port());
     auto const running = start_generation(streaming, "/tokens 1500 /delay 2", 10);
     {
-        SQLite::Database other(db_path, SQLite::OPEN_READWRITE);
+        // Waits for the writer's batch in flight (it flushes every 50 ms).
+        SQLite::Database other(db_path, SQLite::OPEN_READWRITE, 5000);
         other.exec("BEGIN EXCLUSIVE");
         auto const locked_at = std::chrono::steady_clock::now();
 
@@ -205,11 +206,14 @@ TEST_CASE("database locked by another process: a clear error, then service resum
         CHECK(str(e.at("id")) == "locked");
         CHECK(str(e.at("code")) == "internal");
         CHECK_THAT(str(e.at("message")), Catch::Matchers::Contains("busy"));
-        CHECK(std::chrono::steady_clock::now() - locked_at < 10s);
+        // At worst the request queues behind a flush batch already waiting
+        // out its busy timeout, then waits out its own: two timeouts.
+        CHECK(std::chrono::steady_clock::now() - locked_at < 12s);
         other.exec("ROLLBACK");
     }
     // The stream that ran through the lock ends complete, its stored content
-    // equal to what was streamed (a failed partial flush is retried).
+    // equal to what was streamed (a failed partial flush is retried, and so
+    // is a final commit that hit the lock).
     auto rest = read_until_finish(streaming, core::utf16_length(running.text), running.message_id);
     CHECK(str(rest.finish.at("status")) == "complete");
     auto m = c.query("getMessage", {{"messageId", running.message_id}});

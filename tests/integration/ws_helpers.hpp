@@ -76,7 +76,11 @@ inline stream_result read_generation(ws_client& c)
 {
     auto ack = c.read_until("ack");
     auto const message_id = str(ack.at("messageId"));
-    auto const start = c.read();
+    // A watching socket's `changed` events are another channel: they may
+    // come before `start` (replies and changes are sent first).
+    auto start = c.read();
+    while (start.at("type").as_string() == "changed")
+        start = c.read();
     CHECK(start.at("type").as_string() == "start");
     CHECK(str(start.at("messageId")) == message_id);
     auto r = read_until_finish(c, 0, message_id);
