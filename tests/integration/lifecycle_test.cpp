@@ -36,6 +36,18 @@ json::object call(ws_client& c, std::string const& name, json::object args,
     }
 }
 
+// Like call(), for a socket that must hear nothing but the reply: the
+// next event is it.
+json::object call_alone(ws_client& c, std::string const& name, json::object args)
+{
+    c.send(mutate(name, std::move(args), "alone"));
+    auto e = c.read();
+    INFO(json::serialize(e));
+    CHECK(str(e.at("type")) != "changed");
+    CHECK((e.contains("id") && e.at("id") == json::value("alone")));
+    return e;
+}
+
 std::string data_str(json::object const& reply, char const* key)
 {
     return str(reply.at("data").at(key));
@@ -156,6 +168,7 @@ TEST_CASE("mutations check ownership and every socket of the user hears the chan
     CHECK(seen.count("conversation:update:"));     // messageCount
 
     // Bob can touch none of it, and none of it reached him.
+    expect_nothing_pending(b);
     for (auto const& [name, args] :
          std::vector<std::pair<std::string, json::object>>{
              {"updateConversation", {{"conversationId", conversation}, {"title", "mine"}}},
@@ -166,7 +179,7 @@ TEST_CASE("mutations check ownership and every socket of the user hears the chan
              {"branch", {{"messageId", answer}}}})
     {
         INFO(name);
-        auto e = call(b, name, args);
+        auto e = call_alone(b, name, args);
         CHECK(str(e.at("type")) == "error");
         CHECK(str(e.at("code")) == "not_found");
     }

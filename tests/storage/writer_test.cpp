@@ -129,8 +129,13 @@ TEST_CASE("an acknowledged write survives kill -9", "[storage][writer][durabilit
     close(fds[1]);
     int last = -1, v;
     while (last < 200 && read(fds[0], &v, sizeof v) == sizeof v) last = v;
+    // The child was still writing when it died: 200 acknowledged writes
+    // came, and the kill (not an early exit) ended it.
+    REQUIRE(last >= 200);
     kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
     while (read(fds[0], &v, sizeof v) == sizeof v) last = v; // acks already in the pipe
     close(fds[0]);
 
