@@ -4,6 +4,9 @@
 # A throwaway PostgreSQL cluster (scripts/pg.sh) runs for the duration: the
 # storage and migration suites run on SQLite and again on PostgreSQL (`pg/`
 # names), plus the two-node tests. POSTGRES=0 skips all PostgreSQL tests.
+# The summary counts passed, failed and skipped apart. With CI=true a stage
+# that cannot run (node, clang++ missing) or a skipped Node test fails the
+# run; a Node test that hit its timeout (`# cancelled`) fails it anywhere.
 # Usage: scripts/test.sh            (all three configurations)
 #        SANITIZE=0 scripts/test.sh (skip the ASan+UBSan build)
 #        TSAN=0 scripts/test.sh     (skip the ThreadSanitizer build)
@@ -14,14 +17,54 @@ jobs=$(nproc)
 
 passed=0
 failed=0
+skipped=0
 summary=$(mktemp)
+
+# A stage that cannot run here (a tool missing) fails on CI, where every
+# stage must run; locally it is counted as skipped, never as passed.
+stage_missing() {
+  if [ "${CI:-}" = true ]; then
+    echo "FAIL $1: $2 (CI runs every stage)"
+    failed=$((failed + 1))
+  else
+    echo "SKIP $1: $2"
+    skipped=$((skipped + 1))
+  fi
+}
+
+# Counts a `node --test` run from its summary: `# cancelled` (a test that hit
+# its timeout) is a failure, and so is a non-zero exit with nothing counted.
+count_node() {
+  local name=$1 rc=$2 p f c s
+  p=$(sed -n 's/^# pass \([0-9]*\)/\1/p' "$summary")
+  f=$(sed -n 's/^# fail \([0-9]*\)/\1/p' "$summary")
+  c=$(sed -n 's/^# cancelled \([0-9]*\)/\1/p' "$summary")
+  s=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$summary")
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${c:-0}))
+  skipped=$((skipped + ${s:-0}))
+  if [ "${p:-0}" = 0 ]; then
+    echo "FAIL $name: no test passed"
+    failed=$((failed + 1))
+  elif [ "$rc" != 0 ] && [ "$((${f:-0} + ${c:-0}))" = 0 ]; then
+    echo "FAIL $name: exit status $rc"
+    failed=$((failed + 1))
+  fi
+  if [ "${s:-0}" != 0 ]; then
+    echo "$name: $s skipped (see SKIP above)"
+    [ "${CI:-}" != true ] || { echo "FAIL $name: skipped on CI"; failed=$((failed + 1)); }
+  fi
+}
 trap 'rm -f "$summary"' EXIT
 
 pg_flag=-DCHATSTREAM_TEST_POSTGRES=OFF
 if [ "${POSTGRES:-1}" != 0 ]; then
   pg_dir=$(mktemp -d /tmp/chatstream-pg.XXXXXX)
   trap 'rm -f "$summary"; scripts/pg.sh stop "$pg_dir"' EXIT
-  eval "$(PG_FSYNC=off scripts/pg.sh start "$pg_dir")"
+  # An assignment, so a failed start stops the script (an eval of a
+  # command substitution would hide it).
+  pg_env=$(PG_FSYNC=off scripts/pg.sh start "$pg_dir")
+  eval "$pg_env"
   export CHATSTREAM_TEST_PG_URL
   pg_flag=-DCHATSTREAM_TEST_POSTGRES=ON
 fi
@@ -34,14 +77,21 @@ run_config() {
   local total fails
   total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$summary")
   fails=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$summary")
+  if [ "${total:-0}" = 0 ]; then
+    echo "FAIL $dir: no test registered"
+    failed=$((failed + 1))
+  fi
   passed=$((passed + ${total:-0} - ${fails:-0}))
   failed=$((failed + ${fails:-0}))
 }
 
 # The chat page's pure logic (offsets, reducer, protocol client): Node's own runner.
 if command -v node >/dev/null; then
-  node --test tests/web/ | tee "$summary"
-  passed=$((passed + $(sed -n 's/^# pass \([0-9]*\)/\1/p' "$summary")))
+  rc=0
+  node --test tests/web/ | tee "$summary" || rc=$?
+  count_node tests/web "$rc"
+else
+  stage_missing tests/web "node not installed"
 fi
 
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -50,7 +100,7 @@ run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 # own client on /api/chat, and the chat page in headless Chromium.
 run_e2e() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    echo "SKIP tests/e2e: node/npm not installed"
+    stage_missing tests/e2e "node/npm not installed"
     return
   fi
   if [ ! tests/e2e/node_modules/.package-lock.json -nt tests/e2e/package-lock.json ]; then
@@ -60,12 +110,9 @@ run_e2e() {
       return
     fi
   fi
-  CHATSTREAM_BIN="$PWD/build/src/chatstream" node --test tests/e2e/ | tee "$summary" || true
-  passed=$((passed + $(sed -n 's/^# pass \([0-9]*\)/\1/p' "$summary")))
-  failed=$((failed + $(sed -n 's/^# fail \([0-9]*\)/\1/p' "$summary")))
-  local skipped
-  skipped=$(sed -n 's/^# skipped \([0-9]*\)/\1/p' "$summary")
-  [ "${skipped:-0}" = 0 ] || echo "tests/e2e: $skipped skipped (see SKIP above)"
+  local rc=0
+  CHATSTREAM_BIN="$PWD/build/src/chatstream" node --test tests/e2e/ | tee "$summary" || rc=$?
+  count_node tests/e2e "$rc"
 }
 run_e2e
 if [ "${SANITIZE:-1}" != 0 ]; then
@@ -78,8 +125,12 @@ if [ "${TSAN:-1}" != 0 ]; then
   run_config build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHATSTREAM_TSAN=ON -DCHATSTREAM_BUILD_BENCH=OFF
   unset TSAN_OPTIONS
 fi
-if [ "${FUZZ:-1}" != 0 ] && command -v clang++ >/dev/null; then
-  FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
+if [ "${FUZZ:-1}" != 0 ]; then
+  if command -v clang++ >/dev/null; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-30} scripts/fuzz.sh
+  else
+    stage_missing fuzz "clang++ not installed"
+  fi
 fi
-echo "chatstream: $passed passed, $failed failed"
+echo "chatstream: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
