@@ -616,5 +616,19 @@ int main(int argc, char** argv)
             std::cerr << "hint: " << it->second << " generations were refused (" << (limit + 13)
                       << "): start the server with --rate-limit 0 --daily-message-limit 0 for load runs, "
                          "or spread the load over more users (--connections, --user-prefix)\n";
-    return (t.failed.load() == 0 && t.connect_failures.load() == 0 && t.gaps.load() == 0 && t.overlaps.load() == 0) ? 0 : 1;
+    // The exit status is the verdict bench_load_smoke relies on: a run that
+    // completed nothing, resumed nothing when asked to, or read frames it
+    // could not parse failed, whatever else it counted.
+    std::vector<std::string> verdict;
+    if (t.failed.load() > 0) verdict.push_back("failed streams");
+    if (t.connect_failures.load() > 0) verdict.push_back("connect failures");
+    if (t.gaps.load() > 0 || t.overlaps.load() > 0) verdict.push_back("gaps or overlaps after resume");
+    if (t.completed.load() == 0) verdict.push_back("no stream completed");
+    if (o.requests > 0 && t.completed.load() != o.requests)
+        verdict.push_back(std::to_string(t.completed.load()) + " of " + std::to_string(o.requests) +
+                          " requested streams completed");
+    if (o.resume_at > 0 && t.resumed.load() == 0) verdict.push_back("no stream resumed");
+    if (t.errors.count("unparseable frame")) verdict.push_back("unparseable frames");
+    for (auto const& why : verdict) std::cerr << "chatstream-load: FAIL: " << why << "\n";
+    return verdict.empty() ? 0 : 1;
 }
