@@ -193,13 +193,12 @@ TEST_CASE("writer refuses jobs after stop and surfaces a full disk", "[storage][
     CHECK_FALSE(users::find_by_external_id(db, "big"));
 }
 
-TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it reconnects", "[storage][writer]")
+// PostgreSQL only ([postgres]: registered in the pg/ run alone): an SQLite
+// connection cannot be lost.
+TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it reconnects",
+          "[storage][writer][postgres]")
 {
-    if (!test::testing_postgres())
-    {
-        WARN("PostgreSQL only: an SQLite connection cannot be lost");
-        return;
-    }
+    REQUIRE(test::testing_postgres());
     test::temp_dir dir;
     auto path = test::migrated_db(dir);
     writer w(path);
@@ -265,13 +264,10 @@ TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it re
 }
 
 TEST_CASE("writer: the loser of a deadlock between two writers runs again after its batch commits",
-          "[storage][writer]")
+          "[storage][writer][postgres]")
 {
-    if (!test::testing_postgres())
-    {
-        WARN("PostgreSQL only: one SQLite database has one writer");
-        return;
-    }
+    // PostgreSQL only: one SQLite database has one writer.
+    REQUIRE(test::testing_postgres());
     test::temp_dir dir;
     auto const path = test::migrated_db(dir);
     {
