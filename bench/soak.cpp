@@ -12,7 +12,7 @@
 // `chatstream check` on the database.
 //
 //   chatstream-soak --port 8080 --server-pid PID --minutes 3 --workers 24
-#include "server_process.hpp" // ws_client, http_get (tests/integration)
+#include "ws_client.hpp" // ws_client, http_get (tests/integration)
 
 #include "chatstream/core/utf16.hpp"
 

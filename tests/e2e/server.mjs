@@ -39,12 +39,17 @@ export async function startServer(args = []) {
   return {
     url,
     log: () => log,
+    /** SIGTERM, then throws unless the server exited 0 with no sanitizer report in its log. */
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.on('exit', r));
-      child.kill('SIGTERM');
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.on('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
       fs.rmSync(dir, { recursive: true, force: true });
+      const report = /ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|WARNING: ThreadSanitizer|: runtime error: /.exec(log);
+      if (child.exitCode !== 0 || report)
+        throw new Error(`chatstream ${report ? 'printed a sanitizer report' : `exited with ${child.exitCode ?? child.signalCode}`}:\n${log.slice(-4000)}`);
     },
   };
 }

@@ -1,14 +1,10 @@
 #pragma once
-// Test support: the real chatstream binary on a free port, and a blocking
-// Beast WebSocket/HTTP client to talk to it.
+// Test support: the real chatstream binary on a free port (and, through
+// ws_client.hpp, a blocking Beast WebSocket/HTTP client to talk to it).
 #include "support/temp_db.hpp"
+#include "ws_client.hpp"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/json.hpp>
+#include <catch2/catch.hpp>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -26,18 +23,30 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 namespace chatstream::test
 {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-namespace json = boost::json;
-using tcp = net::ip::tcp;
+/// The first line of a sanitizer report in @p log (ASan, LSan, UBSan, TSan),
+/// or empty. UBSan recovers and prints `runtime error:`; the others abort
+/// or, at exit, turn the status non-zero, but a report is a failure either way.
+inline std::string sanitizer_report(std::string const& log)
+{
+    static constexpr std::array<std::string_view, 5> markers{
+        "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer",
+        "ERROR: UndefinedBehaviorSanitizer", ": runtime error: "};
+    for (auto m : markers)
+        if (auto at = log.find(m); at != std::string::npos)
+        {
+            auto const begin = log.rfind('\n', at);
+            auto const from = begin == std::string::npos ? 0 : begin + 1;
+            return log.substr(from, log.find('\n', at) - from);
+        }
+    return {};
+}
 
 /// `chatstream serve` in a child process; the port is read from its log.
 class server_process
@@ -49,12 +58,16 @@ public:
     {
         start();
     }
+    /// Stops the server and fails the running test case if it did not exit
+    /// 0 on a SIGTERM, or if any of its runs printed a sanitizer report.
     ~server_process()
     {
         // A test that throws (e.g. a read timed out) shows the server's side.
         if (std::uncaught_exceptions() > 0)
             std::fprintf(stderr, "---- server log ----\n%s\n", log().c_str());
         stop(SIGTERM);
+        for (auto const& p : problems_)
+            FAIL_CHECK(p);
     }
     server_process(server_process const&) = delete;
     server_process& operator=(server_process const&) = delete;
@@ -99,6 +112,14 @@ public:
         }
         pid_ = -1;
         exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+        // SIGKILL is the test's own doing; any other stop must be clean.
+        auto const text = log();
+        if (sig != SIGKILL && exit_status_ != 0)
+            problems_.push_back("chatstream exited with status " + std::to_string(exit_status_) +
+                                " on signal " + std::to_string(sig) + "; its log (" + log_path_ +
+                                "):\n" + text.substr(text.size() > 4000 ? text.size() - 4000 : 0));
+        if (auto report = sanitizer_report(text); !report.empty())
+            problems_.push_back("sanitizer report in " + log_path_ + ": " + report);
         return exit_status_;
     }
 
@@ -167,159 +188,8 @@ private:
     pid_t pid_ = -1;
     int exit_status_ = 0;
     unsigned short port_ = 0;
+    std::vector<std::string> problems_; // reported when the object goes away
+
 };
-
-/// A blocking WebSocket client whose reads time out (a hung server fails
-/// the test instead of hanging it).
-class ws_client
-{
-public:
-    /// @param receive_buffer when non-zero, a small SO_RCVBUF makes this
-    ///        client's TCP window tiny (a slow reader).
-    explicit ws_client(unsigned short port, std::string const& target = "/ws?user=alice",
-                       std::string const& authorization = {}, int receive_buffer = 0)
-        : ws_(ioc_)
-    {
-        auto& sock = beast::get_lowest_layer(ws_);
-        sock.open(tcp::v4());
-        if (receive_buffer)
-            sock.set_option(net::socket_base::receive_buffer_size(receive_buffer));
-        sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-        ws_.set_option(websocket::stream_base::decorator(
-            [authorization](websocket::request_type& req)
-            {
-                if (!authorization.empty())
-                    req.set(http::field::authorization, authorization);
-            }));
-        ws_.read_message_max(64u << 20);
-        ws_.handshake("127.0.0.1", target);
-    }
-
-    void send(std::string const& text)
-    {
-        ws_.text(true);
-        ws_.write(net::buffer(text));
-    }
-    void send_binary(std::string const& bytes)
-    {
-        ws_.binary(true);
-        ws_.write(net::buffer(bytes));
-    }
-    void send(json::object const& o) { send(json::serialize(o)); }
-
-    /// Reads one message, failing after 15 s: asio's blocking reads ignore
-    /// SO_RCVTIMEO, so the read is async with a bounded run of the context.
-    std::string read_text()
-    {
-        buffer_.clear();
-        bool done = false;
-        beast::error_code ec;
-        ws_.async_read(buffer_,
-                       [&](beast::error_code e, std::size_t)
-                       {
-                           ec = e;
-                           done = true;
-                       });
-        ioc_.restart();
-        ioc_.run_for(std::chrono::seconds(15));
-        if (!done)
-        {
-            beast::get_lowest_layer(ws_).close(ec);
-            ioc_.restart();
-            ioc_.run(); // completes the aborted read
-            throw std::runtime_error("timed out waiting for a server event (after " +
-                                     std::to_string(received_) +
-                                     " events, the last: " + last_.substr(0, 200) + ")");
-        }
-        if (ec)
-            throw beast::system_error(ec);
-        ++received_;
-        last_ = beast::buffers_to_string(buffer_.data());
-        return last_;
-    }
-    json::object read()
-    {
-        auto v = json::parse(read_text());
-        return v.as_object();
-    }
-    /// Reads until an event of @p type (for @p message_id when given).
-    json::object read_until(std::string const& type, std::string const& message_id = {})
-    {
-        for (;;)
-        {
-            auto e = read();
-            if (e.at("type").as_string() != type)
-                continue;
-            if (!message_id.empty() &&
-                (!e.contains("messageId") || e.at("messageId").as_string() != message_id))
-                continue;
-            return e;
-        }
-    }
-    /// Every event up to and including the `finish` of @p message_id.
-    std::vector<json::object> read_stream(std::string const& message_id)
-    {
-        std::vector<json::object> out;
-        for (;;)
-        {
-            auto e = read();
-            out.push_back(e);
-            if (e.at("type").as_string() == "finish" && e.at("messageId").as_string() == message_id)
-                return out;
-        }
-    }
-    /// Sends a query and returns its `result` data (or the error event).
-    json::object query(std::string const& name, json::object args, std::string const& id = "q")
-    {
-        send(
-            json::object{{"type", "query"}, {"id", id}, {"name", name}, {"args", std::move(args)}});
-        for (;;)
-        {
-            auto e = read();
-            if (e.contains("id") && e.at("id") == json::value(id))
-                return e;
-        }
-    }
-
-    websocket::stream<tcp::socket>& stream() { return ws_; }
-
-private:
-    net::io_context ioc_;
-    websocket::stream<tcp::socket> ws_;
-    beast::flat_buffer buffer_;
-    std::size_t received_ = 0;
-    std::string last_;
-};
-
-struct http_reply
-{
-    unsigned status = 0;
-    std::string body;
-};
-
-/// One HTTP/1.1 request; @p upgrade asks for a WebSocket upgrade.
-inline http_reply http_get(unsigned short port, std::string const& target, bool upgrade = false,
-                           std::string const& authorization = {})
-{
-    net::io_context ioc;
-    tcp::socket sock(ioc);
-    sock.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    http::request<http::empty_body> req(http::verb::get, target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    if (upgrade)
-    {
-        req.set(http::field::upgrade, "websocket");
-        req.set(http::field::connection, "upgrade");
-        req.set(http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ==");
-        req.set(http::field::sec_websocket_version, "13");
-    }
-    if (!authorization.empty())
-        req.set(http::field::authorization, authorization);
-    http::write(sock, req);
-    beast::flat_buffer b;
-    http::response<http::string_body> res;
-    http::read(sock, b, res);
-    return {res.result_int(), res.body()};
-}
 
 } // namespace chatstream::test
