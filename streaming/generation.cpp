@@ -736,6 +736,12 @@ private:
         // sends its next message right after it must not get `conflict`.
         auto drained = hub_->release(id_.conversation_id, id_.message_id);
         ctx_.metrics.active_generations.fetch_sub(1, std::memory_order_relaxed);
+        // Counted before anyone hears `finish`, so a client that reads
+        // /metrics after it knows whether a title request follows.
+        bool const title =
+            !ec && info.status == storage::status::complete && id_.wants_title && ctx_.auto_title;
+        if (title)
+            ctx_.metrics.titles_requested.fetch_add(1, std::memory_order_relaxed);
         log_->close(*final_); // every follower hears it after the rest of the log
         for (auto& w : watchers_)
             deliver_to(w, *final_);
@@ -744,7 +750,7 @@ private:
         pumps_.clear(); // a pump delivered everything when the log closed
         if (drained)
             drained();
-        if (!ec && info.status == storage::status::complete && id_.wants_title && ctx_.auto_title)
+        if (title)
             suggest_title();
     }
 
