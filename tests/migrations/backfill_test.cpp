@@ -5,11 +5,13 @@
 
 #include "helpers.hpp"
 #include "legacy_gen.hpp"
+#include "legacy_oracle.hpp"
 #include "support/temp_db.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <set>
 
 using namespace chatstream;
 using namespace chatstream::migrations;
@@ -84,11 +86,21 @@ TEST_CASE("001 applies every rule of DESIGN.md §5 to the generated edge cases",
     CHECK(both[1].tool_call_id == "call_partial");
     CHECK(both[1].is_partial);
 
-    for (auto const& t : tool_calls("missing textPosition")) CHECK_FALSE(t.text_position);
+    // A missing and a null textPosition (legacy_gen's case 5): both rows, no position.
+    auto nopos = tool_calls("missing textPosition");
+    REQUIRE(nopos.size() == 2);
+    CHECK(nopos[0].tool_call_id == "call_nopos");
+    CHECK(nopos[1].tool_call_id == "call_nullpos");
+    for (auto const& t : nopos) CHECK_FALSE(t.text_position);
     auto big = tool_calls("big arguments");
     REQUIRE(big.size() == 1);
     CHECK(big[0].args.size() > 200 * 1024);
-    for (auto const& t : tool_calls("empty arguments")) CHECK(t.args == "{}");
+    // An empty and a missing arguments string: both become "{}".
+    auto empty = tool_calls("empty arguments");
+    REQUIRE(empty.size() == 2);
+    CHECK(empty[0].tool_call_id == "call_empty");
+    CHECK(empty[1].tool_call_id == "call_missing");
+    for (auto const& t : empty) CHECK(t.args == "{}");
     auto pp = tool_calls("partial duplicates");
     REQUIRE(pp.size() == 1);
     CHECK(pp[0].args == R"({"step":2})");
@@ -105,6 +117,48 @@ TEST_CASE("001 applies every rule of DESIGN.md §5 to the generated edge cases",
         CHECK(count(db, "SELECT count(*) FROM tool_calls WHERE message_id = '" + id + "'") == 0);
         CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + id + "'") == 0);
     }
+
+    // Every message against the SQL oracle (legacy_oracle.hpp), which shares
+    // nothing with legacy::convert, the code under test.
+    auto const oracle = test::legacy_oracle(db, dir.file("oracle.db"));
+    REQUIRE(oracle.size() == 300);
+    std::set<std::string> quarantined;
+    {
+        auto& q = db.prepare("SELECT record_id FROM migration_errors WHERE migration_id = ?");
+        q.bind(1, normalize_id);
+        while (q.executeStep()) quarantined.insert(q.getColumn(0).getString());
+        q.reset();
+    }
+    std::size_t refused = 0, with_calls = 0, with_attachments = 0;
+    for (auto const& [id, want] : oracle)
+    {
+        INFO("message " << id);
+        CHECK(quarantined.count(id) == (want.accepted ? 0u : 1u));
+        if (!want.accepted)
+        {
+            ++refused;
+            continue;
+        }
+        auto const got = storage::tool_calls::rows_for_message(db, id);
+        REQUIRE(got.size() == want.tool_calls.size());
+        for (std::size_t k = 0; k < got.size(); ++k)
+        {
+            auto const& w = want.tool_calls[k];
+            CHECK(got[k].tool_call_id == w.id);
+            CHECK(test::json_equal(got[k].args, w.arguments));
+            CHECK(got[k].result.has_value() == w.result.has_value());
+            if (got[k].result && w.result) CHECK(test::json_equal(*got[k].result, *w.result));
+            CHECK(got[k].text_position == w.text_position);
+            CHECK(got[k].is_partial == w.is_partial);
+        }
+        CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + id + "'") == want.attachments);
+        with_calls += want.tool_calls.empty() ? 0 : 1;
+        with_attachments += want.attachments ? 1 : 0;
+    }
+    CHECK(refused == 3); // the three malformed edge cases
+    CHECK(quarantined.size() == 3);
+    CHECK(with_calls > 20);
+    CHECK(with_attachments > 5);
 
     // Legacy values are untouched by 001.
     CHECK(test::query_one(db, "SELECT attachments FROM messages WHERE content = 'malformed attachments'") ==
@@ -186,13 +240,12 @@ TEST_CASE("001 is idempotent: a second run, a reset cursor and rollback+up give 
     CHECK(test::dump_migrated(path) == first);
 }
 
-TEST_CASE("a stale cursor (rowids renumbered) restarts the backfill from the beginning", "[migrations][backfill]")
+// SQLite only ([sqlite]: not registered in the pg/ run): PostgreSQL's
+// cursor is the message id, which nothing renumbers.
+TEST_CASE("a stale cursor (rowids renumbered) restarts the backfill from the beginning",
+          "[migrations][backfill][sqlite]")
 {
-    if (test::testing_postgres())
-    {
-        SUCCEED("SQLite only: PostgreSQL's cursor is the message id, which nothing renumbers");
-        return;
-    }
+    REQUIRE_FALSE(test::testing_postgres());
     test::temp_dir dir;
     auto const path = generated(dir, 500);
     {

@@ -8,10 +8,12 @@
 
 #include "helpers.hpp"
 #include "legacy_gen.hpp"
+#include "legacy_oracle.hpp"
 #include "support/temp_db.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <thread>
 
 using namespace chatstream;
@@ -23,30 +25,23 @@ struct expected_message
 {
     std::string id;
     std::string user_id;
-    std::vector<storage::tool_call_row> tool_calls;
-    std::size_t attachments = 0;
+    std::vector<test::oracle_call> tool_calls;
 };
 
 // What every read must return for each message with legacy tool calls,
-// computed from the arrays before anything is migrated.
-std::vector<expected_message> expectations(storage::database& db)
+// computed before anything is migrated, by the SQL oracle (not by
+// legacy::convert, which the backfill and the read fallback share).
+std::vector<expected_message> expectations(storage::database& db, std::string const& scratch)
 {
-    std::vector<expected_message> out;
-    auto& q = db.prepare(std::string("SELECT id, conversation_id, user_id, created_at, attachments, tool_calls, "
-                                     "partial_tool_calls FROM messages WHERE tool_calls LIKE '[{%' ORDER BY ") +
-                         (db.is_postgres() ? "id" : "rowid"));
+    auto const oracle = test::legacy_oracle(db, scratch);
+    std::map<std::string, std::string> users;
+    auto& q = db.prepare("SELECT id, user_id FROM messages");
     while (q.executeStep())
-    {
-        auto text = [&](int i) -> std::optional<std::string> {
-            if (q.getColumn(i).isNull()) return std::nullopt;
-            return q.getColumn(i).getString();
-        };
-        storage::legacy::message_context ctx{q.getColumn(0).getString(), q.getColumn(1).getString(),
-                                             q.getColumn(2).getString(), q.getColumn(3).getInt64()};
-        auto r = storage::legacy::convert(ctx, {text(4), text(5), text(6)});
-        if (auto* rows = std::get_if<storage::legacy::rows>(&r))
-            out.push_back({ctx.message_id, ctx.user_id, rows->tool_calls, rows->attachments.size()});
-    }
+        users[q.getColumn(0).getString()] = q.getColumn(1).getString();
+    std::vector<expected_message> out;
+    for (auto const& [id, m] : oracle)
+        if (m.accepted && !m.tool_calls.empty())
+            out.push_back({id, users.at(id), m.tool_calls});
     return out;
 }
 
@@ -65,7 +60,7 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     {
         storage::database db(path, storage::open_mode::read_write);
         apply_schema(db);
-        expected = expectations(db);
+        expected = expectations(db, dir.file("oracle.db"));
     }
     REQUIRE(expected.size() > 100);
 
@@ -129,11 +124,14 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
             REQUIRE(got.size() == e.tool_calls.size());
             for (std::size_t k = 0; k < got.size(); ++k)
             {
-                CHECK(got[k].id == e.tool_calls[k].tool_call_id);
-                CHECK(got[k].arguments == e.tool_calls[k].args);
-                CHECK(got[k].result == e.tool_calls[k].result);
-                CHECK(got[k].text_position == e.tool_calls[k].text_position);
-                CHECK(got[k].is_partial == e.tool_calls[k].is_partial);
+                auto const& want = e.tool_calls[k];
+                CHECK(got[k].id == want.id);
+                CHECK(test::json_equal(got[k].arguments, want.arguments));
+                CHECK(got[k].result.has_value() == want.result.has_value());
+                if (got[k].result && want.result)
+                    CHECK(test::json_equal(*got[k].result, *want.result));
+                CHECK(got[k].text_position == want.text_position);
+                CHECK(got[k].is_partial == want.is_partial);
             }
             ++reads;
             if (!backfill.finished()) ++reads_before_done;
