@@ -110,7 +110,8 @@ TEST_CASE("image uploads report their dimensions, a fake image is refused", "[in
     CHECK(fake.status == 415);
 }
 
-TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 401, 400",
+TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 400, 405, and "
+          "a refused request that was read leaves the connection usable",
           "[integration][files]")
 {
     temp_dir dir;
@@ -154,8 +155,38 @@ TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 401
     CHECK(http_request(server.port(), http::verb::put, "/api/files?user=alice&filename=a.txt",
                        {{"Content-Type", "text/plain"}}, "x")
               .status == 405);
-    // The connection stays usable after a refused request that was read.
-    CHECK(blob_count(dir) == 1);
+    CHECK(blob_count(dir) == 1); // only the 1 MiB upload was stored
+
+    // One keep-alive connection: a request refused after its body was read
+    // (415, a "PNG" that is not one), then an upload on the same
+    // connection succeeds. (A request refused from its header alone
+    // closes instead: its unread body would be parsed as the next request.)
+    {
+        net::io_context ioc;
+        beast::tcp_stream stream(ioc);
+        stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
+        stream.expires_after(std::chrono::seconds(15));
+        auto exchange = [&](std::string const& target, std::string const& type, std::string body)
+        {
+            http::request<http::string_body> req(http::verb::post, target, 11);
+            req.set(http::field::host, "127.0.0.1");
+            req.set(http::field::content_type, type);
+            req.body() = std::move(body);
+            req.prepare_payload();
+            http::write(stream, req);
+            beast::flat_buffer b;
+            http::response<http::string_body> res;
+            http::read(stream, b, res);
+            return res;
+        };
+        auto refused = exchange("/api/files?user=alice&filename=fake.png", "image/png", "not a png");
+        CHECK(refused.result_int() == 415);
+        CHECK(refused.keep_alive());
+        auto again =
+            exchange("/api/files?user=alice&filename=after.txt", "text/plain", "still here");
+        CHECK(again.result_int() == 201);
+    }
+    CHECK(blob_count(dir) == 2);
 }
 
 TEST_CASE("files need a valid token when a JWT secret is set", "[integration][files]")

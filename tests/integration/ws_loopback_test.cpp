@@ -572,7 +572,7 @@ TEST_CASE("a never-reading client costs a cursor: not dropped, nobody waits for 
     CHECK(server.stop(SIGTERM) == 0);
 }
 
-TEST_CASE("an I/O tool (lookup) runs through the engine without blocking it",
+TEST_CASE("an I/O tool (lookup) runs through the engine and finds the stored word",
           "[integration][streaming]")
 {
     temp_dir dir;
@@ -590,6 +590,8 @@ TEST_CASE("an I/O tool (lookup) runs through the engine without blocking it",
             found = true;
             CHECK(e.at("output").at("success").as_bool());
             CHECK_FALSE(e.at("output").at("matches").as_array().empty());
+            CHECK(json::serialize(e.at("output").at("matches")).find("pineapple") !=
+                  std::string::npos);
         }
     CHECK(found);
 }
