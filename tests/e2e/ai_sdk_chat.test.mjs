@@ -52,8 +52,20 @@ test('SSE headers and framing of POST /api/chat', async () => {
   assert.equal(res.headers.get('access-control-allow-origin'), '*');
   const body = await res.text();
   assert.match(body, /^data: \{"type":"start","messageId":"[^"]+","messageMetadata":\{"conversationId":"[^"]+"\}\}\n\n/);
-  assert.ok(body.endsWith('data: {"type":"finish","messageMetadata":' + body.split('"type":"finish","messageMetadata":')[1].split('\n')[0].slice(0, -1) + '}\n\ndata: [DONE]\n\n'));
-  for (const event of body.split('\n\n').filter(Boolean)) assert.match(event, /^data: /);
+  // Every event is one `data: ` line and a blank line; the stream ends with
+  // the finish part, then [DONE].
+  assert.ok(body.endsWith('\n\n'));
+  const events = body.slice(0, -2).split('\n\n');
+  for (const event of events) assert.match(event, /^data: [^\n]+$/);
+  assert.equal(events.pop(), 'data: [DONE]');
+  const parts = events.map((e) => JSON.parse(e.slice('data: '.length)));
+  const deltas = parts.filter((p) => p.type === 'text-delta');
+  assert.ok(deltas.length > 0);
+  assert.deepEqual(parts.at(-1), {
+    type: 'finish',
+    messageMetadata: { status: 'complete', finishReason: 'stop', usage: { inputTokens: 1, outputTokens: deltas.length } },
+  });
+  assert.equal(parts.filter((p) => p.type === 'finish').length, 1);
 });
 
 test('useChat transport: the tool call sits between the two text parts, with its output', async () => {
