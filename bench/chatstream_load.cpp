@@ -8,8 +8,8 @@
 // events and resumes it with `subscribe` + fromOffset on a new connection,
 // counting gaps and overlaps (both must be 0).
 //
-//   chatstream-load --url ws://127.0.0.1:8080/ws --connections 100 --streams-per-conn 1 \
-//                   --prompt '/tokens 2000' --requests 100
+//   chatstream-load --url ws://127.0.0.1:8080/ws --connections 100 --streams-per-conn 1
+//                   --prompt '/tokens 2000' --requests 100   (one command line)
 #include "chatstream/core/utf16.hpp"
 
 #include <boost/asio.hpp>
