@@ -4,16 +4,21 @@
 // Properties:
 //  - never crashes, never throws;
 //  - an accepted request names a non-empty user of at most 256 bytes;
-//  - an accepted bearer token carries a valid HMAC-SHA256 of its header and
-//    payload under the server's secret (independent oracle: OpenSSL), an
-//    `alg` of HS256 and no `exp` in the past. No token is accepted otherwise.
+//  - an accepted token, from the Authorization header or ?token=, carries a
+//    valid HMAC-SHA256 of its header and payload under the server's secret
+//    (independent oracle: OpenSSL), an `alg` of HS256, the `sub` the server
+//    names, and an integer `exp` in the future, required unless the policy
+//    allows tokens without one (Boost.JSON reads the claims).
 #include "detail/auth.hpp"
 
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +26,8 @@
 namespace
 {
 
+using chatstream::streaming::detail::auth_policy;
+using chatstream::streaming::detail::auth_result;
 using chatstream::streaming::detail::authenticate;
 
 std::string const secret = "fuzz-secret";
@@ -72,6 +79,57 @@ bool signature_matches(std::string_view token)
     return *sig == std::string_view(reinterpret_cast<char const*>(mac), len);
 }
 
+/// What an accepted token must be, checked without libjwt: three base64url
+/// parts, an HMAC-SHA256 of the first two under the secret (OpenSSL), a
+/// header with alg HS256, and a payload whose `sub` is the user, whose `exp`
+/// is an integer in the future (absent only when allowed) and whose `nbf`,
+/// if any, is an integer not in the future (Boost.JSON).
+void require_valid_token(std::string_view token, auth_result const& r, bool allow_no_exp)
+{
+    require(signature_matches(token));
+    auto const dot1 = token.find('.');
+    auto const dot2 = token.rfind('.');
+    require(dot1 != std::string_view::npos && dot1 != dot2);
+    auto const header = b64url_decode(token.substr(0, dot1));
+    auto const payload = b64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+    require(header && payload);
+    boost::system::error_code ec;
+    auto const h = boost::json::parse(*header, ec);
+    require(!ec && h.is_object());
+    auto const* alg = h.as_object().if_contains("alg");
+    require(alg && alg->is_string() && alg->as_string() == "HS256");
+    auto const p = boost::json::parse(*payload, ec);
+    require(!ec && p.is_object());
+    auto const& claims = p.as_object();
+    auto const* sub = claims.if_contains("sub");
+    require(sub && sub->is_string() && sub->as_string() == r.external_id);
+    auto const now_s = std::time(nullptr);
+    if (auto const* exp = claims.if_contains("exp"))
+    {
+        require(exp->is_int64() || exp->is_uint64());
+        auto const v = exp->to_number<std::int64_t>();
+        require(v > now_s - 5 && r.expires_at_s == v); // 5 s: the clocks are read apart
+    }
+    else
+        require(allow_no_exp && !r.expires_at_s);
+    if (auto const* nbf = claims.if_contains("nbf"))
+        require((nbf->is_int64() || nbf->is_uint64()) && nbf->to_number<std::int64_t>() <= now_s + 5);
+}
+
+/// The token the server must have read: the Authorization bearer, else the
+/// `token` query parameter (decoded by Boost.URL, as a browser encodes it).
+std::string presented_token(std::string_view target, std::string_view authorization)
+{
+    constexpr std::string_view bearer = "Bearer ";
+    if (authorization.size() > bearer.size() && authorization.substr(0, bearer.size()) == bearer)
+        return std::string(authorization.substr(bearer.size()));
+    auto u = boost::urls::parse_origin_form(target);
+    if (!u) return {};
+    auto params = u->params();
+    auto it = params.find("token");
+    return it == params.end() ? std::string() : std::string((*it).value);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
@@ -81,21 +139,22 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     auto const target = in.substr(0, nl);
     auto const authorization = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
 
-    auto const dev = authenticate(target, authorization, std::nullopt);
+    auto const dev = authenticate(target, authorization, auth_policy{});
     if (dev.ok)
-        require(!dev.external_id.empty() && dev.external_id.size() <= 256);
+        require(!dev.external_id.empty() && dev.external_id.size() <= 256 && !dev.expires_at_s);
     else
         require(!dev.error.empty());
 
-    auto const r = authenticate(target, authorization, secret);
-    if (!r.ok)
+    for (bool const allow_no_exp : {false, true})
     {
-        require(!r.error.empty());
-        return 0;
+        auto const r = authenticate(target, authorization, auth_policy{secret, allow_no_exp});
+        if (!r.ok)
+        {
+            require(!r.error.empty());
+            continue;
+        }
+        require(!r.external_id.empty() && r.external_id.size() <= 256);
+        require_valid_token(presented_token(target, authorization), r, allow_no_exp);
     }
-    require(!r.external_id.empty() && r.external_id.size() <= 256);
-    constexpr std::string_view bearer = "Bearer ";
-    if (authorization.size() > bearer.size() && authorization.substr(0, bearer.size()) == bearer)
-        require(signature_matches(authorization.substr(bearer.size())));
     return 0;
 }

@@ -114,6 +114,8 @@ void register_serve_command(CLI::App& app, action& run)
                     "environment variable holding the upstream API key");
     cmd->add_option("--jwt-secret-env", a->jwt_secret_env,
                     "environment variable holding the HS256 secret (absent = dev mode)");
+    cmd->add_flag("--jwt-allow-no-exp", o.jwt_allow_no_exp,
+                  "accept tokens without an `exp` claim (they never expire)");
     cmd->add_option("--flush-ms", o.flush_ms, "partial_content flush interval")
         ->check(CLI::Range(1, 60000))
         ->capture_default_str();

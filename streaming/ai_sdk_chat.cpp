@@ -124,8 +124,7 @@ public:
             return respond(std::move(res));
         }
 
-        auto auth = authenticate(req.target(), req[http::field::authorization],
-                                 ctx_->options.jwt_secret);
+        auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->auth);
         if (!auth.ok)
         {
             early();

@@ -5,7 +5,8 @@
 #include <boost/url/parse.hpp>
 #include <jwt.h>
 
-#include <cerrno>
+#include <charconv>
+#include <cstdlib>
 #include <memory>
 
 namespace chatstream::streaming::detail
@@ -26,7 +27,33 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 namespace
 {
 
-auth_result verify_jwt(std::string const& token, std::string const& secret)
+enum class claim_state { absent, not_integer, present };
+
+struct claim
+{
+    claim_state state = claim_state::absent;
+    std::int64_t value = 0;
+};
+
+/// A NumericDate claim read from its JSON text. Not jwt_get_grant_int:
+/// libjwt 1.10 returns json_integer_value(), which is 0 with errno unset for
+/// a string or a real, so `"nbf":"0"` or `"exp":4.1e9` would read as 0
+/// (found by jwt_auth_fuzz's oracle). RFC 7519 allows a fractional
+/// NumericDate; we refuse it rather than round, as most verifiers do.
+claim numeric_date(jwt_t* jwt, char const* name)
+{
+    std::unique_ptr<char, decltype(&std::free)> text(jwt_get_grants_json(jwt, name), &std::free);
+    if (!text)
+        return {};
+    std::string_view const v(text.get());
+    std::int64_t n = 0;
+    auto const [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || end != v.data() + v.size())
+        return {claim_state::not_integer};
+    return {claim_state::present, n};
+}
+
+auth_result verify_jwt(std::string const& token, std::string const& secret, bool allow_no_exp)
 {
     jwt_t* raw = nullptr;
     // jwt_decode verifies the signature with the key (it refuses alg "none"
@@ -40,28 +67,36 @@ auth_result verify_jwt(std::string const& token, std::string const& secret)
         return {false, {}, "token must be signed with HS256"};
 
     auto const now_s = core::now_ms() / 1000;
-    errno = 0;
-    long exp = jwt_get_grant_int(jwt.get(), "exp");
-    if (errno == 0 && exp <= now_s)
+    auto const exp = numeric_date(jwt.get(), "exp");
+    if (exp.state == claim_state::not_integer)
+        return {false, {}, "'exp' must be an integer NumericDate"};
+    if (exp.state == claim_state::absent && !allow_no_exp)
+        return {false, {}, "token has no 'exp' (serve --jwt-allow-no-exp accepts such tokens)"};
+    if (exp.state == claim_state::present && exp.value <= now_s)
         return {false, {}, "token expired"};
-    errno = 0;
-    long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-    if (errno == 0 && nbf > now_s)
+    auto const nbf = numeric_date(jwt.get(), "nbf");
+    if (nbf.state == claim_state::not_integer)
+        return {false, {}, "'nbf' must be an integer NumericDate"};
+    if (nbf.state == claim_state::present && nbf.value > now_s)
         return {false, {}, "token not yet valid"};
+    std::optional<std::int64_t> expires_at_s;
+    if (exp.state == claim_state::present)
+        expires_at_s = exp.value;
 
     char const* sub = jwt_get_grant(jwt.get(), "sub");
     if (!sub || !*sub)
         return {false, {}, "token has no 'sub'"};
     if (std::string_view(sub).size() > 256)
         return {false, {}, "'sub' is too long"};
-    return {true, sub, {}};
+    return {true, sub, {}, expires_at_s};
 }
 
 } // namespace
 
 auth_result authenticate(std::string_view target, std::string_view authorization,
-                         std::optional<std::string> const& secret)
+                         auth_policy const& policy)
 {
+    auto const& secret = policy.secret;
     if (!secret)
     {
         auto user = query_param(target, "user");
@@ -84,7 +119,7 @@ auth_result authenticate(std::string_view target, std::string_view authorization
     // Found by jwt_auth_fuzz.
     if (token.find('\0') != std::string::npos)
         return {false, {}, "invalid token"};
-    return verify_jwt(token, *secret);
+    return verify_jwt(token, *secret, policy.allow_no_exp);
 }
 
 } // namespace chatstream::streaming::detail

@@ -179,7 +179,7 @@ protected:
     /// self().on_user(user_id) on this connection's strand.
     void authenticate_then(std::string_view target, std::string_view authorization)
     {
-        auto auth = authenticate(target, authorization, ctx_->options.jwt_secret);
+        auto auth = authenticate(target, authorization, ctx_->auth);
         if (!auth.ok)
         {
             ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);

@@ -45,6 +45,8 @@ std::string server_metrics::render(storage::writer_stats const& w,
            r(bad_requests));
     metric("chatstream_auth_failures_total", "counter", "Upgrades refused with 401.",
            r(auth_failures));
+    metric("chatstream_tokens_expired_total", "counter",
+           "WebSockets closed with 4401 when their token expired.", r(tokens_expired));
     metric("chatstream_titles_requested_total", "counter",
            "Auto-title requests sent to the provider.", r(titles_requested));
     metric("chatstream_partial_flushes_total", "counter", "partial_content flushes committed.",

@@ -140,8 +140,7 @@ private:
             if (!websocket::is_upgrade(req))
                 return respond(req, http::status::upgrade_required, "text/plain",
                                "WebSocket upgrade required\n");
-            auto auth = authenticate(req.target(), req[http::field::authorization],
-                                     ctx_->options.jwt_secret);
+            auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->auth);
             if (!auth.ok)
             {
                 ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
@@ -154,17 +153,18 @@ private:
             auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
             return ctx_->users.resolve(
                 auth.external_id,
-                [self = shared_from_this(), shared_req](std::error_code ec, std::string user_id)
+                [self = shared_from_this(), shared_req,
+                 expires = auth.expires_at_s](std::error_code ec, std::string user_id)
                 {
                     net::post(self->stream_.get_executor(),
-                              [self, shared_req, ec, user_id = std::move(user_id)]
+                              [self, shared_req, ec, expires, user_id = std::move(user_id)]
                               {
                                   if (ec)
                                       return self->respond(
                                           *shared_req, http::status::internal_server_error,
                                           "text/plain", "could not resolve user\n");
                                   std::make_shared<ws_session>(self->stream_.release_socket(),
-                                                               self->ctx_, user_id)
+                                                               self->ctx_, user_id, expires)
                                       ->run(std::move(*shared_req));
                               });
                 });

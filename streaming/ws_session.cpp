@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include "chatstream/core/clock.hpp"
 #include <spdlog/spdlog.h>
 
 namespace chatstream::streaming::detail
@@ -56,9 +57,10 @@ void session_registry::close_all()
 //------------------------------------------------------------------------------
 
 ws_session::ws_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-                       std::string user_id)
+                       std::string user_id, std::optional<std::int64_t> expires_at_s)
     : ws_(std::move(socket)), ctx_(std::move(ctx)), user_id_(std::move(user_id)),
-      queue_(ctx_->limits), close_timer_(ws_.get_executor())
+      queue_(ctx_->limits), close_timer_(ws_.get_executor()), expiry_timer_(ws_.get_executor()),
+      expires_at_s_(expires_at_s)
 {
     auto const ex = ws_.get_executor();
     if (auto const* s = ex.target<session_strand>())
@@ -97,7 +99,31 @@ void ws_session::on_accept(beast::error_code ec)
     ctx_->sessions.add(this, weak_from_this());
     ctx_->metrics.connections.fetch_add(1, std::memory_order_relaxed);
     ctx_->metrics.connections_total.fetch_add(1, std::memory_order_relaxed);
+    if (expires_at_s_)
+        close_at_expiry();
     do_read();
+}
+
+void ws_session::close_at_expiry()
+{
+    // The token was checked once, at the upgrade; the session must not
+    // outlive it. Wall clock, like `exp`. The handler holds a weak pointer:
+    // a pending expiry must not keep a closed session alive.
+    auto const left_ms = *expires_at_s_ * 1000 - core::now_ms();
+    expiry_timer_.expires_after(std::chrono::milliseconds(std::max<std::int64_t>(left_ms, 0)));
+    expiry_timer_.async_wait(
+        [weak = weak_from_this()](beast::error_code ec)
+        {
+            auto self = weak.lock();
+            if (ec || !self || self->closing_)
+                return;
+            self->ctx_->metrics.tokens_expired.fetch_add(1, std::memory_order_relaxed);
+            // What is queued is flushed first, so the client knows its offsets.
+            self->close_after_flush_ = true;
+            self->close_code_ = token_expired_close_code;
+            self->close_text_ = "token expired";
+            self->do_write();
+        });
 }
 
 void ws_session::do_read()
@@ -270,7 +296,7 @@ void ws_session::do_write()
     if (write_from_logs())
         return;
     if (close_after_flush_)
-        do_close({close_code_, "server shutting down"});
+        do_close({close_code_, close_text_});
 }
 
 // Writes the next item of one followed log, in round robin. A reader that
@@ -344,6 +370,7 @@ void ws_session::do_close(websocket::close_reason reason)
     if (closing_)
         return;
     closing_ = true;
+    expiry_timer_.cancel();
     ws_.async_close(reason,
                     [self = shared_from_this()](beast::error_code ec)
                     {

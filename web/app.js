@@ -1,6 +1,6 @@
 // The chat page: wires the DOM to the protocol client and the message state.
 // Pure logic lives in offsets.js / reducer.js / resume.js / protocol.js.
-import { ChatClient, buildWsUrl, defaultWsBase, fileUrl, uploadFile } from './protocol.js';
+import { ChatClient, buildWsUrl, defaultWsBase, fetchFile, fileUrl, needsAuthHeader, uploadFile } from './protocol.js';
 import { createMessage, isTerminal, mergeMessage, needsSubscription, reduceMessage, withToolCallRows } from './reducer.js';
 import { InflightStore } from './resume.js';
 import { renderConversationList, renderMessage } from './render.js';
@@ -83,6 +83,8 @@ function connect() {
   state.client?.close();
   const params = new URLSearchParams(location.search);
   state.wsUrl = buildWsUrl({ base: params.get('ws') || defaultWsBase(location), ...state.auth });
+  for (const e of fileObjects.values()) if (e.url) URL.revokeObjectURL(e.url);
+  fileObjects.clear(); // another user's bytes must not stay linked
   state.inflight = new InflightStore(sessionStorage, identity(state.auth));
   state.client = new ChatClient({ url: state.wsUrl, onEvent, onStatus, onOpen });
   state.client.connect();
@@ -522,15 +524,37 @@ function markDirty(id) {
   if (!state.frame) state.frame = requestAnimationFrame(() => render());
 }
 
+// With a token, an attachment's link is an object URL of bytes fetched with
+// an Authorization header, so the token never appears in a link (issue 20).
+// Until the fetch completes the attachment shows as a plain chip.
+const fileObjects = new Map(); // storageId -> { url: string | null, waiting: Set<messageId> }
+function attachmentUrl(storageId, messageId) {
+  if (!needsAuthHeader(state.wsUrl)) return fileUrl(state.wsUrl, storageId);
+  let entry = fileObjects.get(storageId);
+  if (!entry) {
+    entry = { url: null, waiting: new Set() };
+    fileObjects.set(storageId, entry);
+    fetchFile(state.wsUrl, storageId)
+      .then((blob) => {
+        entry.url = URL.createObjectURL(blob);
+        for (const mid of entry.waiting) markDirty(mid);
+        entry.waiting.clear();
+      })
+      .catch(() => entry.waiting.clear()); // gone or refused: stays a plain chip
+  }
+  if (!entry.url) entry.waiting.add(messageId);
+  return entry.url;
+}
+
 function render(forceScroll = false) {
   cancelAnimationFrame(state.frame);
   state.frame = 0;
   const box = ui.messages;
   const atBottom = forceScroll || box.scrollHeight - box.scrollTop - box.clientHeight < 48;
-  const ctx = { urlFor: (storageId) => fileUrl(state.wsUrl, storageId) };
   for (const id of state.dirty) {
     const m = state.messages.get(id);
     if (!m) continue;
+    const ctx = { urlFor: (storageId) => attachmentUrl(storageId, id) };
     state.els.set(id, renderMessage(document, state.els.get(id), m, ctx));
   }
   state.dirty.clear();

@@ -26,20 +26,40 @@ export function defaultWsBase(location) {
 
 /**
  * URL of an attachment's bytes (`GET /api/files/{storageId}`, issue 11), on
- * the same host as the socket and with the same credentials as a query
- * parameter, since an <img> cannot send an Authorization header.
+ * the same host as the socket. A dev-mode `?user=` is copied (it is a name,
+ * not a secret); a token never is: a URL ends up in history, logs and
+ * copied links, so the token goes in an Authorization header (authHeaders,
+ * fetchFile) instead.
  */
 export function fileUrl(wsUrl, storageId) {
   const ws = new URL(wsUrl);
   const url = new URL(`/api/files/${encodeURIComponent(storageId)}`, ws);
   url.protocol = ws.protocol === 'wss:' ? 'https:' : 'http:';
-  for (const k of ['token', 'user']) if (ws.searchParams.has(k)) url.searchParams.set(k, ws.searchParams.get(k));
+  if (ws.searchParams.has('user')) url.searchParams.set('user', ws.searchParams.get('user'));
   return url.toString();
 }
 
-/** URL of `POST /api/files` (issue 11), with the socket's credentials like fileUrl. */
+/** URL of `POST /api/files` (issue 11), like fileUrl. */
 export function uploadUrl(wsUrl) {
   return fileUrl(wsUrl, '').replace(/\/api\/files\/(\?|$)/, '/api/files$1');
+}
+
+/** The socket's token as HTTP headers (`{}` in dev mode). */
+export function authHeaders(wsUrl) {
+  const token = new URL(wsUrl).searchParams.get('token');
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** True when the socket carries a token: file bytes must then be fetched with authHeaders. */
+export function needsAuthHeader(wsUrl) {
+  return new URL(wsUrl).searchParams.has('token');
+}
+
+/** The bytes of an attachment as a Blob, fetched with the socket's credentials. */
+export async function fetchFile(wsUrl, storageId, fetchImpl = fetch) {
+  const res = await fetchImpl(fileUrl(wsUrl, storageId), { headers: authHeaders(wsUrl) });
+  if (!res.ok) throw new Error(`file ${storageId}: HTTP ${res.status}`);
+  return res.blob();
 }
 
 /**
@@ -50,7 +70,7 @@ export function uploadUrl(wsUrl) {
 export async function uploadFile(wsUrl, file, fetchImpl = fetch) {
   const form = new FormData();
   form.append('file', file, file.name);
-  const res = await fetchImpl(uploadUrl(wsUrl), { method: 'POST', body: form });
+  const res = await fetchImpl(uploadUrl(wsUrl), { method: 'POST', body: form, headers: authHeaders(wsUrl) });
   let body = null;
   try {
     body = await res.json();

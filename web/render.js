@@ -107,8 +107,7 @@ export function renderToolCall(doc, existing, call, msg) {
   return box;
 }
 
-function attachmentItem(doc, a, urlFor) {
-  const url = a.storageId ? urlFor(a.storageId) : null;
+function attachmentItem(doc, a, url) {
   const label = `${a.name ?? 'file'}${a.size != null ? ` · ${formatBytes(a.size)}` : ''}`;
   const chip = () =>
     url
@@ -195,10 +194,14 @@ export function renderMessage(doc, article, msg, { urlFor }) {
 
   // Attachments.
   const ul = article.querySelector('.attachments');
-  const akey = JSON.stringify(msg.attachments ?? []);
+  // urlFor may answer null until the bytes are fetched (a token is sent in a
+  // header, not in a link): the URLs are part of the key, so the list is
+  // rebuilt once they arrive.
+  const urls = (msg.attachments ?? []).map((a) => (a.storageId ? urlFor(a.storageId) : null));
+  const akey = JSON.stringify([msg.attachments ?? [], urls]);
   if (ul.dataset.key !== akey) {
     ul.dataset.key = akey;
-    ul.replaceChildren(...(msg.attachments ?? []).map((a) => attachmentItem(doc, a, urlFor)));
+    ul.replaceChildren(...(msg.attachments ?? []).map((a, i) => attachmentItem(doc, a, urls[i])));
     ul.hidden = !(msg.attachments ?? []).length;
   }
 

@@ -1,6 +1,8 @@
 #pragma once
 // Shared state of one running server, owned by run_server and held by
 // sessions through a shared_ptr so it outlives every pending handler.
+#include "detail/auth.hpp"
+
 #include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/metrics.hpp"
@@ -60,7 +62,7 @@ struct server_context
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
                    change_feed& c, server_metrics& m, outbound_limits l)
         : options(std::move(o)), writer(w), reads(r), hub(h), changes(c), metrics(m), limits(l),
-          users(w), blobs(files_directory(options))
+          users(w), blobs(files_directory(options)), auth{options.jwt_secret, options.jwt_allow_no_exp}
     {
     }
 
@@ -74,6 +76,7 @@ struct server_context
     session_registry sessions;
     user_directory users;
     storage::blob_store blobs; ///< uploads (streaming/http_files.cpp)
+    auth_policy auth;
 
     quota_limits quota() const { return {options.daily_message_limit, options.monthly_budget_usd}; }
 };

@@ -18,14 +18,22 @@
 namespace chatstream::streaming::detail
 {
 
+/// The close code of a WebSocket whose token expired: 4401, reason "token
+/// expired" (application range, RFC 6455 §7.4.2; 4401 as in graphql-ws, so
+/// a client tells it from 1008 without parsing the reason). The client
+/// reconnects with a fresh token and subscribes from its offsets.
+inline constexpr auto token_expired_close_code = static_cast<boost::beast::websocket::close_code>(4401);
+
 class ws_session : public subscriber,
                    public log_listener,
                    public std::enable_shared_from_this<ws_session>
 {
 public:
     /// @p socket must carry the session's strand as its executor.
+    /// @p expires_at_s is the token's `exp`: the session is closed with
+    /// token_expired_close_code then (DESIGN.md §6, docs/protocol.md).
     ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-               std::string user_id);
+               std::string user_id, std::optional<std::int64_t> expires_at_s);
     ~ws_session() override;
 
     /// Completes the upgrade of @p req, then starts reading.
@@ -60,6 +68,7 @@ private:
     bool write_from_logs();
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void do_close(boost::beast::websocket::close_reason reason);
+    void close_at_expiry();
     void fail(boost::beast::error_code ec, char const* what);
 
     boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
@@ -81,6 +90,9 @@ private:
     std::string delta_text_;            ///< scratch: text pulled from a log
     std::string delta_frame_;           ///< the text-delta being written
     boost::asio::steady_timer close_timer_;
+    boost::asio::steady_timer expiry_timer_;
+    std::optional<std::int64_t> expires_at_s_;
+    std::string close_text_ = "server shutting down";
     bool accepted_ = false;
     bool write_in_flight_ = false;
     bool closing_ = false;

@@ -108,6 +108,23 @@ inline started start_generation(ws_client& c, std::string const& content, std::u
     return s;
 }
 
+/// An HS256 token under @p secret whose claims are the JSON object @p claims.
+inline std::string make_jwt_with_claims(std::string const& secret, std::string const& claims)
+{
+    jwt_t* jwt = nullptr;
+    jwt_new(&jwt);
+    jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<unsigned char const*>(secret.data()),
+                static_cast<int>(secret.size()));
+    if (jwt_add_grants_json(jwt, claims.c_str()) != 0)
+        throw std::runtime_error("bad claims " + claims);
+    char* s = jwt_encode_str(jwt);
+    std::string out = s;
+    free(s);
+    jwt_free(jwt);
+    return out;
+}
+
+/// An HS256 token for @p sub that expires @p exp_offset seconds from now.
 inline std::string make_jwt(std::string const& secret, std::string const& sub, long exp_offset = 3600)
 {
     jwt_t* jwt = nullptr;

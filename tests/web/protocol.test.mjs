@@ -2,7 +2,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fileUrl, uploadFile, uploadUrl } from '../../web/protocol.js';
+import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fetchFile, fileUrl, needsAuthHeader, uploadFile, uploadUrl } from '../../web/protocol.js';
 import { InflightStore } from '../../web/resume.js';
 
 class FakeTimers {
@@ -108,8 +108,23 @@ test('URLs: ws base with user or token, file URL on the same host with the same 
   assert.equal(buildWsUrl({ base: 'ws://h:1/ws', user: 'bob' }), 'ws://h:1/ws?user=bob');
   assert.equal(buildWsUrl({ base: 'ws://h:1/ws?user=old', user: 'bob', token: 'T.K.N' }), 'ws://h:1/ws?token=T.K.N');
   assert.equal(buildWsUrl({ base: 'ws://h:1/ws' }), 'ws://h:1/ws');
-  assert.equal(fileUrl('wss://h/ws?token=abc', 'sha/1 2'), 'https://h/api/files/sha%2F1%202?token=abc');
+  // A token never goes into a link (history, logs): it is sent as a header.
+  assert.equal(fileUrl('wss://h/ws?token=abc', 'sha/1 2'), 'https://h/api/files/sha%2F1%202');
   assert.equal(fileUrl('ws://h:8080/ws?user=al%20ice', 'f'), 'http://h:8080/api/files/f?user=al+ice');
+});
+
+test('fetchFile sends the token as a header, never in the URL', async () => {
+  let seen;
+  const blob = await fetchFile('wss://h/ws?token=T.K.N', 'sha', async (url, init) => {
+    seen = { url, init };
+    return { ok: true, status: 200, blob: async () => new Blob(['bytes']) };
+  });
+  assert.equal(seen.url, 'https://h/api/files/sha');
+  assert.deepEqual(seen.init.headers, { Authorization: 'Bearer T.K.N' });
+  assert.equal(await blob.text(), 'bytes');
+  assert.equal(needsAuthHeader('wss://h/ws?token=T.K.N'), true);
+  assert.equal(needsAuthHeader('ws://h/ws?user=bob'), false);
+  await assert.rejects(fetchFile('ws://h/ws', 'gone', async () => ({ ok: false, status: 404 })), /HTTP 404/);
 });
 
 test('request/reply matching by id; errors reject with the server code', async () => {
@@ -225,7 +240,7 @@ test('InflightStore keeps messageId, text and UTF-16 length per identity', () =>
 });
 
 test('uploadUrl and uploadFile: POST /api/files with the socket credentials', async () => {
-  assert.equal(uploadUrl('wss://h/ws?token=abc'), 'https://h/api/files?token=abc');
+  assert.equal(uploadUrl('wss://h/ws?token=abc'), 'https://h/api/files');
   assert.equal(uploadUrl('ws://h:8080/ws'), 'http://h:8080/api/files');
   let seen;
   const ok = await uploadFile('ws://h/ws?user=bob', new Blob(['x']), async (url, init) => {
@@ -234,7 +249,14 @@ test('uploadUrl and uploadFile: POST /api/files with the socket credentials', as
   });
   assert.equal(seen.url, 'http://h/api/files?user=bob');
   assert.equal(seen.init.method, 'POST');
+  assert.deepEqual(seen.init.headers, {});
   assert.equal(ok.storageId, 'abc');
+  await uploadFile('wss://h/ws?token=T.K.N', new Blob(['x']), async (url, init) => {
+    seen = { url, init };
+    return { ok: true, status: 201, json: async () => ({}) };
+  });
+  assert.equal(seen.url, 'https://h/api/files');
+  assert.deepEqual(seen.init.headers, { Authorization: 'Bearer T.K.N' });
   await assert.rejects(
     uploadFile('ws://h/ws', new Blob(['x']), async () => ({ ok: false, status: 413, json: async () => ({ message: 'file is larger than 1 bytes' }) })),
     /larger than/,

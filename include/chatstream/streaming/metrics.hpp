@@ -28,6 +28,7 @@ struct server_metrics
     std::atomic<std::uint64_t> flush_latency_us_total{0}; ///< submit -> commit, summed
     std::atomic<std::uint64_t> flush_latency_us_max{0};
     std::atomic<std::uint64_t> auth_failures{0};
+    std::atomic<std::uint64_t> tokens_expired{0}; ///< WebSockets closed with 4401 at their token's exp
     std::atomic<std::uint64_t> titles_requested{0}; ///< auto-title provider requests started
 
     /// Records one flush that took @p us from submit to commit.

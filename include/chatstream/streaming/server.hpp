@@ -31,6 +31,7 @@ struct server_options
     std::string model; ///< default model of the openai provider (--model)
     std::optional<std::string> api_key;
     std::optional<std::string> jwt_secret; ///< absent = dev mode (no auth)
+    bool jwt_allow_no_exp = false;         ///< --jwt-allow-no-exp: tokens without `exp` never expire
     int flush_ms = 50;
     int token_delay_ms = 0;
     std::int64_t daily_message_limit = 0; ///< 0 = unlimited
