@@ -395,6 +395,17 @@ request_parser& request_parser::operator=(request_parser&&) noexcept = default;
 
 std::variant<client_request, protocol_error> request_parser::parse(std::string_view text)
 {
+    auto result = parse_frame(text);
+    // simdjson keeps the capacity of the largest document it parsed; without
+    // this one 64 KiB frame would cost every idle connection ~850 KB for
+    // good. Chat frames are small, so big ones pay a fresh allocation.
+    if (text.size() > retained_capacity)
+        impl_->parser = dom::parser{};
+    return result;
+}
+
+std::variant<client_request, protocol_error> request_parser::parse_frame(std::string_view text)
+{
     dom::element doc;
     if (auto err = impl_->parser.parse(text.data(), text.size()).get(doc); err)
         return protocol_error{wire_error::bad_request,

@@ -20,6 +20,9 @@ namespace websocket = beast::websocket;
 namespace net = boost::asio;
 
 constexpr std::size_t max_frame_bytes = 64 * 1024;
+// The read buffer keeps up to this much capacity between frames (Beast
+// grows it in steps; ordinary chat frames stay well below).
+constexpr std::size_t kept_read_buffer_bytes = 16 * 1024;
 // Per-connection bound on queries running on the read pool; reading pauses
 // while it is reached (server-flex `queue_limit`).
 constexpr int max_queries_in_flight = 16;
@@ -161,6 +164,9 @@ void ws_session::on_read(beast::error_code ec, std::size_t)
         handle(std::string_view(static_cast<char const*>(data.data()), data.size()));
     }
     buffer_.consume(buffer_.size());
+    // Like the parser's: a large frame's buffer is not kept per connection.
+    if (buffer_.capacity() > kept_read_buffer_bytes)
+        buffer_.shrink_to_fit();
     do_read();
 }
 

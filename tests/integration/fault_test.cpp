@@ -523,3 +523,79 @@ TEST_CASE("2000 idle connections: health, a fresh generation, bounded memory",
     }
     CHECK(m.find("\nchatstream_connections 0") != std::string::npos);
 }
+
+TEST_CASE("1000 connections that each sent one 64 KiB frame: RSS growth at most 64 MiB",
+          "[integration][fault][hostile]")
+{
+    // Issue 20 finding 2: each session's simdjson parser kept the capacity of
+    // its largest frame (~850 KB after 64 KiB), 1,000 such idle connections
+    // +830 MB.
+    constexpr std::size_t n = 1000;
+    if (raise_nofile(3 * n + 256) < 3 * n + 256)
+        skip_test("RLIMIT_NOFILE too low for " + std::to_string(n) + " connections");
+    temp_dir dir;
+    server_process server(dir.file("chat.db"));
+    auto const rss_before = server.rss_kib();
+
+    // A ping padded to just under the 64 KiB frame limit: parsed in full,
+    // answered with a small pong.
+    auto const frame = R"({"type":"ping","id":"p","pad":")" + std::string(64 * 1024 - 64, 'x') + R"("})";
+    struct peer
+    {
+        explicit peer(net::io_context& ioc) : ws(ioc) {}
+        websocket::stream<tcp::socket> ws;
+        beast::flat_buffer reply;
+    };
+    net::io_context ioc;
+    std::vector<std::unique_ptr<peer>> peers;
+    std::atomic<std::size_t> answered{0};
+    tcp::endpoint const ep(net::ip::make_address("127.0.0.1"), server.port());
+    for (std::size_t i = 0; i < n; ++i)
+    {
+        auto p = std::make_unique<peer>(ioc);
+        auto* c = p.get();
+        c->ws.next_layer().async_connect(ep, [c, &frame, &answered, i](beast::error_code ec) {
+            if (ec)
+                return;
+            c->ws.async_handshake(
+                "127.0.0.1", "/ws?user=big" + std::to_string(i % 50),
+                [c, &frame, &answered](beast::error_code ec) {
+                    if (ec)
+                        return;
+                    c->ws.async_write(net::buffer(frame), [c, &answered](beast::error_code ec,
+                                                                        std::size_t) {
+                        if (ec)
+                            return;
+                        c->ws.async_read(c->reply, [c, &answered](beast::error_code ec, std::size_t) {
+                            if (!ec && beast::buffers_to_string(c->reply.data()).find("\"pong\"") !=
+                                           std::string::npos)
+                                ++answered;
+                        });
+                    });
+                });
+        });
+        peers.push_back(std::move(p));
+        if (i % 100 == 99)
+        {
+            ioc.restart();
+            ioc.run_for(50ms);
+        }
+    }
+    auto const deadline = std::chrono::steady_clock::now() + 60s;
+    while (answered < n && std::chrono::steady_clock::now() < deadline)
+    {
+        ioc.restart();
+        ioc.run_for(50ms);
+    }
+    REQUIRE(answered == n); // every frame was parsed and answered
+    expect_serving(server);
+    auto const growth_kib = server.rss_kib() - rss_before;
+    INFO("RSS growth " << growth_kib << " KiB for " << n << " connections after a 64 KiB frame each");
+    if (check_memory)
+        CHECK(growth_kib <= 64 * 1024);
+    for (auto& p : peers)
+    {
+        beast::error_code ec;
+        p->ws.next_layer().close(ec);
+    }
+}

@@ -144,7 +144,13 @@ public:
     /// required field present with the right type. Never throws.
     std::variant<client_request, protocol_error> parse(std::string_view text);
 
+    /// Frames up to this size keep the parser's buffers for the next one;
+    /// a larger frame's buffers are freed once it is parsed.
+    static constexpr std::size_t retained_capacity = 4096;
+
 private:
+    std::variant<client_request, protocol_error> parse_frame(std::string_view text);
+
     struct impl;
     std::unique_ptr<impl> impl_;
 };
