@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace chatstream::core {
@@ -26,6 +27,37 @@ std::optional<std::string> canonical_json(std::string_view text, std::string* er
         return std::nullopt;
     }
     out.resize(len);
+    return out;
+}
+
+std::optional<std::string> merge_json_objects(std::string_view base, std::string_view overrides,
+                                              std::initializer_list<std::string_view> drop)
+{
+    // Two parsers: a DOM lives in its parser's buffers.
+    thread_local simdjson::dom::parser base_parser;
+    thread_local simdjson::dom::parser over_parser;
+    simdjson::padded_string const base_text(base.empty() ? std::string_view("{}") : base);
+    simdjson::padded_string const over_text(overrides.empty() ? std::string_view("{}") : overrides);
+    simdjson::dom::object b, o;
+    if (base_parser.parse(base_text).get(b) != simdjson::SUCCESS ||
+        over_parser.parse(over_text).get(o) != simdjson::SUCCESS)
+        return std::nullopt;
+    std::string out = "{";
+    auto member = [&](std::string_view key, simdjson::dom::element value)
+    {
+        if (out.size() > 1) out += ',';
+        append_json_string(out, key);
+        out += ':';
+        out += simdjson::minify(value);
+    };
+    for (auto [key, value] : b)
+    {
+        bool skip = std::find(drop.begin(), drop.end(), key) != drop.end();
+        for (auto field : o) skip = skip || field.key == key;
+        if (!skip) member(key, value);
+    }
+    for (auto [key, value] : o) member(key, value);
+    out += '}';
     return out;
 }
 

@@ -59,16 +59,63 @@ FROM files f WHERE f.storage_id = ?1)");
     return out;
 }
 
+std::optional<attachable_file> find_attachable(database& db, std::string const& user_id,
+                                               std::string const& storage_id)
+{
+    std::optional<attachable_file> out;
+    // The caller's upload: its name and type, the blob's size and metadata.
+    auto& up = db.prepare(
+        "SELECT u.mime_type, f.size, f.metadata, u.name FROM uploads u "
+        "JOIN files f ON f.storage_id = u.storage_id WHERE u.user_id = ?1 AND u.storage_id = ?2");
+    up.bind(1, user_id);
+    up.bind(2, storage_id);
+    if (up.executeStep())
+    {
+        attachable_file a;
+        a.mime_type = up.getColumn(0).getString();
+        a.size = up.getColumn(1).getInt64();
+        if (!up.getColumn(2).isNull()) a.metadata = up.getColumn(2).getString();
+        a.name = up.getColumn(3).getString();
+        out = std::move(a);
+    }
+    up.reset();
+    if (out) return out;
+
+    // Re-attaching a file one of the caller's messages references: the blob
+    // when chatstream stored it, else (a legacy id) that earlier row.
+    auto& att = db.prepare(R"(
+SELECT a.type, a.mime_type, a.size, a.metadata, a.name, f.storage_id, f.mime_type, f.size, f.metadata
+FROM attachments a LEFT JOIN files f ON f.storage_id = a.storage_id
+WHERE a.user_id = ?1 AND a.storage_id = ?2
+ORDER BY a.created_at, a.id LIMIT 1)");
+    att.bind(1, user_id);
+    att.bind(2, storage_id);
+    if (att.executeStep())
+    {
+        attachable_file a;
+        a.name = att.getColumn(4).getString();
+        if (!att.getColumn(5).isNull())
+        {
+            a.mime_type = att.getColumn(6).getString();
+            a.size = att.getColumn(7).getInt64();
+            if (!att.getColumn(8).isNull()) a.metadata = att.getColumn(8).getString();
+        }
+        else
+        {
+            a.type = att.getColumn(0).getString();
+            a.mime_type = att.getColumn(1).getString();
+            a.size = att.getColumn(2).getInt64();
+            if (!att.getColumn(3).isNull()) a.metadata = att.getColumn(3).getString();
+        }
+        out = std::move(a);
+    }
+    att.reset();
+    return out;
+}
+
 bool can_attach(database& db, std::string const& user_id, std::string const& storage_id)
 {
-    auto& q = db.prepare(
-        "SELECT EXISTS(SELECT 1 FROM uploads WHERE user_id = ?1 AND storage_id = ?2) OR "
-        "EXISTS(SELECT 1 FROM attachments WHERE user_id = ?1 AND storage_id = ?2)");
-    q.bind(1, user_id);
-    q.bind(2, storage_id);
-    bool const ok = q.executeStep() && q.getColumn(0).getInt() != 0;
-    q.reset();
-    return ok;
+    return find_attachable(db, user_id, storage_id).has_value();
 }
 
 std::vector<std::string> collect_garbage(database& db, std::int64_t cutoff_ms, std::size_t limit)

@@ -10,6 +10,8 @@
 #include "detail/row_json.hpp"
 
 #include "chatstream/core/clock.hpp"
+#include "chatstream/core/file_name.hpp"
+#include "chatstream/core/json.hpp"
 #include "chatstream/core/ids.hpp"
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/error.hpp"
@@ -1269,6 +1271,31 @@ void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& use
         });
 }
 
+/// The row of one `generate` attachment (issue 20, finding 9): type, MIME
+/// type, size and image dimensions are what was stored, not what the client
+/// claims; the client's name is sanitised (else the stored name); its other
+/// metadata (duration, prompt, model, ...) is kept.
+storage::attachment_row attachment_of(attachment_input const& claimed,
+                                      storage::files::attachable_file const& stored,
+                                      storage::message_row const& message, std::int64_t position)
+{
+    storage::attachment_row row;
+    row.message_id = message.id;
+    row.conversation_id = message.conversation_id;
+    row.user_id = message.user_id;
+    row.position = position;
+    row.storage_id = claimed.storage_id;
+    row.mime_type = stored.mime_type;
+    row.type = stored.type ? *stored.type : core::attachment_type(stored.mime_type);
+    row.size = stored.size;
+    row.name = core::sanitize_file_name(claimed.name, stored.name);
+    if (claimed.metadata || stored.metadata)
+        row.metadata = core::merge_json_objects(claimed.metadata.value_or(""),
+                                                stored.metadata.value_or(""), {"width", "height"});
+    row.created_at = message.created_at;
+    return row;
+}
+
 } // namespace
 
 void stream_hub::generate(std::string const& user_id, generate_request req,
@@ -1291,11 +1318,17 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         auto& id = plan.id;
         // Only files the caller uploaded or already attached (issue 11);
         // checked in this job so the garbage collector cannot interleave.
+        std::vector<storage::files::attachable_file> stored;
+        stored.reserve(r->attachments.size());
         for (std::size_t i = 0; i < r->attachments.size(); ++i)
-            if (!storage::files::can_attach(db, id.user_id, r->attachments[i].storage_id))
+        {
+            auto f = storage::files::find_attachable(db, id.user_id, r->attachments[i].storage_id);
+            if (!f)
                 throw refusal{wire_error::not_found, "attachments[" + std::to_string(i) +
                                                          "]: no such file: " +
                                                          r->attachments[i].storage_id};
+            stored.push_back(std::move(*f));
+        }
         if (r->model)
             id.model = r->model;
         id.day = core::utc_day(now);
@@ -1320,23 +1353,9 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         u.status = storage::status::complete;
         u.created_at = u.updated_at = now;
         storage::messages::insert(db, u);
-        std::int64_t position = 0;
-        for (auto const& a : r->attachments)
-        {
-            storage::attachment_row row;
-            row.message_id = u.id;
-            row.conversation_id = id.conversation_id;
-            row.user_id = id.user_id;
-            row.position = position++;
-            row.type = a.type;
-            row.name = a.name;
-            row.storage_id = a.storage_id;
-            row.mime_type = a.mime_type;
-            row.size = a.size;
-            row.metadata = a.metadata;
-            row.created_at = now;
-            storage::attachments::insert(db, row);
-        }
+        for (std::size_t i = 0; i < r->attachments.size(); ++i)
+            storage::attachments::insert(
+                db, attachment_of(r->attachments[i], stored[i], u, static_cast<std::int64_t>(i)));
         id.message_id = core::new_id(); // sorts after the user message
         auto const answer = insert_pending_answer(db, id, now);
         load_history(db, *conv, plan);

@@ -17,6 +17,7 @@
 #include "detail/http_util.hpp"
 
 #include "chatstream/core/clock.hpp"
+#include "chatstream/core/file_name.hpp"
 #include "chatstream/core/image_info.hpp"
 #include "chatstream/storage/files.hpp"
 #include "chatstream/storage/read_pool.hpp"
@@ -116,34 +117,6 @@ std::string guess_mime(std::string const& declared, std::string const& name)
         if (ext == e)
             return m;
     return declared.empty() ? "application/octet-stream" : declared;
-}
-
-/// The last path component, at most 255 bytes, never empty.
-std::string clean_name(std::string_view name)
-{
-    auto const slash = name.find_last_of("/\\");
-    if (slash != std::string_view::npos)
-        name.remove_prefix(slash + 1);
-    std::string out;
-    for (char c : name)
-        if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f)
-            out += c;
-    if (out.size() > 255)
-        out.resize(255); // may cut a UTF-8 sequence; trimmed below
-    while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80)
-        out.pop_back();
-    if (!out.empty() && static_cast<unsigned char>(out.back()) >= 0xC0)
-        out.pop_back();
-    return out.empty() ? std::string("upload") : out;
-}
-
-std::string attachment_type(std::string const& mime)
-{
-    if (mime.starts_with("image/"))
-        return "image";
-    if (mime.starts_with("audio/"))
-        return "audio";
-    return "file";
 }
 
 /// An HTTP error decided while handling a request.
@@ -366,7 +339,7 @@ private:
                 return http_failure{http::status::bad_request, "bad_request",
                                     "send multipart/form-data, or a raw body with "
                                     "Content-Type and ?filename="};
-            name_ = clean_name(*name);
+            name_ = core::sanitize_file_name(*name);
             mime_ = guess_mime(media_type(content_type), name_);
             if (!mime_allowed(mime_))
                 return unsupported(mime_);
@@ -414,7 +387,7 @@ private:
         if (file_seen_ || !p.filename)
             return false;
         file_seen_ = true;
-        name_ = clean_name(*p.filename);
+        name_ = core::sanitize_file_name(*p.filename);
         mime_ = guess_mime(media_type(p.content_type), name_);
         if (!mime_allowed(mime_))
             throw unsupported(mime_);
@@ -533,7 +506,7 @@ private:
                        {"name", name_},
                        {"mimeType", file_.mime_type},
                        {"size", file_.size},
-                       {"type", attachment_type(file_.mime_type)}};
+                       {"type", core::attachment_type(file_.mime_type)}};
         o["metadata"] = file_.metadata ? json::parse(*file_.metadata) : json::value(json::object{});
         auto res = std::make_shared<string_response>(make_response(
             version_, keep_alive_, http::status::created, "application/json", json::serialize(o)));

@@ -171,6 +171,36 @@ TEST_CASE_METHOD(files_fixture, "files: an attachment makes its file readable to
     CHECK(files::can_attach(db, bob, id));
 }
 
+TEST_CASE_METHOD(files_fixture, "files: find_attachable reports what was stored",
+                 "[storage][files]")
+{
+    auto const id = upload("stored bytes", alice, core::now_ms());
+    auto a = files::find_attachable(db, alice, id);
+    REQUIRE(a);
+    CHECK(a->mime_type == "text/plain");
+    CHECK(a->size == 12);
+    CHECK(a->name == "note.txt");
+    CHECK_FALSE(a->type);
+    CHECK_FALSE(files::find_attachable(db, bob, id));
+
+    // Bob re-attaching a file one of his messages references: the blob's
+    // values, the name of his attachment (message_with stores "n", size 1).
+    message_with(bob, {id});
+    auto b = files::find_attachable(db, bob, id);
+    REQUIRE(b);
+    CHECK(b->size == 12);
+    CHECK(b->mime_type == "text/plain");
+    CHECK(b->name == "n");
+
+    // A legacy id (no files row): the earlier attachment row's values.
+    message_with(alice, {"kg2legacyconvexid"});
+    auto l = files::find_attachable(db, alice, "kg2legacyconvexid");
+    REQUIRE(l);
+    CHECK(l->type == std::optional<std::string>("file"));
+    CHECK(l->size == 1);
+    CHECK(l->name == "n");
+}
+
 TEST_CASE_METHOD(files_fixture, "files: GC keeps referenced and fresh files, collects the rest",
                  "[storage][files]")
 {

@@ -40,9 +40,29 @@ struct readable_file
 std::optional<readable_file> find_readable(database& db, std::string const& user_id,
                                            std::string const& storage_id);
 
-/// True when @p user_id may attach @p storage_id to a new message: they
-/// uploaded it (and it was not collected since), or one of their messages
-/// already references it.
+/// What a new attachment row records about a file: what chatstream stored,
+/// never what the client claims (issue 20, finding 9).
+struct attachable_file
+{
+    std::string mime_type; ///< the caller's upload type, else the blob's first one
+    std::int64_t size = 0; ///< the blob's size
+    std::optional<std::string> metadata; ///< the blob's (image width/height), canonical JSON
+    std::string name;      ///< the caller's upload name, else their earliest attachment's
+    /// Set only for an id chatstream never stored (a legacy attachment the
+    /// caller already owns): that row's type. Otherwise the type follows
+    /// from mime_type (core::attachment_type).
+    std::optional<std::string> type;
+};
+
+/// The file as @p user_id may attach it to a new message, when they may:
+/// they uploaded it (and it was not collected since), or one of their
+/// messages already references it (re-attaching; legacy ids without a
+/// `files` row take the values of that earliest attachment row).
+/// std::nullopt otherwise.
+std::optional<attachable_file> find_attachable(database& db, std::string const& user_id,
+                                               std::string const& storage_id);
+
+/// find_attachable(db, user_id, storage_id).has_value().
 bool can_attach(database& db, std::string const& user_id, std::string const& storage_id);
 
 /// Garbage collection: deletes the rows of at most @p limit files that no
