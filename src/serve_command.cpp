@@ -23,6 +23,7 @@ struct serve_args
     bool migrate = false;
     std::string api_key_env;
     std::string jwt_secret_env;
+    std::string metrics_token_env;
     double max_upload_mb = 25;
 };
 
@@ -60,6 +61,16 @@ int serve(serve_args& a)
             throw std::runtime_error("--jwt-secret-env " + a.jwt_secret_env + " is not set");
         a.options.jwt_secret = v;
     }
+    if (!a.metrics_token_env.empty())
+    {
+        char const* v = std::getenv(a.metrics_token_env.c_str());
+        if (!v || !*v)
+            throw std::runtime_error("--metrics-token-env " + a.metrics_token_env + " is not set");
+        a.options.metrics_token = v;
+    }
+    for (auto const& origin : a.options.allowed_origins)
+        if (origin == "*")
+            throw std::runtime_error("--allowed-origins takes exact origins; '*' is not accepted");
     streaming::server_hooks hooks;
     // `serve --migrate`: data migration 001 runs on the server's own writer
     // while it serves; reads fall back to the legacy arrays meanwhile.
@@ -139,6 +150,25 @@ void register_serve_command(CLI::App& app, action& run)
         ->capture_default_str();
     cmd->add_flag("!--no-auto-title", o.auto_title,
                   "do not ask the provider for a title after a new conversation's first answer");
+    cmd->add_option("--max-connections", o.max_connections,
+                    "open WebSocket and /api/chat connections (0 = from the open-file limit)");
+    cmd->add_option("--max-connections-per-user", o.max_connections_per_user,
+                    "open WebSocket and /api/chat connections per user")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+        ->capture_default_str();
+    cmd->add_option("--allowed-origins", o.allowed_origins,
+                    "browser origins besides the server's own allowed on /ws and /api "
+                    "(comma-separated scheme://host[:port])")
+        ->delimiter(',');
+    cmd->add_option("--metrics-token-env", a->metrics_token_env,
+                    "environment variable holding a bearer token /metrics then requires");
+    cmd->add_option("--mutation-rate", o.mutation_rate_per_minute,
+                    "mutations per user per minute (0 = unlimited)")
+        ->check(CLI::Range(0.0, 1e9))
+        ->capture_default_str();
+    cmd->add_option("--mutation-burst", o.mutation_burst, "mutations per user in one burst")
+        ->check(CLI::Range(1.0, 1e9))
+        ->capture_default_str();
     cmd->add_option("--files-dir", o.files_dir, "uploaded files (default: files/ next to --db)");
     cmd->add_option("--max-upload-mb", a->max_upload_mb, "largest accepted upload, MiB")
         ->check(CLI::Range(0.0, 1024.0 * 1024))

@@ -105,6 +105,9 @@ public:
         auto const& req = header.get();
         version_ = req.version();
         keep_alive_ = req.keep_alive();
+        // Only an origin the guard let through (detail/http_guard.hpp) gets
+        // here: echo it, never `*`.
+        cors_origin_ = std::string(req[http::field::origin]);
         auto const method = req.method();
         // An answer before the body is read leaves it on the wire: the
         // connection ends with that answer.
@@ -133,6 +136,21 @@ public:
                                            "unauthorized", auth.error));
         }
         external_id_ = std::move(auth.external_id);
+        // A stream is a long-lived connection like a WebSocket: the same
+        // admission limits (stop is a short request).
+        if (route_ != route::stop)
+        {
+            auto admitted = admit(ctx_->admission, ctx_->metrics, external_id_);
+            if (auto const* no = std::get_if<admission_refusal>(&admitted))
+            {
+                keep_alive_ = false;
+                auto res = make_json_error(version_, false, http::status::service_unavailable,
+                                           "overloaded", no->message);
+                res.set(http::field::retry_after, "1");
+                return respond(std::move(res));
+            }
+            ticket_ = std::move(std::get<admission_ticket>(admitted));
+        }
 
         // The body (empty for GET) is read whole, with a bound. Beast checks
         // a Content-Length against body_limit only while parsing the header
@@ -346,8 +364,9 @@ private:
                 "Content-Type: text/event-stream\r\n"
                 "Cache-Control: no-cache\r\n"
                 "x-vercel-ai-ui-message-stream: v1\r\n"
-                "X-Accel-Buffering: no\r\n"
-                "Access-Control-Allow-Origin: *\r\n";
+                "X-Accel-Buffering: no\r\n";
+        if (!cors_origin_.empty())
+            head_ += "Access-Control-Allow-Origin: " + cors_origin_ + "\r\nVary: Origin\r\n";
         head_ += chunked_ ? "Transfer-Encoding: chunked\r\n" : "";
         head_ += keep_alive_ ? (version_ >= 11 ? "" : "Connection: keep-alive\r\n")
                              : "Connection: close\r\n";
@@ -441,7 +460,11 @@ private:
     {
         phase_ = phase::done;
         keep_alive_timer_.cancel();
-        res.set(http::field::access_control_allow_origin, "*");
+        if (!cors_origin_.empty())
+        {
+            res.set(http::field::access_control_allow_origin, cors_origin_);
+            res.set(http::field::vary, "Origin");
+        }
         res.keep_alive(keep_alive_);
         auto sp = std::make_shared<string_response>(std::move(res));
         http::async_write(stream_, *sp,
@@ -454,8 +477,8 @@ private:
     }
 
     // CORS: a useChat app on another origin sends JSON (and maybe a bearer
-    // token), which needs a preflight. Credentials are a header, never a
-    // cookie, so any origin may ask.
+    // token), which needs a preflight. Only origins --allowed-origins lists
+    // get this far (a same-origin page needs no CORS at all).
     void preflight(std::string requested_headers)
     {
         auto res = make_response(version_, keep_alive_, http::status::no_content, "text/plain", {});
@@ -521,6 +544,8 @@ private:
     bool keep_alive_ = true;
     std::array<char, 4096> discard_{};
     std::string external_id_;
+    std::string cors_origin_;  ///< the request's Origin, already allowed by the guard
+    admission_ticket ticket_;  ///< a stream's place under --max-connections
     std::string user_id_;
     phase phase_ = phase::request;
     ai_sdk::ui_message_encoder encoder_;

@@ -122,4 +122,19 @@ auth_result authenticate(std::string_view target, std::string_view authorization
     return verify_jwt(token, *secret, policy.allow_no_exp);
 }
 
+bool bearer_matches(std::string_view authorization, std::string const& token)
+{
+    constexpr std::string_view bearer = "Bearer ";
+    if (!authorization.starts_with(bearer))
+        return false;
+    auto const presented = authorization.substr(bearer.size());
+    // Constant time in the token's content: /metrics is unauthenticated
+    // otherwise, and a timing oracle would give the token away byte by byte.
+    unsigned char diff = presented.size() == token.size() ? 0 : 1;
+    for (std::size_t i = 0; i < token.size(); ++i)
+        diff |= static_cast<unsigned char>(
+            (i < presented.size() ? presented[i] : 0) ^ token[i]);
+    return diff == 0;
+}
+
 } // namespace chatstream::streaming::detail

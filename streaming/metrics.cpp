@@ -49,6 +49,22 @@ std::string server_metrics::render(storage::writer_stats const& w,
            "WebSockets closed with 4401 when their token expired.", r(tokens_expired));
     metric("chatstream_titles_requested_total", "counter",
            "Auto-title requests sent to the provider.", r(titles_requested));
+    fmt::format_to(std::back_inserter(out),
+                   "# HELP chatstream_connections_refused_total Connections refused with 503 "
+                   "before the upgrade, by reason.\n"
+                   "# TYPE chatstream_connections_refused_total counter\n"
+                   "chatstream_connections_refused_total{{reason=\"server\"}} {}\n"
+                   "chatstream_connections_refused_total{{reason=\"user\"}} {}\n"
+                   "chatstream_connections_refused_total{{reason=\"fd_limit\"}} {}\n",
+                   r(refused_server_full), r(refused_user_full), r(refused_fd_pressure));
+    metric("chatstream_origins_refused_total", "counter",
+           "Browser requests refused with 403 for their Origin.", r(origins_refused));
+    metric("chatstream_http_framing_refused_total", "counter",
+           "Requests refused for their framing (400, 431, 501).", r(framing_refused));
+    metric("chatstream_accept_errors_total", "counter",
+           "accept() failures (EMFILE, ENFILE, ...); the acceptor backs off.", r(accept_errors));
+    metric("chatstream_mutations_rate_limited_total", "counter",
+           "Mutations refused by the per-user rate limit.", r(mutations_limited));
     metric("chatstream_partial_flushes_total", "counter", "partial_content flushes committed.",
            r(flushes));
     metric("chatstream_partial_flush_latency_seconds_sum", "counter",

@@ -4,6 +4,7 @@
 
 #include "detail/auth.hpp"
 #include "detail/file_routes.hpp"
+#include "detail/http_guard.hpp"
 #include "detail/http_routes.hpp"
 #include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
@@ -25,8 +26,11 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <optional>
+#include <variant>
 #include <thread>
 #include <vector>
 
@@ -78,7 +82,9 @@ class http_session : public std::enable_shared_from_this<http_session>
 public:
     http_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
                  std::shared_ptr<server_context> ctx)
-        : stream_(std::move(stream)), buffer_(std::move(buffer)), ctx_(std::move(ctx))
+        : stream_(std::move(stream)), buffer_(std::move(buffer)), ctx_(std::move(ctx)),
+          fd_pressure_(ctx_->fd_pressure_threshold > 0 &&
+                       stream_.socket().native_handle() >= ctx_->fd_pressure_threshold)
     {
     }
 
@@ -98,7 +104,9 @@ private:
         // No body limit yet: Beast checks Content-Length against it while
         // reading the header, and uploads set their own (on_header below).
         header_parser_->body_limit(boost::none);
-        stream_.expires_after(std::chrono::seconds(30));
+        // Near the open-file limit a connection gets one second for its
+        // header: idle sockets there would keep /healthz out.
+        stream_.expires_after(std::chrono::seconds(fd_pressure_ ? 1 : 30));
         http::async_read_header(
             stream_, buffer_, *header_parser_,
             beast::bind_front_handler(&http_session::on_header, shared_from_this()));
@@ -109,9 +117,41 @@ private:
         if (ec == http::error::end_of_stream)
             return do_shutdown();
         if (ec)
+        {
+            // RFC 9112: malformed framing gets a status, then the connection
+            // closes (what follows cannot be delimited).
+            if (auto r = header_error_refusal(ec))
+            {
+                ctx_->metrics.framing_refused.fetch_add(1, std::memory_order_relaxed);
+                return refuse(11, *r);
+            }
             return fail(ec, "read header");
-        auto const url = boost::urls::parse_origin_form(header_parser_->get().target());
+        }
+        auto const& req = header_parser_->get();
+        if (auto r = check_framing(req))
+        {
+            ctx_->metrics.framing_refused.fetch_add(1, std::memory_order_relaxed);
+            return refuse(req.version(), *r);
+        }
+        auto const url = boost::urls::parse_origin_form(req.target());
         std::string const path = url ? std::string(url->path()) : std::string();
+        bool const operator_endpoint = path == "/healthz" || path == "/metrics";
+        if (fd_pressure_ && !operator_endpoint)
+        {
+            ctx_->metrics.refused_fd_pressure.fetch_add(1, std::memory_order_relaxed);
+            return refuse(req.version(), {http::status::service_unavailable, "overloaded",
+                                          "the server is at its open-file limit; retry later"});
+        }
+        if ((path == "/ws" || path.starts_with("/api/")) &&
+            !origin_allowed(req[http::field::origin], req[http::field::host],
+                            ctx_->options.allowed_origins, ctx_->loopback_server))
+        {
+            ctx_->metrics.origins_refused.fetch_add(1, std::memory_order_relaxed);
+            return refuse(req.version(),
+                          {http::status::forbidden, "forbidden",
+                           "origin " + std::string(req[http::field::origin]).substr(0, 256) +
+                               " may not use this server (serve --allowed-origins)"});
+        }
         if (auto route = find_connection_route(path))
             return route(std::move(stream_), std::move(buffer_), std::move(*header_parser_), ctx_);
         body_parser_.emplace(std::move(*header_parser_));
@@ -148,23 +188,30 @@ private:
                     make_json_error(req.version(), req.keep_alive(), http::status::unauthorized,
                                     "unauthorized", auth.error)));
             }
+            auto admitted = admit(ctx_->admission, ctx_->metrics, auth.external_id);
+            if (auto const* no = std::get_if<admission_refusal>(&admitted))
+                return refuse(req.version(),
+                              {http::status::service_unavailable, "overloaded", no->message});
             // users::ensure is a write: it runs on the writer thread, and the
             // upgrade continues on this strand when it is durable.
             auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
+            auto ticket = std::make_shared<admission_ticket>(
+                std::move(std::get<admission_ticket>(admitted)));
             return ctx_->users.resolve(
                 auth.external_id,
-                [self = shared_from_this(), shared_req,
+                [self = shared_from_this(), shared_req, ticket,
                  expires = auth.expires_at_s](std::error_code ec, std::string user_id)
                 {
                     net::post(self->stream_.get_executor(),
-                              [self, shared_req, ec, expires, user_id = std::move(user_id)]
+                              [self, shared_req, ticket, ec, expires, user_id = std::move(user_id)]
                               {
                                   if (ec)
                                       return self->respond(
                                           *shared_req, http::status::internal_server_error,
                                           "text/plain", "could not resolve user\n");
                                   std::make_shared<ws_session>(self->stream_.release_socket(),
-                                                               self->ctx_, user_id, expires)
+                                                               self->ctx_, user_id, expires,
+                                                               std::move(*ticket))
                                       ->run(std::move(*shared_req));
                               });
                 });
@@ -172,8 +219,15 @@ private:
         if (path == "/healthz")
             return respond(req, http::status::ok, "text/plain", "ok\n");
         if (path == "/metrics")
+        {
+            if (ctx_->options.metrics_token &&
+                !bearer_matches(req[http::field::authorization], *ctx_->options.metrics_token))
+                return send(std::make_shared<string_response>(
+                    make_json_error(req.version(), req.keep_alive(), http::status::unauthorized,
+                                    "unauthorized", "/metrics needs its bearer token")));
             return respond(req, http::status::ok, "text/plain; version=0.0.4",
                            ctx_->metrics.render(ctx_->writer.stats(), ctx_->writer.queue_depth()));
+        }
         if (req.method() == http::verb::get || req.method() == http::verb::head)
             if (auto const* asset = find_web_asset(path))
                 return respond_asset(req, *asset);
@@ -222,10 +276,37 @@ private:
                           });
     }
 
+    /// Answers @p r and closes: nothing after this request can be trusted
+    /// to be where its framing says (or the server will not read it).
+    void refuse(unsigned version, http_refusal const& r)
+    {
+        auto res = std::make_shared<string_response>(
+            make_json_error(version, false, r.status, r.code, r.message));
+        if (r.status == http::status::service_unavailable)
+            res->set(http::field::retry_after, "1");
+        send(std::move(res));
+    }
+
     void do_shutdown()
     {
         beast::error_code ec;
         stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        if (fd_pressure_ || ec)
+            return;
+        // Drain what the client still sends for a moment: closing with
+        // unread bytes resets the connection, and the answer could be lost.
+        stream_.expires_after(std::chrono::seconds(2));
+        do_discard();
+    }
+
+    void do_discard()
+    {
+        stream_.async_read_some(net::buffer(discard_),
+                                [self = shared_from_this()](beast::error_code ec, std::size_t)
+                                {
+                                    if (!ec)
+                                        self->do_discard();
+                                });
     }
 
     void fail(beast::error_code ec, char const* what)
@@ -241,6 +322,8 @@ private:
     std::optional<header_parser> header_parser_;
     std::optional<http::request_parser<http::string_body>> body_parser_;
     std::shared_ptr<server_context> ctx_;
+    bool const fd_pressure_; ///< accepted near the open-file limit
+    std::array<char, 512> discard_;
 };
 
 //------------------------------------------------------------------------------
@@ -267,6 +350,7 @@ public:
                   {
                       beast::error_code ec;
                       self->acceptor_.close(ec);
+                      self->retry_timer_.cancel();
                   });
     }
 
@@ -286,19 +370,38 @@ private:
         if (ec == net::error::operation_aborted || !acceptor_.is_open())
             return;
         if (ec)
-            spdlog::debug("accept: {}", ec.message());
-        else
-        {
-            socket.set_option(tcp::no_delay(true), ec);
-            std::make_shared<http_session>(beast::tcp_stream(std::move(socket)),
-                                           beast::flat_buffer(), ctx_)
-                ->run();
-        }
+            return back_off(ec);
+        backoff_ = std::chrono::milliseconds(0);
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<http_session>(beast::tcp_stream(std::move(socket)), beast::flat_buffer(),
+                                       ctx_)
+            ->run();
         do_accept();
+    }
+
+    // EMFILE/ENFILE/ENOBUFS leave the connection in the backlog, so an
+    // immediate retry fails again at once: that loop spun at 100-130 % CPU.
+    // Wait 10 ms, doubling to 500 ms, until a descriptor is free.
+    void back_off(beast::error_code ec)
+    {
+        ctx_->metrics.accept_errors.fetch_add(1, std::memory_order_relaxed);
+        if (backoff_.count() == 0)
+            spdlog::warn("accept: {}; backing off until a descriptor is free", ec.message());
+        backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10),
+                              std::chrono::milliseconds(500));
+        retry_timer_.expires_after(backoff_);
+        retry_timer_.async_wait(
+            [self = shared_from_this()](beast::error_code ec)
+            {
+                if (!ec && self->acceptor_.is_open())
+                    self->do_accept();
+            });
     }
 
     net::io_context& ioc_;
     tcp::acceptor acceptor_;
+    net::steady_timer retry_timer_{acceptor_.get_executor()};
+    std::chrono::milliseconds backoff_{0};
     std::shared_ptr<server_context> ctx_;
 };
 
@@ -392,8 +495,15 @@ int run_server(server_options const& options, server_hooks const& hooks)
             spdlog::info("node {} joined; interrupted {} generation(s) of stopped nodes",
                          peers->node_id(), recovered);
         }
-        auto ctx = std::make_shared<detail::server_context>(options, writer, reads, hub, changes,
+        auto const fds = detail::descriptor_budget(options.max_connections);
+        auto effective = options;
+        effective.max_connections = fds.max_connections;
+        auto ctx = std::make_shared<detail::server_context>(effective, writer, reads, hub, changes,
                                                             metrics, outbound_limits{});
+        ctx->fd_pressure_threshold = fds.pressure_threshold;
+        ctx->loopback_server = net::ip::make_address(options.host).is_loopback();
+        spdlog::info("admission: {} connections, {} per user (open-file limit {})",
+                     fds.max_connections, options.max_connections_per_user, fds.open_file_limit);
         auto l = std::make_shared<detail::listener>(
             ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
         l->run();

@@ -60,10 +60,11 @@ void session_registry::close_all()
 //------------------------------------------------------------------------------
 
 ws_session::ws_session(net::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-                       std::string user_id, std::optional<std::int64_t> expires_at_s)
+                       std::string user_id, std::optional<std::int64_t> expires_at_s,
+                       admission_ticket ticket)
     : ws_(std::move(socket)), ctx_(std::move(ctx)), user_id_(std::move(user_id)),
       queue_(ctx_->limits), close_timer_(ws_.get_executor()), expiry_timer_(ws_.get_executor()),
-      expires_at_s_(expires_at_s)
+      expires_at_s_(expires_at_s), ticket_(std::move(ticket))
 {
     auto const ex = ws_.get_executor();
     if (auto const* s = ex.target<session_strand>())

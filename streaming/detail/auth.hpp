@@ -36,4 +36,7 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 auth_result authenticate(std::string_view target, std::string_view authorization,
                          auth_policy const& policy);
 
+/// Whether @p authorization is `Bearer <token>`, compared in constant time.
+bool bearer_matches(std::string_view authorization, std::string const& token);
+
 } // namespace chatstream::streaming::detail

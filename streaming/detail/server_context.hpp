@@ -1,12 +1,14 @@
 #pragma once
 // Shared state of one running server, owned by run_server and held by
 // sessions through a shared_ptr so it outlives every pending handler.
+#include "detail/admission.hpp"
 #include "detail/auth.hpp"
 
 #include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
+#include "chatstream/streaming/quota.hpp"
 #include "chatstream/streaming/server.hpp"
 #include "chatstream/storage/blob_store.hpp"
 
@@ -62,7 +64,9 @@ struct server_context
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
                    change_feed& c, server_metrics& m, outbound_limits l)
         : options(std::move(o)), writer(w), reads(r), hub(h), changes(c), metrics(m), limits(l),
-          users(w), blobs(files_directory(options)), auth{options.jwt_secret, options.jwt_allow_no_exp}
+          users(w), blobs(files_directory(options)), auth{options.jwt_secret, options.jwt_allow_no_exp},
+          admission(options.max_connections, options.max_connections_per_user),
+          mutation_rate(options.mutation_rate_per_minute, options.mutation_burst)
     {
     }
 
@@ -77,6 +81,14 @@ struct server_context
     user_directory users;
     storage::blob_store blobs; ///< uploads (streaming/http_files.cpp)
     auth_policy auth;
+    connection_admission admission; ///< --max-connections, --max-connections-per-user
+    rate_limiter mutation_rate;     ///< --mutation-rate, per user
+    /// Accepted sockets whose descriptor is at or above this are "near the
+    /// open-file limit" (the kernel hands out the lowest free descriptor, so
+    /// the number is a lower bound on the open count): they get a short
+    /// header deadline and only /healthz and /metrics.
+    int fd_pressure_threshold = 0;
+    bool loopback_server = false; ///< listening on 127.0.0.0/8 or ::1 (Origin rule)
 
     quota_limits quota() const { return {options.daily_message_limit, options.monthly_budget_usd}; }
 };

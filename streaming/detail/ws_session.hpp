@@ -33,7 +33,8 @@ public:
     /// @p expires_at_s is the token's `exp`: the session is closed with
     /// token_expired_close_code then (DESIGN.md §6, docs/protocol.md).
     ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-               std::string user_id, std::optional<std::int64_t> expires_at_s);
+               std::string user_id, std::optional<std::int64_t> expires_at_s,
+               admission_ticket ticket);
     ~ws_session() override;
 
     /// Completes the upgrade of @p req, then starts reading.
@@ -92,6 +93,7 @@ private:
     boost::asio::steady_timer close_timer_;
     boost::asio::steady_timer expiry_timer_;
     std::optional<std::int64_t> expires_at_s_;
+    admission_ticket ticket_; ///< this connection's place under --max-connections
     std::string close_text_ = "server shutting down";
     bool accepted_ = false;
     bool write_in_flight_ = false;

@@ -204,3 +204,199 @@ TEST_CASE("a WebSocket closes with 4401 when its token expires, and a new token 
           std::string::npos);
     CHECK(server.stop(SIGTERM) == 0);
 }
+
+namespace
+{
+
+struct raw_reply
+{
+    unsigned status = 0;
+    std::string body;
+    http::fields headers;
+    bool closed = false; ///< the server closed the connection after answering
+};
+
+/// Sends @p request bytes as they are and reads one response, then whether
+/// the connection is closed (EOF within 3 s).
+raw_reply raw_http(unsigned short port, std::string const& request)
+{
+    net::io_context ioc;
+    beast::tcp_stream s(ioc);
+    s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    s.expires_after(std::chrono::seconds(5));
+    net::write(s, net::buffer(request));
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    http::read(s, b, res);
+    raw_reply r{res.result_int(), res.body(), res.base(), false};
+    s.expires_after(std::chrono::seconds(3));
+    beast::error_code ec;
+    char c;
+    // Anything after the answer, or a timeout, means the connection stayed open.
+    s.read_some(net::buffer(&c, 1), ec);
+    r.closed = ec == net::error::eof || ec == net::error::connection_reset;
+    return r;
+}
+
+std::string upgrade_request(unsigned short port, std::string const& target,
+                            std::string const& extra_headers)
+{
+    return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+           "\r\nUpgrade: websocket\r\n"
+           "Connection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n" + extra_headers + "\r\n";
+}
+
+} // namespace
+
+TEST_CASE("HTTP framing: unsupported transfer codings, smuggling shapes and big headers get a "
+          "status, then the connection closes",
+          "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"));
+    auto const port = server.port();
+    SECTION("Transfer-Encoding: gzip is 501 (before: the body was read as empty and its bytes "
+            "as the next request)")
+    {
+        auto const r = raw_http(port, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      "Transfer-Encoding: gzip\r\n\r\n"
+                                      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(r.status == 501);
+        CHECK(r.body.find("transfer coding") != std::string::npos);
+        CHECK(r.closed);
+    }
+    SECTION("Transfer-Encoding and Content-Length together are 400")
+    {
+        auto const r = raw_http(port, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      "0\r\n\r\n");
+        CHECK(r.status == 400);
+        CHECK(r.closed);
+    }
+    SECTION("two different Content-Lengths are 400")
+    {
+        auto const r = raw_http(port, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      "Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}");
+        CHECK(r.status == 400);
+        CHECK(r.closed);
+    }
+    SECTION("a header over 8 KiB is 431")
+    {
+        auto const r = raw_http(port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " +
+                                          std::string(9000, 'a') + "\r\n\r\n");
+        CHECK(r.status == 431);
+        CHECK(r.closed);
+    }
+    SECTION("chunked alone is still accepted")
+    {
+        auto const r = raw_http(port, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                      "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                      "2\r\n{}\r\n0\r\n\r\n");
+        INFO(r.body);
+        CHECK(r.status == 400); // parsed: an empty chat request, refused for its content
+        CHECK(r.body.find("\"bad_request\"") != std::string::npos);
+    }
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("Origin: /ws and /api take the server's own origin and --allowed-origins only; no "
+          "wildcard CORS",
+          "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"), {"--allowed-origins", "https://app.example"});
+    auto const port = server.port();
+    auto const self = "http://127.0.0.1:" + std::to_string(port);
+    // Before: any page could open /ws in dev mode and read the dev user's data.
+    auto const evil = raw_http(port, upgrade_request(port, "/ws", "Origin: https://evil.example\r\n"));
+    CHECK(evil.status == 403);
+    CHECK(evil.body.find("\"forbidden\"") != std::string::npos);
+    CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: null\r\n")).status == 403);
+    CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: " + self + "\r\n")).status == 101);
+    CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: https://app.example\r\n")).status == 101);
+    CHECK(raw_http(port, upgrade_request(port, "/ws", "")).status == 101); // not a browser
+    // DNS rebinding: evil.example resolved to 127.0.0.1, Origin and Host agree.
+    auto const rebinding = "GET /ws HTTP/1.1\r\nHost: evil.example:" + std::to_string(port) +
+                           "\r\nOrigin: http://evil.example:" + std::to_string(port) +
+                           "\r\nUpgrade: websocket\r\nConnection: upgrade\r\n"
+                           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n\r\n";
+    CHECK(raw_http(port, rebinding).status == 403);
+
+    // /api/chat: a foreign page is refused, an allowed one gets its own origin back.
+    auto const chat = [&](std::string const& origin)
+    {
+        std::string const body = R"({"id":"c1","messages":[]})";
+        return raw_http(port, "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: " + origin +
+                                  "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+                                  body);
+    };
+    CHECK(chat("https://evil.example").status == 403);
+    auto const allowed = chat("https://app.example");
+    CHECK(allowed.status != 403);
+    CHECK(allowed.headers[http::field::access_control_allow_origin] == "https://app.example");
+    auto const preflight = raw_http(port, "OPTIONS /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                          "Origin: https://evil.example\r\n"
+                                          "Access-Control-Request-Method: POST\r\n\r\n");
+    CHECK(preflight.status == 403);
+    CHECK(preflight.headers[http::field::access_control_allow_origin].empty());
+    CHECK(http_get(port, "/metrics").body.find("chatstream_origins_refused_total 5") !=
+          std::string::npos);
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("Admission: --max-connections and --max-connections-per-user refuse with 503 JSON "
+          "before the upgrade",
+          "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"),
+                          {"--max-connections", "4", "--max-connections-per-user", "2"});
+    auto const port = server.port();
+    std::vector<std::unique_ptr<ws_client>> open;
+    open.push_back(std::make_unique<ws_client>(port, "/ws?user=a"));
+    open.push_back(std::make_unique<ws_client>(port, "/ws?user=a"));
+    auto const third = raw_http(port, upgrade_request(port, "/ws?user=a", ""));
+    CHECK(third.status == 503);
+    CHECK(third.body.find("\"overloaded\"") != std::string::npos);
+    CHECK(third.body.find("--max-connections-per-user") != std::string::npos);
+    CHECK(third.headers[http::field::retry_after] == "1");
+    open.push_back(std::make_unique<ws_client>(port, "/ws?user=b"));
+    open.push_back(std::make_unique<ws_client>(port, "/ws?user=c"));
+    auto const fifth = raw_http(port, upgrade_request(port, "/ws?user=d", ""));
+    CHECK(fifth.status == 503);
+    CHECK(fifth.body.find("--max-connections)") != std::string::npos);
+    // An admitted connection still works, and a closed one frees its place.
+    open[0]->send(generate("/tokens 5"));
+    CHECK(str(read_generation(*open[0]).finish.at("status")) == "complete");
+    open.erase(open.begin());
+    bool admitted = false;
+    for (int i = 0; i < 100 && !admitted; ++i)
+    {
+        admitted = raw_http(port, upgrade_request(port, "/ws?user=d", "")).status == 101;
+        if (!admitted)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(admitted);
+    auto const m = http_get(port, "/metrics").body;
+    CHECK(m.find("chatstream_connections_refused_total{reason=\"user\"} 1") != std::string::npos);
+    CHECK(m.find("chatstream_connections_refused_total{reason=\"server\"} 1") != std::string::npos);
+    open.clear();
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("metrics: --metrics-token-env puts /metrics behind a bearer token", "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"), {"--metrics-token-env", "CS_METRICS"},
+                          {"CS_METRICS=scrape-me"});
+    CHECK(http_get(server.port(), "/metrics").status == 401);
+    CHECK(http_get(server.port(), "/metrics", false, "Bearer scrape-mf").status == 401);
+    auto const ok = http_get(server.port(), "/metrics", false, "Bearer scrape-me");
+    CHECK(ok.status == 200);
+    CHECK(ok.body.find("chatstream_connections") != std::string::npos);
+    CHECK(http_get(server.port(), "/healthz").status == 200); // stays open
+    CHECK(server.stop(SIGTERM) == 0);
+}

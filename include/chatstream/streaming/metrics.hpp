@@ -30,6 +30,13 @@ struct server_metrics
     std::atomic<std::uint64_t> auth_failures{0};
     std::atomic<std::uint64_t> tokens_expired{0}; ///< WebSockets closed with 4401 at their token's exp
     std::atomic<std::uint64_t> titles_requested{0}; ///< auto-title provider requests started
+    std::atomic<std::uint64_t> refused_server_full{0}; ///< 503: --max-connections reached
+    std::atomic<std::uint64_t> refused_user_full{0};   ///< 503: --max-connections-per-user reached
+    std::atomic<std::uint64_t> refused_fd_pressure{0}; ///< 503: near the open-file limit
+    std::atomic<std::uint64_t> origins_refused{0};     ///< 403: Origin not allowed
+    std::atomic<std::uint64_t> framing_refused{0};     ///< 400/431/501 before routing
+    std::atomic<std::uint64_t> accept_errors{0};       ///< accept() failures (EMFILE, ...)
+    std::atomic<std::uint64_t> mutations_limited{0};   ///< mutations refused by the rate limit
 
     /// Records one flush that took @p us from submit to commit.
     void record_flush(std::uint64_t us) noexcept;

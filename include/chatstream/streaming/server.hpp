@@ -42,6 +42,22 @@ struct server_options
     double rate_limit_burst = 20;
     bool auto_title = true; ///< one provider request per new conversation (--no-auto-title)
 
+    // Admission and exposure (docs/protocol.md, "Limits and admission").
+    /// Open WebSocket and /api/chat stream connections; 0 = derived from
+    /// RLIMIT_NOFILE at startup (soft limit minus a reserve for the database,
+    /// uploads and upstream sockets).
+    std::size_t max_connections = 0;
+    std::size_t max_connections_per_user = 64;
+    /// Origins besides the server's own that browsers may use /ws and /api
+    /// from (--allowed-origins, exact scheme://host[:port]).
+    std::vector<std::string> allowed_origins;
+    /// When set, /metrics needs `Authorization: Bearer <token>` (--metrics-token-env).
+    std::optional<std::string> metrics_token;
+    /// Mutations (create, rename, delete, ...) per user per minute, in bursts
+    /// of at most mutation_burst (0 = unlimited).
+    double mutation_rate_per_minute = 600;
+    double mutation_burst = 120;
+
     // Uploads (POST/GET /api/files, docs/files.md).
     std::string files_dir;                          ///< empty = `<db dir>/files`
     std::uint64_t max_upload_bytes = 25ull << 20;   ///< --max-upload-mb
