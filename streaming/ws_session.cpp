@@ -193,8 +193,21 @@ void ws_session::handle(std::string_view text)
             else if constexpr (std::is_same_v<T, cancel_request>)
                 ctx_->hub.cancel(user_id_, std::move(r), weak_from_this());
             else if constexpr (std::is_same_v<T, mutate_request>)
+            {
+                // Per-user bucket (--mutation-rate/--mutation-burst): one
+                // client created 12,000 conversations in 2.3 s without it.
+                if (auto wait = ctx_->mutation_rate.acquire(user_id_))
+                {
+                    ctx_->metrics.mutations_limited.fetch_add(1, std::memory_order_relaxed);
+                    return enqueue(events::error(
+                        r.id, std::nullopt, wire_error::rate_limited,
+                        "too many mutations: at most " +
+                            std::to_string(static_cast<long long>(ctx_->options.mutation_rate_per_minute)) +
+                            " per minute; retry in " + std::to_string(wait->count()) + " ms"));
+                }
                 run_mutation({ctx_->writer, ctx_->hub, ctx_->changes}, user_id_, std::move(r),
                              weak_from_this());
+            }
             else if constexpr (std::is_same_v<T, watch_request>)
             {
                 ctx_->changes.watch(user_id_, weak_from_this());

@@ -217,24 +217,36 @@ struct raw_reply
 };
 
 /// Sends @p request bytes as they are and reads one response, then whether
-/// the connection is closed (EOF within 3 s).
+/// the connection is closed (EOF within 3 s). Asynchronous, because
+/// tcp_stream's deadlines apply only to async operations: a synchronous read
+/// on an upgraded socket would wait forever.
 raw_reply raw_http(unsigned short port, std::string const& request)
 {
     net::io_context ioc;
     beast::tcp_stream s(ioc);
     s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
-    s.expires_after(std::chrono::seconds(5));
-    net::write(s, net::buffer(request));
     beast::flat_buffer b;
     http::response<http::string_body> res;
-    http::read(s, b, res);
-    raw_reply r{res.result_int(), res.body(), res.base(), false};
-    s.expires_after(std::chrono::seconds(3));
-    beast::error_code ec;
-    char c;
-    // Anything after the answer, or a timeout, means the connection stayed open.
-    s.read_some(net::buffer(&c, 1), ec);
-    r.closed = ec == net::error::eof || ec == net::error::connection_reset;
+    raw_reply r;
+    char c = 0;
+    s.expires_after(std::chrono::seconds(5));
+    net::async_write(s, net::buffer(request), [&](beast::error_code ec, std::size_t) {
+        if (ec)
+            return;
+        http::async_read(s, b, res, [&](beast::error_code ec, std::size_t) {
+            if (ec)
+                return;
+            r = raw_reply{res.result_int(), res.body(), res.base(), false};
+            if (r.status == 101)
+                return; // upgraded: open by definition
+            s.expires_after(std::chrono::seconds(3));
+            // Anything after the answer, or a timeout, means the connection stayed open.
+            s.async_read_some(net::buffer(&c, 1), [&](beast::error_code ec, std::size_t) {
+                r.closed = ec == net::error::eof || ec == net::error::connection_reset;
+            });
+        });
+    });
+    ioc.run();
     return r;
 }
 
@@ -300,8 +312,8 @@ TEST_CASE("HTTP framing: unsupported transfer codings, smuggling shapes and big 
     CHECK(server.stop(SIGTERM) == 0);
 }
 
-TEST_CASE("Origin: /ws and /api take the server's own origin and --allowed-origins only; no "
-          "wildcard CORS",
+TEST_CASE("Origin: /ws and /api take only the own origin and --allowed-origins and never "
+          "answer with wildcard CORS",
           "[integration][hostile]")
 {
     temp_dir dir;
@@ -398,5 +410,35 @@ TEST_CASE("metrics: --metrics-token-env puts /metrics behind a bearer token", "[
     CHECK(ok.status == 200);
     CHECK(ok.body.find("chatstream_connections") != std::string::npos);
     CHECK(http_get(server.port(), "/healthz").status == 200); // stays open
+    CHECK(server.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("mutations are rate-limited per user by --mutation-rate and --mutation-burst",
+          "[integration][hostile]")
+{
+    temp_dir dir;
+    server_process server(dir.file("chat.db"), {"--mutation-rate", "60", "--mutation-burst", "3"});
+    ws_client a(server.port(), "/ws?user=a");
+    auto const create = [](ws_client& c, std::string const& id) {
+        c.send(json::object{{"type", "mutate"},
+                            {"id", id},
+                            {"name", "createConversation"},
+                            {"args", json::object{{"title", "t"}}}});
+        for (;;)
+        {
+            auto e = c.read();
+            if (e.contains("id") && e.at("id") == json::value(id))
+                return e;
+        }
+    };
+    for (int i = 0; i < 3; ++i)
+        CHECK(str(create(a, "m" + std::to_string(i)).at("type")) == "result");
+    auto const limited = create(a, "m3"); // before: a 12,000-conversation burst went through
+    CHECK(str(limited.at("type")) == "error");
+    CHECK(str(limited.at("code")) == "rate_limited");
+    ws_client b(server.port(), "/ws?user=b"); // another user has its own bucket
+    CHECK(str(create(b, "n0").at("type")) == "result");
+    CHECK(http_get(server.port(), "/metrics").body.find("chatstream_mutations_rate_limited_total 1") !=
+          std::string::npos);
     CHECK(server.stop(SIGTERM) == 0);
 }
