@@ -21,6 +21,10 @@
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/openai_provider.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/url/parse.hpp>
@@ -381,21 +385,74 @@ private:
 
     // EMFILE/ENFILE/ENOBUFS leave the connection in the backlog, so an
     // immediate retry fails again at once: that loop spun at 100-130 % CPU.
-    // Wait 10 ms, doubling to 500 ms, until a descriptor is free.
+    // Triage the backlog with the spare descriptor, then wait 10 ms,
+    // doubling to 100 ms, until a descriptor is free.
     void back_off(beast::error_code ec)
     {
         ctx_->metrics.accept_errors.fetch_add(1, std::memory_order_relaxed);
         if (backoff_.count() == 0)
             spdlog::warn("accept: {}; backing off until a descriptor is free", ec.message());
+        if (ec == net::error::no_descriptors || ec.value() == ENFILE)
+            triage_backlog();
         backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10),
-                              std::chrono::milliseconds(500));
+                              std::chrono::milliseconds(100));
         retry_timer_.expires_after(backoff_);
         retry_timer_.async_wait(
             [self = shared_from_this()](beast::error_code ec)
             {
                 if (!ec && self->acceptor_.is_open())
+                {
+                    self->reserve_spare();
                     self->do_accept();
+                }
             });
+    }
+
+    // A FIFO backlog behind connections that never send a byte would keep
+    // /healthz waiting as long as they idle. With the spare descriptor
+    // released, drain the backlog: a connection whose request bytes have
+    // already arrived is served (it takes the spare's place), one that has
+    // sent nothing yet is closed at once. The idea is libev's spare-fd trick;
+    // closing only the silent ones keeps real requests answered at the limit.
+    void triage_backlog()
+    {
+        if (spare_fd_ < 0)
+            return;
+        ::close(spare_fd_);
+        spare_fd_ = -1;
+        for (int i = 0; i < 4096; ++i)
+        {
+            int const fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
+                                     SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                return; // EAGAIN: drained; EMFILE: the slot went elsewhere
+            char byte;
+            if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0)
+            {
+                ctx_->metrics.refused_fd_pressure.fetch_add(1, std::memory_order_relaxed);
+                ::close(fd);
+                continue;
+            }
+            beast::error_code ec;
+            tcp::socket socket(net::make_strand(ioc_));
+            socket.assign(acceptor_.local_endpoint(ec).protocol(), fd, ec);
+            if (ec)
+            {
+                ::close(fd);
+                return;
+            }
+            socket.set_option(tcp::no_delay(true), ec);
+            std::make_shared<http_session>(beast::tcp_stream(std::move(socket)),
+                                           beast::flat_buffer(), ctx_)
+                ->run();
+            return; // the spare's slot is in use until the next retry
+        }
+    }
+
+    void reserve_spare()
+    {
+        if (spare_fd_ < 0)
+            spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
 
     net::io_context& ioc_;
@@ -403,6 +460,7 @@ private:
     net::steady_timer retry_timer_{acceptor_.get_executor()};
     std::chrono::milliseconds backoff_{0};
     std::shared_ptr<server_context> ctx_;
+    int spare_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC); ///< released at EMFILE
 };
 
 } // namespace

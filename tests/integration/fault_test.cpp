@@ -20,8 +20,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 using namespace chatstream;
@@ -598,4 +600,165 @@ TEST_CASE("1000 connections that each sent one 64 KiB frame: RSS growth at most 
         beast::error_code ec;
         p->ws.next_layer().close(ec);
     }
+}
+
+namespace
+{
+
+/// The server's user+system CPU time so far, in seconds (/proc/PID/stat).
+double cpu_seconds(pid_t pid)
+{
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2)); // the name may hold spaces
+    std::string f;
+    double utime = 0, stime = 0;
+    for (int i = 3; fields >> f; ++i)
+        if (i == 14)
+            utime = std::stod(f);
+        else if (i == 15)
+        {
+            stime = std::stod(f);
+            break;
+        }
+    return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+/// GET /healthz with a 3 s deadline (tcp_stream deadlines apply to async
+/// operations only). @return whether it answered 200.
+bool healthz(unsigned short port)
+{
+    net::io_context ioc;
+    beast::tcp_stream s(ioc);
+    http::request<http::empty_body> req(http::verb::get, "/healthz", 11);
+    req.set(http::field::host, "127.0.0.1");
+    beast::flat_buffer b;
+    http::response<http::string_body> res;
+    bool ok = false;
+    s.expires_after(3s);
+    s.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&](beast::error_code ec) {
+        if (!ec)
+            http::async_write(s, req, [&](beast::error_code ec, std::size_t) {
+                if (!ec)
+                    http::async_read(s, b, res, [&](beast::error_code ec, std::size_t) {
+                        ok = !ec && res.result_int() == 200;
+                    });
+            });
+    });
+    ioc.run();
+    return ok;
+}
+
+} // namespace
+
+TEST_CASE("at the open-file limit: /healthz answers within 1 s and the server stays under 20 % CPU",
+          "[integration][fault][hostile]")
+{
+    // Issue 20 finding 3: with `ulimit -n 256` and 400 connections the
+    // acceptor retried EMFILE at once (100-130 % CPU) and /healthz timed out.
+    // The server inherits the lowered soft limit; the test gets its own back.
+    rlimit saved{};
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    if (saved.rlim_max < 1024)
+        skip_test("RLIMIT_NOFILE hard limit below 1024");
+    temp_dir dir;
+    rlimit low = saved;
+    low.rlim_cur = 256;
+    ::setrlimit(RLIMIT_NOFILE, &low);
+    std::optional<server_process> server;
+    try
+    {
+        server.emplace(dir.file("chat.db"));
+    }
+    catch (...)
+    {
+        ::setrlimit(RLIMIT_NOFILE, &saved);
+        throw;
+    }
+    saved.rlim_cur = std::max<rlim_t>(saved.rlim_cur, 4096);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    auto const port = server->port();
+
+    // 400 WebSocket clients (the admitted ones stay; the rest are refused
+    // with 503), then idle TCP connections that never send a byte, enough
+    // to push the server into EMFILE.
+    net::io_context ioc;
+    std::vector<std::unique_ptr<websocket::stream<tcp::socket>>> sockets;
+    std::atomic<std::size_t> upgraded{0};
+    tcp::endpoint const ep(net::ip::make_address("127.0.0.1"), port);
+    for (std::size_t i = 0; i < 400; ++i)
+    {
+        auto ws = std::make_unique<websocket::stream<tcp::socket>>(ioc);
+        auto* p = ws.get();
+        p->next_layer().async_connect(ep, [p, &upgraded, i](beast::error_code ec) {
+            if (!ec)
+                p->async_handshake("127.0.0.1", "/ws?user=fd" + std::to_string(i % 16),
+                                   [&upgraded](beast::error_code ec) { upgraded += !ec; });
+        });
+        sockets.push_back(std::move(ws));
+    }
+    std::vector<std::unique_ptr<tcp::socket>> idle;
+    for (int i = 0; i < 100; ++i)
+    {
+        auto s = std::make_unique<tcp::socket>(ioc);
+        s->async_connect(ep, [](beast::error_code) {});
+        idle.push_back(std::move(s));
+    }
+    for (int i = 0; i < 40; ++i)
+    {
+        ioc.restart();
+        ioc.run_for(50ms);
+    }
+    INFO("upgraded " << upgraded << " of 400");
+    CHECK(upgraded > 100);    // admitted up to the limit
+    CHECK(upgraded < 400);    // not all: the limit is real
+
+    // Poll /healthz for 5 s while the sockets stay, the client context
+    // running between polls so its sockets keep being served.
+    std::atomic<bool> polling{true};
+    std::thread client([&] {
+        while (polling)
+        {
+            ioc.restart();
+            ioc.run_for(20ms);
+        }
+    });
+    auto const cpu_before = cpu_seconds(server->pid());
+    auto const t0 = std::chrono::steady_clock::now();
+    std::chrono::milliseconds worst{0};
+    int answered = 0, polls = 0;
+    while (std::chrono::steady_clock::now() - t0 < 5s)
+    {
+        auto const start = std::chrono::steady_clock::now();
+        answered += healthz(port);
+        ++polls;
+        worst = std::max(worst, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - start));
+        std::this_thread::sleep_for(100ms);
+    }
+    auto const elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto const cpu = (cpu_seconds(server->pid()) - cpu_before) / elapsed;
+    polling = false;
+    client.join();
+    INFO("healthz " << answered << "/" << polls << ", slowest " << worst.count() << " ms, server CPU "
+                    << cpu * 100 << " %");
+    CHECK(answered == polls);
+    CHECK(worst < 1000ms);
+    CHECK(cpu < 0.20);
+    auto const metrics = http_get(port, "/metrics").body;
+    CHECK(metrics.find("chatstream_connections_refused_total{reason=\"server\"} 0\n") ==
+          std::string::npos); // the 503s were counted
+    CHECK(metrics.find("chatstream_accept_errors_total 0\n") == std::string::npos); // EMFILE was hit
+    for (auto& s : sockets)
+    {
+        beast::error_code ec;
+        s->next_layer().close(ec);
+    }
+    for (auto& s : idle)
+    {
+        beast::error_code ec;
+        s->close(ec);
+    }
+    expect_serving(*server);
+    CHECK(server->stop(SIGTERM) == 0);
 }
