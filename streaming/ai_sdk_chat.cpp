@@ -502,18 +502,9 @@ private:
         // refused body, for a while: closing with unread bytes would reset
         // the connection, and the client could lose the answer.
         stream_.expires_after(std::chrono::seconds(5));
-        do_discard();
+        discard_until_closed(shared_from_this(), stream_, net::buffer(discard_));
     }
 
-    void do_discard()
-    {
-        stream_.async_read_some(net::buffer(discard_),
-                                [self = shared_from_this()](beast::error_code ec, std::size_t)
-                                {
-                                    if (!ec)
-                                        self->do_discard();
-                                });
-    }
 
     void drop()
     {

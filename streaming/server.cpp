@@ -300,18 +300,9 @@ private:
         // Drain what the client still sends for a moment: closing with
         // unread bytes resets the connection, and the answer could be lost.
         stream_.expires_after(std::chrono::seconds(2));
-        do_discard();
+        discard_until_closed(shared_from_this(), stream_, net::buffer(discard_));
     }
 
-    void do_discard()
-    {
-        stream_.async_read_some(net::buffer(discard_),
-                                [self = shared_from_this()](beast::error_code ec, std::size_t)
-                                {
-                                    if (!ec)
-                                        self->do_discard();
-                                });
-    }
 
     void fail(beast::error_code ec, char const* what)
     {

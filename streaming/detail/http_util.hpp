@@ -1,9 +1,11 @@
 #pragma once
 // Small response builders shared by every HTTP route.
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -21,5 +23,21 @@ string_response make_response(unsigned version, bool keep_alive, boost::beast::h
 string_response make_json_error(unsigned version, bool keep_alive,
                                 boost::beast::http::status status, std::string_view code,
                                 std::string_view message);
+
+/// Reads and drops what the peer still sends until it closes or the
+/// stream's deadline passes (the caller sets it and shuts down its send
+/// side first): closing with unread bytes resets the connection, and the
+/// client could lose the answer just sent. @p owner keeps @p stream and
+/// @p scratch alive.
+template <class Owner>
+void discard_until_closed(std::shared_ptr<Owner> owner, boost::beast::tcp_stream& stream,
+                          boost::asio::mutable_buffer scratch)
+{
+    stream.async_read_some(scratch, [owner = std::move(owner), &stream,
+                                     scratch](boost::beast::error_code ec, std::size_t) mutable {
+        if (!ec)
+            discard_until_closed(std::move(owner), stream, scratch);
+    });
+}
 
 } // namespace chatstream::streaming::detail
