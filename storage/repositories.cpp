@@ -692,3 +692,57 @@ std::vector<attachment_row> attachments::list_for_message(database& db, std::str
 }
 
 } // namespace chatstream::storage
+
+namespace chatstream::storage::messages
+{
+
+namespace
+{
+
+// LIKE pattern matching @p phrase anywhere, with its wildcards taken literally.
+std::string contains_pattern(std::string_view phrase)
+{
+    std::string p = "%";
+    for (char c : phrase)
+    {
+        if (c == '%' || c == '_' || c == '\\')
+            p.push_back('\\');
+        p.push_back(c);
+    }
+    p.push_back('%');
+    return p;
+}
+
+} // namespace
+
+std::vector<search_hit> search(database& db, std::string const& user_id, std::string const& exclude_id,
+                               std::string_view phrase, std::int64_t limit)
+{
+    // Scoped twice to the caller (conversation and message owner), so a row
+    // of another user can never come back even if the two ever disagreed.
+    static constexpr char const* sqlite_sql =
+        "SELECT m.id, m.conversation_id, c.title, m.role, m.content, m.created_at "
+        "FROM conversations c JOIN messages m ON m.conversation_id = c.id "
+        "WHERE c.user_id = ?1 AND m.user_id = ?1 AND m.status NOT IN ('pending','generating') "
+        "AND m.id <> ?2 AND m.content LIKE ?3 ESCAPE '\\' "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?4";
+    static constexpr char const* postgres_sql =
+        "SELECT m.id, m.conversation_id, c.title, m.role, m.content, m.created_at "
+        "FROM conversations c JOIN messages m ON m.conversation_id = c.id "
+        "WHERE c.user_id = ?1 AND m.user_id = ?1 AND m.status NOT IN ('pending','generating') "
+        "AND m.id <> ?2 AND m.content ILIKE ?3 ESCAPE '\\' "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?4";
+    auto& q = db.prepare(db.dialect() == dialect::postgres ? postgres_sql : sqlite_sql);
+    q.bind(1, user_id);
+    q.bind(2, exclude_id);
+    q.bind(3, contains_pattern(phrase));
+    q.bind(4, limit);
+    std::vector<search_hit> hits;
+    while (q.executeStep())
+        hits.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                        q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64()});
+    q.reset();
+    return hits;
+}
+
+} // namespace chatstream::storage::messages

@@ -5,6 +5,7 @@
 
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
 
 #include <boost/json.hpp>
 
@@ -21,15 +22,6 @@ constexpr std::size_t max_query_bytes = 200;
 constexpr std::int64_t max_limit = 20;
 constexpr std::size_t snippet_before = 80;
 constexpr std::size_t snippet_after = 160;
-
-// Scoped twice to the caller (conversation and message owner), so a row of
-// another user can never come back even if the two ever disagreed.
-constexpr char const* search_sql =
-    "SELECT m.id, m.conversation_id, c.title, m.role, m.content, m.created_at "
-    "FROM conversations c JOIN messages m ON m.conversation_id = c.id "
-    "WHERE c.user_id = ?1 AND m.user_id = ?1 AND m.status NOT IN ('pending','generating') "
-    "AND m.id <> ?2 AND m.content LIKE ?3 ESCAPE '\\' "
-    "ORDER BY m.created_at DESC, m.id DESC LIMIT ?4";
 
 struct lookup_args
 {
@@ -59,20 +51,8 @@ lookup_args parse(std::string_view args_json)
     return a;
 }
 
-// LIKE pattern matching @p q anywhere, with the wildcards in it taken literally.
-std::string like_pattern(std::string_view q)
-{
-    std::string p = "%";
-    for (char c : q)
-    {
-        if (c == '%' || c == '_' || c == '\\') p.push_back('\\');
-        p.push_back(c);
-    }
-    p.push_back('%');
-    return p;
-}
-
-// ASCII case-insensitive find, the same folding as SQLite's LIKE.
+// ASCII case-insensitive find for the snippet (a match PostgreSQL's ILIKE
+// folded beyond ASCII falls back to the start of the content).
 std::size_t find_folded(std::string_view hay, std::string_view needle)
 {
     auto const it = std::search(hay.begin(), hay.end(), needle.begin(), needle.end(), [](char a, char b) {
@@ -98,24 +78,18 @@ std::string snippet(std::string_view content, std::string_view query)
 
 std::string search(storage::database& db, tool_context const& ctx, lookup_args const& a)
 {
-    auto& q = db.prepare(search_sql);
-    q.bind(1, ctx.user_id);
-    q.bind(2, ctx.message_id);
-    q.bind(3, like_pattern(a.query));
-    q.bind(4, a.limit);
     json::array matches;
-    while (q.executeStep())
+    for (auto& hit : storage::messages::search(db, ctx.user_id, ctx.message_id, a.query, a.limit))
     {
         json::object m;
-        m["messageId"] = q.getColumn(0).getString();
-        m["conversationId"] = q.getColumn(1).getString();
-        m["conversationTitle"] = q.getColumn(2).getString();
-        m["role"] = q.getColumn(3).getString();
-        m["createdAt"] = q.getColumn(5).getInt64();
-        m["snippet"] = snippet(q.getColumn(4).getString(), a.query);
+        m["messageId"] = std::move(hit.message_id);
+        m["conversationId"] = std::move(hit.conversation_id);
+        m["conversationTitle"] = std::move(hit.conversation_title);
+        m["role"] = std::move(hit.role);
+        m["createdAt"] = hit.created_at;
+        m["snippet"] = snippet(hit.content, a.query);
         matches.push_back(std::move(m));
     }
-    q.reset();
     json::object out;
     out["success"] = true;
     out["query"] = a.query;

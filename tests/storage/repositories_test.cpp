@@ -288,3 +288,29 @@ TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both ba
           R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"success\":false,\"error\":\"generation error\"}","timestamp":123,"textPosition":5},)"
           R"({"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
 }
+
+TEST_CASE_METHOD(fixture, "messages::search folds case on both dialects, takes wildcards literally and "
+                          "sees only the owner's finished messages",
+                 "[storage][messages]")
+{
+    auto const conv = conversation(alice);
+    auto const t = core::now_ms();
+    auto const kyoto = test::insert_message(db, conv, alice, status::complete, t, "Trip to KYOTO in May").id;
+    test::insert_message(db, conv, alice, status::complete, t + 1, "100% sure, no wildcard_here");
+    test::insert_message(db, conv, alice, status::generating, t + 2, "kyoto, still generating");
+    auto const excluded = test::insert_message(db, conv, alice, status::complete, t + 3, "kyoto excluded").id;
+    test::insert_message(db, conv, alice, status::complete, t + 4, "cardXhold");
+    test::insert_message(db, conversation(bob), bob, status::complete, t + 5, "bob's kyoto");
+
+    auto const hits = messages::search(db, alice, excluded, "kyoto", 10);
+    REQUIRE(hits.size() == 1); // PostgreSQL's LIKE did not fold case: 0 there
+    CHECK(hits[0].message_id == kyoto);
+    CHECK(hits[0].content == "Trip to KYOTO in May");
+    CHECK(hits[0].conversation_id == conv);
+    CHECK(messages::search(db, alice, excluded, "0%", 10).size() == 1);
+    CHECK(messages::search(db, alice, excluded, "d_h", 10).size() == 1); // not "cardXhold"
+    CHECK(messages::search(db, alice, excluded, "y%m", 10).empty());     // not "KYOTO in May"
+    CHECK(messages::search(db, alice, excluded, "%", 10).size() == 1);
+    CHECK(messages::search(db, bob, "", "KYOTO", 10).size() == 1);
+    CHECK(messages::search(db, alice, excluded, "o", 1).size() == 1); // limit
+}

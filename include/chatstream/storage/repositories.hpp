@@ -136,6 +136,23 @@ bool remove(database& db, std::string const& user_id, std::string const& id);
 /// (created_at, id) order), recounting the conversation.
 /// @return the ids deleted, oldest first.
 std::vector<std::string> remove_from(database& db, message_row const& from, std::int64_t now);
+
+/// One hit of `search`.
+struct search_hit
+{
+    std::string message_id;
+    std::string conversation_id;
+    std::string conversation_title;
+    std::string role;
+    std::string content;
+    std::int64_t created_at = 0;
+};
+/// The user's finished messages (never @p exclude_id) whose content holds
+/// @p phrase anywhere, wildcards in it taken literally, case-insensitive on
+/// both dialects (SQLite's LIKE folds ASCII; PostgreSQL uses ILIKE, which
+/// folds by the database's locale). Newest first, at most @p limit.
+std::vector<search_hit> search(database& db, std::string const& user_id, std::string const& exclude_id,
+                               std::string_view phrase, std::int64_t limit);
 } // namespace messages
 
 namespace tool_calls {
