@@ -668,6 +668,13 @@ TEST_CASE("at the open-file limit: /healthz answers within 1 s and the server st
     // Issue 20 finding 3: with `ulimit -n 256` and 400 connections the
     // acceptor retried EMFILE at once (100-130 % CPU) and /healthz timed out.
     // The server inherits the lowered soft limit; the test gets its own back.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    // The sanitizer runtimes need descriptors of their own: at EMFILE,
+    // UBSan's vptr check probes memory through pipe(), fails, and reports a
+    // valid object as "invalid vptr" (seen in CI), the symbolizer cannot
+    // start. The plain build runs this case.
+    skip_test("the server runs at EMFILE on purpose, where the sanitizer runtime itself fails");
+#endif
     rlimit saved{};
     ::getrlimit(RLIMIT_NOFILE, &saved);
     if (saved.rlim_max < 1024)
