@@ -49,7 +49,8 @@ test('SSE headers and framing of POST /api/chat', async () => {
   assert.equal(res.headers.get('x-vercel-ai-ui-message-stream'), 'v1');
   assert.equal(res.headers.get('cache-control'), 'no-cache');
   assert.equal(res.headers.get('transfer-encoding'), 'chunked');
-  assert.equal(res.headers.get('access-control-allow-origin'), '*');
+  // No Origin (not a browser): no CORS headers, and never a wildcard.
+  assert.equal(res.headers.get('access-control-allow-origin'), null);
   const body = await res.text();
   assert.match(body, /^data: \{"type":"start","messageId":"[^"]+","messageMetadata":\{"conversationId":"[^"]+"\}\}\n\n/);
   // Every event is one `data: ` line and a blank line; the stream ends with
@@ -174,9 +175,16 @@ test('errors: malformed bodies, limits, methods, other users, conflicts', async 
   assert.equal((await fetch(`${server.url}/api/chat?user=alice`)).status, 405);
   assert.equal((await fetch(`${server.url}/api/chat/abc/nope?user=alice`)).status, 404);
 
-  const pre = await fetch(`${server.url}/api/chat`, { method: 'OPTIONS', headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
+  // A preflight from a foreign page is refused (403, no CORS headers); the
+  // server's own origin (and --allowed-origins) gets itself echoed back.
+  const preflight = (origin) => fetch(`${server.url}/api/chat`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,authorization' } });
+  const foreign = await preflight('http://localhost:3000');
+  assert.equal(foreign.status, 403);
+  assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+  const pre = await preflight(server.url);
   assert.equal(pre.status, 204);
-  assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+  assert.equal(pre.headers.get('access-control-allow-origin'), server.url);
+  assert.match(pre.headers.get('vary') ?? '', /origin/i);
   assert.match(pre.headers.get('access-control-allow-methods'), /POST/);
   assert.match(pre.headers.get('access-control-allow-headers'), /authorization/);
 
