@@ -92,6 +92,11 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         if (!ec) require(is_documented_limit(error));
         return 0;
     }
+    // Boost.JSON 1.81 refuses an exponent it cannot hold even when the
+    // mantissa is 0 ("0E7766…6668" is valid JSON, simdjson reads 0): its
+    // limit, not a disagreement about the text.
+    if (ec == boost::json::error::exponent_overflow)
+        return 0;
     require(!ec);
     boost::system::error_code ec2;
     auto const got = parse_with_boost(*once, ec2);
