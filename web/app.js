@@ -1,8 +1,21 @@
-// The chat page: wires the DOM to the protocol client and the message state.
-// Pure logic lives in offsets.js / reducer.js / resume.js / protocol.js.
-import { ChatClient, buildWsUrl, defaultWsBase, fetchFile, fileUrl, needsAuthHeader, uploadFile } from './protocol.js';
-import { createMessage, isTerminal, mergeMessage, needsSubscription, reduceMessage, withToolCallRows } from './reducer.js';
-import { InflightStore } from './resume.js';
+// The chat page: wires the DOM to the client package and the message state.
+// The protocol, exact resume and the message reducer are @chatstream/client
+// (clients/js/src, served under /client/); this file is the page only.
+import {
+  ChatstreamClient,
+  InflightStore,
+  buildWsUrl,
+  createMessage,
+  defaultWsBase,
+  fetchFile,
+  fileUrl,
+  isTerminal,
+  mergeMessage,
+  needsAuthHeader,
+  needsSubscription,
+  uploadFile,
+  withToolCallRows,
+} from './client/index.js';
 import { renderConversationList, renderMessage } from './render.js';
 
 const $ = (id) => document.getElementById(id);
@@ -36,16 +49,13 @@ const ui = {
 const state = {
   auth: { user: '', token: '' },
   wsUrl: '',
-  client: null,
+  client: null, // ChatstreamClient: follows unfinished messages and resumes them after a drop
   inflight: null,
   conversations: [],
   currentId: null, // open conversation, null for a new chat
   order: [], // message ids of the open conversation, oldest first
-  messages: new Map(), // id -> message state (any conversation)
+  messages: new Map(), // id -> message state (any conversation): the client's own map
   els: new Map(), // id -> <article> of the open conversation
-  subscribed: new Set(), // message ids subscribed on the current socket
-  resetOnce: new Set(), // messages re-read from offset 0 after a refused fromOffset
-  lastResync: new Map(),
   dirty: new Set(),
   frame: 0,
   loadSeq: 0,
@@ -82,12 +92,21 @@ function identity(auth) {
 function connect() {
   state.client?.close();
   const params = new URLSearchParams(location.search);
-  state.wsUrl = buildWsUrl({ base: params.get('ws') || defaultWsBase(location), ...state.auth });
+  const base = params.get('ws') || defaultWsBase(location);
+  state.wsUrl = buildWsUrl({ base, ...state.auth });
   for (const e of fileObjects.values()) if (e.url) URL.revokeObjectURL(e.url);
   fileObjects.clear(); // another user's bytes must not stay linked
   state.inflight = new InflightStore(sessionStorage, identity(state.auth));
-  state.client = new ChatClient({ url: state.wsUrl, onEvent, onStatus, onOpen });
-  state.client.connect();
+  const client = new ChatstreamClient({ url: base, user: state.auth.user || undefined, token: state.auth.token || undefined });
+  state.client = client;
+  state.messages = client.messages; // one store: the client reduces events into it, the page merges history
+  client.on('status', onStatus);
+  client.on('open', onOpen);
+  client.on('message', onMessage);
+  client.on('error', onError);
+  // Live sync with the user's other tabs and devices; sent again on every reconnect.
+  client.watch({ onChange: onChanged });
+  client.open();
 }
 
 function onStatus(s) {
@@ -119,15 +138,18 @@ function onStatus(s) {
   updateComposer();
 }
 
+// Every (re)connect. The client has already subscribed again, from the text
+// it holds, every message it follows; the page re-reads what it shows.
 function onOpen() {
-  state.subscribed.clear();
-  // Live sync with the user's other tabs and devices (`changed` events).
-  state.client.request({ type: 'watch' }).catch((e) => e.code !== 'disconnected' && showError(e.code, e.message));
   refreshConversations();
-  // Messages that were streaming when the page was reloaded or the socket dropped.
+  // Messages that were streaming when the page was reloaded.
   for (const r of Object.values(state.inflight.load())) {
     if (!state.messages.has(r.messageId)) {
-      state.messages.set(r.messageId, createMessage({ id: r.messageId, conversationId: r.conversationId, role: 'assistant', status: 'generating', text: r.text }));
+      const thinking = Boolean(r.reasoning) && !r.text;
+      state.messages.set(
+        r.messageId,
+        createMessage({ id: r.messageId, conversationId: r.conversationId, role: 'assistant', status: 'generating', text: r.text, reasoning: r.reasoning, reasoningState: thinking ? 'streaming' : undefined }),
+      );
     }
   }
   for (const m of state.messages.values()) {
@@ -138,40 +160,45 @@ function onOpen() {
   openConversation(state.currentId, { keepScroll: true });
 }
 
+// The client follows the message (subscribes from the text and reasoning it
+// holds, again after each reconnect, and re-asks after a gap) until it ends.
 function ensureSubscribed(m) {
-  if (state.subscribed.has(m.id) || !state.client?.isOpen) return;
-  state.subscribed.add(m.id);
-  state.client.subscribe(m.id, m.text.length);
+  if (!state.client || state.client.isFollowing(m.id)) return;
+  state.client.subscribe(m);
 }
 
 // ---------------------------------------------------------------- events
 
-function onEvent(ev, request) {
-  if (ev.type === 'error') return onError(ev, request);
-  if (ev.type === 'changed') return onChanged(ev);
-  if (!ev.messageId) return;
-
-  const before = state.messages.get(ev.messageId) ?? createMessage({ id: ev.messageId, conversationId: ev.conversationId, role: 'assistant' });
-  const after = reduceMessage(before, ev);
-  state.messages.set(after.id, after);
-
-  if (after.gap && !before.gap) resync(after);
+// A message state changed (a stream event reduced by the client).
+function onMessage(after, { before, event }) {
   if (after.conversationId === state.currentId && !state.order.includes(after.id)) state.order.push(after.id);
-
   if (isTerminal(after.status)) {
     state.inflight.remove(after.id);
     state.persistDirty.delete(after.id);
-    state.subscribed.delete(after.id); // the server drops finished subscriptions
     state.stopping.delete(after.id);
-    if (!isTerminal(before.status)) {
+    if (before && !isTerminal(before.status)) {
       if (after.conversationId === state.currentId) announce(after.status === 'complete' ? 'Response complete' : `Response ${after.status}`);
       scheduleListRefresh();
+      if (after.role === 'assistant') loadTiming(after.id);
     }
   } else {
     schedulePersist(after.id);
-    if (ev.type === 'start' && before.status !== 'generating' && after.conversationId === state.currentId) announce('Assistant is responding');
+    if (event?.type === 'start' && before?.status !== 'generating' && after.conversationId === state.currentId) announce('Assistant is responding');
   }
   markDirty(after.id);
+}
+
+// TTFT and tokens/s are in the stored row once the answer is final (finish does not carry them).
+async function loadTiming(messageId) {
+  try {
+    const row = await state.client.query('getMessage', { messageId });
+    const m = state.messages.get(messageId);
+    if (!m || !row) return;
+    state.messages.set(messageId, mergeMessage(m, row));
+    markDirty(messageId);
+  } catch (e) {
+    if (e.code !== 'disconnected' && e.code !== 'not_found') showError(e.code, e.message);
+  }
 }
 
 // A committed change from any socket of this user (watch). Conversation
@@ -203,7 +230,7 @@ function onChanged(ev) {
   } else if (ev.op === 'update' && ev.data?.status) {
     // Finished elsewhere while we were not subscribed: fetch the final state.
     const m = state.messages.get(ev.id);
-    if (m && !isTerminal(m.status) && isTerminal(ev.data.status) && !state.subscribed.has(m.id)) ensureSubscribed(m);
+    if (m && !isTerminal(m.status) && isTerminal(ev.data.status) && !state.client.isFollowing(m.id)) ensureSubscribed(m);
   }
 }
 
@@ -211,63 +238,17 @@ function removeMessage(id) {
   state.order = state.order.filter((x) => x !== id);
   state.els.get(id)?.remove();
   state.els.delete(id);
-  state.messages.delete(id);
+  state.client.forget(id);
   state.inflight.remove(id);
   render();
 }
 
-// A delta arrived past our end: some text was lost; ask again from what we have.
-function resync(m) {
-  const now = Date.now();
-  if (now - (state.lastResync.get(m.id) ?? 0) < 2000) return;
-  state.lastResync.set(m.id, now);
-  state.subscribed.delete(m.id);
-  ensureSubscribed(m);
-}
-
-function onError(ev, request) {
-  const id = request?.messageId ?? ev.messageId;
-  if (request?.type === 'subscribe') {
-    state.subscribed.delete(id);
-    const m = state.messages.get(id);
-    if (ev.code === 'bad_request' && request.fromOffset > 0 && m && !state.resetOnce.has(id)) {
-      // We hold more text than the server (e.g. it restarted and kept its
-      // last flush): take the server's text from the start.
-      state.resetOnce.add(id);
-      state.messages.set(id, { ...m, text: '' });
-      ensureSubscribed(state.messages.get(id));
-      return;
-    }
-    if (ev.code === 'not_found') {
-      state.inflight.remove(id);
-      if (m && !isTerminal(m.status)) state.messages.set(id, { ...m, status: 'error', error: 'message not found' });
-      markDirty(id);
-    }
-  } else if (request?.type === 'cancel') {
-    state.stopping.delete(id);
-    if (ev.code === 'conflict' || ev.code === 'not_found') {
-      // Not running any more: fetch its final state instead of complaining.
-      const m = state.messages.get(id);
-      if (m) {
-        state.subscribed.delete(id);
-        ensureSubscribed(m);
-      }
-      updateComposer();
-      return;
-    }
-  } else if (id && state.messages.has(id)) {
-    onEventForMessage(ev);
-  }
-  showError(ev.code, ev.message);
-}
-
-function onEventForMessage(ev) {
-  const m = state.messages.get(ev.messageId);
-  const after = reduceMessage(m, ev);
-  if (after === m) return;
-  state.messages.set(after.id, after);
-  if (isTerminal(after.status)) state.inflight.remove(after.id);
-  markDirty(after.id);
+// Errors no request was waiting for: refused frames and failures of a
+// generation. (The client handles refused subscribes itself: it re-reads
+// the message when the server kept less than we hold, and ends a message the
+// server does not know.)
+function onError(err) {
+  showError(err.code, err.message);
 }
 
 function schedulePersist(id) {
@@ -411,9 +392,7 @@ async function sendMessage(content) {
 
   let ack;
   try {
-    const frame = conversationId ? { type: 'generate', conversationId, content } : { type: 'generate', content };
-    if (attachments.length) frame.attachments = attachments;
-    ack = await state.client.request(frame);
+    ack = await state.client.generate({ content, conversationId, attachments }).ack;
   } catch (e) {
     const m = state.messages.get(localId);
     state.messages.set(localId, { ...m, status: 'failed', error: `${e.code}: ${e.message}` });
@@ -436,7 +415,6 @@ async function sendMessage(content) {
 
   const assistant = state.messages.get(ack.messageId) ?? createMessage({ id: ack.messageId, conversationId: ack.conversationId, role: 'assistant', status: 'pending' });
   state.messages.set(assistant.id, assistant);
-  state.subscribed.add(assistant.id); // the requester is subscribed by the server
   state.inflight.save(assistant);
 
   if (seq === state.loadSeq && (state.currentId === conversationId || state.currentId === null)) {
@@ -456,7 +434,14 @@ function stop() {
   const m = inflightInView();
   if (!m || m.role !== 'assistant') return;
   state.stopping.add(m.id);
-  state.client.cancel(m.id);
+  // Resolves at the finish (stopped, or the real end if it had already ended).
+  state.client
+    .cancel(m.id)
+    .catch((e) => showError(e.code, e.message))
+    .finally(() => {
+      state.stopping.delete(m.id);
+      updateComposer();
+    });
   updateComposer();
 }
 
@@ -477,7 +462,9 @@ async function replaceAnswer(name, messageId) {
   state.ownRequests++;
   let data;
   try {
-    data = await mutate(name, { messageId });
+    data = await (name === 'retry' ? state.client.retry(messageId) : state.client.regenerate(messageId)).ack;
+  } catch (e) {
+    showError(e.code, e.message);
   } finally {
     state.ownRequests--;
   }
@@ -485,7 +472,6 @@ async function replaceAnswer(name, messageId) {
   for (const id of data.removedMessageIds ?? []) removeMessage(id);
   const m = state.messages.get(data.messageId) ?? createMessage({ id: data.messageId, conversationId: data.conversationId, role: 'assistant', status: 'pending' });
   state.messages.set(m.id, m);
-  state.subscribed.add(m.id);
   state.inflight.save(m);
   if (data.conversationId === state.currentId && !state.order.includes(m.id)) state.order.push(m.id);
   markDirty(m.id);

@@ -1,7 +1,6 @@
 // DOM rendering of conversations and messages. All user and model data goes
 // through textContent / Text nodes / attributes, never innerHTML.
-import { segment } from './offsets.js';
-import { isTerminal, isToolCallPending } from './reducer.js';
+import { answerSpeed, isTerminal, isToolCallPending, segment } from './client/index.js';
 
 function el(doc, tag, attrs = {}, ...children) {
   const e = doc.createElement(tag);
@@ -131,6 +130,75 @@ function attachmentItem(doc, a, url) {
   return li;
 }
 
+/** "420 ms", "1.35 s". */
+export function formatDuration(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) return '';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+/** Updates a Text node to `text`, appending when it only grew (long streams stay cheap). */
+function setText(node, text) {
+  if (node.data === text) return;
+  if (text.startsWith(node.data) && node.data.length > 0) node.appendData(text.slice(node.data.length));
+  else node.data = text;
+}
+
+/**
+ * The "Thinking" block (issue 22): open and live while the model thinks,
+ * collapsed once the answer text starts (once: after that the reader opens
+ * and closes it), closed for answers loaded from history.
+ */
+function renderThinking(doc, article, msg) {
+  let box = article.querySelector('.thinking');
+  const has = msg.role === 'assistant' && (msg.reasoning.length > 0 || msg.reasoningState === 'streaming');
+  if (!has) {
+    if (box) box.hidden = true;
+    return;
+  }
+  if (!box) {
+    box = el(doc, 'details', { class: 'thinking' }, el(doc, 'summary', { class: 'thinking-summary' }), el(doc, 'div', { class: 'thinking-text' }, doc.createTextNode('')));
+    article.querySelector('.msg-body').before(box);
+  }
+  box.hidden = false;
+  const live = msg.reasoningState === 'streaming' && !msg.text && !isTerminal(msg.status);
+  const phase = live ? 'live' : 'done';
+  if (box.dataset.phase !== phase) {
+    if (live) box.open = true;
+    else if (box.dataset.phase === 'live') box.open = false; // the answer started
+    box.dataset.phase = phase;
+  }
+  box.setAttribute('aria-busy', live ? 'true' : 'false');
+  const { thinkingMs } = answerSpeed(msg);
+  const label = live ? 'Thinking…' : thinkingMs != null ? `Thought for ${formatDuration(thinkingMs)}` : 'Thinking';
+  const summary = box.querySelector('summary');
+  const key = `${label}|${live}`;
+  if (summary.dataset.key !== key) {
+    summary.dataset.key = key;
+    summary.replaceChildren(...(live ? [el(doc, 'span', { class: 'spinner', 'aria-hidden': 'true' })] : []), label);
+  }
+  setText(box.querySelector('.thinking-text').firstChild, msg.reasoning);
+}
+
+/** Cited sources as links; only http(s) URLs become links. */
+function renderSources(doc, article, msg) {
+  let ol = article.querySelector('.sources');
+  const key = JSON.stringify(msg.sources ?? []);
+  if (ol?.dataset.key === key) return;
+  if (!ol) {
+    ol = el(doc, 'ol', { class: 'sources', 'aria-label': 'Sources' });
+    article.querySelector('.attachments').before(ol);
+  }
+  ol.dataset.key = key;
+  ol.hidden = !(msg.sources ?? []).length;
+  ol.replaceChildren(
+    ...(msg.sources ?? []).map((s) => {
+      const safe = /^https?:\/\//i.test(s.url ?? '');
+      const label = s.title || s.url;
+      return el(doc, 'li', { value: s.position }, safe ? el(doc, 'a', { href: s.url, target: '_blank', rel: 'noopener noreferrer', text: label }) : el(doc, 'span', { text: label }));
+    }),
+  );
+}
+
 const STATUS_LABEL = {
   pending: 'waiting…',
   generating: 'writing…',
@@ -174,13 +242,11 @@ export function renderMessage(doc, article, msg, { urlFor }) {
   const oldTexts = [...body.childNodes].filter((n) => n.nodeType === 3);
   const seen = new Set();
   let t = 0;
+  renderThinking(doc, article, msg);
   const nodes = segment(msg.text, msg.toolCalls).map((s) => {
     if (s.type === 'text') {
       const node = oldTexts[t++] ?? doc.createTextNode('');
-      if (node.data !== s.text) {
-        if (s.text.startsWith(node.data) && node.data.length > 0) node.appendData(s.text.slice(node.data.length));
-        else node.data = s.text;
-      }
+      setText(node, s.text);
       return node;
     }
     seen.add(s.call.id);
@@ -191,6 +257,8 @@ export function renderMessage(doc, article, msg, { urlFor }) {
   for (const id of [...article._tools.keys()]) if (!seen.has(id)) article._tools.delete(id);
   const current = body.childNodes;
   if (current.length !== nodes.length || nodes.some((n, i) => current[i] !== n)) body.replaceChildren(...nodes);
+
+  renderSources(doc, article, msg);
 
   // Attachments.
   const ul = article.querySelector('.attachments');
@@ -205,11 +273,18 @@ export function renderMessage(doc, article, msg, { urlFor }) {
     ul.hidden = !(msg.attachments ?? []).length;
   }
 
-  // Footer: error text, token usage.
+  // Footer: error text, token usage, and the answer's speed (issue 22):
+  // time to first token and tokens per second, from the stored row.
   const foot = article.querySelector('.msg-foot');
   const bits = [];
   if (msg.error) bits.push(msg.error);
-  if (msg.role === 'assistant' && isTerminal(msg.status) && msg.usage?.outputTokens != null) bits.push(`${msg.usage.outputTokens} tokens`);
+  const finished = msg.role === 'assistant' && isTerminal(msg.status);
+  if (finished && msg.usage?.outputTokens != null) bits.push(`${msg.usage.outputTokens} tokens`);
+  const speed = finished ? answerSpeed(msg) : { ttftMs: null, tokensPerSecond: null };
+  if (speed.ttftMs != null) bits.push(`TTFT ${formatDuration(speed.ttftMs)}`);
+  if (speed.tokensPerSecond != null) bits.push(`${speed.tokensPerSecond.toFixed(1)} tokens/s`);
+  foot.dataset.ttftMs = speed.ttftMs ?? '';
+  foot.dataset.tokensPerSecond = speed.tokensPerSecond ?? '';
   const ftext = bits.join(' · ');
   if (foot.textContent !== ftext) foot.textContent = ftext;
   foot.classList.toggle('msg-error', Boolean(msg.error));

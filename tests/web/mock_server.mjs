@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // A stand-in for `chatstream serve` for working on the web UI without the C++
 // server: serves web/ at / and speaks the WebSocket protocol of DESIGN.md §6
-// at /ws with a scripted provider like §7 (/tool NAME {json}, /tokens N,
-// /fail N, /delay MS). In memory, no dependencies (Node 20). It is NOT the
-// reference: when the two disagree, the C++ server and DESIGN.md win.
+// at /ws with a scripted provider like §7 and §9 (/tool NAME {json},
+// /tokens N, /fail N, /delay MS, /think N, /source URL [TITLE]). The page's
+// client package (clients/js/src) is served under /client/, as the binary
+// does. In memory, no dependencies (Node 20). It is NOT the reference: when
+// the two disagree, the C++ server and DESIGN.md win.
 //
 //   node tests/web/mock_server.mjs [--port 8090] [--seed]
 //
@@ -17,9 +19,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
+const CLIENT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../clients/js/src');
 const MIME = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon' };
 const args = process.argv.slice(2);
-const port = Number(args[args.indexOf('--port') + 1] || 0) || 8090;
+// --port 0 binds a free port (the tests read it from the first log line).
+const port = args.includes('--port') ? Number(args[args.indexOf('--port') + 1]) : 8090;
 
 // ---------------------------------------------------------------- data
 let seq = 0;
@@ -37,15 +41,16 @@ function createConversation(userId, title) {
 }
 function addMessage(c, role, fields) {
   const now = Date.now();
-  const m = { id: newId('m'), conversationId: c.id, userId: c.userId, role, content: '', partialContent: null, status: 'complete', model: null, error: null, finishReason: null, inputTokens: null, outputTokens: null, createdAt: now + seq / 1000, updatedAt: now, toolCalls: [], attachments: [], ...fields };
+  const m = { id: newId('m'), conversationId: c.id, userId: c.userId, role, content: '', partialContent: null, reasoning: null, partialReasoning: null, reasoningTokens: null, status: 'complete', model: null, error: null, finishReason: null, inputTokens: null, outputTokens: null, tokensPerSecond: null, generationStartedAt: null, thinkingStartedAt: null, thinkingCompletedAt: null, firstTokenAt: null, generationCompletedAt: null, createdAt: now + seq / 1000, updatedAt: now, toolCalls: [], attachments: [], sources: [], ...fields };
   messages.set(m.id, m);
   c.messageCount++;
   c.lastMessageAt = c.updatedAt = now;
   return m;
 }
-const publicRow = ({ toolCalls, attachments, userId, ...row }) => row;
+const publicRow = ({ toolCalls, attachments, userId, sources, ...row }) => row;
 
 // ---------------------------------------------------------------- scripted provider
+const THOUGHTS = ['Let ', 'me ', 'think: ', 'the ', 'user ', 'wants ', 'ünïcode ', '🤔 ', 'and ', '思考 ', 'tokens. '];
 const WORDS = ['Hello ', 'wörld ', '中文 ', '😀 ', 'streaming ', 'tokens ', 'é ', '🎉 ', 'from ', 'the ', 'mock ', 'server. '];
 function calculator(input) {
   const e = String(input?.expression ?? '');
@@ -65,6 +70,10 @@ function plan(content) {
   const tool = /\/tool\s+(\w+)\s*(\{.*\})?/s.exec(content);
   const tokens = /\/tokens\s+(\d+)/.exec(content);
   const fail = /\/fail\s+(\d+)/.exec(content);
+  // §9: `/think N` reasoning tokens before the answer; `/source URL [TITLE]` cites a source first.
+  const think = /\/think\s+(\d+)/.exec(content);
+  if (think) for (let i = 0; i < Number(think[1]); i++) steps.push({ reasoning: THOUGHTS[i % THOUGHTS.length] });
+  for (const src of content.matchAll(/^\/source\s+(\S+)(?:[ \t]+(.+))?$/gm)) steps.push({ source: { url: src[1], title: src[2]?.trim() } });
   if (tool) {
     let input = {};
     try {
@@ -77,9 +86,10 @@ function plan(content) {
     const n = Number((tokens ?? fail)[1]);
     for (let i = 0; i < n; i++) steps.push({ text: WORDS[i % WORDS.length] });
     if (fail) steps.push({ fail: true });
-  } else {
+  } else if (!think) {
     for (const w of 'This is the mock server answering. Try /tool calculator {"expression":"6*7"} or /tokens 200 /delay 50.'.split(/(?<= )/)) steps.push({ text: w });
   }
+  if (think && !tool && !tokens && !fail) for (const w of ['The ', 'answer ', 'is ', '42. ']) steps.push({ text: w });
   return { steps, delay };
 }
 
@@ -96,9 +106,18 @@ function u16Chunks(text, from, size = 64) {
   }
   return out;
 }
-function replay(m, from, emit) {
+function replay(m, from, emit, fromReasoning = 0) {
   emit({ type: 'start', messageId: m.id, conversationId: m.conversationId });
-  const text = TERMINAL.has(m.status) ? m.content : running.get(m.id)?.text ?? m.partialContent ?? '';
+  const g = running.get(m.id);
+  const reasoning = TERMINAL.has(m.status) ? m.reasoning ?? '' : g?.reasoning ?? m.partialReasoning ?? '';
+  if (reasoning || g?.thinking) {
+    // §9: reasoning is replayed first (from fromReasoningOffset), then the text.
+    emit({ type: 'reasoning-start', messageId: m.id });
+    for (const [o, d] of u16Chunks(reasoning, Math.min(fromReasoning, reasoning.length))) emit({ type: 'reasoning-delta', messageId: m.id, offset: o, delta: d });
+    if (!g?.thinking) emit({ type: 'reasoning-end', messageId: m.id });
+  }
+  for (const s of m.sources) emit({ type: 'source', messageId: m.id, ...s });
+  const text = TERMINAL.has(m.status) ? m.content : g?.text ?? m.partialContent ?? '';
   let at = Math.min(from, text.length);
   const c = text.charCodeAt(at - 1);
   if (at > 0 && c >= 0xd800 && c <= 0xdbff) at--; // inside a pair: round down
@@ -114,21 +133,37 @@ function replay(m, from, emit) {
   for (const [o, d] of u16Chunks(text, at)) emit({ type: 'text-delta', messageId: m.id, offset: o, delta: d });
   if (TERMINAL.has(m.status)) emit(finishEvent(m));
 }
-const finishEvent = (m) => ({ type: 'finish', messageId: m.id, status: m.status, finishReason: m.finishReason ?? m.status, usage: { inputTokens: m.inputTokens ?? 0, outputTokens: m.outputTokens ?? 0 }, ...(m.error ? { error: m.error } : {}) });
+const finishEvent = (m) => ({ type: 'finish', messageId: m.id, status: m.status, finishReason: m.finishReason ?? m.status, usage: { inputTokens: m.inputTokens ?? 0, outputTokens: m.outputTokens ?? 0, ...(m.reasoningTokens != null ? { reasoningTokens: m.reasoningTokens } : {}) }, ...(m.error ? { error: m.error } : {}) });
 
 function startGeneration(m, content, requester) {
   const { steps, delay } = plan(content);
-  const g = { text: '', subscribers: new Set([requester]), cancelled: false, tokens: 0 };
+  const g = { text: '', reasoning: '', thinking: false, subscribers: new Set([requester]), cancelled: false, tokens: 0, reasoningTokens: 0 };
   running.set(m.id, g);
   const broadcast = (ev) => {
     for (const s of g.subscribers) s.sendEvent(ev);
   };
-  const flush = setInterval(() => (m.partialContent = g.text), 200); // partial_content lags the stream
+  const flush = setInterval(() => {
+    m.partialContent = g.text; // partial_content lags the stream
+    m.partialReasoning = g.reasoning || null;
+  }, 200);
+  const endThinking = () => {
+    if (!g.thinking) return;
+    g.thinking = false;
+    m.thinkingCompletedAt = Date.now();
+    broadcast({ type: 'reasoning-end', messageId: m.id });
+  };
   const finish = (status, error) => {
     clearInterval(flush);
+    endThinking();
     m.status = status;
     m.content = g.text;
     m.partialContent = null;
+    m.reasoning = g.reasoning || null;
+    m.partialReasoning = null;
+    m.reasoningTokens = g.reasoningTokens || null;
+    m.generationCompletedAt = Date.now();
+    // Output tokens over the time from the first token to the end (§9).
+    if (m.firstTokenAt != null && g.tokens > 0) m.tokensPerSecond = Math.round((g.tokens / Math.max(1, m.generationCompletedAt - m.firstTokenAt)) * 1000 * 10) / 10;
     m.finishReason = status === 'complete' ? 'stop' : status;
     m.error = error ?? null;
     m.inputTokens = content.length;
@@ -142,6 +177,7 @@ function startGeneration(m, content, requester) {
     g.cancelled = true;
   };
   m.status = 'generating';
+  m.generationStartedAt = Date.now();
   broadcast({ type: 'start', messageId: m.id, conversationId: m.conversationId });
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   (async () => {
@@ -149,7 +185,22 @@ function startGeneration(m, content, requester) {
       if (g.cancelled) return finish('stopped');
       await sleep(delay);
       if (g.cancelled) return finish('stopped');
-      if (step.text) {
+      if (step.reasoning) {
+        if (!g.thinking && !g.reasoning) {
+          g.thinking = true;
+          m.thinkingStartedAt = Date.now();
+          broadcast({ type: 'reasoning-start', messageId: m.id });
+        }
+        broadcast({ type: 'reasoning-delta', messageId: m.id, offset: g.reasoning.length, delta: step.reasoning });
+        g.reasoning += step.reasoning;
+        g.reasoningTokens++;
+      } else if (step.source) {
+        const s = { position: m.sources.length + 1, url: step.source.url, ...(step.source.title ? { title: step.source.title } : {}) };
+        m.sources.push(s);
+        broadcast({ type: 'source', messageId: m.id, ...s });
+      } else if (step.text) {
+        endThinking();
+        if (m.firstTokenAt == null) m.firstTokenAt = Date.now();
         broadcast({ type: 'text-delta', messageId: m.id, offset: g.text.length, delta: step.text });
         g.text += step.text;
         g.tokens++;
@@ -197,6 +248,9 @@ function handle(session, frame) {
   switch (f.type) {
     case 'ping':
       return session.sendEvent({ type: 'pong', ...(id != null ? { id } : {}) });
+    case 'watch':
+      // Accepted so the page has no error banner; the mock sends no `changed` events.
+      return session.sendEvent({ type: 'result', id, data: { watching: true } });
     case 'generate': {
       if (typeof f.content !== 'string') return err('bad_request', "missing field 'content'");
       let c = f.conversationId ? conversations.get(f.conversationId) : null;
@@ -215,8 +269,10 @@ function handle(session, frame) {
       if (!m) return err('not_found', 'no such message', f.messageId);
       const g = running.get(m.id);
       const text = TERMINAL.has(m.status) ? m.content : g?.text ?? m.partialContent ?? '';
+      const reasoning = TERMINAL.has(m.status) ? m.reasoning ?? '' : g?.reasoning ?? m.partialReasoning ?? '';
       if ((f.fromOffset ?? 0) > text.length) return err('bad_request', `fromOffset ${f.fromOffset} is past the end of the text (${text.length})`, m.id);
-      replay(m, f.fromOffset ?? 0, (ev) => session.sendEvent(ev));
+      if ((f.fromReasoningOffset ?? 0) > reasoning.length) return err('bad_request', `fromReasoningOffset ${f.fromReasoningOffset} is past the end of the reasoning (${reasoning.length})`, m.id);
+      replay(m, f.fromOffset ?? 0, (ev) => session.sendEvent(ev), f.fromReasoningOffset ?? 0);
       if (g) {
         g.subscribers.add(session);
         session.subs.add(m.id);
@@ -245,7 +301,7 @@ function handle(session, frame) {
         }
         case 'getMessage': {
           const m = mine(a.messageId);
-          return m ? result(publicRow(m)) : err('not_found', 'no such message');
+          return m ? result({ ...publicRow(m), sources: m.sources }) : err('not_found', 'no such message');
         }
         case 'getToolCalls': {
           const m = mine(a.messageId);
@@ -346,9 +402,12 @@ const server = http.createServer((req, res) => {
     return res.end('not found\n');
   }
   if (url.pathname === '/healthz') return res.end('ok\n');
-  const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(1));
-  const file = path.resolve(WEB, rel);
-  if (!file.startsWith(WEB + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+  // The page imports the client package from /client/ (the binary embeds it there).
+  const fromClient = url.pathname.startsWith('/client/');
+  const dir = fromClient ? CLIENT : WEB;
+  const rel = url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname.slice(fromClient ? '/client/'.length : 1));
+  const file = path.resolve(dir, rel);
+  if (!file.startsWith(dir + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
     res.writeHead(404, { 'Content-Type': 'text/plain' });
     return res.end('not found\n');
   }

@@ -2,7 +2,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { applyDelta, insertionPoint, mergeStreamText, segment, splitsSurrogatePair } from '../../web/offsets.js';
+import { applyDelta, insertionPoint, mergeStreamText, segment, splitsSurrogatePair } from '../../clients/js/src/offsets.js';
 import {
   createMessage,
   isToolCallPending,
@@ -11,7 +11,7 @@ import {
   reduceMessage,
   toolCallFromRow,
   withToolCallRows,
-} from '../../web/reducer.js';
+} from '../../clients/js/src/reducer.js';
 
 const MID = 'm1';
 const reduceAll = (msg, events) => events.reduce(reduceMessage, msg);

@@ -2,8 +2,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fetchFile, fileUrl, needsAuthHeader, uploadFile, uploadUrl } from '../../web/protocol.js';
-import { InflightStore } from '../../web/resume.js';
+import { ChatClient, ProtocolError, backoffDelay, buildWsUrl, defaultWsBase, fetchFile, fileUrl, needsAuthHeader, uploadFile, uploadUrl } from '../../clients/js/src/protocol.js';
+import { InflightStore } from '../../clients/js/src/resume.js';
 
 class FakeTimers {
   constructor() {
@@ -217,17 +217,18 @@ test('requests time out; heartbeat pings an idle socket and drops a dead one', a
   assert.equal(client.state, 'waiting');
 });
 
-test('InflightStore keeps messageId, text and UTF-16 length per identity', () => {
+test('InflightStore keeps messageId, text, reasoning and UTF-16 length per identity', () => {
   const mem = new Map();
   const storage = { getItem: (k) => mem.get(k) ?? null, setItem: (k, v) => mem.set(k, v), removeItem: (k) => mem.delete(k) };
   let now = 1000;
   const a = new InflightStore(storage, 'u:alice', () => now);
   const b = new InflightStore(storage, 'u:bob', () => now);
   a.save({ id: 'm1', conversationId: 'c1', text: 'hi 😀' });
-  assert.deepEqual(a.load().m1, { conversationId: 'c1', text: 'hi 😀', length: 5, savedAt: 1000, messageId: 'm1' });
+  assert.deepEqual(a.load().m1, { conversationId: 'c1', text: 'hi 😀', length: 5, reasoning: '', savedAt: 1000, messageId: 'm1' });
   assert.deepEqual(b.load(), {});
-  a.save({ id: 'm1', conversationId: 'c1', text: 'hi 😀 there' });
+  a.save({ id: 'm1', conversationId: 'c1', text: 'hi 😀 there', reasoning: 'hmm 🤔' });
   assert.equal(a.load().m1.length, 11);
+  assert.equal(a.load().m1.reasoning, 'hmm 🤔'); // resumed with fromReasoningOffset after a reload
   a.remove('m1');
   assert.deepEqual(a.load(), {});
   assert.equal(mem.size, 0);

@@ -175,7 +175,7 @@ await check('reload mid-stream resumes the same message without duplicating text
 await check('socket drop mid-stream: reconnects and resumes from the rendered offset', async () => {
   const id = await send('/tokens 300 /delay 15');
   await waitLength(id, 40);
-  await page.evaluate(() => globalThis.__chatstream.client.ws.close());
+  await page.evaluate(() => globalThis.__chatstream.client.socket.ws.close());
   await page.waitForSelector('#conn[data-state="waiting"]', { timeout: 5000 });
   await page.waitForSelector('#conn[data-state="open"]', { timeout: 15000 });
   await waitStatus(id, ['complete']);

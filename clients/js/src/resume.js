@@ -1,6 +1,6 @@
 // Persistence of in-flight messages across a page reload (sessionStorage), so
 // that a reload mid-stream resumes the same message from the UTF-16 length
-// already rendered instead of starting over. Storage is injected (any object
+// of text (and reasoning) already rendered instead of starting over. Storage is injected (any object
 // with getItem/setItem/removeItem), so this module is testable in Node.
 
 const PREFIX = 'chatstream.inflight:';
@@ -14,7 +14,7 @@ export class InflightStore {
     this.now = now;
   }
 
-  /** @returns {Record<string, {messageId:string, conversationId:string|null, text:string, length:number, savedAt:number}>} */
+  /** @returns {Record<string, {messageId:string, conversationId:string|null, text:string, length:number, reasoning:string, savedAt:number}>} */
   load() {
     if (!this.storage) return {};
     try {
@@ -23,7 +23,7 @@ export class InflightStore {
       for (const [id, r] of Object.entries(raw && typeof raw === 'object' ? raw : {})) {
         if (!r || typeof r.text !== 'string' || this.now() - (r.savedAt ?? 0) > MAX_AGE_MS) continue;
         // The length is what was rendered; keep it consistent with the text.
-        out[id] = { ...r, messageId: id, length: r.text.length };
+        out[id] = { ...r, messageId: id, length: r.text.length, reasoning: typeof r.reasoning === 'string' ? r.reasoning : '' };
       }
       return out;
     } catch {
@@ -35,6 +35,7 @@ export class InflightStore {
   save(msg) {
     const all = this.load();
     all[msg.id] = { conversationId: msg.conversationId, text: msg.text, length: msg.text.length, savedAt: this.now() };
+    if (msg.reasoning) all[msg.id].reasoning = msg.reasoning; // resumed from its own offset (fromReasoningOffset)
     this.#write(all);
   }
 

@@ -1,7 +1,8 @@
-// WebSocket client of the chatstream protocol (DESIGN.md §6): request/reply
-// matching by id, stream events handed to the app, reconnect with backoff and
-// a heartbeat. No DOM access; the WebSocket class and the timers are injected
-// so that Node tests can drive it with a fake socket.
+// The socket layer of the chatstream protocol (DESIGN.md §6): request/reply
+// matching by id, stream events handed to the caller, reconnect with backoff
+// and a heartbeat. No DOM access; the WebSocket class and the timers are
+// injected so that Node tests can drive it with a fake socket. client.js
+// builds message tracking and exact resume on top of it.
 
 /** Delay before reconnect attempt `attempt` (0-based): exponential, capped, with jitter in [50%, 100%]. */
 export function backoffDelay(attempt, rng = Math.random, baseMs = 500, capMs = 30000) {
@@ -102,7 +103,7 @@ const defaultTimers = {
 export class ChatClient {
   /**
    * @param {object} o
-   * @param {string} o.url                  ws URL including ?user= / ?token=
+   * @param {string|(()=>string)} o.url     ws URL including ?user= / ?token=; a function is called on every (re)connect (a fresh token)
    * @param {Function} [o.WebSocketImpl]    defaults to globalThis.WebSocket
    * @param {(ev:object, request:object|null)=>void} [o.onEvent]  stream events, `changed`, and errors of fire-and-forget frames
    * @param {(status:object)=>void} [o.onStatus]  connection state changes
@@ -147,7 +148,7 @@ export class ChatClient {
     this.#setStatus('connecting');
     let ws;
     try {
-      ws = new this.WebSocketImpl(this.url);
+      ws = new this.WebSocketImpl(typeof this.url === 'function' ? this.url() : this.url);
     } catch (e) {
       this.#onClose(null, { code: 0, reason: String(e?.message ?? e) });
       return;
@@ -239,6 +240,10 @@ export class ChatClient {
       const p = this.pending.get(id);
       this.pending.delete(id);
       this.timers.clearTimeout(p.timer);
+      // Synchronous, before the promise settles: the stream events that follow
+      // an ack may be dispatched in the same tick (ws emits frames of one read
+      // together), so whoever tracks the stream must know its id now.
+      p.onReply?.(ev);
       if (ev.type === 'error') p.reject(new ProtocolError(ev.code ?? 'internal', ev.message ?? 'error', ev));
       else p.resolve(ev.type === 'result' ? ev.data : ev);
       return;
@@ -247,6 +252,7 @@ export class ChatClient {
       const s = this.sent.get(id);
       this.sent.delete(id);
       this.timers.clearTimeout(s.timer);
+      if (s.onError) return s.onError(ev, s.frame);
       return this.onEvent(ev, s.frame);
     }
     this.onEvent(ev, null);
@@ -256,8 +262,9 @@ export class ChatClient {
    * Sends a frame that gets exactly one reply (`query`, `mutate`: `result`;
    * `generate`: `ack`) and resolves with it (`result.data`, or the ack), or
    * rejects with a ProtocolError (server `error`, `disconnected`, `timeout`).
+   * `onReply(ev)` sees the reply frame synchronously, before the promise settles.
    */
-  request(frame) {
+  request(frame, { onReply } = {}) {
     const id = `r${this.nextId++}`;
     return new Promise((resolve, reject) => {
       if (!this.#raw({ ...frame, id })) {
@@ -268,7 +275,7 @@ export class ChatClient {
         this.pending.delete(id);
         reject(new ProtocolError('timeout', `no answer to ${frame.type} in ${this.requestTimeoutMs} ms`));
       }, this.requestTimeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, timer, onReply });
     });
   }
 
@@ -276,12 +283,16 @@ export class ChatClient {
     return this.request(args === undefined ? { type: 'query', name } : { type: 'query', name, args });
   }
 
-  /** Sends a frame without a reply of its own (`subscribe`, `cancel`); an `error` for it reaches onEvent with the frame. */
-  send(frame) {
+  /**
+   * Sends a frame without a reply of its own (`subscribe`, `cancel`); an
+   * `error` for it goes to `onError(ev, frame)` when given, else to onEvent
+   * with the frame.
+   */
+  send(frame, onError) {
     const id = `s${this.nextId++}`;
     if (!this.#raw({ ...frame, id })) return false;
     const timer = this.timers.setTimeout(() => this.sent.delete(id), this.requestTimeoutMs);
-    this.sent.set(id, { frame, timer });
+    this.sent.set(id, { frame, timer, onError });
     return true;
   }
 
