@@ -13,12 +13,15 @@ export const binary = process.env.CHATSTREAM_BIN ?? path.join(root, 'build/src/c
 
 /**
  * Starts `chatstream serve --port 0 --db <tmp>` with @p args and resolves
- * once it logs `listening on http://HOST:PORT`. stop() sends SIGTERM.
+ * once it logs `listening on http://HOST:PORT`. stop() sends SIGTERM;
+ * kill() sends SIGKILL and keeps the database, and restart() starts a new
+ * server on the same port and database (what a client sees across a crash).
+ * @p options.port and @p options.dir reuse a port and a database directory.
  */
-export async function startServer(args = []) {
+export async function startServer(args = [], { port = 0, dir = null } = {}) {
   if (!fs.existsSync(binary)) throw new Error(`no chatstream binary at ${binary} (build it, or set CHATSTREAM_BIN)`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatstream-e2e-'));
-  const child = spawn(binary, ['serve', '--port', '0', '--db', path.join(dir, 'chat.db'), '--threads', '2', '--flush-ms', '20', ...args], {
+  dir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'chatstream-e2e-'));
+  const child = spawn(binary, ['serve', '--port', String(port), '--db', path.join(dir, 'chat.db'), '--threads', '2', '--flush-ms', '20', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -39,6 +42,18 @@ export async function startServer(args = []) {
   return {
     url,
     log: () => log,
+    /** SIGKILL: no drain, the database is left as a crash leaves it. */
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.on('exit', r));
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+    /** A new server on the same port and database (after kill()). */
+    restart() {
+      return startServer(args, { port: Number(new URL(url).port), dir });
+    },
     /** SIGTERM, then throws unless the server exited 0 with no sanitizer report in its log. */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

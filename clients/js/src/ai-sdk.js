@@ -224,7 +224,8 @@ const textOfMessage = (m) => (m?.parts ?? []).filter((p) => p.type === 'text').m
  *   `onConversation(chatId, conversationId)` lets the app store it.
  * - Only the last user message is sent (its text parts joined with "\n"):
  *   the server keeps the history, as on /api/chat.
- * - `regenerate-message` is `mutate regenerate` of that message.
+ * - `regenerate-message` is `mutate regenerate` of that message (for
+ *   `regenerate()` without an id, of the answer after the kept history).
  * - An abort (useChat's `stop()`) cancels the generation (`cancelOnAbort`,
  *   default true); with false it only stops reading, as /api/chat does.
  * - `reconnectToStream` replays the chat's running answer from its start,
@@ -255,8 +256,12 @@ export class WebSocketChatTransport {
   async sendMessages({ trigger, chatId, messageId, messages, abortSignal, body }) {
     let stream;
     if (trigger === 'regenerate-message') {
-      if (!messageId) throw new Error('regenerate-message needs the id of the answer to replace');
-      stream = this.client.regenerate(messageId);
+      const known = messageId && this.client.messages.get(messageId)?.role === 'assistant';
+      // Chat.regenerate() without an id (the last answer), or from a user
+      // message: the answer to replace is the server's first answer after
+      // the history the Chat kept (its messages map 1:1 onto the conversation's).
+      const target = known ? messageId : await this.#answerAfter(this.conversationIdOf(chatId), messages?.length ?? 0);
+      stream = this.client.regenerate(target);
       const result = await stream.ack;
       this.#remember(chatId, result?.conversationId);
     } else {
@@ -279,6 +284,25 @@ export class WebSocketChatTransport {
     return toUIMessageStream(stream, { abortSignal, onAbort: this.cancelOnAbort ? () => stream.cancel().catch(() => {}) : null });
   }
 
+  async #listMessages(conversationId) {
+    let rows = [];
+    let cursor = null;
+    for (let page = 0; page < 20; page++) {
+      const data = await this.client.query('listMessages', cursor ? { conversationId, limit: 500, cursor } : { conversationId, limit: 500 });
+      rows = rows.concat(data?.messages ?? []);
+      cursor = data?.nextCursor;
+      if (!cursor) break;
+    }
+    return rows;
+  }
+
+  async #answerAfter(conversationId, kept) {
+    const rows = await this.#listMessages(conversationId);
+    const answer = rows.slice(kept).find((r) => r.role === 'assistant') ?? rows.findLast((r) => r.role === 'assistant');
+    if (!answer) throw new Error('regenerate: the conversation has no answer to replace');
+    return answer.id;
+  }
+
   async reconnectToStream({ chatId, abortSignal }) {
     const conversationId = this.conversationIdOf(chatId);
     let running = null;
@@ -286,14 +310,8 @@ export class WebSocketChatTransport {
       if (m.conversationId === conversationId && m.role === 'assistant' && !isTerminal(m.status) && this.client.isFollowing(m.id)) running = m.id;
     }
     if (!running) {
-      let cursor = null;
       try {
-        for (let page = 0; page < 20; page++) {
-          const data = await this.client.query('listMessages', cursor ? { conversationId, limit: 500, cursor } : { conversationId, limit: 500 });
-          for (const row of data?.messages ?? []) if (row.role === 'assistant' && !isTerminal(row.status)) running = row.id;
-          cursor = data?.nextCursor;
-          if (!cursor) break;
-        }
+        for (const row of await this.#listMessages(conversationId)) if (row.role === 'assistant' && !isTerminal(row.status)) running = row.id;
       } catch (err) {
         if (err.code === 'not_found') return null; // no such chat (or someone else's): nothing runs
         throw err;
