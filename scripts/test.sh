@@ -108,10 +108,24 @@ else
   stage_missing tests/web "node not installed"
 fi
 
+# The client package @chatstream/client (clients/js): connect(), resume, the
+# AI SDK chunk mapping, with a fake socket. Against the binary and the mock
+# server it runs in tests/e2e (client*.test.mjs) below.
+if command -v node >/dev/null; then
+  rc=0
+  node --test clients/js/tests/ | tee "$summary" || rc=$?
+  count_node clients/js "$rc"
+else
+  stage_missing clients/js "node not installed"
+fi
+
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 # End-to-end with Node against the binary just built (tests/e2e): the AI SDK's
-# own client on /api/chat, and the chat page in headless Chromium.
+# own client on /api/chat, @chatstream/client over /ws (resume after a drop
+# and after a server restart, the AI SDK Chat through WebSocketChatTransport),
+# and the chat page in headless Chromium; the reasoning parts against the
+# mock server (tests/web/mock_server.mjs).
 run_e2e() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     stage_missing tests/e2e "node/npm not installed"
