@@ -57,6 +57,37 @@ private:
 
 } // namespace
 
+std::string detail::sqlite_add_columns_if_missing(storage::database& db, std::string const& sql)
+{
+    // SQLite has no `ADD COLUMN IF NOT EXISTS`: a line holding one is
+    // dropped when the column exists and loses the clause otherwise.
+    static constexpr std::string_view prefix = "ALTER TABLE ";
+    static constexpr std::string_view clause = " ADD COLUMN IF NOT EXISTS ";
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < sql.size())
+    {
+        auto end = sql.find('\n', pos);
+        if (end == std::string::npos)
+            end = sql.size();
+        std::string line = sql.substr(pos, end - pos);
+        pos = end + 1;
+        auto const at = line.find(clause);
+        if (line.starts_with(prefix) && at != std::string::npos)
+        {
+            auto const table = line.substr(prefix.size(), at - prefix.size());
+            auto const rest = line.substr(at + clause.size());
+            auto const column = rest.substr(0, rest.find(' '));
+            if (db.has_column(table, column))
+                continue;
+            line = std::string(prefix) + table + " ADD COLUMN " + rest;
+        }
+        out += line;
+        out += '\n';
+    }
+    return out;
+}
+
 database_kind detect_kind(storage::database& db)
 {
     // copy_progress is `migrate copy`'s own bookkeeping: a target it created
@@ -143,7 +174,8 @@ std::vector<int> detail::apply_schema_files(storage::database& db, std::vector<s
         q.reset();
         if (done) continue;
         bool const skip = f.legacy_only && !legacy;
-        if (!skip) db.exec(f.sql);
+        if (!skip)
+            db.exec(db.is_postgres() ? f.sql : detail::sqlite_add_columns_if_missing(db, f.sql));
         auto& ins = db.prepare("INSERT INTO schema_migrations(version, name, checksum, applied_at, skipped) "
                                "VALUES(?,?,?,?,?)");
         ins.bind(1, f.version);

@@ -31,6 +31,9 @@ constexpr invariant invariants[] = {
     {"appended text chunks left on a finished message (not folded into content)",
      "SELECT count(*), min(k.message_id) FROM message_chunks k JOIN messages m ON m.id = k.message_id "
      "WHERE m.status NOT IN ('pending','generating')"},
+    {"appended reasoning chunks left on a finished message (not folded into reasoning)",
+     "SELECT count(*), min(k.message_id) FROM reasoning_chunks k JOIN messages m ON m.id = k.message_id "
+     "WHERE m.status NOT IN ('pending','generating')"},
     {"messages with an unknown status",
      "SELECT count(*), min(id) FROM messages WHERE status NOT IN "
      "('pending','generating','complete','error','stopped','interrupted')"},

@@ -14,7 +14,8 @@ namespace {
 constexpr char const* copied_message_columns =
     "role, content, partial_content, status, model, error, finish_reason, input_tokens, "
     "output_tokens, cost, tokens_per_second, first_token_at, generation_started_at, "
-    "generation_completed_at, created_at, updated_at";
+    "generation_completed_at, created_at, updated_at, reasoning, partial_reasoning, "
+    "reasoning_tokens, thinking_started_at, thinking_completed_at";
 constexpr char const* legacy_message_columns = ", attachments, tool_calls, partial_tool_calls";
 
 constexpr char const* copy_tool_calls =
@@ -159,6 +160,9 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
     std::string copied_values = copied_message_columns;
     copied_values.replace(copied_values.find("partial_content"), std::string_view("partial_content").size(),
                           partial_text_sql(db.dialect()));
+    copied_values.replace(copied_values.find("partial_reasoning"),
+                          std::string_view("partial_reasoning").size(),
+                          partial_text_sql(db.dialect(), partial_channel::reasoning));
     std::string const copy_message = std::string("INSERT INTO messages(id, conversation_id, user_id, ") +
                                      copied_message_columns + legacy + ") SELECT ?1, ?2, user_id, " +
                                      copied_values + legacy + " FROM messages WHERE id = ?3";

@@ -63,16 +63,17 @@ conversation_row read_conversation(storage::statement& q)
 // chunks in byte order (issue 19), so every reader sees one text.
 std::string const& message_columns(database& db)
 {
-    static std::string const sqlite = std::string("id, conversation_id, user_id, role, content, ") +
-                                      partial_text_sql(dialect::sqlite) +
-                                      ", status, model, error, "
-                                      "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
-                                      "generation_started_at, generation_completed_at, created_at, updated_at";
-    static std::string const postgres = std::string("id, conversation_id, user_id, role, content, ") +
-                                        partial_text_sql(dialect::postgres) +
-                                        ", status, model, error, "
-                                        "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
-                                        "generation_started_at, generation_completed_at, created_at, updated_at";
+    auto const columns = [](dialect d)
+    {
+        return std::string("id, conversation_id, user_id, role, content, ") + partial_text_sql(d) +
+               ", status, model, error, "
+               "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
+               "generation_started_at, generation_completed_at, created_at, updated_at, reasoning, " +
+               partial_text_sql(d, partial_channel::reasoning) +
+               ", reasoning_tokens, thinking_started_at, thinking_completed_at";
+    };
+    static std::string const sqlite = columns(dialect::sqlite);
+    static std::string const postgres = columns(dialect::postgres);
     return db.is_postgres() ? postgres : sqlite;
 }
 
@@ -98,6 +99,11 @@ message_row read_message(storage::statement& q)
     r.generation_completed_at = opt_int(q.getColumn(16));
     r.created_at = q.getColumn(17).getInt64();
     r.updated_at = q.getColumn(18).getInt64();
+    r.reasoning = opt_text(q.getColumn(19));
+    r.partial_reasoning = opt_text(q.getColumn(20));
+    r.reasoning_tokens = opt_int(q.getColumn(21));
+    r.thinking_started_at = opt_int(q.getColumn(22));
+    r.thinking_completed_at = opt_int(q.getColumn(23));
     return r;
 }
 
@@ -358,8 +364,9 @@ void messages::insert(database& db, message_row const& r)
     auto& q = db.prepare(
         "INSERT INTO messages(id, conversation_id, user_id, role, content, partial_content, status, "
         "model, error, finish_reason, input_tokens, output_tokens, cost, tokens_per_second, "
-        "first_token_at, generation_started_at, generation_completed_at, created_at, updated_at) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "first_token_at, generation_started_at, generation_completed_at, created_at, updated_at, "
+        "reasoning, partial_reasoning, reasoning_tokens, thinking_started_at, thinking_completed_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q.bind(1, r.id);
     q.bind(2, r.conversation_id);
     q.bind(3, r.user_id);
@@ -379,6 +386,11 @@ void messages::insert(database& db, message_row const& r)
     bind_opt(q, 17, r.generation_completed_at);
     q.bind(18, r.created_at);
     q.bind(19, r.updated_at);
+    bind_opt(q, 20, r.reasoning);
+    bind_opt(q, 21, r.partial_reasoning);
+    bind_opt(q, 22, r.reasoning_tokens);
+    bind_opt(q, 23, r.thinking_started_at);
+    bind_opt(q, 24, r.thinking_completed_at);
     q.exec();
     conversations::touch_for_new_message(db, r.conversation_id, r.created_at);
 }
@@ -491,11 +503,37 @@ bool messages::append_partial(database& db, std::string const& id, std::int64_t 
     return q.exec() > 0;
 }
 
+bool messages::append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
+                                        std::string_view text,
+                                        std::optional<std::int64_t> thinking_started_at, std::int64_t now)
+{
+    if (thinking_started_at) {
+        auto& u = db.prepare(
+            "UPDATE messages SET thinking_started_at = ?2, status = 'generating', updated_at = ?3 "
+            "WHERE id = ?1 AND status IN ('pending','generating') AND thinking_started_at IS NULL");
+        u.bind(1, id);
+        u.bind(2, *thinking_started_at);
+        u.bind(3, now);
+        u.exec();
+    }
+    auto& q = db.prepare(
+        "INSERT INTO reasoning_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
+        "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
+        "ON CONFLICT DO NOTHING");
+    q.bind(1, id);
+    q.bind(2, byte_start);
+    q.bind(3, std::string(text));
+    return q.exec() > 0;
+}
+
 void messages::drop_chunks(database& db, std::string const& id)
 {
-    auto& q = db.prepare("DELETE FROM message_chunks WHERE message_id = ?");
-    q.bind(1, id);
-    q.exec();
+    for (auto const* sql : {"DELETE FROM message_chunks WHERE message_id = ?",
+                            "DELETE FROM reasoning_chunks WHERE message_id = ?"}) {
+        auto& q = db.prepare(sql);
+        q.bind(1, id);
+        q.exec();
+    }
 }
 
 bool messages::finish(database& db, std::string const& id, completion const& c)
@@ -506,7 +544,10 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
         "UPDATE messages SET status = ?2, content = ?3, partial_content = NULL, error = ?4, "
         "finish_reason = ?5, input_tokens = ?6, output_tokens = ?7, cost = ?8, "
         "tokens_per_second = ?9, first_token_at = coalesce(first_token_at, ?10), "
-        "generation_completed_at = ?11, updated_at = ?11 "
+        "generation_completed_at = ?11, updated_at = ?11, reasoning = coalesce(?12, reasoning), "
+        "partial_reasoning = NULL, reasoning_tokens = coalesce(?13, reasoning_tokens), "
+        "thinking_started_at = coalesce(thinking_started_at, ?14), "
+        "thinking_completed_at = coalesce(?15, thinking_completed_at) "
         "WHERE id = ?1 AND status IN ('pending','generating')");
     q.bind(1, id);
     q.bind(2, c.status);
@@ -519,6 +560,10 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
     bind_opt(q, 9, c.tokens_per_second);
     bind_opt(q, 10, c.first_token_at);
     q.bind(11, c.completed_at);
+    bind_opt(q, 12, c.reasoning);
+    bind_opt(q, 13, c.reasoning_tokens);
+    bind_opt(q, 14, c.thinking_started_at);
+    bind_opt(q, 15, c.thinking_completed_at);
     bool const changed = q.exec() > 0;
     if (changed) drop_chunks(db, id);
     if (changed)
@@ -529,13 +574,16 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
 
 bool messages::interrupt(database& db, std::string const& id, std::int64_t now)
 {
-    static std::string const promote[2] = {
-        std::string("UPDATE messages SET status = 'interrupted', content = coalesce(") +
-            partial_text_sql(dialect::sqlite) + ", content), ",
-        std::string("UPDATE messages SET status = 'interrupted', content = coalesce(") +
-            partial_text_sql(dialect::postgres) + ", content), "};
-    auto& u = db.prepare(promote[db.is_postgres() ? 1 : 0] +
-        "partial_content = NULL, finish_reason = 'interrupted', "
+    // What was thought is kept like what was said.
+    auto const promote = [](dialect d)
+    {
+        return std::string("UPDATE messages SET status = 'interrupted', content = coalesce(") +
+               partial_text_sql(d) + ", content), reasoning = coalesce(" +
+               partial_text_sql(d, partial_channel::reasoning) + ", reasoning), ";
+    };
+    static std::string const promotes[2] = {promote(dialect::sqlite), promote(dialect::postgres)};
+    auto& u = db.prepare(promotes[db.is_postgres() ? 1 : 0] +
+        "partial_content = NULL, partial_reasoning = NULL, finish_reason = 'interrupted', "
         "error = 'server restarted during generation', generation_completed_at = ?2, "
         "updated_at = ?2 WHERE id = ?1 AND status IN ('pending','generating')");
     u.bind(1, id);

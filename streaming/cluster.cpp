@@ -31,7 +31,9 @@ struct follower
     std::string user_id;
     request_id rid;
     std::uint64_t offset = 0; ///< UTF-16 units already sent (or asked to skip)
+    std::uint64_t reasoning_offset = 0; ///< likewise, of the reasoning
     bool started = false;     ///< `start` sent
+    bool reasoning_open = false; ///< `reasoning-start` sent, `reasoning-end` not yet
     bool finish_only = false; ///< a canceller: hears only the end
     std::unordered_set<std::string> tools_sent;
 };
@@ -176,12 +178,28 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
                 f.started = true;
             }
             if (f.offset > length && !terminal) return true;
+            auto emit = [&](frame fr) { sink->deliver(std::move(fr)); };
+            // Reasoning as it is stored: a block opens when reasoning past
+            // the follower's offset appears (unless the client has part of
+            // it) and closes once the answer or the end comes.
+            auto const reasoning_length = core::utf16_length(snap.stored.reasoning);
+            if (reasoning_length > f.reasoning_offset)
+            {
+                bool const open = !f.reasoning_open && f.reasoning_offset == 0;
+                f.reasoning_open = f.reasoning_open || open || f.reasoning_offset > 0;
+                replay_reasoning(message_id, snap.stored.reasoning, f.reasoning_offset, open, false, emit);
+                f.reasoning_offset = reasoning_length;
+            }
+            if (f.reasoning_open && (length > 0 || terminal))
+            {
+                emit(events::reasoning_end(message_id));
+                f.reasoning_open = false;
+            }
             // Tool results committed after the text passed their position go
             // out first (with their own textPosition); the rest interleave.
             std::vector<replay_tool> late, ahead;
             for (auto const& t : snap.stored.tools)
                 if (f.tools_sent.insert(t.id).second) (t.text_position < f.offset ? late : ahead).push_back(t);
-            auto emit = [&](frame fr) { sink->deliver(std::move(fr)); };
             if (!late.empty()) replay_frames(message_id, {}, late, 0, emit);
             if (length > f.offset || !ahead.empty()) replay_frames(message_id, snap.stored.text, ahead, f.offset, emit);
             f.offset = std::max(f.offset, length);
@@ -346,7 +364,7 @@ void cluster::stop()
 
 void cluster::follow(std::string user_id, subscribe_request req, std::weak_ptr<subscriber> s)
 {
-    follower f{std::move(s), std::move(user_id), req.id, req.from_offset};
+    follower f{std::move(s), std::move(user_id), req.id, req.from_offset, req.from_reasoning_offset};
     net::post(state_->strand, [st = state_, id = req.message_id, f = std::move(f)]() mutable { st->add(id, std::move(f)); });
 }
 

@@ -72,6 +72,31 @@ frame tool_output(std::string_view message_id, std::string_view id, std::string_
 
 } // namespace
 
+namespace
+{
+
+// Emits @p text[byte, end) as deltas of at most replay_chunk_bytes, cut on
+// code point boundaries, advancing @p byte and @p u16.
+template <class MakeDelta>
+void emit_deltas(MakeDelta const& make, std::string_view text, std::size_t& byte, std::uint64_t& u16,
+                 std::size_t end, std::function<void(frame)> const& emit)
+{
+    while (byte < end)
+    {
+        auto n = std::min(end - byte, replay_chunk_bytes);
+        if (byte + n < end)
+            n = core::complete_utf8_prefix(text.substr(byte, n));
+        if (n == 0)
+            n = end - byte; // never loop on malformed text
+        auto const piece = text.substr(byte, n);
+        emit(make(u16, piece));
+        u16 += core::utf16_length(piece);
+        byte += n;
+    }
+}
+
+} // namespace
+
 void replay_frames(std::string_view message_id, std::string_view text,
                    std::vector<replay_tool> const& tools, std::uint64_t from,
                    std::function<void(frame)> const& emit)
@@ -80,31 +105,33 @@ void replay_frames(std::string_view message_id, std::string_view text,
     // pair rounds down, so the pair is replayed whole.
     std::size_t byte = core::utf8_offset_of_utf16(text, from);
     std::uint64_t u16 = core::utf16_length(text.substr(0, byte));
-    auto emit_text_until = [&](std::size_t end)
-    {
-        while (byte < end)
-        {
-            auto n = std::min(end - byte, replay_chunk_bytes);
-            if (byte + n < end)
-                n = core::complete_utf8_prefix(text.substr(byte, n));
-            if (n == 0)
-                n = end - byte; // never loop on malformed text
-            auto const piece = text.substr(byte, n);
-            emit(events::text_delta(message_id, u16, piece));
-            u16 += core::utf16_length(piece);
-            byte += n;
-        }
-    };
+    auto const make = [&](std::uint64_t at, std::string_view piece)
+    { return events::text_delta(message_id, at, piece); };
     for (auto const& t : tools)
     {
         if (t.text_position < from)
             continue;
-        emit_text_until(std::max(byte, core::utf8_offset_of_utf16(text, t.text_position)));
+        emit_deltas(make, text, byte, u16,
+                    std::max(byte, core::utf8_offset_of_utf16(text, t.text_position)), emit);
         emit(events::tool_input_available(message_id, t.id, t.name, t.args_json, t.text_position));
         if (t.result_json)
             emit(tool_output(message_id, t.id, *t.result_json));
     }
-    emit_text_until(text.size());
+    emit_deltas(make, text, byte, u16, text.size(), emit);
+}
+
+void replay_reasoning(std::string_view message_id, std::string_view reasoning, std::uint64_t from,
+                      bool open, bool close, std::function<void(frame)> const& emit)
+{
+    std::size_t byte = core::utf8_offset_of_utf16(reasoning, from);
+    std::uint64_t u16 = core::utf16_length(reasoning.substr(0, byte));
+    if (open)
+        emit(events::reasoning_start(message_id));
+    emit_deltas([&](std::uint64_t at, std::string_view piece)
+                { return events::reasoning_delta(message_id, at, piece); },
+                reasoning, byte, u16, reasoning.size(), emit);
+    if (close)
+        emit(events::reasoning_end(message_id));
 }
 
 stored_replay read_stored_replay(storage::database& db, storage::message_row const& m)
@@ -112,6 +139,8 @@ stored_replay read_stored_replay(storage::database& db, storage::message_row con
     stored_replay r;
     r.terminal = storage::is_terminal_status(m.status);
     r.text = r.terminal ? m.content : m.partial_content.value_or(m.content);
+    r.reasoning = r.terminal ? m.reasoning.value_or("")
+                             : m.partial_reasoning.value_or(m.reasoning.value_or(""));
     for (auto& t : storage::tool_calls::list_for_message(db, m.user_id, m.id, true))
         if (t.result)
             r.tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
@@ -123,7 +152,8 @@ stored_replay read_stored_replay(storage::database& db, storage::message_row con
 frame stored_finish(storage::message_row const& m)
 {
     return events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
-                                 m.input_tokens.value_or(0), m.output_tokens.value_or(0), m.error});
+                                 m.input_tokens.value_or(0), m.output_tokens.value_or(0), m.error,
+                                 m.reasoning_tokens.value_or(0)});
 }
 
 void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
@@ -165,6 +195,9 @@ public:
             case stream_log::item::text:
                 sub->deliver(events::text_delta(log_->message_id(), offset, text_));
                 break;
+            case stream_log::item::reasoning:
+                sub->deliver(events::reasoning_delta(log_->message_id(), offset, text_));
+                break;
             case stream_log::item::event:
                 sub->deliver(std::move(event));
                 break;
@@ -202,6 +235,9 @@ struct flush_item
     std::int64_t byte_start = 0;
     std::string text;
     std::optional<std::int64_t> first_token_at; ///< set on a generation's first flush
+    std::int64_t reasoning_byte_start = 0;
+    std::string reasoning; ///< the reasoning added since the last flush
+    std::optional<std::int64_t> thinking_started_at; ///< set on the first reasoning flush
 };
 
 struct stream_hub::state : std::enable_shared_from_this<stream_hub::state>
@@ -308,7 +344,6 @@ public:
                 deliver_to(requester, std::move(ack));
                 self->follow(requester, stream_log::cursor{});
                 auto const now = core::now_ms();
-                self->started_ = clock::now();
                 self->ctx_.writer.submit(
                     [id = self->id_.message_id, now](storage::database& db)
                     { storage::messages::mark_generating(db, id, now); },
@@ -387,6 +422,8 @@ public:
     {
         if (state_ != state::running || text.empty())
             return;
+        end_reasoning();
+        token_arrived();
         if (!first_token_at_)
         {
             first_token_at_ = core::now_ms();
@@ -394,14 +431,34 @@ public:
         }
         log_->append_text(text);
         ++step_chunks_;
-        if (!dirty_.exchange(true, std::memory_order_acq_rel))
-            hub_->mark_dirty(shared_from_this());
+        mark_dirty();
+    }
+
+    void on_reasoning(std::string_view text) override
+    {
+        if (state_ != state::running || text.empty())
+            return;
+        token_arrived();
+        if (!reasoning_open_)
+        {
+            reasoning_open_ = true;
+            if (!thinking_started_at_)
+            {
+                thinking_started_at_ = core::now_ms();
+                thinking_started_ms_.store(*thinking_started_at_, std::memory_order_relaxed);
+            }
+            log_->append_reasoning_event(events::reasoning_start(id_.message_id));
+        }
+        log_->append_reasoning(text);
+        ++step_reasoning_chunks_;
+        mark_dirty();
     }
 
     void on_tool_input_start(std::string_view id, std::string_view name) override
     {
         if (state_ != state::running)
             return;
+        end_reasoning();
         auto const at = log_->u16_length_unlocked();
         tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt, at});
         broadcast(events::tool_input_start(id_.message_id, id, name, at));
@@ -419,6 +476,7 @@ public:
     {
         if (state_ != state::running)
             return;
+        end_reasoning();
         auto* t = find_tool(id);
         if (!t)
         {
@@ -460,8 +518,14 @@ public:
         stream_.reset();
         if (state_ != state::running)
             return;
-        output_tokens_ += usage.output_tokens ? usage.output_tokens : step_chunks_;
+        end_reasoning();
+        step_ended();
+        // Without usage from upstream, each text or reasoning chunk counts as a token.
+        output_tokens_ +=
+            usage.output_tokens ? usage.output_tokens : step_chunks_ + step_reasoning_chunks_;
+        reasoning_tokens_ += usage.output_tokens ? usage.reasoning_tokens : step_reasoning_chunks_;
         step_chunks_ = 0;
+        step_reasoning_chunks_ = 0;
         if (step_ == 0)
             input_tokens_ = usage.input_tokens;
         // Every step is billed for its own input (the history is re-sent),
@@ -492,6 +556,40 @@ private:
 
     // A tool call of this generation; result_json is set once committed.
     using tool_state = replay_tool;
+
+    void mark_dirty()
+    {
+        if (!dirty_.exchange(true, std::memory_order_acq_rel))
+            hub_->mark_dirty(shared_from_this());
+    }
+
+    // A reasoning block ends when the answer, a tool call or the step's end
+    // comes; the first block's end is thinking_completed_at (DESIGN.md §9).
+    void end_reasoning()
+    {
+        if (!reasoning_open_)
+            return;
+        reasoning_open_ = false;
+        if (!thinking_completed_at_)
+            thinking_completed_at_ = core::now_ms();
+        log_->append_reasoning_event(events::reasoning_end(id_.message_id));
+    }
+
+    // tokens_per_second counts the time tokens stream: from each step's
+    // first token to its end, so neither the wait for the first token nor
+    // the time spent in tools between steps lowers it.
+    void token_arrived()
+    {
+        if (!step_first_token_)
+            step_first_token_ = clock::now();
+    }
+    void step_ended()
+    {
+        if (step_first_token_)
+            streaming_seconds_ +=
+                std::chrono::duration<double>(clock::now() - *step_first_token_).count();
+        step_first_token_.reset();
+    }
 
     tool_state* find_tool(std::string_view id)
     {
@@ -583,16 +681,22 @@ public:
         if (finishing_.load(std::memory_order_acquire))
             return std::nullopt;
         auto text = log_->copy_text(flushed_bytes_);
-        if (text.empty())
+        auto reasoning = log_->copy_reasoning(flushed_reasoning_bytes_);
+        if (text.empty() && reasoning.empty())
             return std::nullopt;
         flush_item item;
         item.gen = shared_from_this();
         item.message_id = id_.message_id;
         item.byte_start = static_cast<std::int64_t>(flushed_bytes_);
         item.text = std::move(text);
-        if (!first_flushed_)
+        if (!first_flushed_ && !item.text.empty())
             if (auto const t = first_token_ms_.load(std::memory_order_relaxed))
                 item.first_token_at = t;
+        item.reasoning_byte_start = static_cast<std::int64_t>(flushed_reasoning_bytes_);
+        item.reasoning = std::move(reasoning);
+        if (!thinking_flushed_ && !item.reasoning.empty())
+            if (auto const t = thinking_started_ms_.load(std::memory_order_relaxed))
+                item.thinking_started_at = t;
         return item;
     }
 
@@ -606,8 +710,12 @@ public:
             return;
         }
         flushed_bytes_ = static_cast<std::size_t>(item.byte_start) + item.text.size();
+        flushed_reasoning_bytes_ =
+            static_cast<std::size_t>(item.reasoning_byte_start) + item.reasoning.size();
         if (item.first_token_at)
             first_flushed_ = true;
+        if (item.thinking_started_at)
+            thinking_flushed_ = true;
     }
 
 private:
@@ -620,8 +728,12 @@ private:
             stream_->cancel(); // aborts the upstream now, not at the next token
             stream_.reset();
         }
-        output_tokens_ += step_chunks_;
+        end_reasoning();
+        step_ended();
+        output_tokens_ += step_chunks_ + step_reasoning_chunks_;
+        reasoning_tokens_ += step_reasoning_chunks_;
         step_chunks_ = 0;
+        step_reasoning_chunks_ = 0;
 
         storage::messages::completion c;
         c.status = status;
@@ -633,12 +745,20 @@ private:
         c.cost = cost_;
         c.first_token_at = first_token_at_;
         c.completed_at = core::now_ms();
-        auto const seconds = std::chrono::duration<double>(clock::now() - started_).count();
-        if (output_tokens_ > 0 && seconds > 0)
-            c.tokens_per_second = static_cast<double>(output_tokens_) / seconds;
+        if (output_tokens_ > 0 && streaming_seconds_ > 0)
+            c.tokens_per_second = static_cast<double>(output_tokens_) / streaming_seconds_;
+        if (thinking_started_at_)
+        {
+            c.reasoning = std::string(log_->reasoning_unlocked());
+            c.reasoning_tokens = reasoning_tokens_;
+            c.thinking_started_at = thinking_started_at_;
+            c.thinking_completed_at = thinking_completed_at_;
+        }
 
         completion_ = std::move(c); // kept for the retries below
-        commit_final(events::finish_info{status, reason, input_tokens_, output_tokens_, error}, 0);
+        commit_final(events::finish_info{status, reason, input_tokens_, output_tokens_, error,
+                                         reasoning_tokens_},
+                     0);
     }
 
     // A lock held by another process past the busy timeout is transient:
@@ -729,7 +849,10 @@ private:
                                        {"finishReason", info.finish_reason},
                                        {"inputTokens", info.input_tokens},
                                        {"outputTokens", info.output_tokens},
+                                       {"reasoningTokens", info.reasoning_tokens},
                                        {"cost", cost_ ? boost::json::value(*cost_) : nullptr}};
+            if (auto const& tps = completion_->tokens_per_second)
+                change["tokensPerSecond"] = *tps;
             if (info.error)
                 change["error"] = *info.error;
             publish_update(std::move(change));
@@ -778,13 +901,23 @@ private:
         if (user_id != id_.user_id)
             return deliver_to(
                 s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
-        auto const from = log_->cursor_at(req.from_offset);
+        auto const from = log_->cursor_at(req.from_offset, req.from_reasoning_offset);
         if (!from)
+        {
+            auto const reasoning_length = core::utf16_length(log_->reasoning_unlocked());
+            if (req.from_reasoning_offset > reasoning_length)
+                return deliver_to(
+                    s, events::error(req.id, req.message_id, wire_error::bad_request,
+                                     "fromReasoningOffset " +
+                                         std::to_string(req.from_reasoning_offset) +
+                                         " is past the end of the reasoning (" +
+                                         std::to_string(reasoning_length) + ")"));
             return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
                                                "fromOffset " + std::to_string(req.from_offset) +
                                                    " is past the end of the text (" +
                                                    std::to_string(log_->u16_length_unlocked()) +
                                                    ")"));
+        }
         follow(s, *from);
     }
 
@@ -836,17 +969,26 @@ private:
     std::string step_reason_ = "stop";
     int pending_tools_ = 0;
     std::int64_t step_chunks_ = 0;
+    std::int64_t step_reasoning_chunks_ = 0;
     std::int64_t input_tokens_ = 0;
     std::int64_t output_tokens_ = 0;
+    std::int64_t reasoning_tokens_ = 0;
     std::optional<std::int64_t> first_token_at_;
-    clock::time_point started_ = clock::now();
+    std::optional<std::int64_t> thinking_started_at_;
+    std::optional<std::int64_t> thinking_completed_at_;
+    bool reasoning_open_ = false; ///< between reasoning-start and reasoning-end
+    std::optional<clock::time_point> step_first_token_;
+    double streaming_seconds_ = 0; ///< time tokens streamed, for tokens_per_second
     // Shared with the flusher (another thread).
     std::atomic<bool> dirty_{false};
     std::atomic<bool> finishing_{false};
     std::atomic<std::int64_t> first_token_ms_{0};
+    std::atomic<std::int64_t> thinking_started_ms_{0};
     // The flusher's own (one batch at a time).
     std::size_t flushed_bytes_ = 0;
+    std::size_t flushed_reasoning_bytes_ = 0;
     bool first_flushed_ = false;
+    bool thinking_flushed_ = false;
     std::optional<storage::messages::completion> completion_;
     std::optional<frame> final_;
     std::string final_status_;
@@ -987,8 +1129,13 @@ void stream_hub::state::flush_tick()
             auto const now = core::now_ms();
             for (auto const& i : *batch)
             {
-                storage::messages::append_partial(db, i.message_id, i.byte_start, i.text,
-                                                  i.first_token_at, now);
+                if (!i.reasoning.empty())
+                    storage::messages::append_partial_reasoning(db, i.message_id,
+                                                                i.reasoning_byte_start, i.reasoning,
+                                                                i.thinking_started_at, now);
+                if (!i.text.empty())
+                    storage::messages::append_partial(db, i.message_id, i.byte_start, i.text,
+                                                      i.first_token_at, now);
                 storage::nodes::notify(db, storage::nodes::progress_channel, i.message_id);
             }
         },
@@ -1154,7 +1301,8 @@ void load_history(storage::database& db, storage::conversation_row const& conv,
         if (row.role == "user" && plan.id.title_source.empty())
             plan.id.title_source = row.content;
         if (row.role != "assistant" || !row.content.empty())
-            plan.history.push_back({row.role, std::move(row.content)});
+            plan.history.push_back(
+                {row.role, std::move(row.content), std::move(row.reasoning).value_or("")});
     }
     plan.id.wants_title = conv.title == "New Chat";
 }
@@ -1483,7 +1631,17 @@ void stream_hub::subscribe(std::string const& user_id, subscribe_request req,
                 return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
                                                  "fromOffset " + std::to_string(req.from_offset) +
                                                      " is past the end of the text"));
+            if (req.from_reasoning_offset > core::utf16_length(stored.reasoning))
+                return sub.deliver(events::error(
+                    req.id, m.id, wire_error::bad_request,
+                    "fromReasoningOffset " + std::to_string(req.from_reasoning_offset) +
+                        " is past the end of the reasoning"));
             sub.deliver(events::start(m.id, m.conversation_id));
+            // Reasoning first, from 0 unless the client has part of it.
+            if (!stored.reasoning.empty())
+                replay_reasoning(m.id, stored.reasoning, req.from_reasoning_offset,
+                                 req.from_reasoning_offset == 0, true,
+                                 [&](frame f) { sub.deliver(std::move(f)); });
             replay_frames(m.id, stored.text, stored.tools, req.from_offset,
                           [&](frame f) { sub.deliver(std::move(f)); });
             if (stored.terminal)

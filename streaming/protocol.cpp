@@ -196,6 +196,12 @@ client_request parse_subscribe(dom::object const& o, request_id id)
             bad("field 'fromOffset' must not be negative");
         r.from_offset = static_cast<std::uint64_t>(*off);
     }
+    if (auto off = opt_int(o, "fromReasoningOffset"))
+    {
+        if (*off < 0)
+            bad("field 'fromReasoningOffset' must not be negative");
+        r.from_reasoning_offset = static_cast<std::uint64_t>(*off);
+    }
     return r;
 }
 
@@ -523,9 +529,13 @@ frame start(std::string_view message_id, std::string_view conversation_id)
         .done();
 }
 
-frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta)
+namespace
 {
-    event_writer w("text-delta", 64 + message_id.size() + delta.size());
+
+frame delta_frame(char const* type, std::string_view message_id, std::uint64_t offset,
+                  std::string_view delta)
+{
+    event_writer w(type, 64 + message_id.size() + delta.size());
     w.str("messageId", message_id);
     auto const key_len = w.size();
     w.num("offset", static_cast<std::int64_t>(offset));
@@ -540,11 +550,11 @@ frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_
     return f;
 }
 
-void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
-                      std::string_view delta)
+void write_delta(std::string& out, std::string_view head, std::string_view message_id,
+                 std::uint64_t offset, std::string_view delta)
 {
     out.clear();
-    out += R"({"type":"text-delta","messageId":)";
+    out += head;
     core::append_json_string(out, message_id);
     out += R"(,"offset":)";
     char buf[24];
@@ -553,6 +563,40 @@ void write_text_delta(std::string& out, std::string_view message_id, std::uint64
     out += R"(,"delta":)";
     core::append_json_string(out, delta);
     out += '}';
+}
+
+} // namespace
+
+frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta)
+{
+    return delta_frame("text-delta", message_id, offset, delta);
+}
+
+void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
+                      std::string_view delta)
+{
+    write_delta(out, R"({"type":"text-delta","messageId":)", message_id, offset, delta);
+}
+
+frame reasoning_start(std::string_view message_id)
+{
+    return event_writer("reasoning-start").str("messageId", message_id).done();
+}
+
+frame reasoning_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta)
+{
+    return delta_frame("reasoning-delta", message_id, offset, delta);
+}
+
+void write_reasoning_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
+                           std::string_view delta)
+{
+    write_delta(out, R"({"type":"reasoning-delta","messageId":)", message_id, offset, delta);
+}
+
+frame reasoning_end(std::string_view message_id)
+{
+    return event_writer("reasoning-end").str("messageId", message_id).done();
 }
 
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
@@ -612,7 +656,8 @@ frame tool_output_error(std::string_view message_id, std::string_view tool_call_
 frame finish(std::string_view message_id, finish_info const& info)
 {
     auto const usage = "{\"inputTokens\":" + std::to_string(info.input_tokens) +
-                       ",\"outputTokens\":" + std::to_string(info.output_tokens) + "}";
+                       ",\"outputTokens\":" + std::to_string(info.output_tokens) +
+                       ",\"reasoningTokens\":" + std::to_string(info.reasoning_tokens) + "}";
     event_writer w("finish");
     w.str("messageId", message_id)
         .str("status", info.status)

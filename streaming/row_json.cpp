@@ -61,6 +61,11 @@ json::object to_json(storage::message_row const& m)
             {"firstTokenAt", opt(m.first_token_at)},
             {"generationStartedAt", opt(m.generation_started_at)},
             {"generationCompletedAt", opt(m.generation_completed_at)},
+            {"reasoning", opt(m.reasoning)},
+            {"partialReasoning", opt(m.partial_reasoning)},
+            {"reasoningTokens", opt(m.reasoning_tokens)},
+            {"thinkingStartedAt", opt(m.thinking_started_at)},
+            {"thinkingCompletedAt", opt(m.thinking_completed_at)},
             {"createdAt", m.created_at},
             {"updatedAt", m.updated_at}};
 }

@@ -7,6 +7,30 @@
 
 namespace chatstream::streaming
 {
+namespace
+{
+
+// Moves up to @p max_bytes of @p all[byte, end) into @p out, cut on a code
+// point boundary, and advances the byte and UTF-16 positions.
+void take_text(std::string_view all, std::size_t& byte, std::uint64_t& u16, std::size_t end,
+               std::size_t max_bytes, std::string& out)
+{
+    auto const rest = all.substr(byte, end - byte);
+    auto n = rest.size();
+    if (n > max_bytes)
+    {
+        n = core::complete_utf8_prefix(rest.substr(0, max_bytes));
+        if (n == 0) // one code point longer than the bound: send it whole
+            n = std::min(rest.size(), core::complete_utf8_prefix(rest.substr(0, 4)));
+        if (n == 0)
+            n = rest.size(); // never loop on malformed text
+    }
+    out.assign(rest.data(), n);
+    byte += n;
+    u16 += core::utf16_length(out);
+}
+
+} // namespace
 
 stream_log::stream_log(std::string message_id, std::string conversation_id)
     : message_id_(std::move(message_id)), conversation_id_(std::move(conversation_id))
@@ -24,12 +48,32 @@ void stream_log::append_text(std::string_view utf8)
     wake_all(lock);
 }
 
+void stream_log::append_reasoning(std::string_view utf8)
+{
+    if (utf8.empty())
+        return;
+    auto const units = core::utf16_length(utf8);
+    std::unique_lock lock(mutex_);
+    reasoning_ += utf8;
+    reasoning_u16_len_ += units;
+    wake_all(lock);
+}
+
 void stream_log::append_event(frame f)
 {
     std::unique_lock lock(mutex_);
     if (closed_)
         return;
-    events_.push_back({text_.size(), std::move(f)});
+    events_.push_back({text_.size(), reasoning_.size(), false, std::move(f)});
+    wake_all(lock);
+}
+
+void stream_log::append_reasoning_event(frame f)
+{
+    std::unique_lock lock(mutex_);
+    if (closed_)
+        return;
+    events_.push_back({text_.size(), reasoning_.size(), true, std::move(f)});
     wake_all(lock);
 }
 
@@ -38,11 +82,12 @@ void stream_log::close(frame final_event)
     std::unique_lock lock(mutex_);
     if (closed_)
         return;
-    events_.push_back({text_.size(), std::move(final_event)});
+    events_.push_back({text_.size(), reasoning_.size(), false, std::move(final_event)});
     closed_ = true;
     // Readers still behind keep the log alive after the generation is gone;
     // they need the text, not the slack its doubling growth left.
     text_.shrink_to_fit();
+    reasoning_.shrink_to_fit();
     events_.shrink_to_fit();
     wake_all(lock);
 }
@@ -63,23 +108,31 @@ void stream_log::wake_all(std::unique_lock<std::mutex>& lock)
     woken_.clear();
 }
 
-std::optional<stream_log::cursor> stream_log::cursor_at(std::uint64_t from) const
+std::optional<stream_log::cursor> stream_log::cursor_at(std::uint64_t from,
+                                                        std::uint64_t reasoning_from) const
 {
     std::lock_guard lock(mutex_);
-    if (from > u16_len_)
+    if (from > u16_len_ || reasoning_from > reasoning_u16_len_)
         return std::nullopt;
     cursor c;
     // An offset inside a surrogate pair rounds down: the pair goes out whole.
     c.byte = core::utf8_offset_of_utf16(text_, from);
     c.u16 = core::utf16_length(std::string_view(text_).substr(0, c.byte));
-    auto const first = std::find_if(events_.begin(), events_.end(),
-                                    [&](entry const& e) { return e.byte_at >= c.byte; });
-    c.event = static_cast<std::size_t>(first - events_.begin());
-    // The final event comes after everything, whatever the offset: a reader
-    // joining a finished message still hears how it ended.
-    if (closed_ && c.event == events_.size())
-        c.event = events_.size() - 1;
+    c.reasoning_byte = core::utf8_offset_of_utf16(reasoning_, reasoning_from);
+    c.reasoning_u16 = core::utf16_length(std::string_view(reasoning_).substr(0, c.reasoning_byte));
+    c.skip_text_events_before = c.byte;
+    c.skip_reasoning_events_before = c.reasoning_byte;
     return c;
+}
+
+bool stream_log::skipped(cursor const& c, entry const& e) const noexcept
+{
+    // The final event comes after everything, whatever the offsets: a
+    // reader joining a finished message still hears how it ended.
+    if (closed_ && &e == &events_.back())
+        return false;
+    return e.reasoning_marker ? e.reasoning_byte_at < c.skip_reasoning_events_before
+                              : e.byte_at < c.skip_text_events_before;
 }
 
 stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& offset,
@@ -95,32 +148,30 @@ stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& o
     std::lock_guard lock(mutex_);
     if (c.done)
         return item::none;
-    if (c.event < events_.size() && events_[c.event].byte_at <= c.byte)
+    while (c.event < events_.size() && skipped(c, events_[c.event]))
+        ++c.event;
+    entry const* const e = c.event < events_.size() ? &events_[c.event] : nullptr;
+    if (e && e->byte_at <= c.byte && e->reasoning_byte_at <= c.reasoning_byte)
     {
-        event = events_[c.event].f;
+        event = e->f;
         ++c.event;
         c.done = closed_ && c.event == events_.size();
         return item::event;
     }
-    auto end = text_.size();
-    if (c.event < events_.size())
-        end = std::min(end, events_[c.event].byte_at);
-    if (c.byte < end)
+    // Up to the next event, reasoning first: it is what a model produces
+    // before its answer.
+    auto const reasoning_end = e ? std::min(reasoning_.size(), e->reasoning_byte_at) : reasoning_.size();
+    if (c.reasoning_byte < reasoning_end)
     {
-        auto const rest = std::string_view(text_).substr(c.byte, end - c.byte);
-        auto n = rest.size();
-        if (n > max_text_bytes)
-        {
-            n = core::complete_utf8_prefix(rest.substr(0, max_text_bytes));
-            if (n == 0) // one code point longer than the bound: send it whole
-                n = std::min(rest.size(), core::complete_utf8_prefix(rest.substr(0, 4)));
-            if (n == 0)
-                n = rest.size(); // never loop on malformed text
-        }
-        text.assign(rest.data(), n);
+        offset = c.reasoning_u16;
+        take_text(reasoning_, c.reasoning_byte, c.reasoning_u16, reasoning_end, max_text_bytes, text);
+        return item::reasoning;
+    }
+    auto const text_end = e ? std::min(text_.size(), e->byte_at) : text_.size();
+    if (c.byte < text_end)
+    {
         offset = c.u16;
-        c.byte += n;
-        c.u16 += core::utf16_length(text);
+        take_text(text_, c.byte, c.u16, text_end, max_text_bytes, text);
         return item::text;
     }
     if (!wake.expired())
@@ -141,6 +192,14 @@ std::string stream_log::copy_text(std::size_t from) const
     return text_.substr(from);
 }
 
+std::string stream_log::copy_reasoning(std::size_t from) const
+{
+    std::lock_guard lock(mutex_);
+    if (from >= reasoning_.size())
+        return {};
+    return reasoning_.substr(from);
+}
+
 bool stream_log::closed() const
 {
     std::lock_guard lock(mutex_);
@@ -153,4 +212,11 @@ std::uint64_t stream_log::u16_length() const
     return u16_len_;
 }
 
+std::uint64_t stream_log::reasoning_u16_length() const
+{
+    std::lock_guard lock(mutex_);
+    return reasoning_u16_len_;
+}
+
 } // namespace chatstream::streaming
+

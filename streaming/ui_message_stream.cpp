@@ -46,10 +46,48 @@ bool contains_line(std::string const& joined, std::string_view id)
 
 void ui_message_encoder::close_text(std::string& out)
 {
+    close_reasoning(out);
     if (!open_text_)
         return;
     emit(out, {{"type", "text-end"}, {"id", *open_text_}});
     open_text_.reset();
+}
+
+void ui_message_encoder::close_reasoning(std::string& out)
+{
+    if (!open_reasoning_)
+        return;
+    emit(out, {{"type", "reasoning-end"}, {"id", *open_reasoning_}});
+    open_reasoning_.reset();
+}
+
+// Cuts the part of @p delta at UTF-16 @p offset that repeats what was
+// passed on up to @p passed. @return false when nothing new is left.
+bool ui_message_encoder::new_units(json::object const& e, std::uint64_t passed, std::string_view& delta,
+                                   std::uint64_t& offset)
+{
+    delta = str(e, "delta");
+    offset = passed;
+    if (auto const* o = e.if_contains("offset"); o && o->is_number())
+        offset = o->to_number<std::uint64_t>();
+    // A delta that starts before what was passed on repeats text (e.g. a
+    // replay overlapping the live stream): keep only the new units. The
+    // hub never leaves a gap, so offset > passed is passed on as is.
+    if (offset < passed)
+    {
+        auto const skip = passed - offset;
+        if (skip >= core::utf16_length(delta))
+            return false;
+        delta = delta.substr(core::utf8_offset_of_utf16(delta, skip));
+        offset = passed;
+    }
+    return !delta.empty();
+}
+
+void ui_message_encoder::open_reasoning(std::string& out)
+{
+    open_reasoning_ = "reasoning-" + std::to_string(reasoning_parts_++);
+    emit(out, {{"type", "reasoning-start"}, {"id", *open_reasoning_}});
 }
 
 bool ui_message_encoder::encode(std::string_view event_json, std::string& out)
@@ -71,31 +109,41 @@ bool ui_message_encoder::encode(std::string_view event_json, std::string& out)
             meta["conversationId"] = c;
         emit(out, {{"type", "start"}, {"messageId", message_id_}, {"messageMetadata", meta}});
     }
+    else if (type == "reasoning-start")
+    {
+        close_text(out);
+        open_reasoning(out);
+    }
+    else if (type == "reasoning-delta")
+    {
+        std::string_view delta;
+        std::uint64_t offset = 0;
+        if (!new_units(e, reasoning_u16_, delta, offset))
+            return false;
+        if (!open_reasoning_)
+        {
+            close_text(out);
+            open_reasoning(out); // a client resuming mid-reasoning gets no start
+        }
+        emit(out, {{"type", "reasoning-delta"}, {"id", *open_reasoning_}, {"delta", delta}});
+        reasoning_u16_ = offset + core::utf16_length(delta);
+    }
+    else if (type == "reasoning-end")
+        close_reasoning(out);
     else if (type == "text-delta")
     {
-        auto delta = str(e, "delta");
-        std::uint64_t offset = u16_;
-        if (auto const* o = e.if_contains("offset"); o && o->is_number())
-            offset = o->to_number<std::uint64_t>();
-        // A delta that starts before what was passed on repeats text (e.g. a
-        // replay overlapping the live stream): keep only the new units. The
-        // hub never leaves a gap, so offset > u16_ is passed on as is.
-        if (offset < u16_)
-        {
-            auto const skip = u16_ - offset;
-            if (skip >= core::utf16_length(delta))
-                return false;
-            delta = delta.substr(core::utf8_offset_of_utf16(delta, skip));
-        }
-        if (delta.empty())
+        std::string_view delta;
+        std::uint64_t offset = 0;
+        if (!new_units(e, u16_, delta, offset))
             return false;
+        close_reasoning(out);
         if (!open_text_)
         {
             open_text_ = "text-" + std::to_string(text_parts_++);
             emit(out, {{"type", "text-start"}, {"id", *open_text_}});
         }
         emit(out, {{"type", "text-delta"}, {"id", *open_text_}, {"delta", delta}});
-        u16_ = std::max(offset, u16_) + core::utf16_length(delta);
+        u16_ = offset + core::utf16_length(delta);
     }
     else if (type == "tool-input-start")
     {

@@ -335,9 +335,13 @@ bool ws_session::write_from_logs()
         auto const got = sub.log->next(sub.cursor, delta_text_, offset, writing_, max_delta_bytes, me);
         if (got == stream_log::item::none)
             continue;
-        if (got == stream_log::item::text)
+        if (got == stream_log::item::text || got == stream_log::item::reasoning)
         {
-            events::write_text_delta(delta_frame_, sub.log->message_id(), offset, delta_text_);
+            if (got == stream_log::item::text)
+                events::write_text_delta(delta_frame_, sub.log->message_id(), offset, delta_text_);
+            else
+                events::write_reasoning_delta(delta_frame_, sub.log->message_id(), offset,
+                                              delta_text_);
             write_in_flight_ = true;
             ws_.text(true);
             ws_.async_write(net::buffer(delta_frame_),

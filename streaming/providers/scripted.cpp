@@ -109,6 +109,7 @@ struct action
         tool_delta,
         tool_call,
         vocabulary, ///< `count` tokens of the scripted vocabulary, made one at a time
+        thinking,   ///< likewise, as reasoning (`/think N`)
     } kind;
     std::string a; // text / id
     std::string b; // name / delta / args
@@ -117,7 +118,7 @@ struct action
     std::size_t next = 0;  ///< vocabulary: the next one's index
 
     /// Emits a token (text or one of a vocabulary run) when taken.
-    bool is_text() const noexcept { return kind == text || kind == vocabulary; }
+    bool is_text() const noexcept { return kind == text || kind == vocabulary || kind == thinking; }
 };
 
 class scripted_stream : public provider_stream, public std::enable_shared_from_this<scripted_stream>
@@ -165,16 +166,22 @@ private:
                 auto sink = std::move(sink_);
                 return sink->on_step_finish(finish_reason_, usage_);
             }
-            if (auto& run = actions_.front(); run.kind == action::vocabulary)
+            if (auto& run = actions_.front(); run.kind == action::vocabulary || run.kind == action::thinking)
             {
                 // Made on the fly: a `/tokens 200000` reply must not hold
                 // 200,000 strings for its whole life.
                 ++tokens_total_;
-                ++usage_.output_tokens;
+                ++usage_.output_tokens; // reasoning is output too, as upstreams count it
+                bool const thinking = run.kind == action::thinking;
+                if (thinking)
+                    ++usage_.reasoning_tokens;
                 auto const token = scripted_token(run.next++);
                 if (run.next >= run.count)
                     actions_.pop_front();
-                sink_->on_text(token);
+                if (thinking)
+                    sink_->on_reasoning(token);
+                else
+                    sink_->on_text(token);
                 if (delay_.count() > 0)
                     break;
                 continue;
@@ -184,6 +191,7 @@ private:
             switch (a.kind)
             {
             case action::vocabulary:
+            case action::thinking:
                 break; // handled above
             case action::text:
                 ++tokens_total_;
@@ -259,6 +267,11 @@ public:
                 actions.push_back({action::vocabulary, {}, {}, {}, n, 0});
         };
 
+        // `/think N`: every step thinks before it answers, as a reasoning
+        // model in a tool loop does.
+        if (d.think && *d.think > 0 && !req.title)
+            actions.push_back({action::thinking, {}, {}, {}, *d.think, 0});
+
         std::string finish_reason = "stop";
         if (req.title)
             add_words(scripted_title(user));
@@ -329,6 +342,12 @@ scripted_directives parse_directives(std::string_view s)
             if (auto n = number_after(s, p))
                 d.tokens = std::min<std::size_t>(*n, 1'000'000);
         }
+        else if (rest.starts_with("/think "))
+        {
+            p += 7;
+            if (auto n = number_after(s, p))
+                d.think = std::min<std::size_t>(*n, 1'000'000);
+        }
         else if (rest.starts_with("/fail "))
         {
             p += 6;
@@ -377,7 +396,7 @@ std::string scripted_title(std::string_view content)
     enum class skip
     {
         none,
-        argument,       // the word after /tokens, /fail, /delay, /tool
+        argument,       // the word after /tokens, /fail, /delay, /think, /tool
         maybe_json,     // a JSON object may follow /tool NAME
         json            // inside that object
     };
@@ -426,7 +445,7 @@ std::string scripted_title(std::string_view content)
         if (word.front() == '/')
         {
             tool = word == "/tool";
-            if (tool || word == "/tokens" || word == "/fail" || word == "/delay")
+            if (tool || word == "/tokens" || word == "/fail" || word == "/delay" || word == "/think")
                 mode = skip::argument;
             continue;
         }

@@ -36,16 +36,21 @@ struct stream_result
     std::vector<json::object> events;
     json::object finish;
     std::size_t deltas = 0;
+    std::string reasoning; ///< the reasoning-deltas, concatenated
+    std::size_t reasoning_deltas = 0;
 };
 
 // Reads events up to the `finish` (of @p message_id when given), collecting
-// the text; checks every delta is whole UTF-8 and, from @p first_offset on
-// (when given), that offsets are contiguous UTF-16.
+// the text and the reasoning; checks every delta is whole UTF-8 and, from
+// @p first_offset (@p first_reasoning_offset) on when given, that offsets
+// are contiguous UTF-16.
 inline stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t> first_offset = {},
-                                std::string const& message_id = {})
+                                std::string const& message_id = {},
+                                std::optional<std::uint64_t> first_reasoning_offset = {})
 {
     stream_result r;
     std::optional<std::uint64_t> u16 = first_offset;
+    std::optional<std::uint64_t> reasoning_u16 = first_reasoning_offset;
     for (;;)
     {
         auto e = c.read();
@@ -61,6 +66,17 @@ inline stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t
             u16 = offset + core::utf16_length(delta);
             r.text += delta;
             ++r.deltas;
+        }
+        if (type == "reasoning-delta")
+        {
+            auto const delta = str(e.at("delta"));
+            CHECK(core::is_valid_utf8(delta));
+            auto const offset = static_cast<std::uint64_t>(e.at("offset").as_int64());
+            if (reasoning_u16)
+                CHECK(offset == *reasoning_u16);
+            reasoning_u16 = offset + core::utf16_length(delta);
+            r.reasoning += delta;
+            ++r.reasoning_deltas;
         }
         if (type == "finish" && (message_id.empty() || str(e.at("messageId")) == message_id))
         {
@@ -83,7 +99,7 @@ inline stream_result read_generation(ws_client& c)
         start = c.read();
     CHECK(start.at("type").as_string() == "start");
     CHECK(str(start.at("messageId")) == message_id);
-    auto r = read_until_finish(c, 0, message_id);
+    auto r = read_until_finish(c, 0, message_id, 0);
     r.ack = std::move(ack);
     return r;
 }

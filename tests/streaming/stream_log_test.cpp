@@ -29,6 +29,8 @@ struct reading
     std::vector<std::string> log;  ///< one line per item
     std::uint64_t next_offset = 0; ///< where the next text item must start
     bool contiguous = true;        ///< every text item started at next_offset
+    std::string reasoning;         ///< the concatenation of every reasoning item
+    std::uint64_t next_reasoning_offset = 0;
 };
 
 /// Pulls everything available past @p c into @p r. @return items read.
@@ -51,6 +53,13 @@ std::size_t drain(stream_log& log, stream_log::cursor& c, reading& r, std::size_
             r.next_offset = offset + core::utf16_length(text);
             r.text += text;
             r.log.push_back("T" + std::to_string(offset) + ":" + text);
+        }
+        else if (got == stream_log::item::reasoning)
+        {
+            r.contiguous = r.contiguous && offset == r.next_reasoning_offset;
+            r.next_reasoning_offset = offset + core::utf16_length(text);
+            r.reasoning += text;
+            r.log.push_back("R" + std::to_string(offset) + ":" + text);
         }
         else
         {
@@ -301,4 +310,105 @@ TEST_CASE("a waiting reader is woken once per wait, never missed", "[streaming][
     appender.join();
     CHECK(finished);
     CHECK(got == expected);
+}
+
+namespace
+{
+
+/// A reasoning model's step: it thinks, answers, calls a tool, thinks
+/// again and ends the answer (DESIGN.md §9). @p each runs after every append.
+template <class Each>
+void reasoning_reply(stream_log& log, Each const& each)
+{
+    log.append_reasoning_event(events::reasoning_start("m1"));
+    each();
+    for (auto const* piece : {"Let", " me 😀", " think"})
+    {
+        log.append_reasoning(piece);
+        each();
+    }
+    log.append_reasoning_event(events::reasoning_end("m1"));
+    log.append_text("Hel");
+    each();
+    log.append_text("lo");
+    each();
+    log.append_event(events::tool_input_start("m1", "call-1", "calculator", log.u16_length()));
+    each();
+    log.append_reasoning_event(events::reasoning_start("m1"));
+    log.append_reasoning(" again");
+    each();
+    log.append_reasoning_event(events::reasoning_end("m1"));
+    log.append_text(" world");
+    each();
+    log.close(events::finish("m1", complete()));
+    each();
+}
+
+} // namespace
+
+TEST_CASE("reasoning: fast and slow readers get it in place, at its own offsets",
+          "[streaming][stream_log][reasoning]")
+{
+    stream_log log("m1", "c1");
+    stream_log::cursor fast, slow;
+    reading f, s;
+    reasoning_reply(log, [&] { drain(log, fast, f, 1 << 14); });
+    drain(log, slow, s, 1 << 14);
+    for (auto const* r : {&f, &s})
+    {
+        CHECK(r->contiguous);
+        CHECK(r->reasoning == "Let me 😀 think again");
+        CHECK(r->text == "Hello world");
+    }
+    // "😀" is two UTF-16 units (7-8), so " think" starts at 9, not 8.
+    CHECK(f.log == std::vector<std::string>{"start", "reasoning-start", "R0:Let", "R3: me 😀",
+                                            "R9: think", "reasoning-end", "T0:Hel", "T3:lo",
+                                            "tool-input-start", "reasoning-start", "R15: again",
+                                            "reasoning-end", "T5: world", "finish"});
+    // The slow reader gets each run between two events as one item.
+    CHECK(s.log == std::vector<std::string>{"start", "reasoning-start", "R0:Let me 😀 think",
+                                            "reasoning-end", "T0:Hello", "tool-input-start",
+                                            "reasoning-start", "R15: again", "reasoning-end",
+                                            "T5: world", "finish"});
+}
+
+TEST_CASE("reasoning: a resuming reader gets the reasoning it lacks, then the text past its offset",
+          "[streaming][stream_log][reasoning]")
+{
+    stream_log log("m1", "c1");
+    reasoning_reply(log, [] {});
+    SECTION("text offset only: all of the reasoning again, text from 3")
+    {
+        auto c = log.cursor_at(3);
+        REQUIRE(c);
+        reading r;
+        drain(log, *c, r, 1 << 14);
+        CHECK(r.log == std::vector<std::string>{"start", "reasoning-start", "R0:Let me 😀 think",
+                                                "reasoning-end", "T3:lo", "tool-input-start",
+                                                "reasoning-start", "R15: again", "reasoning-end",
+                                                "T5: world", "finish"});
+    }
+    SECTION("inside the surrogate pair: rounds down, the first start is not repeated")
+    {
+        auto c = log.cursor_at(5, 8); // 8 is inside "😀" (units 7-8)
+        REQUIRE(c);
+        reading r;
+        drain(log, *c, r, 1 << 14);
+        CHECK(r.log == std::vector<std::string>{"start", "R7:😀 think", "reasoning-end",
+                                                "tool-input-start", "reasoning-start",
+                                                "R15: again", "reasoning-end", "T5: world",
+                                                "finish"});
+    }
+    SECTION("everything already held: only the end")
+    {
+        auto c = log.cursor_at(log.u16_length(), log.reasoning_u16_length());
+        REQUIRE(c);
+        reading r;
+        drain(log, *c, r, 1 << 14);
+        CHECK(r.log == std::vector<std::string>{"start", "reasoning-end", "finish"});
+    }
+    SECTION("past the end of the reasoning: refused")
+    {
+        CHECK_FALSE(log.cursor_at(0, log.reasoning_u16_length() + 1));
+    }
 }

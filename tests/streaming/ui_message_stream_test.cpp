@@ -131,7 +131,7 @@ TEST_CASE("ui message stream: text, tool call in place, text after it, finish", 
     CHECK(parts[8] == json::parse(R"({"type":"tool-input-available","toolCallId":"call_1","toolName":"calculator","input":{"expression":"6*7"}})"));
     CHECK(parts[9] == json::parse(R"({"type":"tool-output-available","toolCallId":"call_1","output":{"success":true,"result":42}})"));
     CHECK(parts[10] == json::parse(R"({"type":"text-start","id":"text-1"})"));
-    CHECK(parts[13] == json::parse(R"({"type":"finish","messageMetadata":{"status":"complete","finishReason":"stop","usage":{"inputTokens":3,"outputTokens":9}}})"));
+    CHECK(parts[13] == json::parse(R"({"type":"finish","messageMetadata":{"status":"complete","finishReason":"stop","usage":{"inputTokens":3,"outputTokens":9,"reasoningTokens":0}}})"));
 
     // Nothing after the end.
     std::string more;

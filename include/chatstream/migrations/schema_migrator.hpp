@@ -76,6 +76,9 @@ namespace detail {
 std::vector<std::pair<std::string, std::string>> const& embedded_sql_files(storage::dialect d);
 std::vector<schema_file> parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files);
 std::vector<int> apply_schema_files(storage::database& db, std::vector<schema_file> const& files);
+/// @p sql with each line `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`
+/// dropped when @p db has t.c, else without `IF NOT EXISTS` (SQLite lacks it).
+std::string sqlite_add_columns_if_missing(storage::database& db, std::string const& sql);
 } // namespace detail
 
 /// The legacy schema (DESIGN.md §5), the input of data migration 001:

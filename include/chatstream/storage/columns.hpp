@@ -23,19 +23,29 @@ void bind_opt(statement& s, int index, std::optional<T> const& v)
 /// The text a generating message has flushed so far, as an SQL expression
 /// over `messages`: the `partial_content` column followed by the appended
 /// `message_chunks` in byte order (NULL when there is neither).
-inline std::string partial_text_sql(dialect d)
+/// Which appended text: the answer's or the reasoning's.
+enum class partial_channel
 {
+    content,   ///< partial_content + message_chunks
+    reasoning, ///< partial_reasoning + reasoning_chunks
+};
+
+inline std::string partial_text_sql(dialect d, partial_channel ch = partial_channel::content)
+{
+    std::string const table = ch == partial_channel::content ? "message_chunks" : "reasoning_chunks";
+    std::string const column =
+        ch == partial_channel::content ? "messages.partial_content" : "messages.partial_reasoning";
     std::string const chunks =
         d == dialect::postgres
-            ? "(SELECT string_agg(k.text, '' ORDER BY k.byte_start) FROM message_chunks k "
-              "WHERE k.message_id = messages.id)"
+            ? "(SELECT string_agg(k.text, '' ORDER BY k.byte_start) FROM " + table +
+                  " k WHERE k.message_id = messages.id)"
             // SQLite 3.40 has no ORDER BY inside an aggregate; the ordered
             // subquery feeds group_concat in byte order.
-            : "(SELECT group_concat(t, '') FROM (SELECT k.text AS t FROM message_chunks k "
-              "WHERE k.message_id = messages.id ORDER BY k.byte_start))";
-    return "CASE WHEN EXISTS(SELECT 1 FROM message_chunks k WHERE k.message_id = messages.id) "
-           "THEN coalesce(messages.partial_content, '') || " +
-           chunks + " ELSE messages.partial_content END";
+            : "(SELECT group_concat(t, '') FROM (SELECT k.text AS t FROM " + table +
+                  " k WHERE k.message_id = messages.id ORDER BY k.byte_start))";
+    return "CASE WHEN EXISTS(SELECT 1 FROM " + table +
+           " k WHERE k.message_id = messages.id) THEN coalesce(" + column + ", '') || " + chunks +
+           " ELSE " + column + " END";
 }
 
 inline std::optional<std::string> opt_text(column c)

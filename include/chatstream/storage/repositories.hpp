@@ -98,7 +98,13 @@ void flush_partial(database& db, std::string const& id, std::string const& parti
 bool append_partial(database& db, std::string const& id, std::int64_t byte_start,
                     std::string_view text, std::optional<std::int64_t> first_token_at,
                     std::int64_t now);
-/// Deletes the appended chunks of a message (they were folded into content).
+/// The same for the reasoning (DESIGN.md §9): @p text is the reasoning from
+/// @p byte_start on. @p thinking_started_at, when set, is recorded once.
+bool append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
+                              std::string_view text, std::optional<std::int64_t> thinking_started_at,
+                              std::int64_t now);
+/// Deletes the appended chunks of a message, text and reasoning (they were
+/// folded into content and reasoning).
 void drop_chunks(database& db, std::string const& id);
 
 struct completion
@@ -113,6 +119,10 @@ struct completion
     std::optional<double> tokens_per_second;
     std::optional<std::int64_t> first_token_at;
     std::int64_t completed_at = 0;
+    std::optional<std::string> reasoning; ///< what was thought, kept whatever the status
+    std::optional<std::int64_t> reasoning_tokens;
+    std::optional<std::int64_t> thinking_started_at;
+    std::optional<std::int64_t> thinking_completed_at;
 };
 /// Finalizes the message's tool calls and writes the terminal state, unless
 /// the message is already terminal. @return true when this call made it terminal.

@@ -68,6 +68,12 @@ struct message_row
     std::optional<std::int64_t> generation_completed_at;
     std::int64_t created_at = 0;
     std::int64_t updated_at = 0;
+    // Reasoning and its timing (DESIGN.md §9).
+    std::optional<std::string> reasoning;
+    std::optional<std::string> partial_reasoning; ///< with the appended chunks, like partial_content
+    std::optional<std::int64_t> reasoning_tokens;
+    std::optional<std::int64_t> thinking_started_at;
+    std::optional<std::int64_t> thinking_completed_at;
 };
 
 struct attachment_row

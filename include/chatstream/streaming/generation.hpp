@@ -180,12 +180,19 @@ void replay_frames(std::string_view message_id, std::string_view text,
                    std::vector<replay_tool> const& tools, std::uint64_t from,
                    std::function<void(frame)> const& emit);
 
+/// Replays @p reasoning from UTF-16 offset @p from as `reasoning-delta`s,
+/// after `reasoning-start` when @p open and before `reasoning-end` when
+/// @p close (DESIGN.md §9).
+void replay_reasoning(std::string_view message_id, std::string_view reasoning, std::uint64_t from,
+                      bool open, bool close, std::function<void(frame)> const& emit);
+
 /// A stored message as a replay sees it: its text so far (`content` once
 /// terminal, else `partial_content`) and its tool calls that have a result.
 /// Shared by the local replay and the cross-node follower (cluster.cpp).
 struct stored_replay
 {
     std::string text;
+    std::string reasoning; ///< `reasoning` once terminal, else partial_reasoning
     std::vector<replay_tool> tools;
     bool terminal = false;
 };

@@ -47,7 +47,8 @@ struct subscribe_request
 {
     request_id id;
     std::string message_id;
-    std::uint64_t from_offset = 0; ///< UTF-16 units
+    std::uint64_t from_offset = 0;           ///< UTF-16 units of the text
+    std::uint64_t from_reasoning_offset = 0; ///< UTF-16 units of the reasoning (DESIGN.md §9)
 };
 
 struct cancel_request
@@ -169,6 +170,13 @@ frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_
 /// no allocation once @p out has grown: the per-socket path of every token.
 void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
                       std::string_view delta);
+/// The reasoning stream (DESIGN.md §9): @p offset counts UTF-16 units of
+/// the message's reasoning text, apart from the answer's.
+frame reasoning_start(std::string_view message_id);
+frame reasoning_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta);
+void write_reasoning_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
+                           std::string_view delta);
+frame reasoning_end(std::string_view message_id);
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view tool_name, std::uint64_t text_position);
 frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,
@@ -188,8 +196,9 @@ struct finish_info
     std::string status; ///< complete | stopped | error | interrupted
     std::string finish_reason;
     std::int64_t input_tokens = 0;
-    std::int64_t output_tokens = 0;
+    std::int64_t output_tokens = 0; ///< includes the reasoning tokens, as upstreams count them
     std::optional<std::string> error;
+    std::int64_t reasoning_tokens = 0;
 };
 frame finish(std::string_view message_id, finish_info const& info);
 

@@ -20,6 +20,9 @@ struct chat_message
 {
     std::string role; ///< user | assistant | system
     std::string content;
+    /// An earlier answer's reasoning: sent back upstream only with
+    /// --send-reasoning (docs/providers.md says why not by default).
+    std::string reasoning;
 };
 
 /// A tool call of an earlier step of this generation, with its result.
@@ -46,7 +49,8 @@ struct provider_request
 struct step_usage
 {
     std::int64_t input_tokens = 0;
-    std::int64_t output_tokens = 0;
+    std::int64_t output_tokens = 0;    ///< reasoning included, as upstreams count it
+    std::int64_t reasoning_tokens = 0; ///< of output_tokens
 };
 
 /// What a running step reports. Every call happens on the executor given to
@@ -58,6 +62,9 @@ class provider_sink
 public:
     virtual ~provider_sink() = default;
     virtual void on_text(std::string_view text) = 0;
+    /// The model's reasoning (DESIGN.md §9), apart from its answer. A sink
+    /// that has no use for it (a title request) ignores it.
+    virtual void on_reasoning(std::string_view) {}
     virtual void on_tool_input_start(std::string_view id, std::string_view name) = 0;
     virtual void on_tool_input_delta(std::string_view id, std::string_view delta) = 0;
     /// A complete tool call; @p args_json is valid JSON text.
@@ -95,6 +102,7 @@ struct scripted_directives
 {
     std::optional<std::size_t> tokens;     ///< /tokens N
     std::optional<std::size_t> fail_after; ///< /fail N
+    std::optional<std::size_t> think;      ///< /think N: reasoning tokens before each step's answer
     std::optional<int> delay_ms;           ///< /delay MS
     std::optional<std::string> tool_name;  ///< /tool NAME {json}
     std::string tool_args = "{}";          ///< canonical JSON text

@@ -2,13 +2,16 @@
 /// @file stream_log.hpp
 /// The append-only record of what one generation produced, read by cursors.
 ///
-/// A generation appends its text (UTF-8, complete code points) and its other
-/// events (tool calls, the final `finish`) to one shared log. Every
+/// A generation appends its text (UTF-8, complete code points), its
+/// reasoning (a second text, DESIGN.md §9) and its other events (tool calls,
+/// reasoning-start/-end, the final `finish`) to one shared log. Every
 /// subscriber holds a cursor into it instead of a queue of copies: when its
 /// socket can take a write, it asks the log for what lies past its cursor.
 /// The text since the cursor comes back as one `text-delta` at the cursor's
 /// UTF-16 offset (bounded per frame), other events come back in order, each
-/// at the text position where it happened. A fast reader therefore gets
+/// at the text position where it happened. Reasoning comes back the same way
+/// as `reasoning-delta`s at their UTF-16 offset into the reasoning text;
+/// between two events, reasoning goes before text. A fast reader therefore gets
 /// every token as it comes; a slow reader costs O(1) beyond the shared log.
 #include "chatstream/streaming/outbound_queue.hpp"
 
@@ -38,13 +41,18 @@ public:
 class stream_log
 {
 public:
-    /// A reader's position: bytes and UTF-16 units of text consumed, the
-    /// index of the next non-text event, whether `start` went out.
+    /// A reader's position: bytes and UTF-16 units of text and of reasoning
+    /// consumed, the index of the next non-text event, whether `start` went
+    /// out, and which events a resuming reader already has.
     struct cursor
     {
         std::size_t byte = 0;
         std::uint64_t u16 = 0;
+        std::size_t reasoning_byte = 0;
+        std::uint64_t reasoning_u16 = 0;
         std::size_t event = 0;
+        std::size_t skip_text_events_before = 0;      ///< text byte: the reader has those
+        std::size_t skip_reasoning_events_before = 0; ///< reasoning byte: likewise
         bool started = false;
         bool done = false; ///< the final event was handed out
     };
@@ -53,8 +61,9 @@ public:
     enum class item
     {
         none,  ///< nothing past the cursor yet (the listener will be woken)
-        text,  ///< `text` holds raw UTF-8 starting at UTF-16 offset `offset`
-        event, ///< `event` holds a serialized frame
+        text,      ///< `text` holds raw UTF-8 starting at UTF-16 offset `offset`
+        reasoning, ///< likewise, of the reasoning text
+        event,     ///< `event` holds a serialized frame
     };
 
     stream_log(std::string message_id, std::string conversation_id);
@@ -67,8 +76,15 @@ public:
     /// Appends @p utf8 (complete code points) and wakes waiting readers.
     void append_text(std::string_view utf8);
 
+    /// Appends reasoning (complete code points) and wakes waiting readers.
+    void append_reasoning(std::string_view utf8);
+
     /// Appends a non-text event at the current end of the text.
     void append_event(frame f);
+
+    /// Appends `reasoning-start` / `reasoning-end`: events a resuming reader
+    /// gets again unless it already has the reasoning past them.
+    void append_reasoning_event(frame f);
 
     /// Appends the final event; nothing may follow it.
     void close(frame final_event);
@@ -76,14 +92,16 @@ public:
     /// The text so far. Appender's thread only (no lock: it is the only writer).
     std::string_view text_unlocked() const noexcept { return text_; }
     std::uint64_t u16_length_unlocked() const noexcept { return u16_len_; }
+    std::string_view reasoning_unlocked() const noexcept { return reasoning_; }
 
     // Reader side: thread-safe. ---------------------------------------------
 
     /// A cursor for a reader that already has the text up to UTF-16 offset
-    /// @p from (rounded down to a code point). Events before that offset are
-    /// skipped, events at or after it are replayed in order.
-    /// @return nullopt when @p from is past the end of the text.
-    std::optional<cursor> cursor_at(std::uint64_t from) const;
+    /// @p from and the reasoning up to @p reasoning_from (each rounded down
+    /// to a code point). Events before those offsets are skipped, events at
+    /// or after them are replayed in order.
+    /// @return nullopt when an offset is past the end of its text.
+    std::optional<cursor> cursor_at(std::uint64_t from, std::uint64_t reasoning_from = 0) const;
 
     /// Copies the next item past @p c into @p text / @p event and advances
     /// @p c. Text is cut at @p max_text_bytes on a code point boundary (a
@@ -96,19 +114,27 @@ public:
 
     /// A copy of the text from byte @p from on (empty when there is none).
     std::string copy_text(std::size_t from) const;
+    /// Likewise, of the reasoning.
+    std::string copy_reasoning(std::size_t from) const;
 
     /// True once the final event was appended.
     bool closed() const;
 
     /// UTF-16 length of the text so far.
     std::uint64_t u16_length() const;
+    /// UTF-16 length of the reasoning so far.
+    std::uint64_t reasoning_u16_length() const;
 
 private:
     struct entry
     {
-        std::size_t byte_at;  ///< the text length (bytes) when it was appended
+        std::size_t byte_at;           ///< the text length (bytes) when it was appended
+        std::size_t reasoning_byte_at; ///< the reasoning length likewise
+        bool reasoning_marker;         ///< reasoning-start/-end
         frame f;
     };
+
+    bool skipped(cursor const& c, entry const& e) const noexcept;
 
     void wake_all(std::unique_lock<std::mutex>& lock);
 
@@ -117,6 +143,8 @@ private:
     mutable std::mutex mutex_;
     std::string text_;
     std::uint64_t u16_len_ = 0;
+    std::string reasoning_;
+    std::uint64_t reasoning_u16_len_ = 0;
     std::vector<entry> events_;
     bool closed_ = false;
     std::vector<std::weak_ptr<log_listener>> waiting_;

@@ -11,6 +11,8 @@
 /// extra field would make those clients reject the stream. chatstream's own
 /// data (conversation id, terminal status, finish reason, usage) goes into
 /// `messageMetadata` of `start` / `finish`, which every version accepts.
+#include <boost/json/fwd.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,6 +28,9 @@ namespace chatstream::streaming::ai_sdk
 /// - `text-delta` -> `text-start` (when no text part is open) + `text-delta`;
 ///   a delta that repeats text already passed on (by its UTF-16 `offset`) is
 ///   cut, so a replay never duplicates text.
+/// - `reasoning-start|-delta|-end` -> the same parts with a part `id`
+///   (`reasoning-N`); a delta is cut by its `offset` like text, and one that
+///   comes without a start (a resume mid-reasoning) opens a part first.
 /// - `tool-input-start|-delta|-available`, `tool-output-available|-error`:
 ///   the open text part is ended first (`text-end`), so the text after a tool
 ///   call is a new text part and the assembled `parts` keep the call at its
@@ -50,12 +55,19 @@ public:
     std::string const& message_id() const noexcept { return message_id_; }
 
 private:
-    void close_text(std::string& out);
+    void close_text(std::string& out); ///< closes an open reasoning part too
+    void close_reasoning(std::string& out);
+    void open_reasoning(std::string& out);
+    static bool new_units(boost::json::object const& e, std::uint64_t passed, std::string_view& delta,
+                          std::uint64_t& offset);
 
     std::string message_id_;
     std::optional<std::string> open_text_; ///< id of the text part being streamed
     unsigned text_parts_ = 0;
     std::uint64_t u16_ = 0; ///< UTF-16 units of text passed on so far
+    std::optional<std::string> open_reasoning_; ///< id of the reasoning part being streamed
+    unsigned reasoning_parts_ = 0;
+    std::uint64_t reasoning_u16_ = 0; ///< UTF-16 units of reasoning passed on so far
     std::string started_tool_; ///< ids of calls whose tool-input-start was sent, '\n'-joined
     bool done_ = false;
 };
