@@ -9,6 +9,18 @@ import { AbstractChat } from 'ai';
 import { WebSocketChatTransport, connect } from '../../clients/js/src/index.js';
 import { startServer } from './server.mjs';
 import { spySocket, until } from './spy_socket.mjs';
+import { validated } from './ui_chunks.mjs';
+
+// The package's transport, with every chunk checked against ai's own schema.
+class CheckedTransport extends WebSocketChatTransport {
+  async sendMessages(options) {
+    return validated(await super.sendMessages(options));
+  }
+  async reconnectToStream(options) {
+    const stream = await super.reconnectToStream(options);
+    return stream && validated(stream);
+  }
+}
 
 // What @ai-sdk/react's Chat adds to AbstractChat, minus React: a state holder.
 class ArrayState {
@@ -56,7 +68,7 @@ const chatId = () => `ws-chat-${Date.now().toString(36)}-${n++}`;
 
 test('Chat + WebSocketChatTransport: a tool call between two text parts, then more turns in the same conversation', { timeout: 60000 }, async () => {
   const client = open('carol');
-  const transport = new WebSocketChatTransport({ client });
+  const transport = new CheckedTransport({ client });
   const errors = [];
   const chat = new Chat({ id: chatId(), transport, onError: (e) => errors.push(e) });
 
@@ -110,7 +122,7 @@ test('Chat + WebSocketChatTransport: a tool call between two text parts, then mo
 test('a socket dropped in the middle of an answer is invisible to the Chat: the text is exact', { timeout: 60000 }, async () => {
   const spy = spySocket();
   const client = open('dave', spy.WebSocket);
-  const chat = new Chat({ id: chatId(), transport: new WebSocketChatTransport({ client }) });
+  const chat = new Chat({ id: chatId(), transport: new CheckedTransport({ client }) });
   const sent = chat.sendMessage({ text: '/tokens 400 /delay 5' });
   await until(() => textOf(chat.messages[1] ?? { parts: [] }).length > 80, 15000, 'some streamed text');
   spy.current().ws.terminate();
@@ -124,7 +136,7 @@ test('a socket dropped in the middle of an answer is invisible to the Chat: the 
 
 test('stop() cancels the generation (cancelOnAbort): stored as stopped, the Chat is ready', { timeout: 60000 }, async () => {
   const client = open('erin');
-  const chat = new Chat({ id: chatId(), transport: new WebSocketChatTransport({ client }) });
+  const chat = new Chat({ id: chatId(), transport: new CheckedTransport({ client }) });
   const sent = chat.sendMessage({ text: '/tokens 3000 /delay 10' });
   await until(() => textOf(chat.messages[1] ?? { parts: [] }).length > 30, 15000, 'some streamed text');
   const messageId = chat.messages[1].id;
@@ -144,7 +156,7 @@ test('resumeStream() after a "reload" replays the running answer from its start;
 
   // Another client (a reloaded page) opens the conversation by its id.
   const second = open('frank');
-  const chat = new Chat({ id: ack.conversationId, transport: new WebSocketChatTransport({ client: second }) });
+  const chat = new Chat({ id: ack.conversationId, transport: new CheckedTransport({ client: second }) });
   await chat.resumeStream();
   assert.equal(chat.status, 'ready');
   assert.equal(chat.messages.length, 1);
@@ -155,7 +167,7 @@ test('resumeStream() after a "reload" replays the running answer from its start;
   assert.equal(textOf(answer), stored.content);
   assert.deepEqual(partTypes(answer), ['text', 'tool-calculator', 'text']);
 
-  const idle = new Chat({ id: ack.conversationId, transport: new WebSocketChatTransport({ client: second }) });
+  const idle = new Chat({ id: ack.conversationId, transport: new CheckedTransport({ client: second }) });
   await idle.resumeStream();
   assert.equal(idle.messages.length, 0, 'resumed although nothing runs');
   assert.equal(idle.status, 'ready');

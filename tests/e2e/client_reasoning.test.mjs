@@ -10,6 +10,7 @@ import { readUIMessageStream } from 'ai';
 import { WebSocketChatTransport, connect } from '../../clients/js/src/index.js';
 import { startMock } from './mock.mjs';
 import { spySocket, until } from './spy_socket.mjs';
+import { validated } from './ui_chunks.mjs';
 
 let mock;
 const clients = [];
@@ -96,7 +97,7 @@ test('WebSocketChatTransport gives readUIMessageStream a reasoning part, a sourc
     messages: [{ id: 'u1', role: 'user', parts: [{ type: 'text', text: '/think 15 /delay 2\n/source https://example.com/a?utm_source=x Example A' }] }],
   });
   let last;
-  for await (const message of readUIMessageStream({ stream, terminateOnError: true })) last = message;
+  for await (const message of readUIMessageStream({ stream: validated(stream), terminateOnError: true })) last = message;
   const parts = last.parts.filter((p) => p.type !== 'step-start');
   assert.deepEqual(
     parts.map((p) => p.type),
@@ -122,7 +123,7 @@ test('resume of a message in the middle of its thinking replays reasoning and te
   const stream = await transport.reconnectToStream({ chatId: ack.conversationId });
   assert.ok(stream, 'nothing to resume');
   let last;
-  for await (const message of readUIMessageStream({ stream, terminateOnError: true })) last = message;
+  for await (const message of readUIMessageStream({ stream: validated(stream), terminateOnError: true })) last = message;
   const row = await first.query('getMessage', { messageId: ack.messageId });
   const reasoningPart = last.parts.find((p) => p.type === 'reasoning');
   assert.equal(reasoningPart.text, row.reasoning);
