@@ -84,9 +84,10 @@ test('the server killed mid-answer and restarted: the message ends interrupted a
   assert.equal(statuses.at(-1), 'interrupted', `the client reported ${statuses.join(' → ')}`);
   const stored = await client.query('getMessage', { messageId });
   assert.equal(stored.status, 'interrupted');
-  // The server kept its last flush (at most --flush-ms behind what was sent);
-  // the client ends on exactly that text, whichever side was ahead.
+  // The server kept its last flush (about --flush-ms behind what it sent,
+  // or ahead of what a backed-up socket delivered); the client ends on
+  // exactly that text, whichever side was ahead.
   assert.equal(final.text, stored.content, `client ${final.text.length} units, stored ${stored.content.length}`);
-  assert.ok(stored.content.length > 0 && stored.content.length <= heldAtKill);
+  assert.ok(stored.content.length > 0, 'nothing was flushed before the kill');
   t.diagnostic(`held ${heldAtKill} units at the kill, the server kept ${stored.content.length}`);
 });
