@@ -360,6 +360,7 @@ export class ChatstreamClient {
     if (m && !isTerminal(m.status)) this.update(t.id, (x) => ({ ...x, status: 'error', error: 'message not found' }));
     const e = new ProtocolError(err.code ?? 'not_found', err.message ?? 'message not found', err);
     for (const s of t.streams) s._fail(e);
+    this.#emit('error', e, { type: 'subscribe', messageId: t.id });
   }
 
   async #rebase(t) {

@@ -138,6 +138,8 @@ test('a refused fromOffset (the server kept less): the client takes the server t
 
 test('a subscribe answered not_found ends the stream with that error and marks the message', async () => {
   const { client, ws } = setup();
+  const errors = [];
+  client.on('error', (e, frame) => errors.push([e.code, frame.messageId]));
   const stream = client.subscribe('gone');
   const sub = ws().last('subscribe');
   ws().recv({ type: 'error', id: sub.id, messageId: 'gone', code: 'not_found', message: 'no such message' });
@@ -145,6 +147,7 @@ test('a subscribe answered not_found ends the stream with that error and marks t
   await assert.rejects(collect(stream), (e) => e.code === 'not_found');
   assert.equal(client.messages.get('gone').status, 'error');
   assert.ok(!client.isFollowing('gone'));
+  assert.deepEqual(errors, [['not_found', 'gone']], 'listeners are told (the page shows a banner)');
 });
 
 test('cancel resolves with the stopped state; a conflict (already ended) fetches the real final state instead', async () => {
