@@ -121,6 +121,10 @@ void register_serve_command(CLI::App& app, action& run)
         ->capture_default_str();
     cmd->add_option("--upstream-url", o.upstream_url, "OpenAI-compatible base URL");
     cmd->add_option("--model", o.model, "model for --provider openai (default: the server's own)");
+    cmd->add_flag("--think-tags", o.think_tags,
+                  "openai: split <think>...</think> in the content out as reasoning");
+    cmd->add_flag("--send-reasoning", o.send_reasoning,
+                  "openai: send earlier answers' reasoning back upstream (reasoning_content)");
     cmd->add_option("--api-key-env", a->api_key_env,
                     "environment variable holding the upstream API key");
     cmd->add_option("--jwt-secret-env", a->jwt_secret_env,

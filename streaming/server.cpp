@@ -502,6 +502,8 @@ int run_server(server_options const& options, server_hooks const& hooks)
         o.api_key = options.api_key;
         o.model = options.model;
         o.tools = tools.definitions();
+        o.think_tags = options.think_tags;
+        o.send_reasoning = options.send_reasoning;
         model = make_openai_provider(o);
     }
     else

@@ -182,7 +182,15 @@ std::string request_body(upstream const& u, provider_request const& req)
         std::any_of(req.messages.begin(), req.messages.end(), [](chat_message const& m) { return m.role == "system"; });
     if (o.system_prompt && !o.system_prompt->empty() && !has_system)
         messages.push_back(json::object{{"role", "system"}, {"content", *o.system_prompt}});
-    for (auto const& m : req.messages) messages.push_back(json::object{{"role", m.role}, {"content", m.content}});
+    for (auto const& m : req.messages)
+    {
+        json::object msg{{"role", m.role}, {"content", m.content}};
+        // DeepSeek's API refuses `reasoning_content` in the input; servers
+        // whose templates want earlier thinking back take it with the flag.
+        if (o.send_reasoning && m.role == "assistant" && !m.reasoning.empty())
+            msg["reasoning_content"] = m.reasoning;
+        messages.push_back(std::move(msg));
+    }
     // Each earlier call as its own assistant/tool pair: the request does not
     // say which calls shared a step, and strict alternation is what every
     // chat template accepts.
@@ -224,7 +232,7 @@ public:
     openai_step(std::shared_ptr<upstream const> up, net::any_io_executor ex, std::shared_ptr<provider_sink> sink,
                 int step)
         : up_(std::move(up)), resolver_(ex), connect_timer_(ex),
-          decoder_(std::move(sink), step, up_->options.api_key.value_or(""))
+          decoder_(std::move(sink), step, up_->options.api_key.value_or(""), up_->options.think_tags)
     {
         if (up_->tls)
             tls_.emplace(ex, *up_->ssl_ctx);
@@ -543,6 +551,9 @@ struct openai_stream_decoder::impl
     sse_parser sse;
     simdjson::dom::parser parser;
     std::string carry; // bytes of a code point not yet whole
+    std::string reasoning_carry;
+    bool think_tags = false;
+    think_tag_splitter splitter;
     std::map<std::int64_t, call> calls; // by `index`, in order
     std::optional<std::string> finish_reason;
     step_usage usage;
@@ -607,6 +618,9 @@ struct openai_stream_decoder::impl
         {
             usage.input_tokens = number(u["prompt_tokens"]);
             usage.output_tokens = number(u["completion_tokens"]);
+            simdjson::dom::object details;
+            if (!u["completion_tokens_details"].get(details))
+                usage.reasoning_tokens = number(details["reasoning_tokens"]);
         }
     }
 
@@ -627,6 +641,11 @@ struct openai_stream_decoder::impl
         simdjson::dom::object delta;
         if (!choice["delta"].get(delta))
         {
+            // DeepSeek, vLLM and llama.cpp say `reasoning_content`, OpenRouter `reasoning`.
+            std::string_view thought;
+            if ((!delta["reasoning_content"].get(thought) || !delta["reasoning"].get(thought)) &&
+                !thought.empty() && !reasoning(thought))
+                return;
             std::string_view content;
             if (!delta["content"].get(content) && !content.empty() && !text(content)) return;
             simdjson::dom::array calls_delta;
@@ -651,8 +670,31 @@ struct openai_stream_decoder::impl
         carry.append(t);
         auto const n = core::complete_utf8_prefix(carry);
         if (n == 0) return true;
-        bool const alive = emit([&](provider_sink& s) { s.on_text(std::string_view(carry).substr(0, n)); });
+        bool const alive = think_tags ? split(std::string_view(carry).substr(0, n))
+                                      : emit([&](provider_sink& s) { s.on_text(std::string_view(carry).substr(0, n)); });
         carry.erase(0, n);
+        return alive;
+    }
+
+    bool reasoning(std::string_view t)
+    {
+        reasoning_carry.append(t);
+        auto const n = core::complete_utf8_prefix(reasoning_carry);
+        if (n == 0) return true;
+        bool const alive =
+            emit([&](provider_sink& s) { s.on_reasoning(std::string_view(reasoning_carry).substr(0, n)); });
+        reasoning_carry.erase(0, n);
+        return alive;
+    }
+
+    // --think-tags: content split into the answer and `<think>` reasoning.
+    bool split(std::string_view whole)
+    {
+        bool alive = true;
+        splitter.feed(whole, [&](bool thinking, std::string_view piece) {
+            if (alive)
+                alive = emit([&](provider_sink& s) { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
+        });
         return alive;
     }
 
@@ -696,6 +738,15 @@ struct openai_stream_decoder::impl
 
     void complete()
     {
+        if (think_tags)
+        {
+            bool alive = true;
+            splitter.finish([&](bool thinking, std::string_view piece) {
+                if (alive)
+                    alive = emit([&](provider_sink& s) { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
+            });
+            if (!alive) return;
+        }
         for (auto const& [index, c] : calls)
             if (!c.started) return fail("upstream sent a tool call without a function name");
         for (auto& entry : calls)
@@ -724,12 +775,51 @@ struct openai_stream_decoder::impl
     }
 };
 
-openai_stream_decoder::openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step, std::string secret)
+openai_stream_decoder::openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step, std::string secret,
+                                             bool think_tags)
     : impl_(std::make_unique<impl>())
 {
     impl_->sink = std::move(sink);
     impl_->step = step;
     impl_->secret = std::move(secret);
+    impl_->think_tags = think_tags;
+}
+
+//------------------------------------------------------------------------------
+
+void think_tag_splitter::feed(std::string_view text, std::function<void(bool, std::string_view)> const& out)
+{
+    static constexpr std::string_view open = "<think>";
+    static constexpr std::string_view close = "</think>";
+    held_.append(text);
+    std::string_view rest(held_);
+    for (;;)
+    {
+        auto const tag = thinking_ ? close : open;
+        auto const at = rest.find(tag);
+        if (at == std::string_view::npos) break;
+        if (at > 0) out(thinking_, rest.substr(0, at));
+        thinking_ = !thinking_;
+        rest.remove_prefix(at + tag.size());
+    }
+    // Hold back a tail that may be the start of the next tag ("<thi", "</"),
+    // cut across chunks; everything before it goes out now.
+    auto const tag = thinking_ ? close : open;
+    std::size_t keep = 0;
+    for (std::size_t n = std::min(rest.size(), tag.size() - 1); n > 0; --n)
+        if (rest.substr(rest.size() - n) == tag.substr(0, n))
+        {
+            keep = n;
+            break;
+        }
+    if (rest.size() > keep) out(thinking_, rest.substr(0, rest.size() - keep));
+    held_ = std::string(rest.substr(rest.size() - keep));
+}
+
+void think_tag_splitter::finish(std::function<void(bool, std::string_view)> const& out)
+{
+    if (!held_.empty()) out(thinking_, held_);
+    held_.clear();
 }
 
 openai_stream_decoder::~openai_stream_decoder() = default;

@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -57,7 +58,9 @@ void price_table::merge_json(std::string_view text)
         if (!entry.is_object())
             throw std::runtime_error("price of '" + std::string(model) + "' must be an object {input, output}");
         auto const& o = entry.as_object();
-        set(std::string(model), {price_field(o, model, "input"), price_field(o, model, "output")});
+        model_price price{price_field(o, model, "input"), price_field(o, model, "output"), std::nullopt};
+        if (o.contains("reasoning")) price.reasoning_per_million = price_field(o, model, "reasoning");
+        set(std::string(model), price);
     }
 }
 
@@ -93,8 +96,13 @@ std::optional<double> price_table::cost_usd(std::string_view model, step_usage u
 {
     auto const p = find(model);
     if (!p) return std::nullopt;
+    // Upstreams count reasoning inside completion_tokens; one that does not
+    // (reasoning above the output) is charged for both.
+    auto const reasoning = std::max<std::int64_t>(usage.reasoning_tokens, 0);
+    auto const answer = std::max<std::int64_t>(usage.output_tokens - reasoning, 0);
     return (static_cast<double>(usage.input_tokens) * p->input_per_million +
-            static_cast<double>(usage.output_tokens) * p->output_per_million) /
+            static_cast<double>(answer) * p->output_per_million +
+            static_cast<double>(reasoning) * p->reasoning_per_million.value_or(p->output_per_million)) /
            1e6;
 }
 

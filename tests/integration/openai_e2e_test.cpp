@@ -4,6 +4,7 @@
 // WebSocket. Covers split chunks (inside UTF-8), the tool loop across two
 // upstream requests, upstream errors, and cancel closing the upstream socket.
 #include "server_process.hpp"
+#include "ws_helpers.hpp"
 
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/database.hpp"
@@ -28,10 +29,6 @@ using clock_type = std::chrono::steady_clock;
 namespace
 {
 
-std::string str(json::value const& v)
-{
-    return std::string(v.as_string());
-}
 
 constexpr char const* api_key_var = "CHATSTREAM_E2E_UPSTREAM_KEY";
 constexpr char const* api_key = "sk-e2e-0123456789abcdef";
@@ -215,6 +212,17 @@ std::string usage(int in, int out)
                R"(,"completion_tokens":)" + std::to_string(out) + "}}");
 }
 std::string const done = "data: [DONE]\n\n";
+std::string reasoning_content(std::string_view text)
+{
+    return sse(R"({"choices":[{"index":0,"delta":{"content":null,"reasoning_content":)" +
+               json::serialize(json::value(json::string(text))) + "}}]}");
+}
+std::string usage_with_reasoning(int in, int out, int reasoning)
+{
+    return sse(R"({"choices":[],"usage":{"prompt_tokens":)" + std::to_string(in) +
+               R"(,"completion_tokens":)" + std::to_string(out) +
+               R"(,"completion_tokens_details":{"reasoning_tokens":)" + std::to_string(reasoning) + "}}}");
+}
 
 std::string tool_start(std::string_view id, std::string_view name)
 {
@@ -243,40 +251,10 @@ std::vector<std::size_t> awkward_cuts(std::string const& body)
     return cuts;
 }
 
-struct stream_result
+// The message id of a generation read by read_generation (ws_helpers.hpp).
+std::string message_id_of(stream_result const& r)
 {
-    std::string message_id;
-    std::string text;
-    std::vector<json::object> events;
-    json::object finish;
-};
-
-// After a generate was sent: ack, then every event to its finish.
-stream_result read_generation(ws_client& c)
-{
-    stream_result r;
-    r.message_id = str(c.read_until("ack").at("messageId"));
-    for (;;)
-    {
-        auto e = c.read();
-        r.events.push_back(e);
-        auto const type = str(e.at("type"));
-        if (type == "text-delta")
-        {
-            CHECK(core::is_valid_utf8(str(e.at("delta"))));
-            r.text += str(e.at("delta"));
-        }
-        if (type == "finish" && str(e.at("messageId")) == r.message_id)
-        {
-            r.finish = e;
-            return r;
-        }
-    }
-}
-
-json::object generate(std::string const& content)
-{
-    return {{"type", "generate"}, {"id", "g"}, {"content", content}};
+    return str(r.ack.at("messageId"));
 }
 
 struct e2e
@@ -285,13 +263,18 @@ struct e2e
     fake_openai upstream;
     server_process server;
 
-    explicit e2e(fake_openai::handler h)
+    explicit e2e(fake_openai::handler h, std::vector<std::string> extra = {})
         : upstream(std::move(h)),
-          server(dir.file("chat.db"),
-                 {"--provider", "openai", "--upstream-url", upstream.url(), "--model",
-                  "gpt-4o-mini", "--api-key-env", api_key_var},
+          server(dir.file("chat.db"), server_args(upstream.url(), std::move(extra)),
                  {std::string(api_key_var) + "=" + api_key})
     {
+    }
+    static std::vector<std::string> server_args(std::string url, std::vector<std::string> extra)
+    {
+        std::vector<std::string> args{"--provider", "openai", "--upstream-url", std::move(url), "--model",
+                                      "gpt-4o-mini", "--api-key-env", api_key_var};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return args;
     }
     ~e2e()
     {
@@ -335,7 +318,7 @@ TEST_CASE("openai e2e: a streamed answer in awkward chunks is stored whole, with
     CHECK(r.finish.at("usage").at("outputTokens").as_int64() == 9);
     CHECK(r.text == answer);
 
-    auto m = c.query("getMessage", {{"messageId", r.message_id}});
+    auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
     REQUIRE(str(m.at("type")) == "result");
     auto const& data = m.at("data").as_object();
     CHECK(str(data.at("content")) == answer);
@@ -470,7 +453,7 @@ TEST_CASE("openai e2e: tool call round trip through the server's tool loop",
     CHECK(str(call.at("function").at("name")) == "calculator");
     CHECK(str(json::parse(str(call.at("function").at("arguments"))).at("expression")) == "6*(3+4)");
 
-    auto calls = c.query("getToolCalls", {{"messageId", r.message_id}, {"includePartial", true}});
+    auto calls = c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
     auto const& arr = calls.at("data").as_array();
     REQUIRE(arr.size() == 1);
     CHECK(str(arr[0].at("name")) == "calculator");
@@ -480,7 +463,7 @@ TEST_CASE("openai e2e: tool call round trip through the server's tool loop",
     REQUIRE(arr[0].as_object().contains("result"));
     CHECK(json::parse(str(arr[0].at("result"))).at("result").as_int64() == 42);
 
-    auto m = c.query("getMessage", {{"messageId", r.message_id}});
+    auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
     auto const& data = m.at("data").as_object();
     CHECK(str(data.at("content")) == r.text);
     CHECK(data.at("outputTokens").is_int64());
@@ -515,11 +498,11 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         auto const error = str(r.finish.at("error"));
         CHECK_THAT(error, Catch::Matchers::Contains("HTTP 500"));
         CHECK_THAT(error, Catch::Matchers::Contains("The server had an error"));
-        auto m = c.query("getMessage", {{"messageId", r.message_id}});
+        auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
         CHECK(str(m.at("data").at("status")) == "error");
         CHECK(str(m.at("data").at("error")) == error);
         auto calls =
-            c.query("getToolCalls", {{"messageId", r.message_id}, {"includePartial", true}});
+            c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
         CHECK(calls.at("data").as_array().empty());
         c.stream().close(websocket::close_code::normal); // else the drain waits for it
         t.server.stop();
@@ -553,12 +536,12 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         CHECK_THAT(error, Catch::Matchers::Contains("retry after 7"));
         CHECK(r.text == "Checking. ");
         auto calls =
-            c.query("getToolCalls", {{"messageId", r.message_id}, {"includePartial", true}});
+            c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
         auto const& arr = calls.at("data").as_array();
         REQUIRE(arr.size() == 1);
         CHECK(arr[0].at("isPartial").as_bool() == false);
         CHECK(json::parse(str(arr[0].at("result"))).at("result").as_int64() == 1024);
-        auto m = c.query("getMessage", {{"messageId", r.message_id}});
+        auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
         CHECK(str(m.at("data").at("status")) == "error");
         CHECK(str(m.at("data").at("content")) == "Checking. ");
         c.stream().close(websocket::close_code::normal); // else the drain waits for it
@@ -585,9 +568,9 @@ TEST_CASE("openai e2e: upstream errors finish with status error and no partial t
         CHECK(!str(r.finish.at("error")).empty());
         CHECK(r.text == "Partial ");
         auto calls =
-            c.query("getToolCalls", {{"messageId", r.message_id}, {"includePartial", true}});
+            c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
         CHECK(calls.at("data").as_array().empty());
-        auto m = c.query("getMessage", {{"messageId", r.message_id}});
+        auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
         CHECK(str(m.at("data").at("content")) == "Partial ");
         c.stream().close(websocket::close_code::normal); // else the drain waits for it
         t.server.stop();
@@ -641,4 +624,116 @@ TEST_CASE("openai e2e: cancel during a hanging upstream closes the upstream conn
     auto m = c.query("getMessage", {{"messageId", message_id}});
     CHECK(str(m.at("data").at("status")) == "stopped");
     CHECK(str(m.at("data").at("content")) == "Thinking");
+}
+
+namespace
+{
+
+/// The event types in order, runs of one delta type collapsed.
+std::vector<std::string> event_shape(std::vector<json::object> const& events)
+{
+    std::vector<std::string> out;
+    for (auto const& e : events)
+    {
+        auto const t = str(e.at("type"));
+        if (!out.empty() && out.back() == t && t.ends_with("-delta"))
+            continue;
+        out.push_back(t);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, with its tokens in usage and cost",
+          "[integration][openai][reasoning]")
+{
+    e2e t(
+        [](tcp::socket& s, upstream_request const&, int)
+        {
+            std::string body = reasoning_content("Let") + reasoning_content(" me thínk") +
+                               reasoning_content(" 🤔 naïvely") + content("Answer: ") +
+                               content("日本語 🚀") + finish("stop") + usage_with_reasoning(10, 40, 30) + done;
+            sse_head(s);
+            chunks(s, body, awkward_cuts(body));
+            end_chunks(s);
+        });
+    ws_client c(t.server.port());
+    c.send(generate("Think first"));
+    auto r = read_generation(c); // text and reasoning offsets each contiguous from 0
+    CHECK(event_shape(r.events) ==
+          std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end", "text-delta", "finish"});
+    CHECK(r.reasoning == "Let me thínk 🤔 naïvely");
+    CHECK(r.text == "Answer: 日本語 🚀");
+    auto const& u = r.finish.at("usage");
+    CHECK(u.at("outputTokens").as_int64() == 40);
+    CHECK(u.at("reasoningTokens").as_int64() == 30);
+
+    auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
+    auto const& data = m.at("data").as_object();
+    CHECK(str(data.at("reasoning")) == r.reasoning);
+    CHECK(str(data.at("content")) == r.text);
+    CHECK(data.at("reasoningTokens").as_int64() == 30);
+    // gpt-4o-mini has no reasoning rate: its reasoning is charged as output.
+    CHECK(data.at("cost").as_double() == Approx((10 * 0.15 + 40 * 0.60) / 1e6));
+    CHECK(data.at("generationStartedAt").as_int64() <= data.at("thinkingStartedAt").as_int64());
+    CHECK(data.at("thinkingStartedAt").as_int64() <= data.at("thinkingCompletedAt").as_int64());
+    CHECK(data.at("thinkingCompletedAt").as_int64() <= data.at("firstTokenAt").as_int64());
+    CHECK(data.at("firstTokenAt").as_int64() <= data.at("generationCompletedAt").as_int64());
+
+    // The next request of the conversation does not send the reasoning back.
+    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", r.ack.at("conversationId")},
+                        {"content", "And again"}});
+    auto r2 = read_generation(c);
+    CHECK(str(r2.finish.at("status")) == "complete");
+    auto const reqs = t.upstream.requests();
+    REQUIRE(reqs.size() >= 2);
+    json::value body;
+    auto const& msgs = messages_of(reqs.back(), body);
+    bool saw_answer = false;
+    for (auto const& msg : msgs)
+        if (str(msg.at("role")) == "assistant" && msg.at("content") == json::value(r.text))
+        {
+            saw_answer = true;
+            CHECK_FALSE(msg.as_object().contains("reasoning_content"));
+        }
+    CHECK(saw_answer);
+}
+
+TEST_CASE("openai e2e: --think-tags splits <think> out of the content, --send-reasoning sends it back",
+          "[integration][openai][reasoning]")
+{
+    e2e t(
+        [](tcp::socket& s, upstream_request const&, int)
+        {
+            std::string body = content("<thi") + content("nk>Hmm 🤔, six") + content(" times seven</th") +
+                               content("ink>It is 42.") + finish("stop") + usage(8, 12) + done;
+            sse_head(s);
+            chunks(s, body, awkward_cuts(body));
+            end_chunks(s);
+        },
+        {"--think-tags", "--send-reasoning", "--no-auto-title"});
+    ws_client c(t.server.port());
+    c.send(generate("What is 6*7?"));
+    auto r = read_generation(c);
+    CHECK(r.reasoning == "Hmm 🤔, six times seven");
+    CHECK(r.text == "It is 42.");
+    auto m = c.query("getMessage", {{"messageId", message_id_of(r)}});
+    CHECK(str(m.at("data").at("reasoning")) == r.reasoning);
+    CHECK(str(m.at("data").at("content")) == "It is 42.");
+
+    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", r.ack.at("conversationId")},
+                        {"content", "Sure?"}});
+    auto r2 = read_generation(c);
+    CHECK(str(r2.finish.at("status")) == "complete");
+    auto const reqs = t.upstream.requests();
+    REQUIRE(reqs.size() == 2);
+    json::value body;
+    auto const& msgs = messages_of(reqs[1], body);
+    bool sent_back = false;
+    for (auto const& msg : msgs)
+        if (str(msg.at("role")) == "assistant")
+            sent_back = sent_back || (msg.as_object().contains("reasoning_content") &&
+                                      str(msg.at("reasoning_content")) == r.reasoning);
+    CHECK(sent_back);
 }

@@ -60,10 +60,29 @@ std::string tool_stream()
            call(1, R"("function":{"arguments":":\"Asia/Tokyo\"}"})") + finish_chunk("tool_calls") + usage_chunk + done;
 }
 
-std::shared_ptr<test::recording_sink> decode(std::string_view body, std::size_t piece = 0)
+std::string delta_chunk(std::string_view field, std::string_view text)
+{
+    return sse(R"({"choices":[{"index":0,"delta":{")" + std::string(field) + R"(":)" + core::json_string(text) +
+               R"(},"finish_reason":null}]})");
+}
+
+// DeepSeek / vLLM style: reasoning_content first (content null), then the
+// answer, and usage with completion_tokens_details.
+std::string reasoning_stream(std::string_view field = "reasoning_content")
+{
+    return sse(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":""}}]})") +
+           delta_chunk(field, "Let me") + delta_chunk(field, " think: 6×7 🤔") +
+           sse(R"({"choices":[{"index":0,"delta":{"content":"42","reasoning_content":null}}]})") +
+           content_chunk(" it is.") + finish_chunk("stop") +
+           sse(R"({"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":30,)"
+               R"("completion_tokens_details":{"reasoning_tokens":24}}})") +
+           done;
+}
+
+std::shared_ptr<test::recording_sink> decode(std::string_view body, std::size_t piece = 0, bool think_tags = false)
 {
     auto sink = std::make_shared<test::recording_sink>();
-    openai_stream_decoder d(sink, 2);
+    openai_stream_decoder d(sink, 2, {}, think_tags);
     if (piece == 0)
         d.feed(body);
     else
@@ -322,4 +341,105 @@ TEST_CASE("openai HTTP errors become user-facing messages", "[streaming][openai]
     CHECK(openai_http_error_message(400, "context too long") == "upstream rejected the request (HTTP 400): context too long");
     auto const long_message = openai_http_error_message(500, std::string(1000, 'y'));
     CHECK(long_message.size() < 400);
+}
+
+TEST_CASE("openai decoder: reasoning_content and reasoning, before the answer, with reasoning tokens",
+          "[streaming][openai][reasoning]")
+{
+    for (auto const* field : {"reasoning_content", "reasoning"})
+    {
+        INFO(field);
+        auto const body = reasoning_stream(field);
+        auto const s = decode(body);
+        CHECK(s->error.empty());
+        CHECK(s->log == std::vector<std::string>{"reasoning:Let me", "reasoning: think: 6×7 🤔", "text:42",
+                                                 "text: it is.", "finish:stop"});
+        CHECK(s->usage.output_tokens == 30);
+        CHECK(s->usage.reasoning_tokens == 24);
+        // Every cut point of the body, inside UTF-8 sequences included.
+        for (std::size_t cut = 0; cut <= body.size(); ++cut)
+        {
+            auto sink = std::make_shared<test::recording_sink>();
+            openai_stream_decoder d(sink);
+            d.feed(std::string_view(body).substr(0, cut));
+            d.feed(std::string_view(body).substr(cut));
+            CHECK(sink->log == s->log);
+        }
+    }
+}
+
+TEST_CASE("think tags: split out of the content wherever the chunks cut them", "[streaming][openai][reasoning]")
+{
+    std::string const content = "<think>Let me think 🤔.</think>\n\nThe answer is 42 — done.";
+    // Every way of cutting the content into three chunks, tags cut included.
+    for (std::size_t a = 0; a <= content.size(); ++a)
+        for (std::size_t b = a; b <= content.size(); ++b)
+        {
+            std::string reasoning, text;
+            think_tag_splitter split;
+            auto out = [&](bool thinking, std::string_view piece) {
+                CHECK(!piece.empty());
+                (thinking ? reasoning : text) += piece;
+            };
+            // The decoder hands over whole code points only.
+            auto feed = [&](std::string_view piece) { split.feed(piece, out); };
+            auto const p1 = std::string_view(content).substr(0, a);
+            auto const p2 = std::string_view(content).substr(a, b - a);
+            auto const p3 = std::string_view(content).substr(b);
+            if (!core::is_valid_utf8(p1) || !core::is_valid_utf8(p2) || !core::is_valid_utf8(p3)) continue;
+            feed(p1);
+            feed(p2);
+            feed(p3);
+            split.finish(out);
+            INFO("cuts at " << a << ", " << b);
+            CHECK(reasoning == "Let me think 🤔.");
+            CHECK(text == "\n\nThe answer is 42 — done.");
+        }
+    SECTION("a lone '<' and an unclosed tag are text, an unclosed think is reasoning")
+    {
+        std::string reasoning, text;
+        think_tag_splitter split;
+        auto out = [&](bool thinking, std::string_view piece) { (thinking ? reasoning : text) += piece; };
+        split.feed("a < b <thi", out);
+        CHECK(text == "a < b "); // "<thi" held back: it may be a tag
+        split.feed("s is not a tag <think>still thinking", out);
+        split.finish(out);
+        CHECK(text == "a < b <this is not a tag ");
+        CHECK(reasoning == "still thinking");
+    }
+}
+
+TEST_CASE("openai decoder: --think-tags splits the streamed content, off by default", "[streaming][openai][reasoning]")
+{
+    auto const body = content_chunk("<thi") + content_chunk("nk>Hmm, 🤔") + content_chunk(" ok</") +
+                      content_chunk("think>Yes.") + finish_chunk("stop") + done;
+    auto const split = decode(body, 0, true);
+    CHECK(split->reasoning() == "Hmm, 🤔 ok");
+    CHECK(split->text() == "Yes.");
+    for (auto const& r : split->reasonings) CHECK(core::is_valid_utf8(r));
+    for (std::size_t piece : {1, 2, 3, 5})
+    {
+        auto const s = decode(body, piece, true);
+        CHECK(s->reasoning() == "Hmm, 🤔 ok");
+        CHECK(s->text() == "Yes.");
+    }
+    auto const plain = decode(body);
+    CHECK(plain->reasonings.empty());
+    CHECK(plain->text() == "<think>Hmm, 🤔 ok</think>Yes.");
+}
+
+TEST_CASE("openai request body: earlier reasoning goes back only with --send-reasoning",
+          "[streaming][openai][reasoning]")
+{
+    provider_request req;
+    req.messages = {{"user", "hi", ""}, {"assistant", "hello", "they greet me"}, {"user", "again", ""}};
+    openai_options o;
+    o.base_url = "http://127.0.0.1:1";
+    auto body = json::parse(openai_request_body(o, req)).as_object();
+    CHECK_FALSE(body.at("messages").as_array().at(1).as_object().contains("reasoning_content"));
+    o.send_reasoning = true;
+    body = json::parse(openai_request_body(o, req)).as_object();
+    auto const& messages = body.at("messages").as_array();
+    CHECK(messages.at(1).at("reasoning_content").as_string() == "they greet me");
+    CHECK_FALSE(messages.at(0).as_object().contains("reasoning_content")); // users have none
 }

@@ -15,6 +15,7 @@ struct recording_sink : streaming::provider_sink
 {
     std::vector<std::string> log;   // "text:..", "start:id:name", "delta:id:..", "call:id:name:args", "finish:..", "error:.."
     std::vector<std::string> texts; // each on_text piece
+    std::vector<std::string> reasonings; // each on_reasoning piece
     std::string finish_reason;
     streaming::step_usage usage;
     std::string error;
@@ -32,6 +33,11 @@ struct recording_sink : streaming::provider_sink
         texts.emplace_back(t);
         note("text:" + std::string(t));
         if (after_text) after_text();
+    }
+    void on_reasoning(std::string_view t) override
+    {
+        reasonings.emplace_back(t);
+        note("reasoning:" + std::string(t));
     }
     void on_tool_input_start(std::string_view id, std::string_view name) override
     {
@@ -63,6 +69,12 @@ struct recording_sink : streaming::provider_sink
     {
         std::string out;
         for (auto const& t : texts) out += t;
+        return out;
+    }
+    std::string reasoning() const
+    {
+        std::string out;
+        for (auto const& t : reasonings) out += t;
         return out;
     }
 };

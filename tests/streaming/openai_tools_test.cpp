@@ -269,3 +269,17 @@ TEST_CASE("pricing: built-in table, families, unknown models, overrides", "[stre
     CHECK(f.cost_usd("gpt-4o", u) == Approx(7.5)); // built-ins kept
     CHECK_THROWS_AS(price_table::from_json_file(dir.file("missing.json")), std::runtime_error);
 }
+
+TEST_CASE("pricing: reasoning tokens at the reasoning rate, the output rate by default",
+          "[streaming][openai][pricing]")
+{
+    // 1M in, 500k out of which 200k reasoning.
+    step_usage const u{1'000'000, 500'000, 200'000};
+    CHECK(cost_usd("o4-mini", u) == Approx(1.10 + 0.5 * 4.40)); // no reasoning rate: output rate
+    auto t = price_table::builtin();
+    t.merge_json(R"({"thinker":{"input":1,"output":2,"reasoning":10}})");
+    CHECK(t.cost_usd("thinker", u) == Approx(1.0 + 0.3 * 2 + 0.2 * 10));
+    // A server that counts reasoning apart from the output: both are charged.
+    CHECK(t.cost_usd("thinker", {0, 100'000, 300'000}) == Approx(0.3 * 10));
+    CHECK_THROWS_AS(t.merge_json(R"({"m":{"input":1,"output":1,"reasoning":"x"}})"), std::runtime_error);
+}

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,30 @@ struct openai_options
 
     /// Bound on one response body (a runaway stream is cut with an error).
     std::size_t max_response_bytes = 64 * 1024 * 1024;
+    /// --think-tags: the model inlines its reasoning in `content` as
+    /// `<think>...</think>` (Qwen3, DeepSeek R1 served raw); split it out.
+    bool think_tags = false;
+    /// --send-reasoning: earlier answers' reasoning goes back upstream as
+    /// `reasoning_content`. Off by default: DeepSeek rejects it, and most
+    /// chat templates drop earlier thinking anyway (docs/providers.md).
+    bool send_reasoning = false;
+};
+
+/// Splits content into answer text and `<think>...</think>` reasoning, with
+/// a tag cut anywhere across chunks (the tags are ASCII, so pieces stay whole
+/// UTF-8 when the input is). Exposed for tests.
+class think_tag_splitter
+{
+public:
+    /// Feeds whole code points; @p out gets (thinking, piece) in order.
+    void feed(std::string_view text, std::function<void(bool, std::string_view)> const& out);
+    /// The stream ended: what was held back (a tag prefix that never completed) goes out.
+    void finish(std::function<void(bool, std::string_view)> const& out);
+    bool thinking() const noexcept { return thinking_; }
+
+private:
+    std::string held_;
+    bool thinking_ = false;
 };
 
 /// Makes the provider. Steps run fully asynchronously on the executor given
@@ -110,7 +135,9 @@ class openai_stream_decoder
 public:
     /// @param step    the tool-loop step, used for ids of calls that have none
     /// @param secret  text removed from upstream error messages (the API key)
-    openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step = 0, std::string secret = {});
+    /// @param think_tags  split `<think>` reasoning out of the content (--think-tags)
+    openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step = 0, std::string secret = {},
+                          bool think_tags = false);
     ~openai_stream_decoder();
     openai_stream_decoder(openai_stream_decoder const&) = delete;
     openai_stream_decoder& operator=(openai_stream_decoder const&) = delete;

@@ -15,6 +15,8 @@ struct model_price
 {
     double input_per_million = 0;
     double output_per_million = 0;
+    /// Reasoning tokens (part of the output); unset: the output rate.
+    std::optional<double> reasoning_per_million;
 };
 
 /// Model name -> price. A model matches its exact entry, else the longest
@@ -29,7 +31,7 @@ public:
     static price_table builtin();
 
     /// The built-in table with the entries of a JSON file laid over it:
-    /// `{"model": {"input": USD_per_1M, "output": USD_per_1M}, ...}`.
+    /// `{"model": {"input": USD_per_1M, "output": USD_per_1M, "reasoning"?: USD_per_1M}, ...}`.
     /// @throws std::runtime_error when the file cannot be read or is malformed.
     static price_table from_json_file(std::string const& path);
 
@@ -42,7 +44,8 @@ public:
     std::optional<model_price> find(std::string_view model) const;
 
     /// Cost of @p usage with @p model, or std::nullopt for an unknown model
-    /// (an unknown price is stored as NULL, never as 0).
+    /// (an unknown price is stored as NULL, never as 0). The reasoning
+    /// tokens of the output are charged at the reasoning rate.
     std::optional<double> cost_usd(std::string_view model, step_usage usage) const;
 
 private:

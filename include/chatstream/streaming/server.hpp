@@ -29,6 +29,8 @@ struct server_options
     std::string provider = "scripted";
     std::string upstream_url;
     std::string model; ///< default model of the openai provider (--model)
+    bool think_tags = false;     ///< --think-tags (openai_options::think_tags)
+    bool send_reasoning = false; ///< --send-reasoning (openai_options::send_reasoning)
     std::optional<std::string> api_key;
     std::optional<std::string> jwt_secret; ///< absent = dev mode (no auth)
     bool jwt_allow_no_exp = false;         ///< --jwt-allow-no-exp: tokens without `exp` never expire
