@@ -151,6 +151,13 @@ await check('tool call rendered inline at its textPosition, with its result, no 
   const stored = await storedContent(id);
   assert(info.text === stored.content, `rendered text differs from stored content:\n${JSON.stringify(info.text)}\n${JSON.stringify(stored.content)}`);
   console.log(`  (spinner seen while running: ${sawSpinner})`);
+  // Issue 22: the finished answer's footer shows TTFT and tokens/s from its stored row.
+  await page.waitForFunction((mid) => Boolean(document.querySelector(`article.msg[data-id="${CSS.escape(mid)}"] .msg-foot`)?.dataset.ttftMs), id, { timeout: 10000 });
+  const foot = await page.$eval(`article.msg[data-id="${id}"] .msg-foot`, (f) => ({ ttft: Number(f.dataset.ttftMs), tps: f.dataset.tokensPerSecond, text: f.textContent }));
+  assert(foot.ttft === stored.firstTokenAt - stored.generationStartedAt, `TTFT ${foot.ttft}, row ${stored.firstTokenAt - stored.generationStartedAt}`);
+  assert(/TTFT \d/.test(foot.text), `footer ${foot.text}`);
+  console.log(`  (footer: ${foot.text})`);
+  if (stored.tokensPerSecond != null) assert(Number(foot.tps) === stored.tokensPerSecond && /tokens\/s/.test(foot.text), `tokens/s ${foot.tps}, row ${stored.tokensPerSecond}`);
   await shot('web-tool-call.png');
 });
 
