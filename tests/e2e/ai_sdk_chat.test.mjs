@@ -64,7 +64,7 @@ test('SSE headers and framing of POST /api/chat', async () => {
   assert.ok(deltas.length > 0);
   assert.deepEqual(parts.at(-1), {
     type: 'finish',
-    messageMetadata: { status: 'complete', finishReason: 'stop', usage: { inputTokens: 1, outputTokens: deltas.length } },
+    messageMetadata: { status: 'complete', finishReason: 'stop', usage: { inputTokens: 1, outputTokens: deltas.length, reasoningTokens: 0 } },
   });
   assert.equal(parts.filter((p) => p.type === 'finish').length, 1);
 });
