@@ -569,6 +569,17 @@ copy_report copy_database(storage::database& source, storage::database& target, 
     {
         storage::transaction tx(target);
         target.exec(legacy_schema_sql(storage::dialect::postgres));
+        // The seed's messages may carry reasoning columns beyond DESIGN.md §5
+        // (§9); the target gets those the source has, and 0007 the rest.
+        static constexpr std::pair<char const*, char const*> seed_columns[] = {
+            {"reasoning", "TEXT"},
+            {"partial_reasoning", "TEXT"},
+            {"reasoning_tokens", "BIGINT"},
+            {"thinking_started_at", "BIGINT"},
+            {"thinking_completed_at", "BIGINT"}};
+        for (auto const& [column, type] : seed_columns)
+            if (source.has_column("messages", column))
+                target.exec(std::string("ALTER TABLE messages ADD COLUMN ") + column + " " + type);
         tx.commit();
     }
     // A managed source's tables exist before its rows arrive; an unmigrated

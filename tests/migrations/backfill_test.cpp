@@ -454,3 +454,41 @@ TEST_CASE("status JSON carries every counter", "[migrations][status]")
     else
         CHECK(count(db, "SELECT json_valid('" + json + "')") == 1);
 }
+
+TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (DESIGN.md §9)",
+          "[migrations][backfill][cleanup][reasoning]")
+{
+    test::temp_dir dir;
+    auto const path = generated(dir, 300);
+    std::string thought_id, partial_id;
+    {
+        // The seed's messages had these two; 0007 must add only the rest.
+        storage::database db(path, storage::open_mode::read_write);
+        db.exec("ALTER TABLE messages ADD COLUMN reasoning TEXT");
+        db.exec("ALTER TABLE messages ADD COLUMN partial_reasoning TEXT");
+        thought_id = test::query_one(db, "SELECT min(id) FROM messages WHERE role = 'assistant'").value();
+        partial_id = test::query_one(db, "SELECT max(id) FROM messages WHERE role = 'assistant'").value();
+        db.exec("UPDATE messages SET reasoning = 'Let me think 🤔' WHERE id = '" + thought_id + "'");
+        db.exec("UPDATE messages SET partial_reasoning = 'half a tho' WHERE id = '" + partial_id + "'");
+    }
+    up(path, 50);
+    storage::database db(path, storage::open_mode::read_write);
+    for (auto const* c : {"reasoning", "partial_reasoning", "reasoning_tokens", "thinking_started_at",
+                          "thinking_completed_at"})
+        CHECK(db.has_column("messages", c));
+    CHECK(verify(db).ok());
+    CHECK(cleanup(db) == 300);
+    CHECK_FALSE(storage::has_legacy_columns(db));
+    auto const reasoning_of = [&](std::string const& id)
+    {
+        return test::query_one(db, "SELECT coalesce(reasoning, '-') || '|' || coalesce(partial_reasoning, '-') "
+                                   "FROM messages WHERE id = '" + id + "'")
+            .value();
+    };
+    CHECK(reasoning_of(thought_id) == "Let me think 🤔|-");
+    CHECK(reasoning_of(partial_id) == "-|half a tho");
+    // And the repositories read them.
+    auto const row = storage::messages::get_unscoped(db, thought_id);
+    REQUIRE(row);
+    CHECK(row->reasoning == std::optional<std::string>("Let me think 🤔"));
+}

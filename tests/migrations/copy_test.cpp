@@ -395,3 +395,31 @@ TEST_CASE("copy: verify catches a corrupted target", "[migrations][copy][verify]
     CHECK_THAT(r.output, Catch::Contains("MISMATCH " + table_name + ":"));
     CHECK_THAT(r.output, Catch::Contains("{\"table\":\"" + table_name + "\""));
 }
+
+TEST_CASE("copy a legacy database with reasoning columns: they reach the target (DESIGN.md §9)",
+          "[migrations][copy][postgres][reasoning]")
+{
+    REQUIRE_POSTGRES_TARGET();
+    test::temp_dir dir;
+    auto const source = legacy_source(dir, 200);
+    std::string id;
+    {
+        storage::database db(source, storage::open_mode::read_write);
+        db.exec("ALTER TABLE messages ADD COLUMN reasoning TEXT");
+        db.exec("ALTER TABLE messages ADD COLUMN partial_reasoning TEXT");
+        id = test::query_one(db, "SELECT min(id) FROM messages WHERE role = 'assistant'").value();
+        db.exec("UPDATE messages SET reasoning = 'pensé 🤔', partial_reasoning = 'half' WHERE id = '" + id + "'");
+    }
+    auto const target = dir.db("target");
+    storage::database from(source, storage::open_mode::read_write);
+    storage::database to(target, storage::open_mode::read_write);
+    auto const r = copy_database(from, to, {.batch_size = 64});
+    CHECK(r.ok());
+    CHECK(test::query_one(to, "SELECT reasoning || '|' || partial_reasoning FROM messages WHERE id = '" + id + "'") ==
+          std::optional<std::string>("pensé 🤔|half"));
+    run_up(to, {.batch_size = 100});
+    CHECK(verify(to).ok());
+    CHECK(cleanup(to) == 200);
+    CHECK(test::query_one(to, "SELECT reasoning FROM messages WHERE id = '" + id + "'") ==
+          std::optional<std::string>("pensé 🤔"));
+}

@@ -63,3 +63,20 @@ TEST_CASE("both dialects ship the same schema migrations, version for version", 
         CHECK(sqlite[i].checksum != postgres[i].checksum); // each dialect's own text
     }
 }
+
+TEST_CASE("ADD COLUMN IF NOT EXISTS on SQLite: dropped when the column is there, plain otherwise",
+          "[migrations][schema]")
+{
+    test::temp_dir dir;
+    storage::database db(dir.file("a.db"), storage::open_mode::read_write);
+    db.exec("CREATE TABLE t(a TEXT)");
+    auto const sql = std::string("-- a comment\n"
+                                 "ALTER TABLE t ADD COLUMN IF NOT EXISTS a TEXT;\n"
+                                 "ALTER TABLE t ADD COLUMN IF NOT EXISTS b INTEGER;\n"
+                                 "CREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
+    CHECK(detail::sqlite_add_columns_if_missing(db, sql) ==
+          "-- a comment\nALTER TABLE t ADD COLUMN b INTEGER;\nCREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
+    db.exec(detail::sqlite_add_columns_if_missing(db, sql));
+    CHECK(db.has_column("t", "b"));
+    CHECK(detail::sqlite_add_columns_if_missing(db, sql) == "-- a comment\nCREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
+}
