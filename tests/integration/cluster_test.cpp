@@ -163,4 +163,35 @@ TEST_CASE_METHOD(two_nodes,
     CHECK(str(first.at("delta")) + rest.text == content_of(db, doomed.message_id));
 }
 
+TEST_CASE_METHOD(two_nodes, "cross-node subscribe follows reasoning like text: one block, then the answer",
+                 "[cluster][reasoning]")
+{
+    on_a.send(generate("/think 200 /tokens 100 /delay 3"));
+    auto const id = str(on_a.read_until("ack").at("messageId"));
+    on_a.read_until("reasoning-delta", id); // node A is thinking
+    on_b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", id}});
+    on_b.read_until("start", id);
+    auto const followed = read_until_finish(on_b, 0, id, 0); // both offsets contiguous from 0
+    CHECK(str(followed.finish.at("status")) == "complete");
+    CHECK(followed.finish.at("usage").at("reasoningTokens").as_int64() == 200);
+    std::vector<std::string> shape;
+    for (auto const& e : followed.events)
+    {
+        auto const t = str(e.at("type"));
+        if (shape.empty() || shape.back() != t)
+            shape.push_back(t);
+    }
+    CHECK(shape == std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end", "text-delta",
+                                            "finish"});
+    CHECK(followed.reasoning_deltas > 1); // followed live, not replayed at the end
+    auto const original = read_until_finish(on_a, {}, id);
+    storage::database store(db, storage::open_mode::read_only);
+    auto& q = store.prepare("SELECT reasoning, content FROM messages WHERE id = ?");
+    q.bind(1, id);
+    REQUIRE(q.executeStep());
+    CHECK(followed.reasoning == q.getColumn(0).getString());
+    CHECK(followed.text == q.getColumn(1).getString());
+    q.reset();
+}
+
 } // namespace chatstream::test
