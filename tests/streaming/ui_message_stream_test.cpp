@@ -270,3 +270,35 @@ TEST_CASE("useChat body: parsed and refused with a clear message", "[streaming][
     CHECK(!ai_sdk::valid_chat_id(std::string(129, 'a')));
     CHECK(!ai_sdk::valid_chat_id("a/b"));
 }
+
+TEST_CASE("ui message stream: reasoning parts before the text, a replayed overlap cut, a start-less delta opened",
+          "[streaming][ai_sdk][reasoning]")
+{
+    ui_message_encoder enc;
+    std::vector<frame> frames{events::start("m1", "c1"),
+                              events::reasoning_start("m1"),
+                              events::reasoning_delta("m1", 0, "Let 🤔"),
+                              events::reasoning_delta("m1", 2, "t 🤔 me"), // repeats "t 🤔" (units 2-4)
+                              events::reasoning_end("m1"),
+                              events::text_delta("m1", 0, "Hi"),
+                              events::finish("m1", {"complete", "stop", 1, 5, std::nullopt, 3})};
+    auto const parts = parts_of(encode_all(frames, enc));
+    CHECK(types(parts) == std::vector<std::string>{"start", "reasoning-start", "reasoning-delta", "reasoning-delta",
+                                                   "reasoning-end", "text-start", "text-delta", "text-end", "finish",
+                                                   "[DONE]"});
+    CHECK(parts[1] == json::parse(R"({"type":"reasoning-start","id":"reasoning-0"})"));
+    CHECK(parts[2] == json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":"Let 🤔"})"));
+    CHECK(parts[3] == json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":" me"})"));
+    CHECK(parts[4] == json::parse(R"({"type":"reasoning-end","id":"reasoning-0"})"));
+    CHECK(parts[8].at("messageMetadata").at("usage").at("reasoningTokens") == 3);
+
+    // A resume that joins mid-reasoning gets no reasoning-start: the part is
+    // opened for it (the AI SDK drops a delta of an unknown part id).
+    ui_message_encoder joined;
+    std::vector<frame> resumed{events::start("m1", "c1"), events::reasoning_delta("m1", 4, "more"),
+                               events::text_delta("m1", 0, "Hi"),
+                               events::finish("m1", {"complete", "stop", 1, 5, std::nullopt})};
+    CHECK(types(parts_of(encode_all(resumed, joined))) ==
+          std::vector<std::string>{"start", "reasoning-start", "reasoning-delta", "reasoning-end", "text-start",
+                                   "text-delta", "text-end", "finish", "[DONE]"});
+}
