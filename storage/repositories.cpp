@@ -526,6 +526,36 @@ bool messages::append_partial_reasoning(database& db, std::string const& id, std
     return q.exec() > 0;
 }
 
+std::string messages::read_bytes(database& db, std::string const& id, bool reasoning, std::int64_t byte_start,
+                                 std::int64_t length)
+{
+    // Bytes, not characters: SQLite's substr counts bytes on a BLOB;
+    // PostgreSQL's on bytea, which comes back hex-encoded (a cut inside a
+    // code point is not valid text on the wire).
+    static char const* const sql[2][2] = {
+        {"SELECT substr(CAST(content AS BLOB), ?2 + 1, ?3) FROM messages WHERE id = ?1",
+         "SELECT substr(CAST(reasoning AS BLOB), ?2 + 1, ?3) FROM messages WHERE id = ?1"},
+        {"SELECT encode(substring(convert_to(content, 'UTF8') FROM CAST(?2 AS INTEGER) + 1 "
+         "FOR CAST(?3 AS INTEGER)), 'hex') FROM messages WHERE id = ?1",
+         "SELECT encode(substring(convert_to(reasoning, 'UTF8') FROM CAST(?2 AS INTEGER) + 1 "
+         "FOR CAST(?3 AS INTEGER)), 'hex') FROM messages WHERE id = ?1"}};
+    bool const pg = db.is_postgres();
+    auto& q = db.prepare(sql[pg ? 1 : 0][reasoning ? 1 : 0]);
+    q.bind(1, id);
+    q.bind(2, byte_start);
+    q.bind(3, length);
+    std::string out;
+    if (q.executeStep() && !q.getColumn(0).isNull()) out = q.getColumn(0).getString();
+    q.reset();
+    if (!pg) return out;
+    std::string bytes;
+    bytes.reserve(out.size() / 2);
+    auto const nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+    for (std::size_t i = 0; i + 1 < out.size(); i += 2)
+        bytes += static_cast<char>(nibble(out[i]) << 4 | nibble(out[i + 1]));
+    return bytes;
+}
+
 void messages::drop_chunks(database& db, std::string const& id)
 {
     for (auto const* sql : {"DELETE FROM message_chunks WHERE message_id = ?",

@@ -108,7 +108,7 @@ public:
         }
         // Bigger page cache and memory temp store: the working set of a chat
         // DB is the tail of a few tables.
-        db_->exec("PRAGMA cache_size=-65536");
+        db_->exec("PRAGMA cache_size=-16384");
         db_->exec("PRAGMA temp_store=MEMORY");
         if (options.max_page_count > 0)
             db_->exec("PRAGMA max_page_count=" + std::to_string(options.max_page_count));

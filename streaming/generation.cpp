@@ -198,6 +198,12 @@ public:
             case stream_log::item::reasoning:
                 sub->deliver(events::reasoning_delta(log_->message_id(), offset, text_));
                 break;
+            case stream_log::item::stored:
+                // Cannot happen: a pump drains the log synchronously when it
+                // closes, before the generation releases its text.
+                sub->deliver(events::error({}, log_->message_id(), wire_error::internal,
+                                           "the stream fell behind a released log"));
+                return;
             case stream_log::item::event:
                 sub->deliver(std::move(event));
                 break;
@@ -304,6 +310,11 @@ void end_claim(storage::database& db, std::string const& message_id)
     storage::nodes::release(db, message_id);
     storage::nodes::notify(db, storage::nodes::progress_channel, message_id);
 }
+
+/// Replays a message from the database (it is not running here, or its
+/// log's text was released). Defined with stream_hub::subscribe.
+void subscribe_stored(hub_context& ctx, std::string const& user_id, subscribe_request req,
+                      std::weak_ptr<subscriber> s);
 
 /// One running generation. Lives on its strand; owned by the hub's map, by
 /// its provider stream and by pending completions.
@@ -868,6 +879,11 @@ private:
         if (title)
             ctx_.metrics.titles_requested.fetch_add(1, std::memory_order_relaxed);
         log_->close(*final_); // every follower hears it after the rest of the log
+        // The row now holds this very text: readers still behind (a client
+        // that stopped reading) fetch the rest from it, so a finished answer
+        // is not kept in memory for them (issue 19).
+        if (!ec)
+            log_->release_text();
         for (auto& w : watchers_)
             deliver_to(w, *final_);
         watchers_.clear();
@@ -901,6 +917,9 @@ private:
         if (user_id != id_.user_id)
             return deliver_to(
                 s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+        // Finished, and its text is now only in the committed row.
+        if (log_->released())
+            return subscribe_stored(ctx_, user_id, req, s);
         auto const from = log_->cursor_at(req.from_offset, req.from_reasoning_offset);
         if (!from)
         {
@@ -1619,10 +1638,16 @@ void stream_hub::subscribe(std::string const& user_id, subscribe_request req,
 
     // Not running here: replay from the database. A generation leaves the
     // map only after its terminal state is committed, so this read sees it.
+    subscribe_stored(state_->ctx, user_id, std::move(req), std::move(s));
+}
+
+void subscribe_stored(hub_context& ctx, std::string const& user_id, subscribe_request req,
+                      std::weak_ptr<subscriber> s)
+{
     auto const message_id = req.message_id;
     auto id = req.id;
     with_stored_message(
-        state_->ctx.reads, user_id, message_id, std::move(id), std::move(s),
+        ctx.reads, user_id, message_id, std::move(id), std::move(s),
         [req = std::move(req)](storage::database& db, subscriber& sub,
                                storage::message_row const& m)
         {

@@ -39,6 +39,9 @@ std::string server_metrics::render(storage::writer_stats const& w,
     metric("chatstream_events_merged_total", "counter",
            "Text deltas merged into the previous one while a socket was backed up.",
            r(events_merged));
+    metric("chatstream_stored_reads_total", "counter",
+           "Pieces of a finished answer read back from the database for a reader that was behind.",
+           r(stored_reads));
     metric("chatstream_queue_drops_total", "counter",
            "Connections closed because their outbound queue overflowed.", r(queue_drops));
     metric("chatstream_bad_requests_total", "counter", "Client frames answered with an error.",

@@ -44,6 +44,7 @@ void stream_log::append_text(std::string_view utf8)
     auto const units = core::utf16_length(utf8);
     std::unique_lock lock(mutex_);
     text_ += utf8;
+    text_bytes_ = text_.size();
     u16_len_ += units;
     wake_all(lock);
 }
@@ -55,6 +56,7 @@ void stream_log::append_reasoning(std::string_view utf8)
     auto const units = core::utf16_length(utf8);
     std::unique_lock lock(mutex_);
     reasoning_ += utf8;
+    reasoning_bytes_ = reasoning_.size();
     reasoning_u16_len_ += units;
     wake_all(lock);
 }
@@ -92,6 +94,37 @@ void stream_log::close(frame final_event)
     wake_all(lock);
 }
 
+void stream_log::release_text()
+{
+    std::lock_guard lock(mutex_);
+    if (!closed_)
+        return;
+    released_ = true;
+    std::string().swap(text_);
+    std::string().swap(reasoning_);
+}
+
+bool stream_log::released() const
+{
+    std::lock_guard lock(mutex_);
+    return released_;
+}
+
+void stream_log::advance_stored(cursor& c, std::string_view piece)
+{
+    auto const units = core::utf16_length(piece);
+    if (c.stored.reasoning)
+    {
+        c.reasoning_byte += piece.size();
+        c.reasoning_u16 += units;
+    }
+    else
+    {
+        c.byte += piece.size();
+        c.u16 += units;
+    }
+}
+
 void stream_log::wake_all(std::unique_lock<std::mutex>& lock)
 {
     if (waiting_.empty())
@@ -112,7 +145,7 @@ std::optional<stream_log::cursor> stream_log::cursor_at(std::uint64_t from,
                                                         std::uint64_t reasoning_from) const
 {
     std::lock_guard lock(mutex_);
-    if (from > u16_len_ || reasoning_from > reasoning_u16_len_)
+    if (released_ || from > u16_len_ || reasoning_from > reasoning_u16_len_)
         return std::nullopt;
     cursor c;
     // An offset inside a surrogate pair rounds down: the pair goes out whole.
@@ -160,14 +193,21 @@ stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& o
     }
     // Up to the next event, reasoning first: it is what a model produces
     // before its answer.
-    auto const reasoning_end = e ? std::min(reasoning_.size(), e->reasoning_byte_at) : reasoning_.size();
+    auto const reasoning_end = e ? std::min(reasoning_bytes_, e->reasoning_byte_at) : reasoning_bytes_;
+    auto const text_end = e ? std::min(text_bytes_, e->byte_at) : text_bytes_;
+    if (released_ && (c.reasoning_byte < reasoning_end || c.byte < text_end))
+    {
+        bool const reasoning = c.reasoning_byte < reasoning_end;
+        c.stored = {reasoning, reasoning ? c.reasoning_byte : c.byte, reasoning ? reasoning_end : text_end,
+                    reasoning ? c.reasoning_u16 : c.u16};
+        return item::stored;
+    }
     if (c.reasoning_byte < reasoning_end)
     {
         offset = c.reasoning_u16;
         take_text(reasoning_, c.reasoning_byte, c.reasoning_u16, reasoning_end, max_text_bytes, text);
         return item::reasoning;
     }
-    auto const text_end = e ? std::min(text_.size(), e->byte_at) : text_.size();
     if (c.byte < text_end)
     {
         offset = c.u16;

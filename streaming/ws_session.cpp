@@ -7,6 +7,9 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include "chatstream/core/clock.hpp"
+#include "chatstream/core/utf16.hpp"
+#include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
 #include <spdlog/spdlog.h>
 
 namespace chatstream::streaming::detail
@@ -326,6 +329,9 @@ void ws_session::do_write()
 bool ws_session::write_from_logs()
 {
     constexpr std::size_t max_delta_bytes = 16 * 1024;
+    // A reader behind a finished answer reads the rest from the row in
+    // pieces of this size: bounded memory per socket, few round trips.
+    constexpr std::size_t stored_piece_bytes = 64 * 1024;
     std::weak_ptr<log_listener> const me = weak_from_this();
     for (std::size_t tried = 0; tried < subscriptions_.size(); ++tried)
     {
@@ -335,6 +341,11 @@ bool ws_session::write_from_logs()
         auto const got = sub.log->next(sub.cursor, delta_text_, offset, writing_, max_delta_bytes, me);
         if (got == stream_log::item::none)
             continue;
+        if (got == stream_log::item::stored)
+        {
+            fetch_stored(sub, stored_piece_bytes);
+            return true;
+        }
         if (got == stream_log::item::text || got == stream_log::item::reasoning)
         {
             if (got == stream_log::item::text)
@@ -357,6 +368,72 @@ bool ws_session::write_from_logs()
         return true;
     }
     return false;
+}
+
+// The log let go of its text once the message was committed (issue 19):
+// read the next piece of it from the row on the read pool, then write it as
+// the delta the log would have handed out. write_in_flight_ holds the writes
+// back meanwhile; a subscribe that moved the cursor in between wins.
+void ws_session::fetch_stored(subscription const& sub, std::size_t max_bytes)
+{
+    write_in_flight_ = true;
+    auto const range = sub.cursor.stored;
+    auto const length = std::min(range.end - range.byte, max_bytes);
+    ctx_->reads.post(
+        [self = shared_from_this(), log = sub.log, range, length](storage::database& db)
+        {
+            std::string bytes;
+            bool ok = true;
+            try
+            {
+                bytes = storage::messages::read_bytes(db, log->message_id(), range.reasoning,
+                                                      static_cast<std::int64_t>(range.byte),
+                                                      static_cast<std::int64_t>(length));
+            }
+            catch (std::exception const& e)
+            {
+                spdlog::warn("session: reading {} for a late reader: {}", log->message_id(), e.what());
+                ok = false;
+            }
+            net::post(self->ws_.get_executor(),
+                      [self, log, range, bytes = std::move(bytes), ok]() mutable
+                      { self->on_stored(log, range, std::move(bytes), ok); });
+        });
+}
+
+void ws_session::on_stored(std::shared_ptr<stream_log> const& log, stream_log::cursor::stored_range range,
+                           std::string bytes, bool ok)
+{
+    write_in_flight_ = false;
+    if (closing_)
+        return;
+    auto sub = std::find_if(subscriptions_.begin(), subscriptions_.end(),
+                            [&](subscription const& s) { return s.log == log; });
+    if (sub == subscriptions_.end() || sub->cursor.stored.byte != range.byte ||
+        sub->cursor.stored.reasoning != range.reasoning ||
+        (range.reasoning ? sub->cursor.reasoning_byte : sub->cursor.byte) != range.byte)
+        return do_write(); // unsubscribed or moved meanwhile
+    // Whole code points only; the row holds exactly the log's text, so a
+    // piece shorter than asked for means the row is not what it should be.
+    auto const whole = core::complete_utf8_prefix(bytes);
+    if (!ok || whole == 0)
+    {
+        subscriptions_.erase(sub);
+        enqueue(events::error({}, log->message_id(), wire_error::internal,
+                              "could not read the rest of the message; subscribe again"));
+        return;
+    }
+    bytes.resize(whole);
+    ctx_->metrics.stored_reads.fetch_add(1, std::memory_order_relaxed);
+    stream_log::advance_stored(sub->cursor, bytes);
+    if (range.reasoning)
+        events::write_reasoning_delta(delta_frame_, log->message_id(), range.u16, bytes);
+    else
+        events::write_text_delta(delta_frame_, log->message_id(), range.u16, bytes);
+    write_in_flight_ = true;
+    ws_.text(true);
+    ws_.async_write(net::buffer(delta_frame_),
+                    beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
 }
 
 void ws_session::on_write(beast::error_code ec, std::size_t)

@@ -67,6 +67,10 @@ private:
     void enqueue(frame f);
     void do_write();
     bool write_from_logs();
+    struct subscription;
+    void fetch_stored(subscription const& sub, std::size_t max_bytes);
+    void on_stored(std::shared_ptr<stream_log> const& log, stream_log::cursor::stored_range range,
+                   std::string bytes, bool ok);
     void on_write(boost::beast::error_code ec, std::size_t bytes);
     void do_close(boost::beast::websocket::close_reason reason);
     void close_at_expiry();

@@ -595,3 +595,51 @@ TEST_CASE("an I/O tool (lookup) runs through the engine and finds the stored wor
         }
     CHECK(found);
 }
+
+TEST_CASE("a reader behind a finished answer larger than the socket buffers gets the rest from the row",
+          "[integration][streaming]")
+{
+    // Issue 19: a finished log lets go of its text; a socket still behind
+    // (here 1M tokens, about 5.5 MB, past the kernel's ~4 MiB send buffer and
+    // a 4 KiB receive window) reads the rest from the committed row in
+    // bounded pieces instead of keeping the answer in memory.
+    temp_dir dir;
+    server_process server(dir.file("chat.db"), {"--rate-limit", "0"});
+    ws_client slow(server.port(), "/ws?user=alice", {}, 4096);
+    slow.send(generate("/tokens 1000000"));
+    ws_client q(server.port(), "/ws?user=alice");
+    std::string status;
+    json::value message_id;
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (status != "complete" && std::chrono::steady_clock::now() < deadline)
+    {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        auto convs = q.query("listConversations", {});
+        if (convs.at("data").at("conversations").as_array().empty())
+            continue;
+        auto msgs = q.query("listMessages",
+                            {{"conversationId", convs.at("data").at("conversations").at(0).at("id")}});
+        if (msgs.at("data").at("messages").as_array().size() < 2)
+            continue;
+        message_id = msgs.at("data").at("messages").at(1).at("id");
+        status = str(msgs.at("data").at("messages").at(1).at("status"));
+    }
+    REQUIRE(status == "complete");
+    auto const stored_reads = [&]
+    {
+        auto const m = http_get(server.port(), "/metrics").body;
+        auto const at = m.find("\nchatstream_stored_reads_total ");
+        REQUIRE(at != std::string::npos);
+        return std::stoull(m.substr(at + std::string_view("\nchatstream_stored_reads_total ").size()));
+    };
+    CHECK(stored_reads() == 0); // nothing read yet
+
+    auto ack = slow.read_until("ack");
+    CHECK(str(slow.read().at("type")) == "start");
+    auto const got = read_until_finish(slow, 0, str(ack.at("messageId")));
+    CHECK(str(got.finish.at("status")) == "complete");
+    auto stored = q.query("getMessage", {{"messageId", message_id}});
+    CHECK(got.text == str(stored.at("data").at("content"))); // no gap, no overlap
+    CHECK(stored_reads() > 0);
+    CHECK(server.stop(SIGTERM) == 0);
+}

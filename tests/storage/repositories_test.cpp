@@ -314,3 +314,19 @@ TEST_CASE_METHOD(fixture, "messages::search folds case on both dialects, takes w
     CHECK(messages::search(db, bob, "", "KYOTO", 10).size() == 1);
     CHECK(messages::search(db, alice, excluded, "o", 1).size() == 1); // limit
 }
+
+TEST_CASE_METHOD(fixture, "messages::read_bytes reads a byte range of content or reasoning on both dialects",
+                 "[storage][messages]")
+{
+    auto const conv = conversation(alice);
+    auto const m = test::insert_message(db, conv, alice, status::complete, core::now_ms(), "ab日本😀z");
+    db.exec("UPDATE messages SET reasoning = 'pensé 🤔' WHERE id = '" + m.id + "'");
+    CHECK(messages::read_bytes(db, m.id, false, 0, 2) == "ab");
+    CHECK(messages::read_bytes(db, m.id, false, 2, 6) == "日本");
+    // A cut inside a code point comes back as the raw bytes: the caller trims.
+    CHECK(messages::read_bytes(db, m.id, false, 8, 3) == std::string("\xF0\x9F\x98", 3));
+    CHECK(messages::read_bytes(db, m.id, false, 8, 100) == "😀z");
+    CHECK(messages::read_bytes(db, m.id, false, 13, 10).empty()); // past the end
+    CHECK(messages::read_bytes(db, m.id, true, 3, 100) == "sé 🤔");
+    CHECK(messages::read_bytes(db, "no-such-message", false, 0, 10).empty());
+}

@@ -412,3 +412,67 @@ TEST_CASE("reasoning: a resuming reader gets the reasoning it lacks, then the te
         CHECK_FALSE(log.cursor_at(0, log.reasoning_u16_length() + 1));
     }
 }
+
+TEST_CASE("a released log hands a reader behind the ranges to read from the row, then the rest",
+          "[streaming][stream_log][release]")
+{
+    stream_log log("m1", "c1");
+    stream_log::cursor early;
+    reading before;
+    reasoning_reply(log, [] {});
+    auto const text = std::string("Hello world");
+    auto const reasoning = std::string("Let me 😀 think again");
+    // A reader that got only the start and part of the reasoning.
+    drain(log, early, before, 3, 3); // start, reasoning-start, "Let"
+    REQUIRE(before.log == std::vector<std::string>{"start", "reasoning-start", "R0:Let"});
+    log.release_text();
+    CHECK(log.released());
+    CHECK_FALSE(log.cursor_at(0)); // a new reader replays from the database instead
+
+    // What the reader gets now: ranges to fetch, in the order the log would
+    // have handed the text out, and the events between them.
+    std::vector<std::string> got;
+    std::string fetched_text, fetched_reasoning;
+    std::string scratch;
+    frame event;
+    std::uint64_t offset = 0;
+    for (int guard = 0; guard < 100; ++guard)
+    {
+        auto const item = log.next(early, scratch, offset, event, 1 << 14);
+        if (item == stream_log::item::none)
+            break;
+        if (item == stream_log::item::stored)
+        {
+            auto const& r = early.stored;
+            auto const& source = r.reasoning ? reasoning : text;
+            // A short read of whole code points, as a bounded fetch makes it.
+            auto piece = source.substr(r.byte, std::min<std::size_t>(r.end - r.byte, 5));
+            piece.resize(core::complete_utf8_prefix(piece) ? core::complete_utf8_prefix(piece) : piece.size());
+            got.push_back((r.reasoning ? "R" : "T") + std::to_string(r.u16) + ":" + piece);
+            (r.reasoning ? fetched_reasoning : fetched_text) += piece;
+            stream_log::advance_stored(early, piece);
+            continue;
+        }
+        REQUIRE(item == stream_log::item::event);
+        got.push_back(std::string(json::parse(*event.data).at("type").as_string()));
+    }
+    CHECK(early.done);
+    CHECK("Let" + fetched_reasoning == reasoning);
+    CHECK(fetched_text == text);
+    // Pieces of at most 5 bytes: "😀 " is 5 bytes and 3 UTF-16 units.
+    CHECK(got == std::vector<std::string>{"R3: me ", "R7:😀 ", "R10:think", "reasoning-end", "T0:Hello",
+                                          "tool-input-start", "reasoning-start", "R15: agai",
+                                          "R20:n", "reasoning-end", "T5: worl", "T10:d", "finish"});
+}
+
+TEST_CASE("release waits for the end: an open log keeps its text", "[streaming][stream_log][release]")
+{
+    stream_log log("m1", "c1");
+    log.append_text("abc");
+    log.release_text(); // not closed: ignored
+    CHECK_FALSE(log.released());
+    stream_log::cursor c;
+    reading r;
+    drain(log, c, r, 1 << 14);
+    CHECK(r.text == "abc");
+}

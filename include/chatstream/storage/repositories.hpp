@@ -103,6 +103,12 @@ bool append_partial(database& db, std::string const& id, std::int64_t byte_start
 bool append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
                               std::string_view text, std::optional<std::int64_t> thinking_started_at,
                               std::int64_t now);
+/// Bytes [@p byte_start, @p byte_start + @p length) of a message's `content`
+/// (or `reasoning` when @p reasoning), for a reader that streams a long
+/// answer from its committed row in bounded pieces; the cut may fall inside
+/// a code point. Empty when there is no such message or nothing there.
+std::string read_bytes(database& db, std::string const& id, bool reasoning, std::int64_t byte_start,
+                       std::int64_t length);
 /// Deletes the appended chunks of a message, text and reasoning (they were
 /// folded into content and reasoning).
 void drop_chunks(database& db, std::string const& id);

@@ -22,6 +22,9 @@ struct server_metrics
     std::atomic<std::uint64_t> generations_total{0};
     std::atomic<std::uint64_t> events_sent{0};   ///< WebSocket frames written
     std::atomic<std::uint64_t> events_merged{0}; ///< deltas folded while a socket was backed up
+    /// Pieces of a finished answer read back from its row for a reader that
+    /// was behind when the log released its text (issue 19).
+    std::atomic<std::uint64_t> stored_reads{0};
     std::atomic<std::uint64_t> queue_drops{0};   ///< sessions closed for outbound overflow
     std::atomic<std::uint64_t> bad_requests{0};
     std::atomic<std::uint64_t> flushes{0};                ///< partial_content flushes committed

@@ -55,6 +55,15 @@ public:
         std::size_t skip_reasoning_events_before = 0; ///< reasoning byte: likewise
         bool started = false;
         bool done = false; ///< the final event was handed out
+        /// After item::stored: the bytes to read from the committed row
+        /// before calling advance_stored.
+        struct stored_range
+        {
+            bool reasoning = false;
+            std::size_t byte = 0; ///< first byte
+            std::size_t end = 0;  ///< one past the last byte (a code point boundary)
+            std::uint64_t u16 = 0; ///< UTF-16 offset of `byte`
+        } stored;
     };
 
     /// What `next` hands out.
@@ -64,6 +73,9 @@ public:
         text,      ///< `text` holds raw UTF-8 starting at UTF-16 offset `offset`
         reasoning, ///< likewise, of the reasoning text
         event,     ///< `event` holds a serialized frame
+        /// The text was released (release_text): the reader fetches
+        /// `cursor::stored` from the committed message, then advance_stored.
+        stored,
     };
 
     stream_log(std::string message_id, std::string conversation_id);
@@ -89,6 +101,18 @@ public:
     /// Appends the final event; nothing may follow it.
     void close(frame final_event);
 
+    /// Frees the text and the reasoning of a closed log once the message's
+    /// final row (the same text) is committed: a reader still behind, e.g. a
+    /// client that stopped reading, then gets item::stored and reads the rest
+    /// from the database in bounded pieces, instead of holding the whole
+    /// answer in memory for as long as it stays connected (issue 19).
+    void release_text();
+    bool released() const;
+
+    /// Moves @p c past @p piece, the bytes read for `c.stored` (a prefix of
+    /// that range, whole code points). Reader's side; the cursor is its own.
+    static void advance_stored(cursor& c, std::string_view piece);
+
     /// The text so far. Appender's thread only (no lock: it is the only writer).
     std::string_view text_unlocked() const noexcept { return text_; }
     std::uint64_t u16_length_unlocked() const noexcept { return u16_len_; }
@@ -100,7 +124,8 @@ public:
     /// @p from and the reasoning up to @p reasoning_from (each rounded down
     /// to a code point). Events before those offsets are skipped, events at
     /// or after them are replayed in order.
-    /// @return nullopt when an offset is past the end of its text.
+    /// @return nullopt when an offset is past the end of its text, or when
+    ///         the text was released (a new reader replays from the database).
     std::optional<cursor> cursor_at(std::uint64_t from, std::uint64_t reasoning_from = 0) const;
 
     /// Copies the next item past @p c into @p text / @p event and advances
@@ -145,6 +170,9 @@ private:
     std::uint64_t u16_len_ = 0;
     std::string reasoning_;
     std::uint64_t reasoning_u16_len_ = 0;
+    bool released_ = false;
+    std::size_t text_bytes_ = 0;      ///< text_.size(), kept once released
+    std::size_t reasoning_bytes_ = 0; ///< likewise
     std::vector<entry> events_;
     bool closed_ = false;
     std::vector<std::weak_ptr<log_listener>> waiting_;
