@@ -106,8 +106,10 @@ public:
         case sync_mode::normal: db_->exec("PRAGMA synchronous=NORMAL"); break;
         case sync_mode::full: db_->exec("PRAGMA synchronous=FULL"); break;
         }
-        // Bigger page cache and memory temp store: the working set of a chat
-        // DB is the tail of a few tables.
+        // A 16 MiB page cache (SQLite's default is 2 MiB) and memory temp
+        // store: the working set of a chat DB is the tail of a few tables.
+        // 64 MiB per connection held most of what 50 never-reading clients
+        // of long answers cost in RSS (issue 19, bench/slow_readers.sh).
         db_->exec("PRAGMA cache_size=-16384");
         db_->exec("PRAGMA temp_store=MEMORY");
         if (options.max_page_count > 0)
