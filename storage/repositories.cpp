@@ -478,52 +478,55 @@ void messages::flush_partial(database& db, std::string const& id, std::string co
     if (q.exec() > 0) drop_chunks(db, id); // the whole text replaces what was appended
 }
 
-bool messages::append_partial(database& db, std::string const& id, std::int64_t byte_start,
-                              std::string_view text, std::optional<std::int64_t> first_token_at,
-                              std::int64_t now)
+namespace {
+
+// One live flush of one channel: the new bytes as a chunk keyed by where
+// they start (a flush that runs twice stores them once), and on the first
+// flush the moment the channel began, with the `generating` status. Never
+// touches a terminal message.
+bool append_chunk(database& db, std::string const& id, partial_channel ch, std::int64_t byte_start,
+                  std::string_view text, std::optional<std::int64_t> first_at, std::int64_t now)
 {
-    if (first_token_at) {
-        // Only the first flush of a generation touches the message row.
-        auto& u = db.prepare(
-            "UPDATE messages SET first_token_at = ?2, status = 'generating', updated_at = ?3 "
-            "WHERE id = ?1 AND status IN ('pending','generating') AND first_token_at IS NULL");
+    bool const content = ch == partial_channel::content;
+    if (first_at) {
+        auto& u = db.prepare(content ? "UPDATE messages SET first_token_at = ?2, status = 'generating', updated_at = ?3 "
+                                       "WHERE id = ?1 AND status IN ('pending','generating') AND first_token_at IS NULL"
+                                     : "UPDATE messages SET thinking_started_at = ?2, status = 'generating', "
+                                       "updated_at = ?3 WHERE id = ?1 AND status IN ('pending','generating') "
+                                       "AND thinking_started_at IS NULL");
         u.bind(1, id);
-        u.bind(2, *first_token_at);
+        u.bind(2, *first_at);
         u.bind(3, now);
         u.exec();
     }
-    // Keyed by where the bytes start: a flush that runs twice stores them once.
-    auto& q = db.prepare(
+    static std::string const insert[2] = {
         "INSERT INTO message_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
         "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
-        "ON CONFLICT DO NOTHING");
+        "ON CONFLICT DO NOTHING",
+        "INSERT INTO reasoning_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
+        "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
+        "ON CONFLICT DO NOTHING"};
+    auto& q = db.prepare(insert[content ? 0 : 1]);
     q.bind(1, id);
     q.bind(2, byte_start);
     q.bind(3, std::string(text));
     return q.exec() > 0;
 }
 
+} // namespace
+
+bool messages::append_partial(database& db, std::string const& id, std::int64_t byte_start,
+                              std::string_view text, std::optional<std::int64_t> first_token_at,
+                              std::int64_t now)
+{
+    return append_chunk(db, id, partial_channel::content, byte_start, text, first_token_at, now);
+}
+
 bool messages::append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
                                         std::string_view text,
                                         std::optional<std::int64_t> thinking_started_at, std::int64_t now)
 {
-    if (thinking_started_at) {
-        auto& u = db.prepare(
-            "UPDATE messages SET thinking_started_at = ?2, status = 'generating', updated_at = ?3 "
-            "WHERE id = ?1 AND status IN ('pending','generating') AND thinking_started_at IS NULL");
-        u.bind(1, id);
-        u.bind(2, *thinking_started_at);
-        u.bind(3, now);
-        u.exec();
-    }
-    auto& q = db.prepare(
-        "INSERT INTO reasoning_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
-        "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
-        "ON CONFLICT DO NOTHING");
-    q.bind(1, id);
-    q.bind(2, byte_start);
-    q.bind(3, std::string(text));
-    return q.exec() > 0;
+    return append_chunk(db, id, partial_channel::reasoning, byte_start, text, thinking_started_at, now);
 }
 
 std::string messages::read_bytes(database& db, std::string const& id, bool reasoning, std::int64_t byte_start,

@@ -52,8 +52,8 @@ std::string files_directory(server_options const& o)
     if (!o.files_dir.empty())
         return o.files_dir;
     auto const where = storage::parse_location(o.db_path);
-    // PostgreSQL: nodes must share one --files-dir; alone, ./data/files.
-    if (where.dialect == storage::dialect::postgres)
+    // Several nodes must share one --files-dir; alone, ./data/files.
+    if (storage::serves_several_nodes(where.dialect))
         return "data/files";
     auto const parent = std::filesystem::path(where.target).parent_path();
     return (parent.empty() ? std::filesystem::path("files") : parent / "files").string();

@@ -32,9 +32,9 @@ struct outcome
 void refuse_if_running(storage::database& db, stream_hub const& hub,
                        std::string const& conversation_id)
 {
-    // On PostgreSQL another node may run it: its claim is in `generations`.
+    // Another node may run it: its claim is in `generations`.
     if (hub.running_in(conversation_id) ||
-        (db.is_postgres() && storage::nodes::busy_in_conversation(db, conversation_id)))
+        (storage::serves_several_nodes(db.dialect()) && storage::nodes::busy_in_conversation(db, conversation_id)))
         throw storage::storage_error(storage::errc::conflict,
                                      "a generation is running in conversation " + conversation_id +
                                          "; cancel it first");

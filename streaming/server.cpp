@@ -477,8 +477,7 @@ int run_server(server_options const& options, server_hooks const& hooks)
     auto const threads =
         options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
     storage::writer writer(options.db_path);
-    bool const shared_db =
-        storage::parse_location(options.db_path).dialect == storage::dialect::postgres;
+    bool const shared_db = storage::serves_several_nodes(storage::parse_location(options.db_path).dialect);
     // Restart recovery before the first client: nothing may stay "generating".
     // On PostgreSQL other nodes may be generating: the cluster recovers only
     // the generations of dead nodes (cluster::start).

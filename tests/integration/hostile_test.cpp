@@ -385,16 +385,21 @@ TEST_CASE("Admission: --max-connections and --max-connections-per-user refuse wi
     CHECK(str(read_generation(*open[0]).finish.at("status")) == "complete");
     open.erase(open.begin());
     bool admitted = false;
+    int refused_again = 0; // tries before the server saw the close (a loaded machine)
     for (int i = 0; i < 100 && !admitted; ++i)
     {
         admitted = raw_http(port, upgrade_request(port, "/ws?user=d", "")).status == 101;
         if (!admitted)
+        {
+            ++refused_again;
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
     }
     CHECK(admitted);
     auto const m = http_get(port, "/metrics").body;
     CHECK(m.find("chatstream_connections_refused_total{reason=\"user\"} 1") != std::string::npos);
-    CHECK(m.find("chatstream_connections_refused_total{reason=\"server\"} 1") != std::string::npos);
+    CHECK(m.find("chatstream_connections_refused_total{reason=\"server\"} " + std::to_string(1 + refused_again)) !=
+          std::string::npos);
     open.clear();
     CHECK(server.stop(SIGTERM) == 0);
 }

@@ -11,58 +11,16 @@
 // a finished answer shows TTFT and tokens/s from its stored row; a socket
 // drop and a reload in the middle of the thinking resume the reasoning with
 // nothing repeated or missing (compared with the stored reasoning).
-import fs from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
+import { assert, browserArgs, check, finish, launchBrowser } from './browser_harness.mjs';
 
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
-const positional = argv.filter((a, i) => !a.startsWith('--') && !(i > 0 && argv[i - 1] === '--screenshot-dir'));
-const base = positional[0] ?? process.env.CHATSTREAM_URL ?? 'http://127.0.0.1:8090/';
-const shots = opt('--screenshot-dir');
-const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-function skip(why) {
-  console.log(`SKIP: ${why}`);
-  process.exit(flag('--require') ? 1 : 0);
-}
-
-async function loadPlaywright() {
-  try {
-    return await import('playwright-core');
-  } catch {}
-  const dir = process.env.PLAYWRIGHT_CORE;
-  if (dir) return createRequire(path.join(path.resolve(dir), 'package.json'))('./index.js');
-  return null;
-}
-
-const pw = await loadPlaywright();
-if (!pw) skip('playwright-core not found (npm i --no-save playwright-core, or set PLAYWRIGHT_CORE)');
-if (!fs.existsSync(chromium)) skip(`no Chromium at ${chromium} (apt-get install chromium, or set CHROMIUM)`);
-
-let passed = 0;
-let failed = 0;
-async function check(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok - ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`not ok - ${name}\n  ${String(e?.stack ?? e).split('\n').join('\n  ')}`);
-  }
-}
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
+const { base, shots } = browserArgs('http://127.0.0.1:8090/');
 
 const user = `think-${Date.now().toString(36)}`;
 const pageUrl = new URL(base);
 pageUrl.searchParams.set('user', user);
 
-const browser = await pw.chromium.launch({ executablePath: chromium, headless: true, args: ['--no-sandbox'] });
+const browser = await launchBrowser();
 const page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -206,5 +164,4 @@ async function shot(name) {
 }
 
 await browser.close();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

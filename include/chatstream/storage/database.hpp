@@ -28,6 +28,14 @@ enum class dialect
     postgres
 };
 
+/// Whether several chatstream nodes may serve one database of this dialect
+/// at once (docs/scaling.md): a PostgreSQL database yes, a SQLite file no.
+/// The one place that says which dialect means "clustered".
+constexpr bool serves_several_nodes(dialect d) noexcept
+{
+    return d == dialect::postgres;
+}
+
 /// How a connection is opened.
 enum class open_mode
 {
