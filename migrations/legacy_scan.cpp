@@ -160,12 +160,20 @@ std::string message_scan::cursor() const
 std::pair<bool, bool> message_scan::parents(std::string const& conversation_id, std::string const& user_id)
 {
     if (pg_) return {sel_->getColumn(8).getInt() != 0, sel_->getColumn(9).getInt() != 0};
+    // Messages of a conversation are mostly adjacent in rowid order, and no
+    // one can delete the parents inside the caller's write transaction.
+    if (conversation_id == known_conversation_ && user_id == known_user_) return {true, true};
     auto& q = db_.prepare("SELECT (SELECT 1 FROM conversations WHERE id = ?1), (SELECT 1 FROM users WHERE id = ?2)");
     q.bindNoCopy(1, conversation_id);
     q.bindNoCopy(2, user_id);
     q.executeStep();
     std::pair<bool, bool> out{!q.getColumn(0).isNull(), !q.getColumn(1).isNull()};
     q.reset();
+    if (out.first && out.second)
+    {
+        known_conversation_ = conversation_id;
+        known_user_ = user_id;
+    }
     return out;
 }
 

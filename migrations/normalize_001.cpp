@@ -7,6 +7,8 @@
 #include "chatstream/storage/repositories.hpp"
 #include "detail/legacy_scan.hpp"
 
+#include <algorithm>
+
 // Migration 001: legacy arrays -> attachments / tool_calls rows, one batch
 // (and its checkpoint) per call of `step`.
 namespace chatstream::migrations {
@@ -165,9 +167,9 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 {
     batch_result result;
     bool const pg = db.is_postgres();
-    // PostgreSQL: the batch's rows go out in multi-row INSERTs at the end
-    // (each statement is a network round trip); the converted rows they
-    // point into live here until then.
+    // The batch's rows go out after the scan, sorted (below); PostgreSQL's
+    // in multi-row INSERTs (each statement is a network round trip). The
+    // converted rows they point into live here until then.
     std::vector<legacy::rows> converted_rows;
     std::vector<storage::attachment_row const*> pending_att;
     std::vector<storage::tool_call_row const*> pending_tc;
@@ -244,35 +246,42 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             continue;
         }
 
-        if (pg)
-        {
-            converted_rows.push_back(std::move(rows));
-            continue;
-        }
-        for (auto const& a : rows.attachments)
-        {
-            ins_att.reset();
-            bind_attachment(ins_att, 0, a);
-            ins_att.exec();
-        }
-        for (auto const& t : rows.tool_calls)
-        {
-            ins_tc.reset();
-            bind_tool_call(ins_tc, 0, t);
-            ins_tc.exec();
-        }
+        converted_rows.push_back(std::move(rows));
     }
     std::string const last_id = scan.id();
     if (result.processed) last_cursor = scan.cursor();
+
+    // The batch's rows in primary-key order: each index page of the target
+    // tables is then visited once per batch, in order, instead of once per
+    // row at random (legacy ids are random). The UNIQUE(message_id, …)
+    // index shares the order: the id starts with the message id.
+    for (auto const& r : converted_rows)
+    {
+        for (auto const& a : r.attachments) pending_att.push_back(&a);
+        for (auto const& t : r.tool_calls) pending_tc.push_back(&t);
+    }
+    auto by_id = [](auto const* a, auto const* b) { return a->id < b->id; };
+    std::sort(pending_att.begin(), pending_att.end(), by_id);
+    std::sort(pending_tc.begin(), pending_tc.end(), by_id);
     if (pg)
     {
-        for (auto const& r : converted_rows)
-        {
-            for (auto const& a : r.attachments) pending_att.push_back(&a);
-            for (auto const& t : r.tool_calls) pending_tc.push_back(&t);
-        }
         insert_rows(db, attachment_insert, pending_att, bind_attachment);
         insert_rows(db, tool_call_insert, pending_tc, bind_tool_call);
+    }
+    else
+    {
+        for (auto const* a : pending_att)
+        {
+            ins_att.reset();
+            bind_attachment(ins_att, 0, *a);
+            ins_att.exec();
+        }
+        for (auto const* t : pending_tc)
+        {
+            ins_tc.reset();
+            bind_tool_call(ins_tc, 0, *t);
+            ins_tc.exec();
+        }
     }
 
     // The checkpoint commits in the caller's transaction with the rows above.

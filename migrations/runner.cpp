@@ -1,6 +1,7 @@
 #include "chatstream/migrations/runner.hpp"
 
 #include "chatstream/migrations/schema_migrator.hpp"
+#include "detail/offline_load.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -82,10 +83,32 @@ up_result run_up(storage::database& db, up_options const& options)
         tx.commit();
     }
     if (result.start == normalize::start_kind::not_applicable || result.start == normalize::start_kind::already_done)
+    {
+        // A load killed after its last batch cannot leave indexes behind
+        // (they are built in that batch's transaction); this covers any other
+        // way a stash could survive.
+        storage::transaction tx(db);
+        detail::restore_deferred_indexes(db);
+        tx.commit();
         return result;
+    }
 
     auto const batch = std::max<std::size_t>(1, options.batch_size);
     auto const started = clock::now();
+    bool const sqlite = !db.is_postgres();
+    // Offline (no other connection has the file open): the bulk-load
+    // settings of detail::offline_load. Otherwise a server shares the file
+    // and the online-safe settings below are all there is.
+    std::optional<detail::offline_load> bulk;
+    if (sqlite && options.offline) bulk = detail::offline_load::try_begin(db);
+    if (sqlite && !bulk)
+    {
+        // A killed offline load's stash, now that a server may read.
+        storage::transaction tx(db);
+        detail::restore_deferred_indexes(db);
+        tx.commit();
+    }
+    result.offline = bulk.has_value();
     // Bulk-load settings for this connection only (the CLI owns it): fewer
     // WAL checkpoints (with the default 1000 pages every checkpoint rewrites
     // the same hot index pages again) and a page cache that holds the new
@@ -93,18 +116,35 @@ up_result run_up(storage::database& db, up_options const& options)
     // truncated at the end. Measured in bench/RESULTS.md.
     // PostgreSQL has no per-connection equivalent worth setting: its WAL
     // and buffer cache are the server's.
-    bool const sqlite = !db.is_postgres();
     if (sqlite)
     {
         db.exec("PRAGMA wal_autocheckpoint=65536");
         db.exec("PRAGMA cache_size=-262144");
     }
+
+    // A stop or a failure leaves the indexes built and the usual settings:
+    // a server may open the file next.
+    auto leave = [&]() noexcept {
+        if (!bulk) return;
+        try
+        {
+            storage::transaction tx(db);
+            detail::restore_deferred_indexes(db);
+            tx.commit();
+        }
+        catch (std::exception const& e)
+        {
+            spdlog::warn("migration=001 deferred indexes not rebuilt ({}); the next `migrate up` does it", e.what());
+        }
+        bulk->end(db);
+    };
     for (;;)
     {
         if (options.stop && options.stop->load())
         {
             normalize::mark_paused(db);
             result.stopped = true;
+            leave();
             break;
         }
         batch_result r;
@@ -112,6 +152,9 @@ up_result run_up(storage::database& db, up_options const& options)
         {
             storage::transaction tx(db);
             r = normalize::step(db, batch);
+            // The last batch and the index build commit together: 001 is
+            // never "completed" while its indexes are missing.
+            if (r.done && bulk) bulk->finish(db);
             tx.commit();
         }
         catch (std::exception const& e)
@@ -124,6 +167,7 @@ up_result run_up(storage::database& db, up_options const& options)
             catch (...)
             {
             }
+            leave();
             throw;
         }
         result.processed += static_cast<std::int64_t>(r.processed);
@@ -134,6 +178,7 @@ up_result run_up(storage::database& db, up_options const& options)
         if (r.done) break;
         if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
     }
+    if (bulk) bulk->end(db);
     // Freshly bulk-loaded tables have no planner statistics until autovacuum
     // gets to them; verify and the server's lookups by message_id want them now.
     if (!sqlite && !result.stopped) db.try_exec("ANALYZE attachments, tool_calls");
@@ -195,7 +240,11 @@ void online_backfill::run()
     try
     {
         normalize::start_kind start{};
-        writer_.run_sync([&](storage::database& db) { start = normalize::begin(db); });
+        writer_.run_sync([&](storage::database& db) {
+            // A killed offline load's deferred indexes: the server reads now.
+            detail::restore_deferred_indexes(db);
+            start = normalize::begin(db);
+        });
         if (start == normalize::start_kind::fresh || start == normalize::start_kind::resumed)
         {
             spdlog::info("migration=001 online backfill {} (batch {})",

@@ -54,7 +54,8 @@ public:
     std::string cursor() const;
     std::string const& id() const noexcept { return id_; }
     /// Whether the current message's conversation and user exist (legacy
-    /// databases rarely enforced foreign keys). Requires `parents`.
+    /// databases rarely enforced foreign keys). Requires `parents`; only valid
+    /// inside the write transaction the scan runs in.
     std::pair<bool, bool> parents(std::string const& conversation_id, std::string const& user_id);
 
 private:
@@ -70,6 +71,7 @@ private:
     std::optional<std::string> after_;
     std::int64_t rowid_ = 0;
     std::string id_;
+    std::string known_conversation_, known_user_; // the last pair parents() found
     storage::statement* sel_ = nullptr;
     bool end_ = false;
 };

@@ -492,3 +492,52 @@ TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (D
     REQUIRE(row);
     CHECK(row->reasoning == std::optional<std::string>("Let me think 🤔"));
 }
+
+// SQLite only: the offline bulk path exists there alone.
+TEST_CASE("migrate up bulk-loads offline only when no other connection has the file open, with the same rows",
+          "[migrations][backfill][sqlite]")
+{
+    test::temp_dir dir;
+    auto const legacy = generated(dir, 3000);
+    auto const online = dir.file("online.db"), offline = dir.file("offline.db");
+    std::filesystem::copy_file(legacy, online);
+    std::filesystem::copy_file(legacy, offline);
+    auto check_settled = [](std::string const& path) {
+        // Whichever path ran, the file ends as every opener expects it.
+        storage::database db(path, storage::open_mode::read_write);
+        CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+        CHECK_FALSE(db.has_table("migration_deferred_indexes"));
+        CHECK(count(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                        "AND tbl_name IN ('attachments', 'tool_calls')") == 6);
+    };
+    {
+        // A server attached: SQLite refuses to leave WAL, so the indexes
+        // stay and the journal too.
+        storage::database server(online, storage::open_mode::read_write);
+        CHECK(test::query_one(server, "SELECT count(*) FROM messages") == std::optional<std::string>("3000"));
+        storage::database db(online, storage::open_mode::read_write);
+        up_options o;
+        o.batch_size = 500;
+        auto const r = run_up(db, o);
+        CHECK_FALSE(r.offline);
+        CHECK(r.processed == 3000);
+    }
+    check_settled(online);
+    {
+        storage::database db(offline, storage::open_mode::read_write);
+        up_options o;
+        o.batch_size = 500;
+        auto const r = run_up(db, o);
+        CHECK(r.offline);
+        CHECK(r.processed == 3000);
+        // The connection gets its foreign keys back for whatever it does next.
+        CHECK(test::query_one(db, "PRAGMA foreign_keys") == std::optional<std::string>("1"));
+    }
+    check_settled(offline);
+    CHECK(test::dump_migrated(offline) == test::dump_migrated(online));
+    for (auto const& path : {online, offline})
+    {
+        storage::database db(path, storage::open_mode::read_write);
+        CHECK(verify(db).ok());
+    }
+}

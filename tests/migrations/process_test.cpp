@@ -1,5 +1,6 @@
 // End-to-end tests of `chatstream migrate` as a real child process: exit
-// codes, status JSON, and kill -9 in the middle of the backfill.
+// codes, status JSON, and kill -9 in the middle of the backfill and at each
+// step of the offline bulk load.
 #include "chatstream/migrations/data_migration.hpp"
 
 #include "helpers.hpp"
@@ -10,6 +11,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 using namespace chatstream;
@@ -87,6 +91,16 @@ TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted ru
     for (auto const& path : {killed, clean})
         CHECK(test::run_chatstream({"migrate", "--db", path, "verify"}, log).exit_code == 0);
     CHECK(test::dump_migrated(killed) == test::dump_migrated(clean));
+    if (!test::testing_postgres())
+    {
+        // The kills landed in offline batches (rollback journal, indexes
+        // deferred): the resumed file is back to WAL with every index.
+        CHECK_THAT(r.output, Catch::Contains("offline bulk load"));
+        storage::database db(killed, storage::open_mode::read_only);
+        CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+        CHECK(test::query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                                  "AND tbl_name IN ('attachments', 'tool_calls')") == std::optional<std::string>("6"));
+    }
 }
 
 TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "[migrations][process]")
@@ -149,4 +163,108 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     r = run({"status", "--json"});
     CHECK_THAT(r.output, Catch::Contains("\"legacy_columns\":false"));
     CHECK_THAT(r.output, Catch::Contains("\"id\":\"002\""));
+}
+
+namespace {
+
+// The secondary indexes of the target tables (what an offline load defers).
+std::set<std::string> secondary_indexes(storage::database& db)
+{
+    std::set<std::string> out;
+    auto& q = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                         "AND tbl_name IN ('attachments', 'tool_calls')");
+    while (q.executeStep()) out.insert(q.getColumn(0).getString());
+    q.reset();
+    return out;
+}
+
+std::set<std::string> stashed_indexes(storage::database& db)
+{
+    std::set<std::string> out;
+    if (!db.has_table("migration_deferred_indexes")) return out;
+    auto& q = db.prepare("SELECT name FROM migration_deferred_indexes");
+    while (q.executeStep()) out.insert(q.getColumn(0).getString());
+    q.reset();
+    return out;
+}
+
+bool log_contains(std::string const& path, std::string const& needle)
+{
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str().find(needle) != std::string::npos;
+}
+
+} // namespace
+
+// The offline path's own moments (SQLite only: PostgreSQL has no offline
+// path). Each kill lands exactly at a point of detail::offline_load through
+// its test hook; the next opener must find every deferred index either in
+// the schema or in the stash, and `migrate up` must finish the job.
+TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the index build and the switch back",
+          "[migrations][process][sqlite]")
+{
+    test::temp_dir dir;
+    auto const o = bench::heavy_profile(20000, 5);
+    auto const legacy = dir.file("legacy.db"), clean = dir.file("clean.db");
+    bench::generate_legacy_db(legacy, o);
+    std::filesystem::copy_file(legacy, clean);
+    auto const log = dir.file("out.txt");
+    auto r = test::run_chatstream({"migrate", "--db", clean, "up"}, log);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("offline bulk load"));
+    REQUIRE(test::run_chatstream({"migrate", "--db", clean, "verify"}, log).exit_code == 0);
+    std::set<std::string> all;
+    {
+        storage::database db(clean, storage::open_mode::read_write);
+        all = secondary_indexes(db);
+        CHECK(stashed_indexes(db).empty());
+        CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+    }
+    REQUIRE(all.size() == 6);
+
+    for (auto const* point : {"journal", "drop", "index_build", "wal"})
+    {
+        INFO("killed at " << point);
+        auto const killed = dir.file(std::string("killed-") + point + ".db");
+        auto const killed_log = dir.file(std::string("killed-") + point + ".txt");
+        std::filesystem::copy_file(legacy, killed);
+        setenv("CHATSTREAM_TEST_PAUSE_AT", point, 1);
+        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up"}, killed_log);
+        unsetenv("CHATSTREAM_TEST_PAUSE_AT");
+        bool paused = false;
+        auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!paused && std::chrono::steady_clock::now() < deadline)
+        {
+            paused = log_contains(killed_log, std::string("test pause at ") + point);
+            if (!paused) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        kill(pid, SIGKILL);
+        CHECK(test::wait_exit(pid) == 128 + SIGKILL);
+        REQUIRE(paused);
+        {
+            // What a server or the next `migrate up` finds (its open rolls a
+            // hot journal back): no index lost, none half there.
+            storage::database db(killed, storage::open_mode::read_write);
+            CHECK(test::query_one(db, "PRAGMA integrity_check") == std::optional<std::string>("ok"));
+            auto have = secondary_indexes(db);
+            auto const stashed = stashed_indexes(db);
+            for (auto const& name : stashed) CHECK(have.count(name) == 0);
+            have.insert(stashed.begin(), stashed.end());
+            CHECK(have == all);
+            CHECK(test::query_one(db, "SELECT status FROM migrations WHERE id = '001'") ==
+                  std::optional<std::string>(std::string(point) == "wal" ? "completed" : "running"));
+        }
+        r = test::run_chatstream({"migrate", "--db", killed, "up"}, log);
+        CHECK(r.exit_code == 0);
+        CHECK(test::run_chatstream({"migrate", "--db", killed, "verify"}, log).exit_code == 0);
+        {
+            storage::database db(killed, storage::open_mode::read_only);
+            CHECK(secondary_indexes(db) == all);
+            CHECK(stashed_indexes(db).empty());
+            CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+        }
+        CHECK(test::dump_migrated(killed) == test::dump_migrated(clean));
+    }
 }

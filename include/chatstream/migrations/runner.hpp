@@ -59,6 +59,10 @@ struct up_options
     progress_callback on_progress;
     /// When set and true, stop after the current batch (status -> pending).
     std::atomic<bool> const* stop = nullptr;
+    /// SQLite: take the offline bulk path (rollback journal, deferred
+    /// secondary indexes, foreign keys checked by 001 itself) when no other
+    /// connection has the file open. false keeps the online-safe settings.
+    bool offline = true;
 };
 
 struct up_result
@@ -69,6 +73,7 @@ struct up_result
     std::int64_t quarantined = 0; ///< messages quarantined by this run
     double seconds = 0;           ///< wall time of the data migration
     bool stopped = false;         ///< interrupted by `stop` before completion
+    bool offline = false;         ///< ran the offline bulk path (SQLite, no other connection)
 };
 
 /// `migrate up`: applies pending schema files, then runs 001 to completion
