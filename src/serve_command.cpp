@@ -3,14 +3,29 @@
 
 #include "chatstream/migrations/runner.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
+#include "chatstream/core/clock.hpp"
+#include "chatstream/core/ids.hpp"
 #include "chatstream/storage/database.hpp"
+#include "chatstream/storage/read_pool.hpp"
+#include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/writer.hpp"
+#include "chatstream/streaming/cluster.hpp"
+#include "chatstream/streaming/openai_provider.hpp"
+#include "chatstream/streaming/provider.hpp"
 #include "chatstream/streaming/server.hpp"
+#include "chatstream/streaming/tools.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/host_name.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <thread>
+#include <vector>
 
 namespace chatstream::app
 {
@@ -26,6 +41,40 @@ struct serve_args
     std::string metrics_token_env;
     double max_upload_mb = 25;
 };
+
+int run(streaming::server_options const& options, bool migrate);
+
+/// The one place that chooses the model implementation.
+std::unique_ptr<streaming::provider> make_provider(streaming::server_options const& options,
+                                                   streaming::tool_registry const& tools)
+{
+    if (options.provider == "openai")
+    {
+        streaming::openai_options o;
+        o.base_url = options.upstream_url;
+        o.api_key = options.api_key;
+        o.model = options.model;
+        o.tools = tools.definitions();
+        o.think_tags = options.think_tags;
+        o.send_reasoning = options.send_reasoning;
+        return streaming::make_openai_provider(o);
+    }
+    return streaming::make_scripted_provider(
+        {std::chrono::milliseconds(options.token_delay_ms)});
+}
+
+streaming::cluster_options cluster_options_for(streaming::server_options const& options)
+{
+    streaming::cluster_options co;
+    co.node_id = options.node_id;
+    co.address = options.host + ":" + std::to_string(options.port);
+    if (co.node_id.empty())
+        co.node_id = options.port ? boost::asio::ip::host_name() + ":" + std::to_string(options.port)
+                                  : core::new_id();
+    co.lease = std::chrono::seconds(options.node_lease_s);
+    co.heartbeat = co.lease / 5;
+    return co;
+}
 
 int serve(serve_args& a)
 {
@@ -71,31 +120,104 @@ int serve(serve_args& a)
     for (auto const& origin : a.options.allowed_origins)
         if (origin == "*")
             throw std::runtime_error("--allowed-origins takes exact origins; '*' is not accepted");
-    streaming::server_hooks hooks;
+    if (a.options.provider == "openai" && a.options.upstream_url.empty())
+        throw std::runtime_error("--provider openai needs --upstream-url");
+    // --model names the upstream's model; the scripted provider has none.
+    if (a.options.provider != "openai")
+        a.options.model.clear();
+    return run(a.options, a.migrate);
+}
+
+/// The composition root: builds the services, decides once whether this
+/// node shares its database with others, and owns the threads and signals.
+int run(streaming::server_options const& options, bool migrate)
+{
+    namespace net = boost::asio;
+    auto const threads =
+        options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
+    storage::writer writer(options.db_path);
+    bool const clustered =
+        storage::serves_several_nodes(storage::parse_location(options.db_path).dialect);
+    // Restart recovery before the first client: nothing may stay
+    // "generating". With several nodes, others may be generating: the
+    // cluster recovers only the generations of dead nodes (cluster::start).
+    if (!clustered)
+    {
+        std::size_t recovered = 0;
+        writer.run_sync([&](storage::database& db)
+                        { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
+        if (recovered)
+            spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
+                         recovered);
+    }
+    storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
+    auto tools = streaming::tool_registry::with_builtins();
+    streaming::add_lookup_tool(tools, reads);
+    auto const model = make_provider(options, tools);
+
+    net::io_context ioc(static_cast<int>(threads));
+    std::optional<streaming::cluster> peers;
+    if (clustered)
+        peers.emplace(ioc, writer, reads, options.db_path, cluster_options_for(options));
+    auto server = streaming::make_server(
+        ioc, options, {writer, reads, *model, tools, peers ? &*peers : nullptr});
+    server->start();
     // `serve --migrate`: data migration 001 runs on the server's own writer
     // while it serves; reads fall back to the legacy arrays meanwhile.
     std::unique_ptr<migrations::online_backfill> backfill;
-    if (a.migrate)
+    if (migrate)
     {
-        hooks.on_writer_ready = [&backfill](storage::writer& writer) {
-            migrations::online_options o;
-            o.on_progress = migrations::progress_reporter(false);
-            o.on_done = [](std::string const& error) {
-                if (error.empty())
-                    spdlog::info("online backfill finished");
-                else
-                    spdlog::error("online backfill failed: {}", error);
-            };
-            backfill = std::make_unique<migrations::online_backfill>(writer, std::move(o));
-            backfill->start();
+        migrations::online_options o;
+        o.on_progress = migrations::progress_reporter(false);
+        o.on_done = [](std::string const& error)
+        {
+            if (error.empty())
+                spdlog::info("online backfill finished");
+            else
+                spdlog::error("online backfill failed: {}", error);
         };
-        // Before the writer drains: the batch in flight completes, the
-        // checkpoint stays, the next start resumes from it.
-        hooks.on_stopping = [&backfill] {
-            if (backfill) backfill->stop();
-        };
+        backfill = std::make_unique<migrations::online_backfill>(writer, std::move(o));
+        backfill->start();
     }
-    return streaming::run_server(a.options, hooks);
+    spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host,
+                 server->port(), threads, options.provider);
+
+    // SIGINT/SIGTERM drains (server::shutdown); a second signal stops at once.
+    net::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait(
+        [&](boost::system::error_code ec, int sig)
+        {
+            if (ec)
+                return;
+            spdlog::info("signal {}: draining ({} active generations)", sig,
+                         server->active_generations());
+            signals.async_wait(
+                [&](boost::system::error_code ec2, int)
+                {
+                    if (!ec2)
+                        ioc.stop();
+                });
+            server->shutdown([&] { ioc.stop(); });
+        });
+
+    std::vector<std::thread> pool;
+    for (std::size_t i = 1; i < threads; ++i)
+        pool.emplace_back([&] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool)
+        t.join();
+    // Stop the pools while the io_context still exists: their last
+    // completions post to strands of it (and are simply never run). The
+    // backfill's batch in flight completes and its checkpoint stays, so the
+    // next start resumes from it; then the writer commits what is queued.
+    if (peers)
+        peers->stop();
+    reads.stop();
+    if (backfill)
+        backfill->stop();
+    writer.stop();
+    spdlog::info("stopped; writer committed {} batches", writer.stats().commits.load());
+    return 0;
 }
 
 } // namespace

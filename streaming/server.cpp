@@ -1,5 +1,6 @@
-// The listener, plain-HTTP sessions (healthz, metrics, upgrade), and
-// run_server: startup, the I/O threads, and the SIGTERM drain.
+// The listener, plain-HTTP sessions (healthz, metrics, upgrade), and the
+// server object: startup and the drain. Threads and signals are the
+// caller's (src/serve_command.cpp).
 #include "chatstream/streaming/server.hpp"
 
 #include "detail/auth.hpp"
@@ -19,7 +20,6 @@
 #include "chatstream/storage/writer.hpp"
 #include "chatstream/streaming/cluster.hpp"
 #include "chatstream/streaming/generation.hpp"
-#include "chatstream/streaming/openai_provider.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -31,6 +31,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <array>
 #include <memory>
 #include <optional>
@@ -40,6 +41,27 @@
 
 namespace chatstream::streaming
 {
+
+std::vector<std::string> server_options::default_upload_mime_allow()
+{
+    return {"image/png",  "image/jpeg",      "image/gif",     "image/webp",
+            "application/pdf", "text/plain", "text/markdown", "text/csv",
+            "application/json", "audio/mpeg", "audio/wav",    "audio/x-wav",
+            "audio/ogg",  "audio/webm",      "audio/mp4"};
+}
+
+std::string files_directory(server_options const& o)
+{
+    if (!o.files_dir.empty())
+        return o.files_dir;
+    auto const where = storage::parse_location(o.db_path);
+    // Several nodes must share one --files-dir; alone, ./data/files.
+    if (storage::serves_several_nodes(where.dialect))
+        return "data/files";
+    auto const parent = std::filesystem::path(where.target).parent_path();
+    return (parent.empty() ? std::filesystem::path("files") : parent / "files").string();
+}
+
 namespace detail
 {
 namespace
@@ -466,161 +488,121 @@ void resume_http(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
 
 //------------------------------------------------------------------------------
 
-int run_server(server_options const& options, server_hooks const& hooks)
+namespace
 {
-    namespace net = boost::asio;
-    using tcp = net::ip::tcp;
 
-    if (options.provider == "openai" && options.upstream_url.empty())
-        throw std::runtime_error("--provider openai needs --upstream-url");
-
-    auto const threads =
-        options.io_threads ? options.io_threads : std::max(1u, std::thread::hardware_concurrency());
-    storage::writer writer(options.db_path);
-    bool const shared_db = storage::serves_several_nodes(storage::parse_location(options.db_path).dialect);
-    // Restart recovery before the first client: nothing may stay "generating".
-    // On PostgreSQL other nodes may be generating: the cluster recovers only
-    // the generations of dead nodes (cluster::start).
-    if (!shared_db)
+class http_server final : public server
+{
+public:
+    http_server(boost::asio::io_context& ioc, server_options const& options,
+                server_services const& services)
+        : ioc_(ioc), options_(options), services_(services),
+          rate_(options.rate_limit_per_minute, options.rate_limit_burst),
+          hub_ctx_{ioc,
+                   services.writer,
+                   services.reads,
+                   services.model,
+                   services.tools,
+                   metrics_,
+                   std::chrono::milliseconds(options.flush_ms)},
+          hub_(configured(hub_ctx_, options, services, changes_, rate_))
     {
-        std::size_t recovered = 0;
-        writer.run_sync([&](storage::database& db)
-                        { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
-        if (recovered)
-            spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
-                         recovered);
+        auto const fds = detail::descriptor_budget(options.max_connections);
+        auto effective = options;
+        effective.max_connections = fds.max_connections;
+        ctx_ = std::make_shared<detail::server_context>(effective, services.writer, services.reads,
+                                                        hub_, changes_, metrics_,
+                                                        outbound_limits{});
+        ctx_->fd_pressure_threshold = fds.pressure_threshold;
+        ctx_->loopback_server = boost::asio::ip::make_address(options.host).is_loopback();
+        spdlog::info("admission: {} connections, {} per user (open-file limit {})",
+                     fds.max_connections, options.max_connections_per_user, fds.open_file_limit);
     }
-    storage::read_pool reads(options.db_path, std::max<std::size_t>(2, threads));
-    auto tools = tool_registry::with_builtins();
-    add_lookup_tool(tools, reads);
-    std::unique_ptr<provider> model;
-    if (options.provider == "openai")
-    {
-        openai_options o;
-        o.base_url = options.upstream_url;
-        o.api_key = options.api_key;
-        o.model = options.model;
-        o.tools = tools.definitions();
-        o.think_tags = options.think_tags;
-        o.send_reasoning = options.send_reasoning;
-        model = make_openai_provider(o);
-    }
-    else
-        model = make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
-    server_metrics metrics;
 
+    void start() override
     {
-        net::io_context ioc(static_cast<int>(threads));
-        hub_context hub_ctx{ioc, writer, reads, *model, tools, metrics,
-                            std::chrono::milliseconds(options.flush_ms)};
-        if (options.provider == "openai" && !options.model.empty())
+        namespace net = boost::asio;
+        using tcp = net::ip::tcp;
+        if (services_.cluster)
+        {
+            auto const recovered = services_.cluster->start(
+                [this](std::string const& message_id) { hub_.stop_here(message_id); }, changes_);
+            spdlog::info("node {} joined; interrupted {} generation(s) of stopped nodes",
+                         services_.cluster->node_id(), recovered);
+        }
+        listener_ = std::make_shared<detail::listener>(
+            ioc_, tcp::endpoint(net::ip::make_address(options_.host), options_.port), ctx_);
+        listener_->run();
+        detail::start_file_sweeper(ioc_, ctx_);
+    }
+
+    std::uint16_t port() const override { return listener_ ? listener_->port() : 0; }
+
+    std::size_t active_generations() const override { return hub_.active(); }
+
+    void shutdown(std::function<void()> done) override
+    {
+        done_ = std::move(done);
+        drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        if (listener_)
+            listener_->stop();
+        hub_.shutdown(
+            [this]
+            {
+                boost::asio::post(ioc_,
+                                  [this]
+                                  {
+                                      ctx_->sessions.close_all();
+                                      wait_for_sessions();
+                                  });
+            });
+    }
+
+private:
+    /// hub_context's optional parts, filled before the hub copies it.
+    static hub_context const& configured(hub_context& hub_ctx, server_options const& options,
+                                         server_services const& services, change_feed& changes,
+                                         rate_limiter& rate)
+    {
+        if (!options.model.empty())
             hub_ctx.default_model = options.model;
-        change_feed changes;
-        rate_limiter rate(options.rate_limit_per_minute, options.rate_limit_burst);
         hub_ctx.changes = &changes;
         hub_ctx.quota = {options.daily_message_limit, options.monthly_budget_usd};
         hub_ctx.rate = &rate;
         hub_ctx.auto_title = options.auto_title;
-        std::optional<cluster> peers;
-        if (shared_db)
-        {
-            cluster_options co;
-            co.node_id = options.node_id;
-            co.address = options.host + ":" + std::to_string(options.port);
-            if (co.node_id.empty())
-                co.node_id = options.port ? boost::asio::ip::host_name() + ":" +
-                                                std::to_string(options.port)
-                                          : core::new_id();
-            co.lease = std::chrono::seconds(options.node_lease_s);
-            co.heartbeat = co.lease / 5;
-            peers.emplace(ioc, writer, reads, options.db_path, std::move(co));
-            hub_ctx.cluster = &*peers;
-        }
-        stream_hub hub(hub_ctx);
-        if (peers)
-        {
-            auto const recovered =
-                peers->start([&hub](std::string const& message_id) { hub.stop_here(message_id); },
-                             changes);
-            spdlog::info("node {} joined; interrupted {} generation(s) of stopped nodes",
-                         peers->node_id(), recovered);
-        }
-        auto const fds = detail::descriptor_budget(options.max_connections);
-        auto effective = options;
-        effective.max_connections = fds.max_connections;
-        auto ctx = std::make_shared<detail::server_context>(effective, writer, reads, hub, changes,
-                                                            metrics, outbound_limits{});
-        ctx->fd_pressure_threshold = fds.pressure_threshold;
-        ctx->loopback_server = net::ip::make_address(options.host).is_loopback();
-        spdlog::info("admission: {} connections, {} per user (open-file limit {})",
-                     fds.max_connections, options.max_connections_per_user, fds.open_file_limit);
-        auto l = std::make_shared<detail::listener>(
-            ioc, tcp::endpoint(net::ip::make_address(options.host), options.port), ctx);
-        l->run();
-        detail::start_file_sweeper(ioc, ctx);
-        // Only once nothing can throw any more: a hook's background work must
-        // be stopped (on_stopping) before the writer goes away.
-        if (hooks.on_writer_ready)
-            hooks.on_writer_ready(writer);
-        spdlog::info("listening on http://{}:{} ({} I/O threads, provider {})", options.host,
-                     l->port(), threads, options.provider);
-
-        // Drain, BeastLounge order: stop accepting, stop generations into a
-        // committed terminal state, close sessions once their finish events
-        // are flushed, then stop the I/O threads. A second signal forces it.
-        net::signal_set signals(ioc, SIGINT, SIGTERM);
-        net::steady_timer drain_timer(ioc);
-        auto const drain_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        std::function<void()> wait_for_sessions = [&]
-        {
-            if (metrics.connections.load() == 0 ||
-                std::chrono::steady_clock::now() > drain_deadline)
-                return ioc.stop();
-            drain_timer.expires_after(std::chrono::milliseconds(20));
-            drain_timer.async_wait([&](boost::system::error_code) { wait_for_sessions(); });
-        };
-        signals.async_wait(
-            [&](boost::system::error_code ec, int sig)
-            {
-                if (ec)
-                    return;
-                spdlog::info("signal {}: draining ({} active generations)", sig, hub.active());
-                l->stop();
-                signals.async_wait(
-                    [&](boost::system::error_code ec2, int)
-                    {
-                        if (!ec2)
-                            ioc.stop();
-                    });
-                hub.shutdown(
-                    [&]
-                    {
-                        net::post(ioc,
-                                  [&]
-                                  {
-                                      ctx->sessions.close_all();
-                                      wait_for_sessions();
-                                  });
-                    });
-            });
-
-        std::vector<std::thread> pool;
-        for (std::size_t i = 1; i < threads; ++i)
-            pool.emplace_back([&] { ioc.run(); });
-        ioc.run();
-        for (auto& t : pool)
-            t.join();
-        // Stop the pools while the io_context still exists: their last
-        // completions post to strands of it (and are simply never run).
-        if (peers)
-            peers->stop();
-        reads.stop();
-        if (hooks.on_stopping)
-            hooks.on_stopping();
-        writer.stop();
+        hub_ctx.cluster = services.cluster;
+        return hub_ctx;
     }
-    spdlog::info("stopped; writer committed {} batches", writer.stats().commits.load());
-    return 0;
+
+    void wait_for_sessions()
+    {
+        if (metrics_.connections.load() == 0 || std::chrono::steady_clock::now() > drain_deadline_)
+            return done_();
+        drain_timer_.expires_after(std::chrono::milliseconds(20));
+        drain_timer_.async_wait([this](boost::system::error_code) { wait_for_sessions(); });
+    }
+
+    boost::asio::io_context& ioc_;
+    server_options const options_;
+    server_services const services_;
+    server_metrics metrics_;
+    change_feed changes_;
+    rate_limiter rate_;
+    hub_context hub_ctx_;
+    stream_hub hub_;
+    std::shared_ptr<detail::server_context> ctx_;
+    std::shared_ptr<detail::listener> listener_;
+    boost::asio::steady_timer drain_timer_{ioc_};
+    std::chrono::steady_clock::time_point drain_deadline_;
+    std::function<void()> done_;
+};
+
+} // namespace
+
+std::unique_ptr<server> make_server(boost::asio::io_context& ioc, server_options const& options,
+                                    server_services const& services)
+{
+    return std::make_unique<http_server>(ioc, options, services);
 }
 
 } // namespace chatstream::streaming

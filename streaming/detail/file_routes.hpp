@@ -1,6 +1,7 @@
 #pragma once
-// POST /api/files and GET /api/files/{storageId} (streaming/http_files.cpp),
-// connection-owning routes of detail/http_routes.hpp.
+// POST /api/files and GET /api/files/{storageId} (streaming/file_upload.cpp,
+// streaming/file_download.cpp), connection-owning routes of
+// detail/http_routes.hpp.
 #include "detail/http_routes.hpp"
 #include "chatstream/streaming/byte_range.hpp"
 

@@ -1,5 +1,5 @@
 #pragma once
-// Shared state of one running server, owned by run_server and held by
+// Shared state of one running server, owned by the server object and held by
 // sessions through a shared_ptr so it outlives every pending handler.
 #include "detail/admission.hpp"
 #include "detail/auth.hpp"
@@ -79,7 +79,7 @@ struct server_context
     outbound_limits limits;
     session_registry sessions;
     user_directory users;
-    storage::blob_store blobs; ///< uploads (streaming/http_files.cpp)
+    storage::blob_store blobs; ///< uploads (streaming/file_upload.cpp)
     auth_policy auth;
     connection_admission admission; ///< --max-connections, --max-connections-per-user
     rate_limiter mutation_rate;     ///< --mutation-rate, per user

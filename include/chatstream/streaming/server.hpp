@@ -3,17 +3,28 @@
 /// The HTTP + WebSocket server (DESIGN.md §6). Composition happens in src/.
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+namespace boost::asio
+{
+class io_context;
+}
+
 namespace chatstream::storage
 {
 class writer;
-}
+class read_pool;
+} // namespace chatstream::storage
 
 namespace chatstream::streaming
 {
+
+class provider;
+class tool_registry;
+class cluster;
 
 struct server_options
 {
@@ -75,25 +86,48 @@ struct server_options
 /// `files/` next to the database).
 std::string files_directory(server_options const& o);
 
-/// Extension points of the composition root (src/), e.g. the online backfill
-/// of `serve --migrate`, which must share the server's single writer.
-struct server_hooks
+/// What a server runs on. The composition root (src/serve_command.cpp)
+/// chooses and builds these, and keeps them alive longer than the server.
+struct server_services
 {
-    /// Called once the writer exists (after restart recovery), before the
-    /// port is opened. Runs on the calling thread; may throw to abort startup.
-    std::function<void(storage::writer&)> on_writer_ready;
-    /// Called after the I/O threads have stopped and before the writer drains
-    /// and closes: stop whatever on_writer_ready started. Must not throw.
-    std::function<void()> on_stopping;
+    storage::writer& writer;
+    storage::read_pool& reads;
+    provider& model;
+    tool_registry const& tools;
+    /// The other nodes on the same PostgreSQL database; null = this node
+    /// serves its database alone, and the caller has already marked what a
+    /// previous run left unfinished `interrupted`.
+    streaming::cluster* cluster = nullptr;
 };
 
-/// Runs the server until SIGINT/SIGTERM, then drains: stops accepting, stops
-/// in-flight generations into a committed terminal state (`stopped`), sends
-/// their `finish`, closes sessions (1001), commits queued writes. A second
-/// signal stops at once. The schema must already be applied.
-/// Startup marks messages left pending/generating by a crash `interrupted`.
-/// @return process exit code.
-/// @throws std::exception on startup failure (bind, open database, provider).
-int run_server(server_options const& options, server_hooks const& hooks = {});
+/// The HTTP + WebSocket server (DESIGN.md §6) on an io_context its caller
+/// runs, on as many threads as it likes.
+class server
+{
+public:
+    virtual ~server() = default;
+
+    /// Opens the port, joins the cluster (if any) and starts the file
+    /// collector. @throws std::exception on failure (bind, cluster join).
+    virtual void start() = 0;
+
+    /// The port listened on (meaningful after start()).
+    virtual std::uint16_t port() const = 0;
+
+    /// Generations running on this node.
+    virtual std::size_t active_generations() const = 0;
+
+    /// Drains, BeastLounge's order: stops accepting, stops in-flight
+    /// generations into a committed terminal state (`stopped`) and sends
+    /// their `finish`, closes sessions (1001) once that is flushed. Then
+    /// calls @p done on an I/O thread: every session is gone, or 10 s passed.
+    /// Thread-safe; call once.
+    virtual void shutdown(std::function<void()> done) = 0;
+};
+
+/// @p options.max_connections 0 is derived from the open-file limit here.
+/// Nothing runs before start().
+std::unique_ptr<server> make_server(boost::asio::io_context& ioc, server_options const& options,
+                                    server_services const& services);
 
 } // namespace chatstream::streaming
