@@ -255,6 +255,10 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     // tables is then visited once per batch, in order, instead of once per
     // row at random (legacy ids are random). The UNIQUE(message_id, …)
     // index shares the order: the id starts with the message id.
+    std::size_t n_att = 0, n_tc = 0;
+    for (auto const& r : converted_rows) n_att += r.attachments.size(), n_tc += r.tool_calls.size();
+    pending_att.reserve(n_att);
+    pending_tc.reserve(n_tc);
     for (auto const& r : converted_rows)
     {
         for (auto const& a : r.attachments) pending_att.push_back(&a);
@@ -263,6 +267,8 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     auto by_id = [](auto const* a, auto const* b) { return a->id < b->id; };
     std::sort(pending_att.begin(), pending_att.end(), by_id);
     std::sort(pending_tc.begin(), pending_tc.end(), by_id);
+    // SQLite: one cached single-row statement per row. Multi-row VALUES
+    // (PostgreSQL's round-trip saver) measured 5-10 % slower here.
     if (pg)
     {
         insert_rows(db, attachment_insert, pending_att, bind_attachment);

@@ -231,7 +231,9 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
         auto const killed_log = dir.file(std::string("killed-") + point + ".txt");
         std::filesystem::copy_file(legacy, killed);
         setenv("CHATSTREAM_TEST_PAUSE_AT", point, 1);
-        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up"}, killed_log);
+        // Ten batches, one transaction (offline batches share it): a kill
+        // before its commit redoes them all.
+        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up", "--batch-size", "2000"}, killed_log);
         unsetenv("CHATSTREAM_TEST_PAUSE_AT");
         bool paused = false;
         auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -253,8 +255,11 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
             for (auto const& name : stashed) CHECK(have.count(name) == 0);
             have.insert(stashed.begin(), stashed.end());
             CHECK(have == all);
+            bool const after_commit = std::string(point) == "wal";
             CHECK(test::query_one(db, "SELECT status FROM migrations WHERE id = '001'") ==
-                  std::optional<std::string>(std::string(point) == "wal" ? "completed" : "running"));
+                  std::optional<std::string>(after_commit ? "completed" : "running"));
+            CHECK(test::query_one(db, "SELECT processed FROM migrations WHERE id = '001'") ==
+                  std::optional<std::string>(after_commit ? "20000" : "0"));
         }
         r = test::run_chatstream({"migrate", "--db", killed, "up"}, log);
         CHECK(r.exit_code == 0);
