@@ -149,8 +149,29 @@ std::string result_for(rng& r, std::string const& tool)
     return R"({"iso":"2024-05-01T12:00:00+02:00"})";
 }
 
+// Heavy profile: arguments of ~150-400 bytes and results of ~400-1200
+// bytes (search snippets, nested objects), as agents with real tools produce.
+std::string heavy_arguments(rng& r, std::string const& tool)
+{
+    std::string out = "{\"tool\":" + core::json_string(tool) + ",\"query\":" + core::json_string(random_text(r, 3 + r.below(6)));
+    out += fmt::format(",\"limit\":{},\"filters\":{{\"lang\":\"de\",\"safe\":true,\"since\":{}}}", 1 + r.below(20),
+                       1'600'000'000 + r.below(100'000'000));
+    return out + "}";
+}
+
+std::string heavy_result(rng& r)
+{
+    std::string out = "{\"results\":[";
+    auto const n = 2 + r.below(4);
+    for (std::uint64_t i = 0; i < n; ++i)
+        out += fmt::format("{}{{\"title\":{},\"url\":\"https://example.com/{}\",\"score\":{}.{},\"snippet\":{}}}",
+                           i ? "," : "", core::json_string(random_text(r, 1 + r.below(2))), make_id(r, "p"),
+                           r.below(10), r.below(1000), core::json_string(random_text(r, 2 + r.below(5))));
+    return out + "],\"took_ms\":" + std::to_string(r.below(900)) + "}";
+}
+
 // Tool calls for an assistant message whose text is being generated.
-std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t at, int count)
+std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t at, int count, bool heavy = false)
 {
     std::vector<call> calls;
     auto const len = static_cast<std::int64_t>(core::utf16_length(content));
@@ -159,8 +180,8 @@ std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t 
         call c;
         c.id = "call_" + make_id(r, "");
         c.name = tool_names[r.below(tool_names.size())];
-        c.arguments = arguments_for(r, c.name);
-        c.result = result_for(r, c.name);
+        c.arguments = heavy ? heavy_arguments(r, c.name) : arguments_for(r, c.name);
+        c.result = heavy ? heavy_result(r) : result_for(r, c.name);
         c.timestamp = at + 10 * (i + 1);
         c.text_position = len ? static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(len) + 1)) : 0;
         calls.push_back(std::move(c));
@@ -435,7 +456,7 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             m.role = (i % per_conv) % 2 == 0 ? "user" : "assistant";
             if (m.role == "user")
             {
-                m.content = random_text(r, 1 + r.below(3));
+                m.content = random_text(r, o.heavy ? 3 + r.below(10) : 1 + r.below(3));
                 if (r.percent(o.attachment_percent))
                 {
                     auto const n = 1 + static_cast<int>(r.below(2));
@@ -446,12 +467,13 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             }
             else
             {
-                m.content = random_text(r, 2 + r.below(6));
+                m.content = random_text(r, o.heavy ? 6 + r.below(20) : 2 + r.below(6));
                 if (r.percent(o.tool_call_percent))
-                    m.tool_calls = render_calls(random_calls(r, m.content, at, 1 + static_cast<int>(r.below(3))));
+                    m.tool_calls = render_calls(random_calls(r, m.content, at, 1 + static_cast<int>(r.below(o.heavy ? 4 : 3)),
+                                                             o.heavy));
                 if (r.percent(o.partial_percent))
                 {
-                    auto calls = random_calls(r, m.content, at, 1 + static_cast<int>(r.below(2)));
+                    auto calls = random_calls(r, m.content, at, 1 + static_cast<int>(r.below(2)), o.heavy);
                     for (auto& c : calls) c.result.reset();
                     m.partial_tool_calls = render_calls(calls);
                     m.status = "generating";
@@ -510,9 +532,26 @@ int main(int argc, char** argv)
     app.add_option("--attachment-percent", o.attachment_percent)->capture_default_str();
     app.add_option("--malformed-per-mille", o.malformed_per_mille)->capture_default_str();
     app.add_flag("--no-edge-cases", no_edge, "only the random mix");
+    bool with_schema = false;
+    app.add_flag("--with-schema", with_schema, "then apply chatstream's schema files (001 not started)");
+    bool heavy = false;
+    app.add_flag("--heavy", heavy, "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
     CLI11_PARSE(app, argc, argv);
+    if (heavy)
+    {
+        auto const h = chatstream::bench::heavy_profile(o.messages, o.seed);
+        o.tool_call_percent = h.tool_call_percent;
+        o.attachment_percent = h.attachment_percent;
+        o.heavy = true;
+    }
     o.edge_cases = !no_edge;
     auto s = chatstream::bench::generate_legacy_db(out, o);
+    if (with_schema)
+    {
+        chatstream::storage::database db(out, chatstream::storage::open_mode::read_write);
+        chatstream::migrations::apply_schema(db);
+        if (!db.is_postgres()) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    }
     fmt::print(R"({{"tool":"legacy_gen","out":"{}","seed":{},"messages":{},"conversations":{},"users":{},)"
                R"("with_tool_calls":{},"with_attachments":{},"malformed":{}}})"
                "\n",

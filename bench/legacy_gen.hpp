@@ -27,7 +27,23 @@ struct legacy_gen_options
     int attachment_percent = 8;  ///< of user messages
     int malformed_per_mille = 2; ///< of all messages
     bool edge_cases = true;
+    /// Longer texts, arguments and results (~1.2 KB per message); see `heavy_profile`.
+    bool heavy = false;
 };
+
+/// The heavy profile of issue 21: ~0.6 normalized rows per message (20 % of
+/// user messages with 1-2 attachments, 35 % of assistant messages with 1-4
+/// tool calls), longer arguments and results, ~1.2 KB per legacy message.
+inline legacy_gen_options heavy_profile(std::int64_t messages, std::uint64_t seed = 1)
+{
+    legacy_gen_options o;
+    o.messages = messages;
+    o.seed = seed;
+    o.tool_call_percent = 35;
+    o.attachment_percent = 20;
+    o.heavy = true;
+    return o;
+}
 
 struct legacy_gen_stats
 {

@@ -7,7 +7,11 @@
 // copied into it with `migrate copy`'s engine (every table of the URI's
 // schema is dropped first: point it at a scratch database or schema).
 //
-//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S] [--db URL]
+//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S] [--db URL] [--heavy]
+//
+// --heavy generates the heavy profile of issue 21 (bench::heavy_profile);
+// bench/backfill.sh compares whole processes against both json_each
+// ceilings and the DROP COLUMN reference.
 //
 // Default sizes: 834 (the seed's production run), 100k and 1M messages.
 #include "legacy_gen.hpp"
@@ -179,6 +183,8 @@ int main(int argc, char** argv)
     app.add_option("--batch-size", batches, "001 batch sizes to run (repeatable)");
     app.add_option("--dir", dir, "scratch directory")->capture_default_str();
     app.add_option("--seed", seed)->capture_default_str();
+    bool heavy = false;
+    app.add_flag("--heavy", heavy, "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
     CLI11_PARSE(app, argc, argv);
     // Progress logs go to stdout by default; stdout is for the JSON lines.
     spdlog::set_level(spdlog::level::warn);
@@ -190,7 +196,7 @@ int main(int argc, char** argv)
         auto const legacy = fmt::format("{}/mb-legacy-{}.db", dir, n);
         auto const ceiling = fmt::format("{}/mb-ceiling-{}.db", dir, n);
         auto const ours = fmt::format("{}/mb-ours-{}.db", dir, n);
-        bench::legacy_gen_options o;
+        auto o = heavy ? bench::heavy_profile(n, seed) : bench::legacy_gen_options{};
         o.messages = n;
         o.seed = seed;
         auto t = clock_type::now();
