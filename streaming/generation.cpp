@@ -244,7 +244,7 @@ void generation::step_ended()
     step_first_token_.reset();
 }
 
-tool_state* generation::find_tool(std::string_view id)
+generation::tool_state* generation::find_tool(std::string_view id)
 {
     for (auto& t : tools_)
         if (t.id == id)
