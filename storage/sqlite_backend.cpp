@@ -10,10 +10,34 @@
 namespace chatstream::storage::detail {
 namespace {
 
+// SQLite failures leave storage as database_error, like PostgreSQL's, so
+// callers catch one type (issue 18).
+[[noreturn]] void throw_sqlite(sqlite3* db, int rc)
+{
+    int const extended = db ? sqlite3_extended_errcode(db) : rc;
+    int const code = (extended & 0xff) == (rc & 0xff) ? extended : rc;
+    throw database_error(from_sqlite(code), db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), {}, code);
+}
+
+// SQLiteCpp (Database's constructor and exec) throws its own type.
+template <class F>
+auto translated(F&& f) -> decltype(f())
+{
+    try
+    {
+        return f();
+    }
+    catch (SQLite::Exception const& e)
+    {
+        throw database_error(from_sqlite(e.getExtendedErrorCode()), e.what(), {},
+                             e.getExtendedErrorCode());
+    }
+}
+
 // On the C API rather than SQLite::Statement: text must bind as TEXT with
 // an explicit length (SQLiteCpp's sized bind makes a BLOB, which compares
 // unequal to TEXT), and SQLiteCpp's Column copies a shared_ptr per value,
-// measurable on the backfill path. Errors still throw SQLite::Exception.
+// measurable on the backfill path. Errors throw database_error.
 class sqlite_statement final : public statement
 {
 public:
@@ -31,14 +55,14 @@ public:
         int const rc = sqlite3_step(stmt_);
         if (rc == SQLITE_ROW) return true;
         if (rc == SQLITE_DONE) return false;
-        throw SQLite::Exception(db_, rc);
+        throw_sqlite(db_, rc);
     }
 
     int exec() override
     {
         int const rc = sqlite3_step(stmt_);
-        if (rc == SQLITE_ROW) throw SQLite::Exception("exec() of a statement that returns rows");
-        if (rc != SQLITE_DONE) throw SQLite::Exception(db_, rc);
+        if (rc == SQLITE_ROW) throw database_error(errc::internal, "exec() of a statement that returns rows");
+        if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
         // Reset at once: a finished statement left un-reset still counts as
         // active and makes a later DROP TABLE fail with "table is locked".
         sqlite3_reset(stmt_);
@@ -81,7 +105,7 @@ protected:
 private:
     void check(int rc) const
     {
-        if (rc != SQLITE_OK) throw SQLite::Exception(db_, rc);
+        if (rc != SQLITE_OK) throw_sqlite(db_, rc);
     }
 
     sqlite3* db_;
@@ -92,6 +116,11 @@ class sqlite_connection final : public connection
 {
 public:
     sqlite_connection(std::string const& path, open_mode mode, database_options const& options)
+    {
+        translated([&] { open(path, mode, options); });
+    }
+
+    void open(std::string const& path, open_mode mode, database_options const& options)
     {
         // Read connections open read-write with query_only set: a true
         // read-only open fails on a WAL database whose -shm file does not exist yet.
@@ -131,7 +160,10 @@ public:
         return *it->second;
     }
 
-    void exec(std::string const& sql) override { db_->exec(sql); }
+    void exec(std::string const& sql) override
+    {
+        translated([&] { db_->exec(sql); });
+    }
 
     bool try_exec(std::string const& sql) noexcept override
     {

@@ -1,6 +1,5 @@
 #include "chatstream/storage/writer.hpp"
 
-#include <SQLiteCpp/Exception.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -24,11 +23,6 @@ std::error_code code_of_current_exception()
     catch (storage_error const& e)
     {
         return make_error_code(e.code()); // a domain refusal (not found, conflict, ...)
-    }
-    catch (SQLite::Exception const& e)
-    {
-        spdlog::warn("writer: {}", e.what());
-        return make_error_code(from_sqlite(e.getExtendedErrorCode()));
     }
     catch (std::exception const& e)
     {

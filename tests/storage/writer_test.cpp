@@ -319,3 +319,34 @@ TEST_CASE("writer: the loser of a deadlock between two writers runs again after 
     CHECK(q.getColumn(0).getInt64() == 4); // every update applied exactly once
     q.reset();
 }
+
+TEST_CASE("SQLite failures leave storage as database_error, with the mapped errc and SQLite's code",
+          "[storage][errors]")
+{
+    test::temp_dir dir;
+    auto path = test::migrated_db(dir);
+    database db(path, open_mode::read_write);
+    users::ensure(db, "alice");
+    // A constraint violation: the second insert of the same primary key.
+    db.exec("INSERT INTO users(id, external_id, created_at) VALUES('u-dup', 'dup-1', 0)");
+    try
+    {
+        db.exec("INSERT INTO users(id, external_id, created_at) VALUES('u-dup', 'dup-2', 0)");
+        FAIL("the duplicate insert succeeded");
+    }
+    catch (database_error const& e)
+    {
+        CHECK(e.code() == errc::constraint);
+        CHECK((e.native_code() & 0xff) == 19); // SQLITE_CONSTRAINT
+    }
+    // A statement that does not parse fails at prepare, the same type.
+    CHECK_THROWS_AS(db.prepare("SELEKT 1"), database_error);
+    // And the writer reports the mapped code to the job's completion.
+    writer w(path);
+    std::promise<std::error_code> done;
+    w.submit([](database& d)
+             { d.exec("INSERT INTO users(id, external_id, created_at) VALUES('u-dup', 'x', 0)"); },
+             [&](std::error_code ec) { done.set_value(ec); });
+    CHECK(done.get_future().get() == make_error_code(errc::constraint));
+    w.stop();
+}

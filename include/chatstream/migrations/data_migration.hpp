@@ -119,7 +119,7 @@ start_kind begin(storage::database& db);
 /// Converts up to @p batch_size messages after the checkpoint and advances
 /// it; when nothing is left, marks the phase `dual-write` / `completed`.
 /// Malformed messages go to `migration_errors` and never stop the batch.
-/// @throws SQLite::Exception on storage failure (the caller's transaction
+/// @throws storage::database_error on storage failure (the caller's transaction
 ///         then rolls back the whole batch, checkpoint included).
 batch_result step(storage::database& db, std::size_t batch_size);
 

@@ -80,7 +80,7 @@ struct up_result
 /// on @p db, one IMMEDIATE transaction per batch (rows + checkpoint). A
 /// completed 001 short-circuits; a crashed or stopped one resumes from its
 /// checkpoint; a rolled-back one starts over.
-/// @throws schema_error, migration_error, SQLite::Exception (the failing
+/// @throws schema_error, migration_error, storage::database_error (the failing
 ///         batch is rolled back and the row is marked failed first).
 up_result run_up(storage::database& db, up_options const& options = {});
 

@@ -74,19 +74,26 @@ struct database_location
 };
 database_location parse_location(std::string const& location);
 
-/// A failed statement on a backend that does not throw its own exception
-/// type (PostgreSQL); carries the SQLSTATE for diagnostics.
+/// The one error type out of storage for a failed statement or connection,
+/// on every backend: the mapped errc, the backend's message, and the
+/// backend's own code (the SQLSTATE on PostgreSQL; the extended result code
+/// on SQLite) for diagnostics and retry decisions.
 class database_error : public storage_error
 {
 public:
-    database_error(errc code, std::string const& what, std::string sqlstate = {})
-        : storage_error(code, what), sqlstate_(std::move(sqlstate))
+    database_error(errc code, std::string const& what, std::string sqlstate = {},
+                   int native_code = 0)
+        : storage_error(code, what), sqlstate_(std::move(sqlstate)), native_code_(native_code)
     {
     }
+    /// PostgreSQL's SQLSTATE (empty on SQLite).
     std::string const& sqlstate() const noexcept { return sqlstate_; }
+    /// SQLite's extended result code (0 on PostgreSQL).
+    int native_code() const noexcept { return native_code_; }
 
 private:
     std::string sqlstate_;
+    int native_code_ = 0;
 };
 
 class statement;

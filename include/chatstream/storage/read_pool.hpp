@@ -24,7 +24,7 @@ class read_pool
 public:
     using job = std::function<void(database&)>;
 
-    /// @throws SQLite::Exception when a connection cannot be opened.
+    /// @throws database_error when a connection cannot be opened.
     read_pool(std::string const& path, std::size_t threads, database_options const& options = {});
     read_pool(read_pool const&) = delete;
     read_pool& operator=(read_pool const&) = delete;

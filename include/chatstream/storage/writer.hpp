@@ -50,7 +50,7 @@ public:
     using completion = std::function<void(std::error_code)>;
 
     /// Opens the write connection on the calling thread and starts the writer thread.
-    /// @throws SQLite::Exception when the database cannot be opened.
+    /// @throws database_error when the database cannot be opened.
     explicit writer(std::string const& path, writer_options const& options = {});
     writer(writer const&) = delete;
     writer& operator=(writer const&) = delete;
