@@ -127,11 +127,10 @@ public:
             return respond(std::move(res));
         }
 
-        auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->auth);
+        auto auth = authorize(*ctx_, req.target(), req[http::field::authorization]);
         if (!auth.ok)
         {
             early();
-            ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
             return respond(make_json_error(version_, keep_alive_, http::status::unauthorized,
                                            "unauthorized", auth.error));
         }
@@ -191,13 +190,9 @@ private:
             return fail(ec, "read body");
         stream_.expires_never();
         arm_keep_alive();
-        ctx_->users.resolve(external_id_,
-                            [self = shared_from_this()](std::error_code ec, std::string user_id)
-                            {
-                                net::post(self->strand_,
-                                          [self, ec, user_id = std::move(user_id)]() mutable
-                                          { self->on_user(ec, std::move(user_id)); });
-                            });
+        resolve_user_on(*ctx_, external_id_, strand_,
+                        [self = shared_from_this()](std::error_code ec, std::string user_id)
+                        { self->on_user(ec, std::move(user_id)); });
     }
 
     void on_user(std::error_code ec, std::string user_id)
@@ -516,9 +511,7 @@ private:
 
     void fail(beast::error_code ec, char const* what)
     {
-        if (ec == net::error::operation_aborted || ec == beast::error::timeout ||
-            ec == net::error::eof || ec == net::error::connection_reset ||
-            ec == net::error::broken_pipe)
+        if (is_expected_disconnect(ec))
             return spdlog::trace("ai-sdk {}: {}: {}", chat_id_, what, ec.message());
         spdlog::debug("ai-sdk {}: {}: {}", chat_id_, what, ec.message());
     }

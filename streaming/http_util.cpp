@@ -2,6 +2,11 @@
 
 #include "chatstream/core/json.hpp"
 
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/websocket/error.hpp>
+
 namespace chatstream::streaming::detail
 {
 
@@ -28,6 +33,16 @@ string_response make_json_error(unsigned version, bool keep_alive, http::status 
     if (status == http::status::unauthorized)
         res.set(http::field::www_authenticate, "Bearer");
     return res;
+}
+
+bool is_expected_disconnect(boost::beast::error_code ec) noexcept
+{
+    namespace net = boost::asio;
+    namespace beast = boost::beast;
+    return ec == net::error::operation_aborted || ec == beast::error::timeout ||
+           ec == net::error::eof || ec == net::error::connection_reset ||
+           ec == net::error::broken_pipe || ec == beast::http::error::end_of_stream ||
+           ec == beast::websocket::error::closed;
 }
 
 } // namespace chatstream::streaming::detail

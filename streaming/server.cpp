@@ -206,10 +206,9 @@ private:
             if (!websocket::is_upgrade(req))
                 return respond(req, http::status::upgrade_required, "text/plain",
                                "WebSocket upgrade required\n");
-            auto auth = authenticate(req.target(), req[http::field::authorization], ctx_->auth);
+            auto auth = authorize(*ctx_, req.target(), req[http::field::authorization]);
             if (!auth.ok)
             {
-                ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
                 return send(std::make_shared<string_response>(
                     make_json_error(req.version(), req.keep_alive(), http::status::unauthorized,
                                     "unauthorized", auth.error)));
@@ -223,23 +222,17 @@ private:
             auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
             auto ticket = std::make_shared<admission_ticket>(
                 std::move(std::get<admission_ticket>(admitted)));
-            return ctx_->users.resolve(
-                auth.external_id,
+            return resolve_user_on(
+                *ctx_, auth.external_id, stream_.get_executor(),
                 [self = shared_from_this(), shared_req, ticket,
                  expires = auth.expires_at_s](std::error_code ec, std::string user_id)
                 {
-                    net::post(self->stream_.get_executor(),
-                              [self, shared_req, ticket, ec, expires, user_id = std::move(user_id)]
-                              {
-                                  if (ec)
-                                      return self->respond(
-                                          *shared_req, http::status::internal_server_error,
-                                          "text/plain", "could not resolve user\n");
-                                  std::make_shared<ws_session>(self->stream_.release_socket(),
-                                                               self->ctx_, user_id, expires,
-                                                               std::move(*ticket))
-                                      ->run(std::move(*shared_req));
-                              });
+                    if (ec)
+                        return self->respond(*shared_req, http::status::internal_server_error,
+                                             "text/plain", "could not resolve user\n");
+                    std::make_shared<ws_session>(self->stream_.release_socket(), self->ctx_,
+                                                 user_id, expires, std::move(*ticket))
+                        ->run(std::move(*shared_req));
                 });
         }
         if (path == "/healthz")
@@ -328,8 +321,7 @@ private:
 
     void fail(beast::error_code ec, char const* what)
     {
-        if (ec == net::error::operation_aborted || ec == beast::error::timeout ||
-            ec == net::error::eof)
+        if (is_expected_disconnect(ec))
             return spdlog::trace("http: {}: {}", what, ec.message());
         spdlog::debug("http: {}: {}", what, ec.message());
     }

@@ -1,4 +1,5 @@
 #include "detail/ws_session.hpp"
+#include "detail/http_util.hpp"
 
 #include "detail/mutations.hpp"
 #include "detail/queries.hpp"
@@ -493,8 +494,7 @@ void ws_session::do_close(websocket::close_reason reason)
 void ws_session::fail(beast::error_code ec, char const* what)
 {
     // Normal ends of a connection are not worth more than a trace line.
-    if (ec == net::error::operation_aborted || ec == websocket::error::closed ||
-        ec == net::error::eof || ec == net::error::connection_reset || ec == beast::error::timeout)
+    if (is_expected_disconnect(ec))
         return spdlog::trace("session {}: {}: {}", user_id_, what, ec.message());
     spdlog::debug("session {}: {}: {}", user_id_, what, ec.message());
 }

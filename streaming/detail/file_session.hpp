@@ -50,8 +50,7 @@ struct http_failure
 
 inline void log_fail(beast::error_code ec, char const* what)
 {
-    if (ec == net::error::operation_aborted || ec == beast::error::timeout ||
-        ec == net::error::eof || ec == http::error::end_of_stream)
+    if (is_expected_disconnect(ec))
         return spdlog::trace("files: {}: {}", what, ec.message());
     spdlog::debug("files: {}: {}", what, ec.message());
 }
@@ -76,25 +75,17 @@ protected:
     /// self().on_user(user_id) on this connection's strand.
     void authenticate_then(std::string_view target, std::string_view authorization)
     {
-        auto auth = authenticate(target, authorization, ctx_->auth);
+        auto auth = authorize(*ctx_, target, authorization);
         if (!auth.ok)
-        {
-            ctx_->metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
             return fail_with({http::status::unauthorized, "unauthorized", auth.error});
-        }
-        ctx_->users.resolve(auth.external_id,
-                            [s = this->shared_from_this()](std::error_code ec, std::string user_id)
-                            {
-                                net::post(s->stream_.get_executor(),
-                                          [s, ec, user_id = std::move(user_id)]
-                                          {
-                                              if (ec)
-                                                  return s->fail_with(
-                                                      {http::status::internal_server_error,
-                                                       "internal", "could not resolve user"});
-                                              s->on_user(user_id);
-                                          });
-                            });
+        resolve_user_on(*ctx_, auth.external_id, stream_.get_executor(),
+                        [s = this->shared_from_this()](std::error_code ec, std::string user_id)
+                        {
+                            if (ec)
+                                return s->fail_with({http::status::internal_server_error,
+                                                     "internal", "could not resolve user"});
+                            s->on_user(user_id);
+                        });
     }
 
     /// Answers an error. When the request body was not read to the end the

@@ -24,6 +24,11 @@ string_response make_json_error(unsigned version, bool keep_alive,
                                 boost::beast::http::status status, std::string_view code,
                                 std::string_view message);
 
+/// A connection ending the way connections end: cancelled, timed out,
+/// closed (TCP or WebSocket), reset, or a broken pipe. Such ends are logged
+/// at trace level; anything else is worth a debug line.
+bool is_expected_disconnect(boost::beast::error_code ec) noexcept;
+
 /// Reads and drops what the peer still sends until it closes or the
 /// stream's deadline passes (the caller sets it and shuts down its send
 /// side first): closing with unread bytes resets the connection, and the

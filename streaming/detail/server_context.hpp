@@ -12,6 +12,8 @@
 #include "chatstream/streaming/server.hpp"
 #include "chatstream/storage/blob_store.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -92,5 +94,30 @@ struct server_context
 
     quota_limits quota() const { return {options.daily_message_limit, options.monthly_budget_usd}; }
 };
+
+/// authenticate() under the server's policy; a refusal counts in
+/// chatstream_auth_failures_total.
+inline auth_result authorize(server_context& ctx, std::string_view target,
+                             std::string_view authorization)
+{
+    auto auth = authenticate(target, authorization, ctx.auth);
+    if (!auth.ok)
+        ctx.metrics.auth_failures.fetch_add(1, std::memory_order_relaxed);
+    return auth;
+}
+
+/// Resolves @p external_id to its users.id (a write on the writer thread
+/// when not cached), then runs @p then(ec, user_id) on @p strand: the
+/// session continues on its own strand, never on the writer.
+template <class Strand, class Then>
+void resolve_user_on(server_context& ctx, std::string const& external_id, Strand strand, Then then)
+{
+    ctx.users.resolve(external_id,
+                      [strand, then = std::move(then)](std::error_code ec, std::string user_id)
+                      {
+                          boost::asio::post(strand, [then, ec, user_id = std::move(user_id)]() mutable
+                                            { then(ec, std::move(user_id)); });
+                      });
+}
 
 } // namespace chatstream::streaming::detail
