@@ -1,5 +1,7 @@
 #include "chatstream/storage/database.hpp"
 
+#include "detail/connection.hpp"
+
 namespace chatstream::storage {
 
 database_location parse_location(std::string const& location)
@@ -28,38 +30,47 @@ database::database(database&&) noexcept = default;
 database& database::operator=(database&&) noexcept = default;
 database::~database() = default;
 
+statement& database::prepare(std::string const& sql) { return conn_->prepare(sql); }
+void database::exec(std::string const& sql) { conn_->exec(sql); }
+bool database::try_exec(std::string const& sql) noexcept { return conn_->try_exec(sql); }
+bool database::has_column(std::string const& table, std::string const& column)
+{
+    return conn_->has_column(table, column);
+}
+bool database::has_table(std::string const& table) { return conn_->has_table(table); }
+
 //------------------------------------------------------------------------------
 
-void connection::begin(bool immediate)
+void detail::connection::begin(bool immediate)
 {
     // IMMEDIATE: the writer takes the write lock up front, so a lock upgrade
     // never deadlocks against a reader.
     exec(immediate ? "BEGIN IMMEDIATE" : "BEGIN");
 }
 
-void connection::commit()
+void detail::connection::commit()
 {
     exec("COMMIT");
 }
 
-bool connection::rollback() noexcept
+bool detail::connection::rollback() noexcept
 {
     return try_exec("ROLLBACK");
 }
 
 // Savepoints run once per writer job, so their statements come from the
 // cache instead of being re-parsed every time.
-void connection::savepoint(std::string const& name)
+void detail::connection::savepoint(std::string const& name)
 {
     prepare("SAVEPOINT " + name).exec();
 }
 
-void connection::release(std::string const& name)
+void detail::connection::release(std::string const& name)
 {
     prepare("RELEASE SAVEPOINT " + name).exec();
 }
 
-bool connection::rollback_to(std::string const& name) noexcept
+bool detail::connection::rollback_to(std::string const& name) noexcept
 {
     // ROLLBACK TO keeps the savepoint open; RELEASE then pops it.
     bool const ok = try_exec("ROLLBACK TO SAVEPOINT " + name);

@@ -13,6 +13,8 @@
 // failed statement throws before anything after it was sent.
 #include "chatstream/storage/database.hpp"
 
+#include "detail/connection.hpp"
+
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 

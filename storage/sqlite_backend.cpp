@@ -1,6 +1,8 @@
 // SQLite backend of storage::database, on SQLiteCpp.
 #include "chatstream/storage/database.hpp"
 
+#include "detail/connection.hpp"
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
 #include <sqlite3.h>

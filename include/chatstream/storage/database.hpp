@@ -167,29 +167,9 @@ inline double column::getDouble() const { return s_.column_double(index_); }
 inline std::string_view column::getView() const { return s_.column_text(index_); }
 inline std::string column::getString() const { return std::string(getView()); }
 
-/// The backend behind a `database`.
-class connection
-{
-public:
-    virtual ~connection() = default;
-    virtual statement& prepare(std::string const& sql) = 0;
-    virtual void exec(std::string const& sql) = 0;
-    virtual bool try_exec(std::string const& sql) noexcept = 0;
-    virtual bool has_table(std::string const& table) = 0;
-    virtual bool has_column(std::string const& table, std::string const& column) = 0;
-
-    // Transaction control for `transaction` and `savepoint`, apart from
-    // exec() so a backend may batch it: PostgreSQL holds BEGIN, SAVEPOINT
-    // and RELEASE back and sends them in the round trip of the next
-    // statement. The defaults run each one at once, in SQLite's dialect.
-    virtual void begin(bool immediate);
-    virtual void commit();
-    virtual bool rollback() noexcept;
-    virtual void savepoint(std::string const& name);
-    virtual void release(std::string const& name);
-    /// Undoes everything since savepoint @p name and pops it.
-    virtual bool rollback_to(std::string const& name) noexcept;
-};
+namespace detail {
+class connection; // the backend (storage/detail/connection.hpp)
+} // namespace detail
 
 /// RAII connection: SQLite in WAL mode with foreign keys on, or a libpq
 /// connection; both with a statement cache keyed by SQL text
@@ -208,22 +188,19 @@ public:
     /// The cached prepared statement for @p sql, reset and with cleared
     /// bindings, ready to bind. The reference stays valid for the life of
     /// the connection; do not hold it across another `prepare` of the same SQL.
-    statement& prepare(std::string const& sql) { return conn_->prepare(sql); }
+    statement& prepare(std::string const& sql);
 
     /// Runs one or more statements without results.
-    void exec(std::string const& sql) { conn_->exec(sql); }
+    void exec(std::string const& sql);
 
     /// Like exec, but returns false instead of throwing.
-    bool try_exec(std::string const& sql) noexcept { return conn_->try_exec(sql); }
+    bool try_exec(std::string const& sql) noexcept;
 
     /// True when table @p table has column @p column (SQLite caches this
     /// until the schema changes; PostgreSQL asks the catalog, since another
     /// node may change the schema).
-    bool has_column(std::string const& table, std::string const& column)
-    {
-        return conn_->has_column(table, column);
-    }
-    bool has_table(std::string const& table) { return conn_->has_table(table); }
+    bool has_column(std::string const& table, std::string const& column);
+    bool has_table(std::string const& table);
 
     storage::dialect dialect() const noexcept { return dialect_; }
     bool is_postgres() const noexcept { return dialect_ == dialect::postgres; }
@@ -231,13 +208,14 @@ public:
     std::string const& location() const noexcept { return location_; }
     /// SQLite file path ("" for PostgreSQL).
     std::string const& path() const noexcept { return path_; }
-    connection& backend() noexcept { return *conn_; }
+    /// The backend, for storage's own transaction control.
+    detail::connection& backend() noexcept { return *conn_; }
 
 private:
     std::string location_;
     std::string path_;
     storage::dialect dialect_ = dialect::sqlite;
-    std::unique_ptr<connection> conn_;
+    std::unique_ptr<detail::connection> conn_;
 };
 
 /// Scoped transaction. Begins on construction (IMMEDIATE on SQLite when
@@ -282,10 +260,6 @@ private:
 };
 
 namespace detail {
-std::unique_ptr<connection> open_sqlite(std::string const& path, open_mode mode,
-                                        database_options const& options);
-std::unique_ptr<connection> open_postgres(std::string const& uri, open_mode mode,
-                                          database_options const& options);
 /// `?` / `?N` placeholders to `$N`, outside quotes and comments.
 /// @return the rewritten SQL and the number of parameters.
 std::pair<std::string, int> to_postgres_placeholders(std::string_view sql);
