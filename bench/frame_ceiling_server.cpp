@@ -1,4 +1,4 @@
-// frame-ceiling-server: the stack's ceiling for DESIGN.md §8 comparisons.
+// frame-ceiling-server: the stack's ceiling for docs/design.md §8 comparisons.
 //
 // A minimal Beast WebSocket server that speaks just enough of the chatstream
 // protocol for chatstream-load (`generate` -> ack, start, N text-delta

@@ -521,7 +521,7 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
 
 int main(int argc, char** argv)
 {
-    CLI::App app{"legacy_gen: writes a deterministic legacy chatstream database (DESIGN.md §5)"};
+    CLI::App app{"legacy_gen: writes a deterministic legacy chatstream database (docs/design.md §5)"};
     std::string out;
     chatstream::bench::legacy_gen_options o;
     bool no_edge = false;

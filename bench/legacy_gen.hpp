@@ -1,6 +1,6 @@
 #pragma once
 /// @file legacy_gen.hpp
-/// Deterministic generator of legacy databases (DESIGN.md §5 schema: JSON
+/// Deterministic generator of legacy databases (docs/design.md §5 schema: JSON
 /// arrays inside message rows), for the migration tests and benchmark.
 ///
 /// The same options and seed always produce the same bytes. With
@@ -55,7 +55,7 @@ struct legacy_gen_stats
     std::int64_t with_attachments = 0;
 };
 
-/// The legacy schema of DESIGN.md §5: verbatim for SQLite; for PostgreSQL
+/// The legacy schema of docs/design.md §5: verbatim for SQLite; for PostgreSQL
 /// the same tables with BIGINT times and TEXT JSON columns.
 char const* legacy_schema_sql(storage::dialect d = storage::dialect::sqlite);
 

@@ -2,7 +2,7 @@
 # Upload/download throughput of /api/files and the server's peak memory
 # (issue 11: a 200 MB upload must not be held in memory).
 #   bench/upload_bench.sh CHATSTREAM_BINARY [MB=200]
-# Prints one JSON line per result (DESIGN.md §8). Needs curl and sha256sum.
+# Prints one JSON line per result (docs/design.md §8). Needs curl and sha256sum.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bin=$1 mb=${2:-200}

@@ -76,7 +76,7 @@ void mark_cleanup_failed(storage::database& db, std::string const& error)
 
 // PostgreSQL has transactional DDL and a real DROP COLUMN (a catalog change,
 // no rewrite), so no rebuild: one transaction drops the three columns and
-// swaps the legacy foreign keys for cascading ones (DESIGN §4). Adding a
+// swaps the legacy foreign keys for cascading ones (docs/design.md §4). Adding a
 // foreign key validates every row, so an orphan legacy message rolls it
 // all back, like SQLite's foreign_key_check after the rebuild.
 std::int64_t cleanup_postgres(storage::database& db)

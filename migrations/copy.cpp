@@ -569,7 +569,7 @@ copy_report copy_database(storage::database& source, storage::database& target, 
     {
         storage::transaction tx(target);
         target.exec(legacy_schema_sql(storage::dialect::postgres));
-        // The seed's messages may carry reasoning columns beyond DESIGN.md §5
+        // The seed's messages may carry reasoning columns beyond docs/design.md §5
         // (§9); the target gets those the source has, and 0007 the rest.
         static constexpr std::pair<char const*, char const*> seed_columns[] = {
             {"reasoning", "TEXT"},

@@ -241,7 +241,7 @@ std::vector<schema_status> read_schema_status(storage::database& db)
     return out;
 }
 
-// DESIGN.md §5 verbatim; see schema_migrator.hpp.
+// docs/design.md §5 verbatim; see schema_migrator.hpp.
 char const* legacy_schema_sql(storage::dialect d)
 {
     if (d == storage::dialect::postgres)

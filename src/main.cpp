@@ -39,7 +39,7 @@ int main(int argc, char** argv)
     catch (CLI::ParseError const& e)
     {
         auto const code = app.exit(e);
-        return code == 0 ? 0 : 2; // usage errors exit 2 (DESIGN.md §3)
+        return code == 0 ? 0 : 2; // usage errors exit 2 (docs/design.md §3)
     }
     spdlog::set_level(spdlog::level::from_str(log_level));
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

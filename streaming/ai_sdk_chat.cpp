@@ -41,7 +41,7 @@ namespace net = boost::asio;
 constexpr std::size_t max_chat_body = 1u << 20;
 constexpr std::size_t max_small_body = 16 * 1024;
 // Bound of the SSE bytes waiting behind the write in flight; a client that
-// reads slower than this is dropped (the generation goes on, DESIGN.md §6).
+// reads slower than this is dropped (the generation goes on, docs/design.md §6).
 constexpr std::size_t max_pending_bytes = 8u << 20;
 constexpr auto keep_alive_interval = std::chrono::seconds(15);
 constexpr auto write_timeout = std::chrono::seconds(60);

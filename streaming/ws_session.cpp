@@ -288,7 +288,7 @@ void ws_session::enqueue(frame f)
     if (!queue_.push(std::move(f)))
     {
         // Replies and `changed` events that pile up mean a client that does
-        // not read: it is dropped, never waited for (DESIGN.md §6).
+        // not read: it is dropped, never waited for (docs/design.md §6).
         // Generation events never come through here (they are pulled by
         // cursor), so this bound only holds what this socket asked for.
         ctx_->metrics.queue_drops.fetch_add(1, std::memory_order_relaxed);

@@ -303,7 +303,7 @@ export function renderMessage(doc, article, msg, { urlFor }) {
 
 const ACTION_LABEL = { regenerate: 'Regenerate', retry: 'Retry', branch: 'Branch', delete: 'Delete' };
 
-/** The mutations offered on a message (DESIGN.md §6 `mutate`, docs/lifecycle.md). */
+/** The mutations offered on a message (docs/design.md §6 `mutate`, docs/lifecycle.md). */
 export function messageActions(msg) {
   if (!msg.id || msg.id.startsWith('local-') || !isTerminal(msg.status)) return [];
   if (msg.role !== 'assistant') return ['branch', 'delete'];

@@ -1,4 +1,4 @@
--- Runs only on a legacy database (DESIGN.md §5): adds the columns the new
+-- Runs only on a legacy database (docs/design.md §5): adds the columns the new
 -- code reads to the legacy tables without touching any legacy value.
 -- On a fresh database this file is recorded as not applicable.
 ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;

@@ -1,4 +1,4 @@
--- The normalized schema of DESIGN.md §4. Tables that a legacy database
+-- The normalized schema of docs/design.md §4. Tables that a legacy database
 -- already has (users, conversations, messages) are kept as they are.
 CREATE TABLE IF NOT EXISTS users(
   id          TEXT PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Reasoning and its timing (DESIGN.md §9, issue 22). A legacy database may
+-- Reasoning and its timing (docs/design.md §9, issue 22). A legacy database may
 -- already hold some of these columns (the seed's messages had `reasoning`
 -- and `partial_reasoning`): `ADD COLUMN IF NOT EXISTS`, which SQLite lacks,
 -- is applied by the schema runner, which drops the statement when the

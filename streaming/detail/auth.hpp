@@ -1,5 +1,5 @@
 #pragma once
-// Authentication of HTTP requests (DESIGN.md §6): JWT HS256 from
+// Authentication of HTTP requests (docs/design.md §6): JWT HS256 from
 // `Authorization: Bearer` or `?token=`; dev mode (no secret) takes `?user=`.
 #include <cstdint>
 #include <optional>

@@ -18,7 +18,7 @@ using string_response = boost::beast::http::response<boost::beast::http::string_
 string_response make_response(unsigned version, bool keep_alive, boost::beast::http::status status,
                               std::string_view content_type, std::string body);
 
-/// `{"error":code,"message":message}` (the WebSocket error shape, DESIGN.md §6).
+/// `{"error":code,"message":message}` (the WebSocket error shape, docs/design.md §6).
 /// A 401 also carries `WWW-Authenticate: Bearer`.
 string_response make_json_error(unsigned version, bool keep_alive,
                                 boost::beast::http::status status, std::string_view code,

@@ -241,7 +241,7 @@ private:
     void mark_dirty();
 
     // A reasoning block ends when the answer, a tool call or the step's end
-    // comes; the first block's end is thinking_completed_at (DESIGN.md §9).
+    // comes; the first block's end is thinking_completed_at (docs/design.md §9).
     void end_reasoning();
 
     // tokens_per_second counts the time tokens stream: from each step's

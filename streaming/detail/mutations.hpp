@@ -1,5 +1,5 @@
 #pragma once
-// `mutate` (DESIGN.md §6, issue 12): conversation lifecycle writes.
+// `mutate` (docs/design.md §6, issue 12): conversation lifecycle writes.
 #include "chatstream/streaming/protocol.hpp"
 
 #include <memory>

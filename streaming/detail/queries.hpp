@@ -1,5 +1,5 @@
 #pragma once
-// Read-only queries of the protocol (DESIGN.md §6), run on the read pool.
+// Read-only queries of the protocol (docs/design.md §6), run on the read pool.
 #include "chatstream/streaming/protocol.hpp"
 #include "chatstream/streaming/quota.hpp"
 

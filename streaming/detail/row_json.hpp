@@ -1,6 +1,6 @@
 #pragma once
 // JSON shapes of stored rows, shared by query results and `changed` events
-// (DESIGN.md §6; camelCase keys, stored JSON columns as values).
+// (docs/design.md §6; camelCase keys, stored JSON columns as values).
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/types.hpp"
 #include "chatstream/storage/usage.hpp"

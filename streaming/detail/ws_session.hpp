@@ -31,7 +31,7 @@ class ws_session : public subscriber,
 public:
     /// @p socket must carry the session's strand as its executor.
     /// @p expires_at_s is the token's `exp`: the session is closed with
-    /// token_expired_close_code then (DESIGN.md §6, docs/protocol.md).
+    /// token_expired_close_code then (docs/design.md §6, docs/protocol.md).
     ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
                std::string user_id, std::optional<std::int64_t> expires_at_s,
                admission_ticket ticket);

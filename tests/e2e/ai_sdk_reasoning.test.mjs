@@ -1,4 +1,4 @@
-// Reasoning on /api/chat (DESIGN.md §9, issue 22), read by the AI SDK's own
+// Reasoning on /api/chat (docs/design.md §9, issue 22), read by the AI SDK's own
 // client code: DefaultChatTransport validates the parts against the `ai`
 // package's schema and readUIMessageStream assembles them into `reasoning`
 // parts, against the real chatstream binary with the scripted `/think N`.

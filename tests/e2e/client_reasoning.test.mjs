@@ -1,4 +1,4 @@
-// Reasoning and sources (DESIGN.md §9) through @chatstream/client, against
+// Reasoning and sources (docs/design.md §9) through @chatstream/client, against
 // the mock server (tests/web/mock_server.mjs: `/think N`, `/source URL
 // TITLE`), because the binary's reasoning stream is still being built: the
 // reducer's reasoning state, resume from fromReasoningOffset after a drop in

@@ -1,4 +1,4 @@
-// End-to-end: reasoning streams and generation timing (DESIGN.md §9, issue
+// End-to-end: reasoning streams and generation timing (docs/design.md §9, issue
 // 22) through the real binary, with the scripted provider's `/think N`.
 #include "server_process.hpp"
 #include "ws_helpers.hpp"

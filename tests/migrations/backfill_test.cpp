@@ -53,7 +53,7 @@ std::int64_t count(storage::database& db, std::string const& sql)
 
 } // namespace
 
-TEST_CASE("001 applies every rule of DESIGN.md §5 to the generated edge cases", "[migrations][backfill]")
+TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge cases", "[migrations][backfill]")
 {
     test::temp_dir dir;
     auto const path = generated(dir, 300);
@@ -455,7 +455,7 @@ TEST_CASE("status JSON carries every counter", "[migrations][status]")
         CHECK(count(db, "SELECT json_valid('" + json + "')") == 1);
 }
 
-TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (DESIGN.md §9)",
+TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (docs/design.md §9)",
           "[migrations][backfill][cleanup][reasoning]")
 {
     test::temp_dir dir;

@@ -396,7 +396,7 @@ TEST_CASE("copy: verify catches a corrupted target", "[migrations][copy][verify]
     CHECK_THAT(r.output, Catch::Contains("{\"table\":\"" + table_name + "\""));
 }
 
-TEST_CASE("copy a legacy database with reasoning columns: they reach the target (DESIGN.md §9)",
+TEST_CASE("copy a legacy database with reasoning columns: they reach the target (docs/design.md §9)",
           "[migrations][copy][postgres][reasoning]")
 {
     REQUIRE_POSTGRES_TARGET();

@@ -1,5 +1,5 @@
 #pragma once
-// An independent statement of DESIGN.md §5's rules for migration 001, in SQL
+// An independent statement of docs/design.md §5's rules for migration 001, in SQL
 // (SQLite's JSON1 functions) instead of C++. The backfill, `verify` and the
 // read fallback all call storage::legacy::convert, so expectations built with
 // convert would agree with any bug in it; these are built without it.

@@ -316,7 +316,7 @@ namespace
 {
 
 /// A reasoning model's step: it thinks, answers, calls a tool, thinks
-/// again and ends the answer (DESIGN.md §9). @p each runs after every append.
+/// again and ends the answer (docs/design.md §9). @p each runs after every append.
 template <class Each>
 void reasoning_reply(stream_log& log, Each const& each)
 {

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // A stand-in for `chatstream serve` for working on the web UI without the C++
-// server: serves web/ at / and speaks the WebSocket protocol of DESIGN.md §6
+// server: serves web/ at / and speaks the WebSocket protocol of docs/design.md §6
 // at /ws with a scripted provider like §7 and §9 (/tool NAME {json},
 // /tokens N, /fail N, /delay MS, /think N, /source URL [TITLE]). The page's
 // client package (clients/js/src) is served under /client/, as the binary
 // does. In memory, no dependencies (Node 20). It is NOT the reference: when
-// the two disagree, the C++ server and DESIGN.md win.
+// the two disagree, the C++ server and docs/design.md win.
 //
 //   node tests/web/mock_server.mjs [--port 8090] [--seed]
 //

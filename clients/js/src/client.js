@@ -166,7 +166,7 @@ export class ChatstreamClient {
   }
 
   /**
-   * Starts an answer: `generate` (DESIGN.md §6). The stream's `ack` resolves
+   * Starts an answer: `generate` (docs/design.md §6). The stream's `ack` resolves
    * with `{conversationId, userMessageId, messageId}` (or rejects with the
    * server's refusal); iterate it for the events, or await `done`.
    */
@@ -332,7 +332,7 @@ export class ChatstreamClient {
   #sendSubscribe(t) {
     const m = this.messages.get(t.id);
     const frame = { type: 'subscribe', messageId: t.id, fromOffset: m?.text.length ?? 0 };
-    // Reasoning has its own offsets (DESIGN.md §9); the server replays it from 0 unless told.
+    // Reasoning has its own offsets (docs/design.md §9); the server replays it from 0 unless told.
     if (m?.reasoning.length) frame.fromReasoningOffset = m.reasoning.length;
     t.subscribed = this.socket.send(frame, (err, f) => this.#onSubscribeError(t, err, f));
     t.epoch = this.#epoch;

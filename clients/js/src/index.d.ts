@@ -1,5 +1,5 @@
 // Types of @chatstream/client (hand-written; the package is plain ES modules).
-// The wire shapes are DESIGN.md §6 and §9; docs/protocol.md has the details.
+// The wire shapes are docs/design.md §6 and §9; docs/protocol.md has the details.
 
 // ---------------------------------------------------------------- wire
 

@@ -1,4 +1,4 @@
-// @chatstream/client: a WebSocket client of chatstream (DESIGN.md §6, §9)
+// @chatstream/client: a WebSocket client of chatstream (docs/design.md §6, §9)
 // with exact resume, a message reducer for UIs, and an AI SDK ChatTransport.
 export { connect, ChatstreamClient, MessageStream, Watch } from './client.js';
 export { WebSocketChatTransport, UIChunkMapper, toUIMessageStream } from './ai-sdk.js';

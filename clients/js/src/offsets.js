@@ -1,7 +1,7 @@
 // Pure text/offset logic of the chat stream (no DOM): importable by Node tests.
 //
 // All offsets are UTF-16 code units, which is exactly what JavaScript string
-// indices and `.length` count, so we slice strings directly (DESIGN.md §6).
+// indices and `.length` count, so we slice strings directly (docs/design.md §6).
 
 const isHigh = (c) => c >= 0xd800 && c <= 0xdbff;
 const isLow = (c) => c >= 0xdc00 && c <= 0xdfff;

@@ -1,4 +1,4 @@
-// The socket layer of the chatstream protocol (DESIGN.md §6): request/reply
+// The socket layer of the chatstream protocol (docs/design.md §6): request/reply
 // matching by id, stream events handed to the caller, reconnect with backoff
 // and a heartbeat. No DOM access; the WebSocket class and the timers are
 // injected so that Node tests can drive it with a fake socket. client.js

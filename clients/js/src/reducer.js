@@ -1,6 +1,6 @@
 // Pure state of chat messages and the reducer of stream events (no DOM):
 // text with tool calls at their textPosition, reasoning (its own UTF-16
-// offsets, DESIGN.md §9), sources, attachments, status and timing.
+// offsets, docs/design.md §9), sources, attachments, status and timing.
 import { applyDelta, mergeStreamText } from './offsets.js';
 
 export const TERMINAL = new Set(['complete', 'error', 'stopped', 'interrupted']);
@@ -84,7 +84,7 @@ function parseJson(text) {
   }
 }
 
-/** `{"success":false,"error":...}` is how a failed server tool reports (DESIGN.md §7). */
+/** `{"success":false,"error":...}` is how a failed server tool reports (docs/design.md §7). */
 export function toolFailure(output) {
   if (output && typeof output === 'object' && !Array.isArray(output) && output.success === false) {
     const e = output.error;

@@ -1,6 +1,6 @@
 #pragma once
 /// @file data_migration.hpp
-/// Data migrations of DESIGN.md §5: 001 `normalize_message_attachments`
+/// Data migrations of docs/design.md §5: 001 `normalize_message_attachments`
 /// (legacy JSON arrays -> attachments / tool_calls rows) and 002
 /// `cleanup_deprecated_fields` (drop the legacy columns), with their state in
 /// the `migrations` table and quarantined records in `migration_errors`.

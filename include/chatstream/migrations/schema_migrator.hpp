@@ -7,7 +7,7 @@
 /// Each file is applied in its own transaction and recorded in
 /// `schema_migrations(version, name, checksum, applied_at)` with the SHA-256
 /// of its text. A file whose name ends in `.legacy.sql` only runs on a
-/// database that was detected as legacy (DESIGN.md §5); on other databases it
+/// database that was detected as legacy (docs/design.md §5); on other databases it
 /// is recorded without running, so it is never considered again.
 #include "chatstream/storage/database.hpp"
 
@@ -81,7 +81,7 @@ std::vector<int> apply_schema_files(storage::database& db, std::vector<schema_fi
 std::string sqlite_add_columns_if_missing(storage::database& db, std::string const& sql);
 } // namespace detail
 
-/// The legacy schema (DESIGN.md §5), the input of data migration 001:
+/// The legacy schema (docs/design.md §5), the input of data migration 001:
 /// verbatim for SQLite; for PostgreSQL the same tables with BIGINT times and
 /// TEXT JSON columns. Used by the legacy generator and by `migrate copy`
 /// to give a PostgreSQL target a legacy source's shape.

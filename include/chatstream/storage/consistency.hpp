@@ -1,6 +1,6 @@
 #pragma once
 /// @file consistency.hpp
-/// Whole-database invariants of DESIGN.md §4/§6, checked after crashes, soak
+/// Whole-database invariants of docs/design.md §4/§6, checked after crashes, soak
 /// runs and migrations (`chatstream check`).
 #include "chatstream/storage/database.hpp"
 

@@ -1,6 +1,6 @@
 #pragma once
 /// @file legacy.hpp
-/// The legacy message shape of DESIGN.md §5: JSON arrays inside message rows.
+/// The legacy message shape of docs/design.md §5: JSON arrays inside message rows.
 ///
 /// Storage owns this format because it reads it (fallback while migration 001
 /// is not finished) and writes it (dual-write); migration 001 uses the same
@@ -38,7 +38,7 @@ struct rows
     std::vector<tool_call_row> tool_calls;   ///< one per distinct id
 };
 
-/// Converts one message's arrays by the rules of DESIGN.md §5 (final wins
+/// Converts one message's arrays by the rules of docs/design.md §5 (final wins
 /// over partial, last occurrence of an id wins, missing textPosition is
 /// NULL, empty/missing arguments is `{}`, args/result canonical JSON).
 /// Row ids are derived from the natural keys, so a re-run yields the same rows.

@@ -98,7 +98,7 @@ void flush_partial(database& db, std::string const& id, std::string const& parti
 bool append_partial(database& db, std::string const& id, std::int64_t byte_start,
                     std::string_view text, std::optional<std::int64_t> first_token_at,
                     std::int64_t now);
-/// The same for the reasoning (DESIGN.md §9): @p text is the reasoning from
+/// The same for the reasoning (docs/design.md §9): @p text is the reasoning from
 /// @p byte_start on. @p thinking_started_at, when set, is recorded once.
 bool append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
                               std::string_view text, std::optional<std::int64_t> thinking_started_at,
@@ -180,7 +180,7 @@ void upsert(database& db, tool_call_row const& row);
 /// result gets `{"success":false,"error":<reason>}` so none stays "executing".
 void finalize(database& db, std::string const& message_id, std::string const& reason);
 
-/// The UI shape of DESIGN.md §6 getToolCalls.
+/// The UI shape of docs/design.md §6 getToolCalls.
 struct ui_tool_call
 {
     std::string id;

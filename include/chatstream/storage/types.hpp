@@ -1,6 +1,6 @@
 #pragma once
 /// @file types.hpp
-/// Row types of the normalized tables (DESIGN.md §4). Plain values.
+/// Row types of the normalized tables (docs/design.md §4). Plain values.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,7 +68,7 @@ struct message_row
     std::optional<std::int64_t> generation_completed_at;
     std::int64_t created_at = 0;
     std::int64_t updated_at = 0;
-    // Reasoning and its timing (DESIGN.md §9).
+    // Reasoning and its timing (docs/design.md §9).
     std::optional<std::string> reasoning;
     std::optional<std::string> partial_reasoning; ///< with the appended chunks, like partial_content
     std::optional<std::int64_t> reasoning_tokens;

@@ -1,6 +1,6 @@
 #pragma once
 /// @file change_feed.hpp
-/// `watch` (DESIGN.md §6): fans `changed` events out to every socket of the
+/// `watch` (docs/design.md §6): fans `changed` events out to every socket of the
 /// user whose data changed. Events are published after the change commits,
 /// so a client that reads in response sees it.
 #include "chatstream/streaming/outbound_queue.hpp"

@@ -1,6 +1,6 @@
 #pragma once
 /// @file error.hpp
-/// Wire error codes: the `code` of the protocol's `error` event (DESIGN.md §6).
+/// Wire error codes: the `code` of the protocol's `error` event (docs/design.md §6).
 #include <string_view>
 #include <system_error>
 

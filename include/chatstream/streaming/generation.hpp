@@ -1,7 +1,7 @@
 #pragma once
 /// @file generation.hpp
 /// The generation engine: runs generations independently of sockets and fans
-/// their events out to any number of subscribers (DESIGN.md §6).
+/// their events out to any number of subscribers (docs/design.md §6).
 #include "chatstream/storage/types.hpp"
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
@@ -78,7 +78,7 @@ struct hub_context
     tool_registry const& tools;
     server_metrics& metrics;
     std::chrono::milliseconds flush_interval{50};
-    int max_steps = 5; ///< tool loop bound (DESIGN.md §7)
+    int max_steps = 5; ///< tool loop bound (docs/design.md §7)
     /// The model of a generate that names none (`serve --model`): stored with
     /// the message and used for its cost.
     std::optional<std::string> default_model;
@@ -182,7 +182,7 @@ void replay_frames(std::string_view message_id, std::string_view text,
 
 /// Replays @p reasoning from UTF-16 offset @p from as `reasoning-delta`s,
 /// after `reasoning-start` when @p open and before `reasoning-end` when
-/// @p close (DESIGN.md §9).
+/// @p close (docs/design.md §9).
 void replay_reasoning(std::string_view message_id, std::string_view reasoning, std::uint64_t from,
                       bool open, bool close, std::function<void(frame)> const& emit);
 

@@ -1,6 +1,6 @@
 #pragma once
 /// @file openai_provider.hpp
-/// The `openai` provider (DESIGN.md §7): one step = one streaming
+/// The `openai` provider (docs/design.md §7): one step = one streaming
 /// `POST {base}/v1/chat/completions` to any OpenAI-compatible server, over
 /// Beast's HTTP client, with TLS through OpenSSL. See docs/providers.md.
 #include "chatstream/streaming/provider.hpp"

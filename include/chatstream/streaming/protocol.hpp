@@ -1,7 +1,7 @@
 #pragma once
 /// @file protocol.hpp
 /// Client requests (parsed with simdjson) and server events (serialized once,
-/// shared by every subscriber) of the WebSocket protocol, DESIGN.md §6.
+/// shared by every subscriber) of the WebSocket protocol, docs/design.md §6.
 #include "chatstream/streaming/error.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
 
@@ -48,7 +48,7 @@ struct subscribe_request
     request_id id;
     std::string message_id;
     std::uint64_t from_offset = 0;           ///< UTF-16 units of the text
-    std::uint64_t from_reasoning_offset = 0; ///< UTF-16 units of the reasoning (DESIGN.md §9)
+    std::uint64_t from_reasoning_offset = 0; ///< UTF-16 units of the reasoning (docs/design.md §9)
 };
 
 struct cancel_request
@@ -96,7 +96,7 @@ enum class mutation_name
     branch
 };
 
-/// `mutate` (DESIGN.md §6). Which fields are set depends on the name:
+/// `mutate` (docs/design.md §6). Which fields are set depends on the name:
 /// create/updateConversation take the conversation fields, the others a
 /// conversation or message id. Absent fields leave a conversation unchanged;
 /// model and systemPrompt may be JSON null to clear them.
@@ -170,7 +170,7 @@ frame text_delta(std::string_view message_id, std::uint64_t offset, std::string_
 /// no allocation once @p out has grown: the per-socket path of every token.
 void write_text_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
                       std::string_view delta);
-/// The reasoning stream (DESIGN.md §9): @p offset counts UTF-16 units of
+/// The reasoning stream (docs/design.md §9): @p offset counts UTF-16 units of
 /// the message's reasoning text, apart from the answer's.
 frame reasoning_start(std::string_view message_id);
 frame reasoning_delta(std::string_view message_id, std::uint64_t offset, std::string_view delta);

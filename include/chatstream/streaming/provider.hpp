@@ -2,7 +2,7 @@
 /// @file provider.hpp
 /// Model providers. A provider runs one *step* of a generation (one upstream
 /// request) and reports what it produces through a provider_sink; the
-/// generation engine runs the tool loop around the steps (DESIGN.md §7).
+/// generation engine runs the tool loop around the steps (docs/design.md §7).
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
@@ -62,7 +62,7 @@ class provider_sink
 public:
     virtual ~provider_sink() = default;
     virtual void on_text(std::string_view text) = 0;
-    /// The model's reasoning (DESIGN.md §9), apart from its answer. A sink
+    /// The model's reasoning (docs/design.md §9), apart from its answer. A sink
     /// that has no use for it (a title request) ignores it.
     virtual void on_reasoning(std::string_view) {}
     virtual void on_tool_input_start(std::string_view id, std::string_view name) = 0;
@@ -125,7 +125,7 @@ struct scripted_options
     std::chrono::milliseconds token_delay{0}; ///< default per-token delay (--token-delay-ms)
 };
 
-/// The deterministic provider of DESIGN.md §7, for tests and benchmarks.
+/// The deterministic provider of docs/design.md §7, for tests and benchmarks.
 std::unique_ptr<provider> make_scripted_provider(scripted_options const& options);
 
 } // namespace chatstream::streaming

@@ -1,6 +1,6 @@
 #pragma once
 /// @file server.hpp
-/// The HTTP + WebSocket server (DESIGN.md §6). Composition happens in src/.
+/// The HTTP + WebSocket server (docs/design.md §6). Composition happens in src/.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -100,7 +100,7 @@ struct server_services
     streaming::cluster* cluster = nullptr;
 };
 
-/// The HTTP + WebSocket server (DESIGN.md §6) on an io_context its caller
+/// The HTTP + WebSocket server (docs/design.md §6) on an io_context its caller
 /// runs, on as many threads as it likes.
 class server
 {

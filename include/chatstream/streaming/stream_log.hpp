@@ -3,7 +3,7 @@
 /// The append-only record of what one generation produced, read by cursors.
 ///
 /// A generation appends its text (UTF-8, complete code points), its
-/// reasoning (a second text, DESIGN.md §9) and its other events (tool calls,
+/// reasoning (a second text, docs/design.md §9) and its other events (tool calls,
 /// reasoning-start/-end, the final `finish`) to one shared log. Every
 /// subscriber holds a cursor into it instead of a queue of copies: when its
 /// socket can take a write, it asks the log for what lies past its cursor.

@@ -1,6 +1,6 @@
 #pragma once
 /// @file tools.hpp
-/// Server-side tools (DESIGN.md §7): `calculator` and `datetime`. A tool never
+/// Server-side tools (docs/design.md §7): `calculator` and `datetime`. A tool never
 /// throws at its caller: a failure is a result `{"success":false,"error":...}`
 /// that the model sees, and the generation goes on.
 #include <boost/asio/any_io_executor.hpp>

@@ -2,7 +2,7 @@
 /// @file ui_message_stream.hpp
 /// The AI SDK "UI message stream" (protocol v1, header
 /// `x-vercel-ai-ui-message-stream: v1`) spoken by `POST /api/chat`: the
-/// conversion of the hub's WebSocket events (DESIGN.md §6) into its parts,
+/// conversion of the hub's WebSocket events (docs/design.md §6) into its parts,
 /// SSE-encoded, and the parsing of the `useChat` request body. No I/O, so
 /// both are unit-tested (tests/streaming/ui_message_stream_test.cpp).
 ///

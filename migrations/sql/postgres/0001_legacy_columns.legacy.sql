@@ -1,6 +1,6 @@
 -- PostgreSQL dialect of ../0001_legacy_columns.legacy.sql: BIGINT for INTEGER, DOUBLE PRECISION for REAL,
 -- a ::json cast for json_valid().
--- Runs only on a legacy database (DESIGN.md §5): adds the columns the new
+-- Runs only on a legacy database (docs/design.md §5): adds the columns the new
 -- code reads to the legacy tables without touching any legacy value.
 -- On a fresh database this file is recorded as not applicable.
 ALTER TABLE conversations ADD COLUMN pinned BIGINT NOT NULL DEFAULT 0;

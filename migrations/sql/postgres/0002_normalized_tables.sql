@@ -1,6 +1,6 @@
 -- PostgreSQL dialect of ../0002_normalized_tables.sql: BIGINT for INTEGER, DOUBLE PRECISION for REAL,
 -- a ::json cast for json_valid().
--- The normalized schema of DESIGN.md §4. Tables that a legacy database
+-- The normalized schema of docs/design.md §4. Tables that a legacy database
 -- already has (users, conversations, messages) are kept as they are.
 CREATE TABLE IF NOT EXISTS users(
   id          TEXT PRIMARY KEY,
