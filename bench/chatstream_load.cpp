@@ -12,31 +12,31 @@
 //                   --prompt '/tokens 2000' --requests 100   (one command line)
 #include "chatstream/core/utf16.hpp"
 
+#include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
-#include <CLI/CLI.hpp>
 #include <jwt.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <cstdio>
 #include <fstream>
-#include <iterator>
-#include <sstream>
-#include <unistd.h>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <unordered_map>
 #include <vector>
 
@@ -49,7 +49,8 @@ using clock_type = std::chrono::steady_clock;
 using net::awaitable;
 using net::use_awaitable;
 
-namespace {
+namespace
+{
 
 struct options
 {
@@ -57,10 +58,10 @@ struct options
     int connections = 1;
     int streams_per_conn = 1;
     std::string prompt = "/tokens 2000";
-    double duration = 0;   // seconds; 0 = use --requests
-    long requests = 0;     // total generations; 0 = use --duration
-    double ramp = 1.0;     // seconds to open all connections
-    double resume_at = 0;  // 0 = no resume test; else fraction of expected events
+    double duration = 0;  // seconds; 0 = use --requests
+    long requests = 0;    // total generations; 0 = use --duration
+    double ramp = 1.0;    // seconds to open all connections
+    double resume_at = 0; // 0 = no resume test; else fraction of expected events
     long expected_tokens = 0;
     std::string token;
     std::string jwt_secret;
@@ -68,7 +69,7 @@ struct options
     int server_pid = 0;
     std::string label;
     std::string user_prefix = "load-user-";
-    double idle_seconds = 0; // > 0: open connections, hold them idle, measure RSS
+    double idle_seconds = 0;    // > 0: open connections, hold them idle, measure RSS
     bool idle_generate = false; // idle mode: send one `generate` per connection, then never read
 };
 
@@ -86,9 +87,11 @@ struct samples
     {
         std::lock_guard lock(mutex);
         json::object o;
-        if (values.empty()) return o;
+        if (values.empty())
+            return o;
         std::sort(values.begin(), values.end());
-        auto pct = [&](double p) { return values[std::min(values.size() - 1, std::size_t(p * values.size()))] / 1000.0; };
+        auto pct = [&](double p)
+        { return values[std::min(values.size() - 1, std::size_t(p * values.size()))] / 1000.0; };
         o["p50_ms"] = pct(0.50);
         o["p90_ms"] = pct(0.90);
         o["p99_ms"] = pct(0.99);
@@ -116,10 +119,12 @@ struct totals
 std::string mint_jwt(std::string const& secret, std::string const& sub)
 {
     jwt_t* jwt = nullptr;
-    if (jwt_new(&jwt) != 0) throw std::runtime_error("jwt_new failed");
+    if (jwt_new(&jwt) != 0)
+        throw std::runtime_error("jwt_new failed");
     jwt_add_grant(jwt, "sub", sub.c_str());
     jwt_add_grant_int(jwt, "exp", std::time(nullptr) + 3600);
-    jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<unsigned char const*>(secret.data()), static_cast<int>(secret.size()));
+    jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<unsigned char const*>(secret.data()),
+                static_cast<int>(secret.size()));
     char* encoded = jwt_encode_str(jwt);
     std::string out = encoded ? encoded : "";
     std::free(encoded);
@@ -146,7 +151,8 @@ void write_json(std::string& out, json::value const& v)
         bool first = true;
         for (auto const& [k, val] : v.get_object())
         {
-            if (!first) out += ',';
+            if (!first)
+                out += ',';
             first = false;
             out += json::serialize(json::string_view(k));
             out += ':';
@@ -155,7 +161,8 @@ void write_json(std::string& out, json::value const& v)
         out += '}';
         break;
     }
-    default: out += json::serialize(v);
+    default:
+        out += json::serialize(v);
     }
 }
 
@@ -164,7 +171,8 @@ long rss_kb(int pid, char const* field)
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::strlen(field) + 1));
+        if (line.rfind(field, 0) == 0)
+            return std::stol(line.substr(std::strlen(field) + 1));
     return 0;
 }
 
@@ -174,14 +182,17 @@ double cpu_seconds(int pid)
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto const close = stat.rfind(')'); // the command name may hold spaces
-    if (close == std::string::npos) return 0;
+    if (close == std::string::npos)
+        return 0;
     std::istringstream fields(stat.substr(close + 2));
     std::string f;
     unsigned long long utime = 0, stime = 0;
     for (int i = 3; i <= 15 && fields >> f; ++i)
     {
-        if (i == 14) utime = std::stoull(f);
-        if (i == 15) stime = std::stoull(f);
+        if (i == 14)
+            utime = std::stoull(f);
+        if (i == 15)
+            stime = std::stoull(f);
     }
     return double(utime + stime) / double(sysconf(_SC_CLK_TCK));
 }
@@ -209,13 +220,15 @@ public:
         host_ = url.host();
         port_ = url.has_port() ? std::string(url.port()) : "80";
         target_ = std::string(url.encoded_path());
-        if (target_.empty()) target_ = "/ws";
+        if (target_.empty())
+            target_ = "/ws";
         query_ = std::string(url.encoded_query());
     }
 
     bool budget_left()
     {
-        if (o_.requests > 0) return t_.launched.fetch_add(1) < o_.requests;
+        if (o_.requests > 0)
+            return t_.launched.fetch_add(1) < o_.requests;
         return clock_type::now() < deadline_;
     }
     void set_deadline(clock_type::time_point d) { deadline_ = d; }
@@ -231,7 +244,8 @@ public:
         beast::get_lowest_layer(*ws).expires_never();
         ws->set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
         std::string target = target_ + "?";
-        if (!query_.empty()) target += query_ + "&";
+        if (!query_.empty())
+            target += query_ + "&";
         std::string const user_name = o_.user_prefix + std::to_string(user);
         if (!o_.jwt_secret.empty())
             target += "token=" + mint_jwt(o_.jwt_secret, user_name);
@@ -245,8 +259,10 @@ public:
     }
 
     // Idle mode: connect, then hold the socket open without traffic.
-    awaitable<void> run_idle(int index, std::shared_ptr<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>> keep,
-                             std::shared_ptr<std::atomic<int>> connected)
+    awaitable<void> run_idle(
+        int index,
+        std::shared_ptr<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>> keep,
+        std::shared_ptr<std::atomic<int>> connected)
     {
         try
         {
@@ -285,8 +301,10 @@ public:
         std::unordered_map<std::string, std::shared_ptr<stream_state>> by_request, by_message;
         int in_flight = 0;
         long seq = 0;
-        auto launch = [&]() -> awaitable<bool> {
-            if (!budget_left()) co_return false;
+        auto launch = [&]() -> awaitable<bool>
+        {
+            if (!budget_left())
+                co_return false;
             auto s = std::make_shared<stream_state>();
             s->request_id = "r" + std::to_string(index) + "-" + std::to_string(seq++);
             json::object frame{{"type", "generate"}, {"id", s->request_id}, {"content", o_.prompt}};
@@ -298,7 +316,8 @@ public:
             co_return true;
         };
         for (int i = 0; i < o_.streams_per_conn; ++i)
-            if (!co_await launch()) break;
+            if (!co_await launch())
+                break;
 
         beast::flat_buffer buffer;
         while (in_flight > 0)
@@ -331,7 +350,8 @@ public:
             {
                 auto rid = json::value_to<std::string>(obj.at("id"));
                 auto it = by_request.find(rid);
-                if (it == by_request.end()) continue;
+                if (it == by_request.end())
+                    continue;
                 it->second->message_id = json::value_to<std::string>(obj.at("messageId"));
                 by_message[it->second->message_id] = it->second;
                 by_request.erase(it);
@@ -339,26 +359,34 @@ public:
             }
             if (type == "error")
             {
-                t_.error("error event: " + (obj.contains("code") ? json::value_to<std::string>(obj.at("code")) : "?"));
+                t_.error("error event: " + (obj.contains("code")
+                                                ? json::value_to<std::string>(obj.at("code"))
+                                                : "?"));
                 if (obj.contains("id"))
-                    if (auto it = by_request.find(json::value_to<std::string>(obj.at("id"))); it != by_request.end())
+                    if (auto it = by_request.find(json::value_to<std::string>(obj.at("id")));
+                        it != by_request.end())
                     {
                         by_request.erase(it);
                         --in_flight;
                         t_.failed++;
-                        if (co_await launch()) {}
+                        if (co_await launch())
+                        {
+                        }
                     }
                 continue;
             }
-            if (!obj.contains("messageId")) continue;
+            if (!obj.contains("messageId"))
+                continue;
             auto it = by_message.find(json::value_to<std::string>(obj.at("messageId")));
-            if (it == by_message.end()) continue;
+            if (it == by_message.end())
+                continue;
             auto& s = *it->second;
             t_.events++;
             s.events++;
             if (s.got_first)
                 s.gaps_us.push_back(static_cast<std::uint32_t>(
-                    std::chrono::duration_cast<std::chrono::microseconds>(now - s.last_event).count()));
+                    std::chrono::duration_cast<std::chrono::microseconds>(now - s.last_event)
+                        .count()));
             s.last_event = now;
             if (type == "text-delta")
             {
@@ -366,7 +394,8 @@ public:
                 {
                     s.got_first = true;
                     t_.ttft.add({static_cast<std::uint32_t>(
-                        std::chrono::duration_cast<std::chrono::microseconds>(now - s.sent).count())});
+                        std::chrono::duration_cast<std::chrono::microseconds>(now - s.sent)
+                            .count())});
                 }
                 auto const offset = obj.at("offset").to_number<long>();
                 auto delta = obj.at("delta").as_string();
@@ -375,7 +404,9 @@ public:
                     (offset > s.expected_offset ? t_.gaps : t_.overlaps)++;
                     t_.error("offset mismatch");
                 }
-                s.expected_offset = offset + static_cast<long>(chatstream::core::utf16_length({delta.data(), delta.size()}));
+                s.expected_offset =
+                    offset +
+                    static_cast<long>(chatstream::core::utf16_length({delta.data(), delta.size()}));
                 if (o_.resume_at > 0 && !s.resumed && o_.expected_tokens > 0 &&
                     s.events >= static_cast<long>(o_.resume_at * o_.expected_tokens))
                 {
@@ -385,7 +416,9 @@ public:
                     by_message.erase(it);
                     --in_flight;
                     net::co_spawn(ioc_, resume(index, std::move(held)), net::detached);
-                    if (co_await launch()) {}
+                    if (co_await launch())
+                    {
+                    }
                 }
             }
             else if (type == "finish")
@@ -393,14 +426,18 @@ public:
                 auto status = json::value_to<std::string>(obj.at("status"));
                 t_.inter_event.add(s.gaps_us);
                 (status == "complete" ? t_.completed : t_.failed)++;
-                if (status != "complete") t_.error("finish status " + status);
+                if (status != "complete")
+                    t_.error("finish status " + status);
                 by_message.erase(it);
                 --in_flight;
-                if (co_await launch()) {}
+                if (co_await launch())
+                {
+                }
             }
         }
         beast::error_code ignored;
-        co_await ws->async_close(websocket::close_code::normal, net::redirect_error(use_awaitable, ignored));
+        co_await ws->async_close(websocket::close_code::normal,
+                                 net::redirect_error(use_awaitable, ignored));
     }
 
     // Resume a stream on a new connection from the offset received so far.
@@ -410,22 +447,27 @@ public:
         try
         {
             auto ws = co_await connect(index);
-            json::object frame{{"type", "subscribe"}, {"messageId", s->message_id}, {"fromOffset", s->expected_offset}};
+            json::object frame{{"type", "subscribe"},
+                               {"messageId", s->message_id},
+                               {"fromOffset", s->expected_offset}};
             co_await ws->async_write(net::buffer(json::serialize(frame)), use_awaitable);
             beast::flat_buffer buffer;
             for (;;)
             {
                 co_await ws->async_read(buffer, use_awaitable);
-                auto v = json::parse(std::string_view(static_cast<char const*>(buffer.data().data()), buffer.size()));
+                auto v = json::parse(std::string_view(
+                    static_cast<char const*>(buffer.data().data()), buffer.size()));
                 buffer.consume(buffer.size());
                 auto const& obj = v.as_object();
                 auto type = json::value_to<std::string>(obj.at("type"));
                 if (type == "text-delta")
                 {
                     auto const offset = obj.at("offset").to_number<long>();
-                    if (offset != s->expected_offset) (offset > s->expected_offset ? t_.gaps : t_.overlaps)++;
+                    if (offset != s->expected_offset)
+                        (offset > s->expected_offset ? t_.gaps : t_.overlaps)++;
                     auto delta = obj.at("delta").as_string();
-                    s->expected_offset = offset + static_cast<long>(chatstream::core::utf16_length({delta.data(), delta.size()}));
+                    s->expected_offset = offset + static_cast<long>(chatstream::core::utf16_length(
+                                                      {delta.data(), delta.size()}));
                     t_.events++;
                 }
                 else if (type == "finish")
@@ -442,7 +484,8 @@ public:
                 }
             }
             beast::error_code ignored;
-            co_await ws->async_close(websocket::close_code::normal, net::redirect_error(use_awaitable, ignored));
+            co_await ws->async_close(websocket::close_code::normal,
+                                     net::redirect_error(use_awaitable, ignored));
         }
         catch (std::exception const& e)
         {
@@ -472,19 +515,24 @@ int main(int argc, char** argv)
     auto* dur = app.add_option("--duration", o.duration, "seconds");
     app.add_option("--requests", o.requests, "total generations")->excludes(dur);
     app.add_option("--ramp", o.ramp, "seconds to open all connections")->capture_default_str();
-    app.add_option("--resume-at", o.resume_at, "disconnect after this fraction of events and resume");
+    app.add_option("--resume-at", o.resume_at,
+                   "disconnect after this fraction of events and resume");
     app.add_option("--token", o.token, "bearer token for every connection");
     app.add_option("--jwt-secret", o.jwt_secret, "mint an HS256 token per connection");
     app.add_option("--threads", o.threads, "client I/O threads")->capture_default_str();
     app.add_option("--server-pid", o.server_pid, "report this process's RSS");
     app.add_option("--label", o.label, "free-form tag copied into the JSON line");
-    app.add_option("--user-prefix", o.user_prefix, "user names are PREFIX0, PREFIX1, ... (one per connection)")
+    app.add_option("--user-prefix", o.user_prefix,
+                   "user names are PREFIX0, PREFIX1, ... (one per connection)")
         ->capture_default_str();
-    app.add_option("--idle-seconds", o.idle_seconds, "open --connections idle sockets, hold them, report RSS");
-    app.add_flag("--idle-generate", o.idle_generate,
-                 "with --idle-seconds: each connection sends one generate (--prompt) and never reads");
+    app.add_option("--idle-seconds", o.idle_seconds,
+                   "open --connections idle sockets, hold them, report RSS");
+    app.add_flag(
+        "--idle-generate", o.idle_generate,
+        "with --idle-seconds: each connection sends one generate (--prompt) and never reads");
     CLI11_PARSE(app, argc, argv);
-    if (o.duration <= 0 && o.requests <= 0) o.requests = static_cast<long>(o.connections) * o.streams_per_conn;
+    if (o.duration <= 0 && o.requests <= 0)
+        o.requests = static_cast<long>(o.connections) * o.streams_per_conn;
     if (auto pos = o.prompt.find("/tokens "); pos != std::string::npos)
         o.expected_tokens = std::stol(o.prompt.substr(pos + 8));
     long delay_ms = 0;
@@ -500,20 +548,25 @@ int main(int argc, char** argv)
 
     if (o.idle_seconds > 0)
     {
-        auto keep = std::make_shared<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>>(o.connections);
+        auto keep =
+            std::make_shared<std::vector<std::unique_ptr<websocket::stream<beast::tcp_stream>>>>(
+                o.connections);
         auto connected = std::make_shared<std::atomic<int>>(0);
         long const rss_before = o.server_pid ? rss_kb(o.server_pid, "VmRSS:") : 0;
         for (int i = 0; i < o.connections; ++i)
             net::co_spawn(ioc, client.run_idle(i, keep, connected), net::detached);
         ioc.run();
         ioc.restart();
-        std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(o.idle_seconds * 1000)));
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(static_cast<long>(o.idle_seconds * 1000)));
         long const rss_after = o.server_pid ? rss_kb(o.server_pid, "VmRSS:") : 0;
         json::object out;
         out["bench"] = "chatstream-load";
         out["mode"] = o.idle_generate ? "never-read" : "idle";
-        if (o.idle_generate) out["prompt"] = o.prompt;
-        if (!o.label.empty()) out["label"] = o.label;
+        if (o.idle_generate)
+            out["prompt"] = o.prompt;
+        if (!o.label.empty())
+            out["label"] = o.label;
         out["connections"] = o.connections;
         out["connected"] = connected->load();
         out["connect_failures"] = t.connect_failures.load();
@@ -522,7 +575,8 @@ int main(int argc, char** argv)
             out["server_rss_before_kb"] = rss_before;
             out["server_rss_kb"] = rss_after;
             out["server_peak_rss_kb"] = rss_kb(o.server_pid, "VmHWM:");
-            out["rss_per_connection_kb"] = connected->load() ? double(rss_after - rss_before) / connected->load() : 0.0;
+            out["rss_per_connection_kb"] =
+                connected->load() ? double(rss_after - rss_before) / connected->load() : 0.0;
         }
         std::string line;
         write_json(line, out);
@@ -533,34 +587,44 @@ int main(int argc, char** argv)
     // Ramp: connections are spread evenly over --ramp seconds.
     for (int i = 0; i < o.connections; ++i)
     {
-        auto delay = std::chrono::microseconds(static_cast<long>(o.ramp * 1e6 * i / std::max(1, o.connections)));
-        net::co_spawn(ioc, [&client, i, delay, &ioc]() -> awaitable<void> {
-            net::steady_timer timer(ioc, delay);
-            co_await timer.async_wait(use_awaitable);
-            co_await client.run_connection(i);
-        }, net::detached);
+        auto delay = std::chrono::microseconds(
+            static_cast<long>(o.ramp * 1e6 * i / std::max(1, o.connections)));
+        net::co_spawn(
+            ioc,
+            [&client, i, delay, &ioc]() -> awaitable<void>
+            {
+                net::steady_timer timer(ioc, delay);
+                co_await timer.async_wait(use_awaitable);
+                co_await client.run_connection(i);
+            },
+            net::detached);
     }
 
     std::atomic<bool> done{false};
     long peak_rss = 0;
-    std::thread progress([&] {
-        long last_events = 0;
-        while (!done)
+    std::thread progress(
+        [&]
         {
-            std::this_thread::sleep_for(std::chrono::seconds(1));
-            auto ev = t.events.load();
-            if (o.server_pid) peak_rss = std::max(peak_rss, rss_kb(o.server_pid, "VmRSS:"));
-            std::fprintf(stderr, "\r[load] %.0fs streams ok=%ld failed=%ld events/s=%ld      ",
-                         std::chrono::duration<double>(clock_type::now() - start).count(), t.completed.load(),
-                         t.failed.load(), ev - last_events);
-            last_events = ev;
-        }
-        std::fprintf(stderr, "\n");
-    });
+            long last_events = 0;
+            while (!done)
+            {
+                std::this_thread::sleep_for(std::chrono::seconds(1));
+                auto ev = t.events.load();
+                if (o.server_pid)
+                    peak_rss = std::max(peak_rss, rss_kb(o.server_pid, "VmRSS:"));
+                std::fprintf(stderr, "\r[load] %.0fs streams ok=%ld failed=%ld events/s=%ld      ",
+                             std::chrono::duration<double>(clock_type::now() - start).count(),
+                             t.completed.load(), t.failed.load(), ev - last_events);
+                last_events = ev;
+            }
+            std::fprintf(stderr, "\n");
+        });
     std::vector<std::thread> pool;
-    for (int i = 1; i < o.threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    for (int i = 1; i < o.threads; ++i)
+        pool.emplace_back([&] { ioc.run(); });
     ioc.run();
-    for (auto& th : pool) th.join();
+    for (auto& th : pool)
+        th.join();
     auto const seconds = std::chrono::duration<double>(clock_type::now() - start).count();
     double const server_cpu = o.server_pid ? cpu_seconds(o.server_pid) - cpu_before : 0;
     done = true;
@@ -568,7 +632,8 @@ int main(int argc, char** argv)
 
     json::object out;
     out["bench"] = "chatstream-load";
-    if (!o.label.empty()) out["label"] = o.label;
+    if (!o.label.empty())
+        out["label"] = o.label;
     out["connections"] = o.connections;
     out["streams_per_conn"] = o.streams_per_conn;
     out["prompt"] = o.prompt;
@@ -591,7 +656,8 @@ int main(int argc, char** argv)
         if (o.server_pid && server_cpu > 0)
             out["tokens_per_server_cpu_second"] = tokens / server_cpu;
     }
-    if (o.server_pid) out["server_cpu_seconds"] = server_cpu;
+    if (o.server_pid)
+        out["server_cpu_seconds"] = server_cpu;
     out["ttft"] = t.ttft.summary();
     out["inter_event"] = t.inter_event.summary();
     if (o.resume_at > 0)
@@ -606,29 +672,38 @@ int main(int argc, char** argv)
         out["server_peak_rss_kb"] = std::max(peak_rss, rss_kb(o.server_pid, "VmHWM:"));
     }
     json::object errs;
-    for (auto const& [k, v] : t.errors) errs[k] = v;
+    for (auto const& [k, v] : t.errors)
+        errs[k] = v;
     out["errors"] = errs;
     std::string line;
     write_json(line, out);
     std::cout << line << std::endl;
     for (char const* limit : {"error event: rate_limited", "error event: quota_exceeded"})
         if (auto it = t.errors.find(limit); it != t.errors.end())
-            std::cerr << "hint: " << it->second << " generations were refused (" << (limit + 13)
-                      << "): start the server with --rate-limit 0 --daily-message-limit 0 for load runs, "
-                         "or spread the load over more users (--connections, --user-prefix)\n";
+            std::cerr
+                << "hint: " << it->second << " generations were refused (" << (limit + 13)
+                << "): start the server with --rate-limit 0 --daily-message-limit 0 for load runs, "
+                   "or spread the load over more users (--connections, --user-prefix)\n";
     // The exit status is the verdict bench_load_smoke relies on: a run that
     // completed nothing, resumed nothing when asked to, or read frames it
     // could not parse failed, whatever else it counted.
     std::vector<std::string> verdict;
-    if (t.failed.load() > 0) verdict.push_back("failed streams");
-    if (t.connect_failures.load() > 0) verdict.push_back("connect failures");
-    if (t.gaps.load() > 0 || t.overlaps.load() > 0) verdict.push_back("gaps or overlaps after resume");
-    if (t.completed.load() == 0) verdict.push_back("no stream completed");
+    if (t.failed.load() > 0)
+        verdict.push_back("failed streams");
+    if (t.connect_failures.load() > 0)
+        verdict.push_back("connect failures");
+    if (t.gaps.load() > 0 || t.overlaps.load() > 0)
+        verdict.push_back("gaps or overlaps after resume");
+    if (t.completed.load() == 0)
+        verdict.push_back("no stream completed");
     if (o.requests > 0 && t.completed.load() != o.requests)
         verdict.push_back(std::to_string(t.completed.load()) + " of " + std::to_string(o.requests) +
                           " requested streams completed");
-    if (o.resume_at > 0 && t.resumed.load() == 0) verdict.push_back("no stream resumed");
-    if (t.errors.count("unparseable frame")) verdict.push_back("unparseable frames");
-    for (auto const& why : verdict) std::cerr << "chatstream-load: FAIL: " << why << "\n";
+    if (o.resume_at > 0 && t.resumed.load() == 0)
+        verdict.push_back("no stream resumed");
+    if (t.errors.count("unparseable frame"))
+        verdict.push_back("unparseable frames");
+    for (auto const& why : verdict)
+        std::cerr << "chatstream-load: FAIL: " << why << "\n";
     return verdict.empty() ? 0 : 1;
 }

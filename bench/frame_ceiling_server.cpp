@@ -14,10 +14,10 @@
 #include "chatstream/core/json.hpp"
 #include "chatstream/core/utf16.hpp"
 
+#include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <boost/json.hpp>
-#include <CLI/CLI.hpp>
 
 #include <deque>
 #include <iostream>
@@ -34,7 +34,8 @@ using tcp = net::ip::tcp;
 using net::awaitable;
 using net::use_awaitable;
 
-namespace {
+namespace
+{
 
 // Same token mix as the scripted provider: ASCII, accents, CJK, emoji.
 char const* const tokens[] = {"Hello", " wörld", " 漢字", " 😀", " café", " 🚀", " ok", " 中文"};
@@ -59,17 +60,24 @@ public:
         {
             beast::error_code ec;
             co_await ws_.async_read(buffer, net::redirect_error(use_awaitable, ec));
-            if (ec) break;
-            auto v = json::parse(std::string_view(static_cast<char const*>(buffer.data().data()), buffer.size()), ec);
+            if (ec)
+                break;
+            auto v = json::parse(
+                std::string_view(static_cast<char const*>(buffer.data().data()), buffer.size()),
+                ec);
             buffer.consume(buffer.size());
-            if (ec || !v.is_object()) continue;
+            if (ec || !v.is_object())
+                continue;
             auto const& o = v.as_object();
-            if (!o.contains("content")) continue;
+            if (!o.contains("content"))
+                continue;
             auto content = json::value_to<std::string>(o.at("content"));
             long n = 100;
-            if (auto p = content.find("/tokens "); p != std::string::npos) n = std::stol(content.substr(p + 8));
+            if (auto p = content.find("/tokens "); p != std::string::npos)
+                n = std::stol(content.substr(p + 8));
             long delay_ms = 0;
-            if (auto p = content.find("/delay "); p != std::string::npos) delay_ms = std::stol(content.substr(p + 7));
+            if (auto p = content.find("/delay "); p != std::string::npos)
+                delay_ms = std::stol(content.substr(p + 7));
             auto id = "m" + std::to_string(seq++);
             std::string rid = o.contains("id") ? json::value_to<std::string>(o.at("id")) : "";
             net::co_spawn(ws_.get_executor(), generate(id, rid, n, delay_ms), net::detached);
@@ -89,13 +97,15 @@ private:
     {
         auto self = shared_from_this();
         net::steady_timer pace(ws_.get_executor());
-        push("{\"type\":\"ack\",\"id\":" + chatstream::core::json_string(rid) + ",\"conversationId\":\"c\",\"userMessageId\":\"u\",\"messageId\":\"" + id + "\"}");
+        push("{\"type\":\"ack\",\"id\":" + chatstream::core::json_string(rid) +
+             ",\"conversationId\":\"c\",\"userMessageId\":\"u\",\"messageId\":\"" + id + "\"}");
         push("{\"type\":\"start\",\"messageId\":\"" + id + "\",\"conversationId\":\"c\"}");
         std::size_t offset = 0;
         for (long i = 0; i < n && !closed_; ++i)
         {
             std::string const tok = tokens[i % std::size(tokens)];
-            std::string f = "{\"type\":\"text-delta\",\"messageId\":\"" + id + "\",\"offset\":" + std::to_string(offset) + ",\"delta\":";
+            std::string f = "{\"type\":\"text-delta\",\"messageId\":\"" + id +
+                            "\",\"offset\":" + std::to_string(offset) + ",\"delta\":";
             chatstream::core::append_json_string(f, tok);
             f += "}";
             offset += chatstream::core::utf16_length(tok);
@@ -107,9 +117,13 @@ private:
                 co_await pace.async_wait(net::redirect_error(use_awaitable, ec));
             }
             // Yield so other generations on this thread get turns.
-            else if (i % 64 == 63) co_await net::post(ws_.get_executor(), use_awaitable);
+            else if (i % 64 == 63)
+                co_await net::post(ws_.get_executor(), use_awaitable);
         }
-        push("{\"type\":\"finish\",\"messageId\":\"" + id + "\",\"status\":\"complete\",\"finishReason\":\"stop\",\"usage\":{\"inputTokens\":1,\"outputTokens\":" + std::to_string(n) + "}}");
+        push("{\"type\":\"finish\",\"messageId\":\"" + id +
+             "\",\"status\":\"complete\",\"finishReason\":\"stop\",\"usage\":{\"inputTokens\":1,"
+             "\"outputTokens\":" +
+             std::to_string(n) + "}}");
     }
 
     // Exactly one write in flight: one async_write per frame.
@@ -128,7 +142,8 @@ private:
             queue_.pop_front();
             beast::error_code ec;
             co_await ws_.async_write(net::buffer(frame), net::redirect_error(use_awaitable, ec));
-            if (ec) break;
+            if (ec)
+                break;
         }
     }
 
@@ -170,7 +185,9 @@ int main(int argc, char** argv)
     net::signal_set signals(ioc, SIGINT, SIGTERM);
     signals.async_wait([&](beast::error_code, int) { ioc.stop(); });
     std::vector<std::thread> pool;
-    for (int i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    for (int i = 1; i < threads; ++i)
+        pool.emplace_back([&] { ioc.run(); });
     ioc.run();
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+        t.join();
 }

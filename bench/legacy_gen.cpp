@@ -18,8 +18,10 @@
 #include <variant>
 #include <vector>
 
-namespace chatstream::bench {
-namespace {
+namespace chatstream::bench
+{
+namespace
+{
 
 // splitmix64: tiny, and identical on every platform (std distributions are not).
 struct rng
@@ -41,17 +43,25 @@ std::string make_id(rng& r, char const* prefix)
 {
     static constexpr char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
     std::string id = prefix;
-    for (int i = 0; i < 24; ++i) id += alphabet[r.below(32)];
+    for (int i = 0; i < 24; ++i)
+        id += alphabet[r.below(32)];
     return id;
 }
 
 // Text fragments mixing ASCII, accents, CJK and astral emoji (surrogate
 // pairs), so UTF-8 bytes, code points and UTF-16 units all differ.
-constexpr std::array<char const*, 10> fragments = {
-    "Sure, here is the answer. ", "Voilà, ça marche très bien ! ", "你好，世界。", "😀 done 🚀 ",
-    "日本語のテキスト、", "Grüße aus Köln. ", "The weather today: ", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math 𝔵 ",
-    "한국어 문장입니다. ", "Let me check that for you. "};
-constexpr std::array<char const*, 4> tool_names = {"weather", "calculator", "web_search", "datetime"};
+constexpr std::array<char const*, 10> fragments = {"Sure, here is the answer. ",
+                                                   "Voilà, ça marche très bien ! ",
+                                                   "你好，世界。",
+                                                   "😀 done 🚀 ",
+                                                   "日本語のテキスト、",
+                                                   "Grüße aus Köln. ",
+                                                   "The weather today: ",
+                                                   "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math 𝔵 ",
+                                                   "한국어 문장입니다. ",
+                                                   "Let me check that for you. "};
+constexpr std::array<char const*, 4> tool_names = {"weather", "calculator", "web_search",
+                                                   "datetime"};
 
 struct message
 {
@@ -84,7 +94,8 @@ std::string render_calls(std::vector<call> const& calls)
     std::string out = "[";
     for (auto const& c : calls)
     {
-        if (out.size() > 1) out += ',';
+        if (out.size() > 1)
+            out += ',';
         out += "{\"id\":";
         core::append_json_string(out, c.id);
         out += ",\"name\":";
@@ -100,8 +111,10 @@ std::string render_calls(std::vector<call> const& calls)
             core::append_json_string(out, *c.result);
         }
         out += fmt::format(",\"timestamp\":{}", c.timestamp);
-        if (c.text_position) out += fmt::format(",\"textPosition\":{}", *c.text_position);
-        if (c.null_text_position) out += ",\"textPosition\":null";
+        if (c.text_position)
+            out += fmt::format(",\"textPosition\":{}", *c.text_position);
+        if (c.null_text_position)
+            out += ",\"textPosition\":null";
         out += '}';
     }
     return out + "]";
@@ -110,15 +123,23 @@ std::string render_calls(std::vector<call> const& calls)
 std::string attachment_json(rng& r, int index, bool with_metadata)
 {
     static constexpr std::array<char const*, 3> types = {"image", "file", "audio"};
-    static constexpr std::array<char const*, 3> mimes = {"image/png", "application/pdf", "audio/mpeg"};
+    static constexpr std::array<char const*, 3> mimes = {"image/png", "application/pdf",
+                                                         "audio/mpeg"};
     auto const t = r.below(3);
-    std::string out = fmt::format(R"({{"type":"{}","name":"{}","storageId":"{}","mimeType":"{}","size":{})",
-                                  types[t], fmt::format("文件-{}-😀.{}", index, t == 0 ? "png" : t == 1 ? "pdf" : "mp3"),
-                                  make_id(r, "kg"), mimes[t], 1000 + r.below(5'000'000));
+    std::string out = fmt::format(
+        R"({{"type":"{}","name":"{}","storageId":"{}","mimeType":"{}","size":{})", types[t],
+        fmt::format("文件-{}-😀.{}", index,
+                    t == 0   ? "png"
+                    : t == 1 ? "pdf"
+                             : "mp3"),
+        make_id(r, "kg"), mimes[t], 1000 + r.below(5'000'000));
     if (with_metadata)
-        out += t == 0 ? fmt::format(R"(,"metadata":{{"width":{},"height":{},"prompt":"a cat 🐱","model":"dall-e-3"}})",
-                                    256 + r.below(1024), 256 + r.below(1024))
-                      : fmt::format(R"(,"metadata":{{"duration":{}.5}})", r.below(600));
+        out +=
+            t == 0
+                ? fmt::format(
+                      R"(,"metadata":{{"width":{},"height":{},"prompt":"a cat 🐱","model":"dall-e-3"}})",
+                      256 + r.below(1024), 256 + r.below(1024))
+                : fmt::format(R"(,"metadata":{{"duration":{}.5}})", r.below(600));
     return out + "}";
 }
 
@@ -128,24 +149,32 @@ std::string random_text(rng& r, std::size_t pieces, std::vector<std::int64_t>* b
     for (std::size_t i = 0; i < pieces; ++i)
     {
         text += fragments[r.below(fragments.size())];
-        if (boundaries) boundaries->push_back(static_cast<std::int64_t>(core::utf16_length(text)));
+        if (boundaries)
+            boundaries->push_back(static_cast<std::int64_t>(core::utf16_length(text)));
     }
     return text;
 }
 
 std::string arguments_for(rng& r, std::string const& tool)
 {
-    if (tool == "weather") return fmt::format(R"({{"city": "Zürich", "units": "metric", "days": {}}})", 1 + r.below(7));
-    if (tool == "calculator") return fmt::format(R"({{"expression":"{} * {} + 1"}})", r.below(1000), r.below(1000));
-    if (tool == "web_search") return R"({"query":"東京 天気 😀","limit":5})";
+    if (tool == "weather")
+        return fmt::format(R"({{"city": "Zürich", "units": "metric", "days": {}}})",
+                           1 + r.below(7));
+    if (tool == "calculator")
+        return fmt::format(R"({{"expression":"{} * {} + 1"}})", r.below(1000), r.below(1000));
+    if (tool == "web_search")
+        return R"({"query":"東京 天気 😀","limit":5})";
     return R"({"timezone":"Europe/Paris"})";
 }
 
 std::string result_for(rng& r, std::string const& tool)
 {
-    if (tool == "weather") return fmt::format(R"({{"temperature":{}.5,"condition":"sunny ☀️"}})", r.below(35));
-    if (tool == "calculator") return fmt::format(R"({{"result":{}}})", r.below(1'000'000));
-    if (tool == "web_search") return R"({"results":[{"title":"天気","url":"https://example.com/a?b=1"}]})";
+    if (tool == "weather")
+        return fmt::format(R"({{"temperature":{}.5,"condition":"sunny ☀️"}})", r.below(35));
+    if (tool == "calculator")
+        return fmt::format(R"({{"result":{}}})", r.below(1'000'000));
+    if (tool == "web_search")
+        return R"({"results":[{"title":"天気","url":"https://example.com/a?b=1"}]})";
     return R"({"iso":"2024-05-01T12:00:00+02:00"})";
 }
 
@@ -153,9 +182,10 @@ std::string result_for(rng& r, std::string const& tool)
 // bytes (search snippets, nested objects), as agents with real tools produce.
 std::string heavy_arguments(rng& r, std::string const& tool)
 {
-    std::string out = "{\"tool\":" + core::json_string(tool) + ",\"query\":" + core::json_string(random_text(r, 3 + r.below(6)));
-    out += fmt::format(",\"limit\":{},\"filters\":{{\"lang\":\"de\",\"safe\":true,\"since\":{}}}", 1 + r.below(20),
-                       1'600'000'000 + r.below(100'000'000));
+    std::string out = "{\"tool\":" + core::json_string(tool) +
+                      ",\"query\":" + core::json_string(random_text(r, 3 + r.below(6)));
+    out += fmt::format(",\"limit\":{},\"filters\":{{\"lang\":\"de\",\"safe\":true,\"since\":{}}}",
+                       1 + r.below(20), 1'600'000'000 + r.below(100'000'000));
     return out + "}";
 }
 
@@ -164,14 +194,16 @@ std::string heavy_result(rng& r)
     std::string out = "{\"results\":[";
     auto const n = 2 + r.below(4);
     for (std::uint64_t i = 0; i < n; ++i)
-        out += fmt::format("{}{{\"title\":{},\"url\":\"https://example.com/{}\",\"score\":{}.{},\"snippet\":{}}}",
-                           i ? "," : "", core::json_string(random_text(r, 1 + r.below(2))), make_id(r, "p"),
-                           r.below(10), r.below(1000), core::json_string(random_text(r, 2 + r.below(5))));
+        out += fmt::format(
+            "{}{{\"title\":{},\"url\":\"https://example.com/{}\",\"score\":{}.{},\"snippet\":{}}}",
+            i ? "," : "", core::json_string(random_text(r, 1 + r.below(2))), make_id(r, "p"),
+            r.below(10), r.below(1000), core::json_string(random_text(r, 2 + r.below(5))));
     return out + "],\"took_ms\":" + std::to_string(r.below(900)) + "}";
 }
 
 // Tool calls for an assistant message whose text is being generated.
-std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t at, int count, bool heavy = false)
+std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t at, int count,
+                               bool heavy = false)
 {
     std::vector<call> calls;
     auto const len = static_cast<std::int64_t>(core::utf16_length(content));
@@ -183,7 +215,8 @@ std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t 
         c.arguments = heavy ? heavy_arguments(r, c.name) : arguments_for(r, c.name);
         c.result = heavy ? heavy_result(r) : result_for(r, c.name);
         c.timestamp = at + 10 * (i + 1);
-        c.text_position = len ? static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(len) + 1)) : 0;
+        c.text_position =
+            len ? static_cast<std::int64_t>(r.below(static_cast<std::uint64_t>(len) + 1)) : 0;
         calls.push_back(std::move(c));
     }
     return calls;
@@ -193,7 +226,8 @@ std::vector<call> random_calls(rng& r, std::string const& content, std::int64_t 
 bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
 {
     auto at = m.created_at;
-    auto base_call = [&](char const* id, char const* args) {
+    auto base_call = [&](char const* id, char const* args)
+    {
         call c;
         c.id = id;
         c.name = "weather";
@@ -214,15 +248,18 @@ bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
             m.tool_calls = render_calls({c});
         }
         break;
-    case 1: m.content = "all NULL"; break; // every array NULL
+    case 1:
+        m.content = "all NULL";
+        break; // every array NULL
     case 2:
         m.content = "all empty arrays";
         m.attachments = m.tool_calls = m.partial_tool_calls = "[]";
         break;
     case 3: // duplicate id in tool_calls: the last occurrence wins
         m.content = "duplicate ids";
-        m.tool_calls = render_calls({base_call("call_dup", R"({"v":1})"), base_call("call_other", "{}"),
-                                     base_call("call_dup", R"({"v":2})")});
+        m.tool_calls =
+            render_calls({base_call("call_dup", R"({"v":1})"), base_call("call_other", "{}"),
+                          base_call("call_dup", R"({"v":2})")});
         break;
     case 4: // call_both in both arrays (final wins), call_partial only partial
         m.content = "ids in both arrays";
@@ -251,7 +288,8 @@ bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
     {
         m.content = "big arguments";
         std::string blob;
-        while (blob.size() < 200 * 1024) blob += "lorem ipsum 😀 ";
+        while (blob.size() < 200 * 1024)
+            blob += "lorem ipsum 😀 ";
         auto c = base_call("call_big", "");
         c.arguments = "{\"text\":" + core::json_string(blob) + "}";
         m.tool_calls = render_calls({c});
@@ -281,8 +319,8 @@ bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
     {
         m.role = "user";
         m.content = "three attachments 📎";
-        m.attachments = "[" + attachment_json(r, 0, true) + "," + attachment_json(r, 1, false) + "," +
-                        attachment_json(r, 2, true) + "]";
+        m.attachments = "[" + attachment_json(r, 0, true) + "," + attachment_json(r, 1, false) +
+                        "," + attachment_json(r, 2, true) + "]";
         break;
     }
     case 11: // repeated id inside partial_tool_calls: last partial wins
@@ -301,7 +339,8 @@ bool edge_case(int index, message& m, rng& r, legacy_gen_stats& stats)
         m.tool_calls = R"({"id":"x"})";
         ++stats.malformed;
         break;
-    default: return false;
+    default:
+        return false;
     }
     return true;
 }
@@ -313,7 +352,8 @@ char const* legacy_schema_sql(storage::dialect d)
     return migrations::legacy_schema_sql(d);
 }
 
-namespace {
+namespace
+{
 
 using value = std::variant<std::monostate, std::int64_t, std::string>;
 
@@ -327,7 +367,8 @@ public:
     static constexpr std::size_t rows_per_statement = 500;
 
     /// @p parent is flushed first, so the rows a batch references exist.
-    row_sink(storage::database& db, std::string table, std::vector<char const*> columns, row_sink* parent = nullptr)
+    row_sink(storage::database& db, std::string table, std::vector<char const*> columns,
+             row_sink* parent = nullptr)
         : db_(db), table_(std::move(table)), columns_(std::move(columns)), parent_(parent)
     {
     }
@@ -335,13 +376,16 @@ public:
     void add(std::vector<value> row)
     {
         pending_.push_back(std::move(row));
-        if (!db_.is_postgres() || pending_.size() >= rows_per_statement) flush();
+        if (!db_.is_postgres() || pending_.size() >= rows_per_statement)
+            flush();
     }
 
     void flush()
     {
-        if (pending_.empty()) return;
-        if (parent_) parent_->flush();
+        if (pending_.empty())
+            return;
+        if (parent_)
+            parent_->flush();
         auto& s = db_.prepare(sql_for(pending_.size()));
         int i = 0;
         for (auto const& row : pending_)
@@ -363,13 +407,15 @@ private:
     std::string sql_for(std::size_t rows) const
     {
         std::string sql = "INSERT INTO " + table_ + "(";
-        for (std::size_t c = 0; c < columns_.size(); ++c) sql += (c ? "," : "") + std::string(columns_[c]);
+        for (std::size_t c = 0; c < columns_.size(); ++c)
+            sql += (c ? "," : "") + std::string(columns_[c]);
         sql += ") VALUES";
         int n = 0;
         for (std::size_t r = 0; r < rows; ++r)
         {
             sql += r ? ",(" : "(";
-            for (std::size_t c = 0; c < columns_.size(); ++c) sql += (c ? ",?" : "?") + std::to_string(++n);
+            for (std::size_t c = 0; c < columns_.size(); ++c)
+                sql += (c ? ",?" : "?") + std::to_string(++n);
             sql += ')';
         }
         return sql;
@@ -396,24 +442,28 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
     dbo.sync = storage::sync_mode::off; // generated data; durability is irrelevant
     auto const where = storage::parse_location(location);
     if (where.dialect == storage::dialect::sqlite)
-        for (auto const* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(where.target + suffix);
+        for (auto const* suffix : {"", "-wal", "-shm"})
+            std::filesystem::remove(where.target + suffix);
     storage::database db(location, storage::open_mode::read_write, dbo);
     if (db.is_postgres())
         // "Replaced", like the file: whatever a previous run left in this schema goes.
-        for (auto const* t : {"generations", "nodes", "usage", "uploads", "files", "migration_errors", "migrations",
-                              "tool_calls", "attachments", "messages", "conversations", "users", "schema_migrations"})
+        for (auto const* t : {"generations", "nodes", "usage", "uploads", "files",
+                              "migration_errors", "migrations", "tool_calls", "attachments",
+                              "messages", "conversations", "users", "schema_migrations"})
             db.exec(std::string("DROP TABLE IF EXISTS ") + t + " CASCADE");
     db.exec(legacy_schema_sql(db.dialect()));
 
     rng r{o.seed * 0x2545f4914f6cdd1dULL + 1};
     std::int64_t const epoch = 1'700'000'000'000;
     row_sink ins_user(db, "users", {"id", "external_id", "name", "created_at"});
-    row_sink ins_conv(db, "conversations",
-                      {"id", "user_id", "title", "model", "created_at", "updated_at", "last_message_at"},
-                      &ins_user);
+    row_sink ins_conv(
+        db, "conversations",
+        {"id", "user_id", "title", "model", "created_at", "updated_at", "last_message_at"},
+        &ins_user);
     row_sink ins_msg(db, "messages",
-                     {"id", "conversation_id", "user_id", "role", "content", "partial_content", "status", "model",
-                      "created_at", "updated_at", "attachments", "tool_calls", "partial_tool_calls"},
+                     {"id", "conversation_id", "user_id", "role", "content", "partial_content",
+                      "status", "model", "created_at", "updated_at", "attachments", "tool_calls",
+                      "partial_tool_calls"},
                      &ins_conv);
 
     storage::transaction tx(db);
@@ -428,12 +478,13 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             if (conv_index % std::max<std::int64_t>(1, o.conversations_per_user) == 0)
             {
                 user_id = make_id(r, "us");
-                ins_user.add({user_id, "ext|" + user_id, fmt::format("User {} 😀", stats.users), at});
+                ins_user.add(
+                    {user_id, "ext|" + user_id, fmt::format("User {} 😀", stats.users), at});
                 ++stats.users;
             }
             conversation_id = make_id(r, "cv");
-            ins_conv.add({conversation_id, user_id, fmt::format("Chat {} 你好", conv_index), std::string("gpt-4o"), at,
-                          at + per_conv * 1000, at + per_conv * 1000});
+            ins_conv.add({conversation_id, user_id, fmt::format("Chat {} 你好", conv_index),
+                          std::string("gpt-4o"), at, at + per_conv * 1000, at + per_conv * 1000});
             ++stats.conversations;
         }
 
@@ -446,8 +497,10 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
         if (!edge)
         {
             // NULL and [] both mean "none" in the wild; mix them.
-            auto none = [&]() -> std::optional<std::string> {
-                if (r.percent(50)) return std::nullopt;
+            auto none = [&]() -> std::optional<std::string>
+            {
+                if (r.percent(50))
+                    return std::nullopt;
                 return std::string("[]");
             };
             m.attachments = none();
@@ -461,7 +514,8 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
                 {
                     auto const n = 1 + static_cast<int>(r.below(2));
                     std::string a = "[";
-                    for (int k = 0; k < n; ++k) a += (k ? "," : "") + attachment_json(r, k, r.percent(50));
+                    for (int k = 0; k < n; ++k)
+                        a += (k ? "," : "") + attachment_json(r, k, r.percent(50));
                     m.attachments = a + "]";
                 }
             }
@@ -469,12 +523,14 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             {
                 m.content = random_text(r, o.heavy ? 6 + r.below(20) : 2 + r.below(6));
                 if (r.percent(o.tool_call_percent))
-                    m.tool_calls = render_calls(random_calls(r, m.content, at, 1 + static_cast<int>(r.below(o.heavy ? 4 : 3)),
-                                                             o.heavy));
+                    m.tool_calls = render_calls(random_calls(
+                        r, m.content, at, 1 + static_cast<int>(r.below(o.heavy ? 4 : 3)), o.heavy));
                 if (r.percent(o.partial_percent))
                 {
-                    auto calls = random_calls(r, m.content, at, 1 + static_cast<int>(r.below(2)), o.heavy);
-                    for (auto& c : calls) c.result.reset();
+                    auto calls =
+                        random_calls(r, m.content, at, 1 + static_cast<int>(r.below(2)), o.heavy);
+                    for (auto& c : calls)
+                        c.result.reset();
                     m.partial_tool_calls = render_calls(calls);
                     m.status = "generating";
                     m.partial_content = m.content;
@@ -483,13 +539,15 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
             if (static_cast<int>(r.below(1000)) < o.malformed_per_mille)
             {
                 // Truncated JSON, the classic damage of a crashed writer.
-                auto& victim = m.tool_calls && m.tool_calls->size() > 2 ? m.tool_calls : m.attachments;
+                auto& victim =
+                    m.tool_calls && m.tool_calls->size() > 2 ? m.tool_calls : m.attachments;
                 // Cut on a UTF-8 boundary: broken JSON, but valid text, which
                 // PostgreSQL insists on (and a crashed JavaScript writer emits).
                 if (victim && victim->size() > 2)
                 {
                     auto cut = victim->size() / 2;
-                    while (cut > 0 && (static_cast<unsigned char>((*victim)[cut]) & 0xC0) == 0x80) --cut;
+                    while (cut > 0 && (static_cast<unsigned char>((*victim)[cut]) & 0xC0) == 0x80)
+                        --cut;
                     victim = victim->substr(0, cut);
                 }
                 else
@@ -497,20 +555,23 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
                 ++stats.malformed;
             }
         }
-        if (m.attachments && m.attachments->size() > 2) ++stats.with_attachments;
-        if ((m.tool_calls && m.tool_calls->size() > 2) || (m.partial_tool_calls && m.partial_tool_calls->size() > 2))
+        if (m.attachments && m.attachments->size() > 2)
+            ++stats.with_attachments;
+        if ((m.tool_calls && m.tool_calls->size() > 2) ||
+            (m.partial_tool_calls && m.partial_tool_calls->size() > 2))
             ++stats.with_tool_calls;
 
-        ins_msg.add({m.id, m.conversation_id, m.user_id, m.role, m.content, opt(m.partial_content), m.status,
-                     std::string("gpt-4o"), m.created_at, m.created_at, opt(m.attachments), opt(m.tool_calls),
-                     opt(m.partial_tool_calls)});
+        ins_msg.add({m.id, m.conversation_id, m.user_id, m.role, m.content, opt(m.partial_content),
+                     m.status, std::string("gpt-4o"), m.created_at, m.created_at,
+                     opt(m.attachments), opt(m.tool_calls), opt(m.partial_tool_calls)});
         ++stats.messages;
     }
     ins_user.flush();
     ins_conv.flush();
     ins_msg.flush();
     tx.commit();
-    if (!db.is_postgres()) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    if (!db.is_postgres())
+        db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     return stats;
 }
 
@@ -521,11 +582,14 @@ legacy_gen_stats generate_legacy_db(std::string const& location, legacy_gen_opti
 
 int main(int argc, char** argv)
 {
-    CLI::App app{"legacy_gen: writes a deterministic legacy chatstream database (docs/design.md §5)"};
+    CLI::App app{
+        "legacy_gen: writes a deterministic legacy chatstream database (docs/design.md §5)"};
     std::string out;
     chatstream::bench::legacy_gen_options o;
     bool no_edge = false;
-    app.add_option("--out", out, "SQLite file (replaced) or postgres:// URI (its chatstream tables replaced)")->required();
+    app.add_option("--out", out,
+                   "SQLite file (replaced) or postgres:// URI (its chatstream tables replaced)")
+        ->required();
     app.add_option("--messages", o.messages, "number of messages")->capture_default_str();
     app.add_option("--seed", o.seed, "random seed")->capture_default_str();
     app.add_option("--tool-call-percent", o.tool_call_percent)->capture_default_str();
@@ -533,9 +597,11 @@ int main(int argc, char** argv)
     app.add_option("--malformed-per-mille", o.malformed_per_mille)->capture_default_str();
     app.add_flag("--no-edge-cases", no_edge, "only the random mix");
     bool with_schema = false;
-    app.add_flag("--with-schema", with_schema, "then apply chatstream's schema files (001 not started)");
+    app.add_flag("--with-schema", with_schema,
+                 "then apply chatstream's schema files (001 not started)");
     bool heavy = false;
-    app.add_flag("--heavy", heavy, "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
+    app.add_flag("--heavy", heavy,
+                 "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
     CLI11_PARSE(app, argc, argv);
     if (heavy)
     {
@@ -550,12 +616,15 @@ int main(int argc, char** argv)
     {
         chatstream::storage::database db(out, chatstream::storage::open_mode::read_write);
         chatstream::migrations::apply_schema(db);
-        if (!db.is_postgres()) db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+        if (!db.is_postgres())
+            db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
     }
-    fmt::print(R"({{"tool":"legacy_gen","out":"{}","seed":{},"messages":{},"conversations":{},"users":{},)"
-               R"("with_tool_calls":{},"with_attachments":{},"malformed":{}}})"
-               "\n",
-               out, o.seed, s.messages, s.conversations, s.users, s.with_tool_calls, s.with_attachments, s.malformed);
+    fmt::print(
+        R"({{"tool":"legacy_gen","out":"{}","seed":{},"messages":{},"conversations":{},"users":{},)"
+        R"("with_tool_calls":{},"with_attachments":{},"malformed":{}}})"
+        "\n",
+        out, o.seed, s.messages, s.conversations, s.users, s.with_tool_calls, s.with_attachments,
+        s.malformed);
     return 0;
 }
 #endif

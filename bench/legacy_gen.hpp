@@ -14,7 +14,8 @@
 #include <cstdint>
 #include <string>
 
-namespace chatstream::bench {
+namespace chatstream::bench
+{
 
 struct legacy_gen_options
 {
@@ -50,7 +51,7 @@ struct legacy_gen_stats
     std::int64_t messages = 0;
     std::int64_t conversations = 0;
     std::int64_t users = 0;
-    std::int64_t malformed = 0;          ///< messages that 001 must quarantine
+    std::int64_t malformed = 0; ///< messages that 001 must quarantine
     std::int64_t with_tool_calls = 0;
     std::int64_t with_attachments = 0;
 };

@@ -7,7 +7,8 @@
 // copied into it with `migrate copy`'s engine (every table of the URI's
 // schema is dropped first: point it at a scratch database or schema).
 //
-//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S] [--db URL] [--heavy]
+//   migration_bench [--messages N ...] [--dir DIR] [--batch-size B ...] [--seed S] [--db URL]
+//   [--heavy]
 //
 // --heavy generates the heavy profile of issue 21 (bench::heavy_profile);
 // bench/backfill.sh compares whole processes against both json_each
@@ -30,7 +31,8 @@
 
 using namespace chatstream;
 
-namespace {
+namespace
+{
 
 using clock_type = std::chrono::steady_clock;
 
@@ -73,10 +75,11 @@ ON CONFLICT(message_id, tool_call_id) DO UPDATE SET args = excluded.args, result
    text_position = excluded.text_position, timestamp = excluded.timestamp{only_partial};
 
 )sql";
-    auto const final_calls = fmt::format(tool_calls, fmt::arg("column", "tool_calls"), fmt::arg("partial", 0),
-                                         fmt::arg("only_partial", ""));
-    auto const partial_calls = fmt::format(tool_calls, fmt::arg("column", "partial_tool_calls"), fmt::arg("partial", 1),
-                                           fmt::arg("only_partial", " WHERE tool_calls.is_partial = 1"));
+    auto const final_calls = fmt::format(tool_calls, fmt::arg("column", "tool_calls"),
+                                         fmt::arg("partial", 0), fmt::arg("only_partial", ""));
+    auto const partial_calls =
+        fmt::format(tool_calls, fmt::arg("column", "partial_tool_calls"), fmt::arg("partial", 1),
+                    fmt::arg("only_partial", " WHERE tool_calls.is_partial = 1"));
     std::string sql = ceiling_sql_template;
     sql.replace(sql.find("{tool_calls}"), 12, final_calls + partial_calls);
     return sql;
@@ -93,7 +96,8 @@ std::int64_t count(storage::database& db, char const* table)
 
 void remove_db(std::string const& path)
 {
-    for (auto const* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+    for (auto const* suffix : {"", "-wal", "-shm"})
+        std::filesystem::remove(path + suffix);
 }
 
 void copy_db(std::string const& from, std::string const& to)
@@ -102,13 +106,15 @@ void copy_db(std::string const& from, std::string const& to)
     std::filesystem::copy_file(from, to);
 }
 
-void line(char const* backend, char const* phase, char const* impl, std::int64_t messages, std::size_t batch,
-          double seconds, std::string const& extra = {})
+void line(char const* backend, char const* phase, char const* impl, std::int64_t messages,
+          std::size_t batch, double seconds, std::string const& extra = {})
 {
-    fmt::print(R"({{"bench":"migration","backend":"{}","phase":"{}","impl":"{}","messages":{},"batch_size":{},)"
-               R"("seconds":{:.4f},"msg_per_s":{:.0f}{}}})"
-               "\n",
-               backend, phase, impl, messages, batch, seconds, seconds > 0 ? messages / seconds : 0.0, extra);
+    fmt::print(
+        R"({{"bench":"migration","backend":"{}","phase":"{}","impl":"{}","messages":{},"batch_size":{},)"
+        R"("seconds":{:.4f},"msg_per_s":{:.0f}{}}})"
+        "\n",
+        backend, phase, impl, messages, batch, seconds, seconds > 0 ? messages / seconds : 0.0,
+        extra);
     std::fflush(stdout);
 }
 
@@ -117,16 +123,20 @@ void reset_postgres(std::string const& url)
 {
     storage::database db(url, storage::open_mode::read_write);
     std::vector<std::string> tables;
-    auto& q = db.prepare("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
-    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
+    auto& q = db.prepare(
+        "SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()");
+    while (q.executeStep())
+        tables.push_back(q.getColumn(0).getString());
     q.reset();
-    for (auto const& t : tables) db.exec("DROP TABLE IF EXISTS \"" + t + "\" CASCADE");
+    for (auto const& t : tables)
+        db.exec("DROP TABLE IF EXISTS \"" + t + "\" CASCADE");
 }
 
 // 001 backfill, verify and 002 cleanup on PostgreSQL, then `migrate copy`
 // of the SQLite legacy file @p legacy into the emptied schema.
-void run_postgres(std::string const& url, std::string const& legacy, bench::legacy_gen_options const& o,
-                  std::vector<std::size_t> const& batches, std::size_t copy_batch)
+void run_postgres(std::string const& url, std::string const& legacy,
+                  bench::legacy_gen_options const& o, std::vector<std::size_t> const& batches,
+                  std::size_t copy_batch)
 {
     auto const n = o.messages;
     for (auto const batch : batches)
@@ -147,10 +157,12 @@ void run_postgres(std::string const& url, std::string const& legacy, bench::lega
              fmt::format(R"(,"rows":{},"quarantined":{})", rows, r.quarantined));
         t = clock_type::now();
         auto const report = migrations::verify(db);
-        line("postgres", "verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
+        line("postgres", "verify", "chatstream", n, batch, since(t),
+             fmt::format(R"(,"ok":{})", report.ok()));
         t = clock_type::now();
         auto const dropped = migrations::cleanup(db);
-        line("postgres", "cleanup", "chatstream", dropped, batch, since(t), R"(,"includes_verify":true)");
+        line("postgres", "cleanup", "chatstream", dropped, batch, since(t),
+             R"(,"includes_verify":true)");
     }
     reset_postgres(url);
     storage::database source(legacy, storage::open_mode::read_write);
@@ -159,10 +171,11 @@ void run_postgres(std::string const& url, std::string const& legacy, bench::lega
     co.batch_size = copy_batch;
     auto const r = migrations::copy_database(source, target, co);
     std::int64_t rows = 0;
-    for (auto const& t : r.tables) rows += t.source_rows;
+    for (auto const& t : r.tables)
+        rows += t.source_rows;
     line("postgres", "copy", "migrate_copy", n, copy_batch, r.copy_seconds + r.verify_seconds,
-         fmt::format(R"(,"rows":{},"copy_seconds":{:.3f},"verify_seconds":{:.3f},"ok":{})", rows, r.copy_seconds,
-                     r.verify_seconds, r.ok()));
+         fmt::format(R"(,"rows":{},"copy_seconds":{:.3f},"verify_seconds":{:.3f},"ok":{})", rows,
+                     r.copy_seconds, r.verify_seconds, r.ok()));
     reset_postgres(url);
 }
 
@@ -170,26 +183,32 @@ void run_postgres(std::string const& url, std::string const& legacy, bench::lega
 
 int main(int argc, char** argv)
 {
-    CLI::App app{"migration_bench: 001 backfill, verify and 002 cleanup vs a pure-SQL json_each ceiling"};
+    CLI::App app{
+        "migration_bench: 001 backfill, verify and 002 cleanup vs a pure-SQL json_each ceiling"};
     std::vector<std::int64_t> sizes;
     std::vector<std::size_t> batches;
     std::string dir = std::filesystem::temp_directory_path().string();
     std::uint64_t seed = 1;
     std::string pg_url;
     std::size_t copy_batch = migrations::default_copy_batch_size;
-    app.add_option("--db", pg_url, "also run on this PostgreSQL database (its schema's tables are dropped!)");
-    app.add_option("--copy-batch-size", copy_batch, "migrate copy batch size")->capture_default_str();
+    app.add_option("--db", pg_url,
+                   "also run on this PostgreSQL database (its schema's tables are dropped!)");
+    app.add_option("--copy-batch-size", copy_batch, "migrate copy batch size")
+        ->capture_default_str();
     app.add_option("--messages", sizes, "messages per generated database (repeatable)");
     app.add_option("--batch-size", batches, "001 batch sizes to run (repeatable)");
     app.add_option("--dir", dir, "scratch directory")->capture_default_str();
     app.add_option("--seed", seed)->capture_default_str();
     bool heavy = false;
-    app.add_flag("--heavy", heavy, "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
+    app.add_flag("--heavy", heavy,
+                 "the heavy profile (issue 21): ~0.6 rows and ~1.2 KB per message");
     CLI11_PARSE(app, argc, argv);
     // Progress logs go to stdout by default; stdout is for the JSON lines.
     spdlog::set_level(spdlog::level::warn);
-    if (sizes.empty()) sizes = {834, 100'000, 1'000'000};
-    if (batches.empty()) batches = {migrations::default_batch_size};
+    if (sizes.empty())
+        sizes = {834, 100'000, 1'000'000};
+    if (batches.empty())
+        batches = {migrations::default_batch_size};
 
     for (auto const n : sizes)
     {
@@ -201,11 +220,12 @@ int main(int argc, char** argv)
         o.seed = seed;
         auto t = clock_type::now();
         auto const stats = bench::generate_legacy_db(legacy, o);
-        fmt::print(R"({{"bench":"migration","backend":"sqlite","phase":"generate","messages":{},"with_tool_calls":{},"with_attachments":{},)"
-                   R"("malformed":{},"bytes":{},"seconds":{:.3f}}})"
-                   "\n",
-                   n, stats.with_tool_calls, stats.with_attachments, stats.malformed,
-                   std::filesystem::file_size(legacy), since(t));
+        fmt::print(
+            R"({{"bench":"migration","backend":"sqlite","phase":"generate","messages":{},"with_tool_calls":{},"with_attachments":{},)"
+            R"("malformed":{},"bytes":{},"seconds":{:.3f}}})"
+            "\n",
+            n, stats.with_tool_calls, stats.with_attachments, stats.malformed,
+            std::filesystem::file_size(legacy), since(t));
 
         // Ceiling: same schema, one statement per target table, one transaction.
         double ceiling_s = 0;
@@ -220,7 +240,8 @@ int main(int argc, char** argv)
             tx.commit();
             ceiling_s = since(t);
             ceiling_rows = count(db, "attachments") + count(db, "tool_calls");
-            line("sqlite", "backfill", "sql_json_each_ceiling", n, 0, ceiling_s, fmt::format(R"(,"rows":{})", ceiling_rows));
+            line("sqlite", "backfill", "sql_json_each_ceiling", n, 0, ceiling_s,
+                 fmt::format(R"(,"rows":{})", ceiling_rows));
         }
         remove_db(ceiling);
 
@@ -236,20 +257,23 @@ int main(int argc, char** argv)
             double const s = since(t);
             auto const rows = count(db, "attachments") + count(db, "tool_calls");
             line("sqlite", "backfill", "chatstream", n, batch, s,
-                 fmt::format(R"(,"rows":{},"quarantined":{},"vs_ceiling":{:.3f})", rows, r.quarantined,
-                             s > 0 ? ceiling_s / s : 0.0));
+                 fmt::format(R"(,"rows":{},"quarantined":{},"vs_ceiling":{:.3f})", rows,
+                             r.quarantined, s > 0 ? ceiling_s / s : 0.0));
 
             t = clock_type::now();
             auto const report = migrations::verify(db);
-            line("sqlite", "verify", "chatstream", n, batch, since(t), fmt::format(R"(,"ok":{})", report.ok()));
+            line("sqlite", "verify", "chatstream", n, batch, since(t),
+                 fmt::format(R"(,"ok":{})", report.ok()));
 
             // Cleanup as the CLI runs it: verify again, then the rebuild.
             t = clock_type::now();
             auto const rewritten = migrations::cleanup(db);
-            line("sqlite", "cleanup", "chatstream", rewritten, batch, since(t), R"(,"includes_verify":true)");
+            line("sqlite", "cleanup", "chatstream", rewritten, batch, since(t),
+                 R"(,"includes_verify":true)");
         }
         remove_db(ours);
-        if (!pg_url.empty()) run_postgres(pg_url, legacy, o, batches, copy_batch);
+        if (!pg_url.empty())
+            run_postgres(pg_url, legacy, o, batches, copy_batch);
         remove_db(legacy);
     }
     return 0;

@@ -293,7 +293,8 @@ private:
             auto const& list = convs.at("data").at("conversations").as_array();
             if (!list.empty())
             {
-                auto const& conv = list[static_cast<std::size_t>(pick(static_cast<int>(list.size())))];
+                auto const& conv =
+                    list[static_cast<std::size_t>(pick(static_cast<int>(list.size())))];
                 auto msgs = c.query("listMessages", {{"conversationId", conv.at("id")}});
                 if (s(msgs.at("type")) != "result")
                     t_.error("listMessages failed");
@@ -384,11 +385,12 @@ int main(int argc, char** argv)
         slope = (n * sxy - sx * sy) / (n * sxx - sx * sx) * 60;
     }
     auto const errors = t.error_total();
-    std::printf("{\"bench\":\"soak\",\"summary\":true,\"minutes\":%.2f,\"workers\":%d,\"streams\":%ld,"
-                "\"rss_start_kib\":%ld,\"rss_after_warmup_kib\":%ld,\"rss_end_kib\":%ld,"
-                "\"rss_peak_kib\":%ld,\"rss_growth_after_warmup_kib\":%ld,"
-                "\"rss_slope_kib_per_min\":%.1f,%s}\n",
-                o.minutes, o.workers, t.streams.load(), rss_start, rss_warm, rss_end, rss_peak,
-                rss_end - rss_warm, slope, errors_json(t).c_str());
+    std::printf(
+        "{\"bench\":\"soak\",\"summary\":true,\"minutes\":%.2f,\"workers\":%d,\"streams\":%ld,"
+        "\"rss_start_kib\":%ld,\"rss_after_warmup_kib\":%ld,\"rss_end_kib\":%ld,"
+        "\"rss_peak_kib\":%ld,\"rss_growth_after_warmup_kib\":%ld,"
+        "\"rss_slope_kib_per_min\":%.1f,%s}\n",
+        o.minutes, o.workers, t.streams.load(), rss_start, rss_warm, rss_end, rss_peak,
+        rss_end - rss_warm, slope, errors_json(t).c_str());
     return errors == 0 ? 0 : 1;
 }

@@ -11,11 +11,11 @@
 // (chatstream_writer_bench, dropped and made again for every mode), and
 // also reports the round trip of a trivial prepared statement, which is
 // what every statement the writer sends costs at least.
+#include "chatstream/core/clock.hpp"
+#include "chatstream/core/ids.hpp"
 #include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/writer.hpp"
-#include "chatstream/core/clock.hpp"
-#include "chatstream/core/ids.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -30,7 +30,8 @@
 using namespace chatstream;
 using namespace chatstream::storage;
 
-namespace {
+namespace
+{
 
 struct fixture_ids
 {
@@ -43,8 +44,10 @@ constexpr char const* pg_schema = "chatstream_writer_bench";
 // made the connection's search_path.
 std::string bench_location(std::string const& dir, std::string const& url)
 {
-    if (url.empty()) return dir + "/chatstream-writer-bench.db";
-    return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + pg_schema;
+    if (url.empty())
+        return dir + "/chatstream-writer-bench.db";
+    return url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" +
+           pg_schema;
 }
 
 void drop(std::string const& location, std::string const& url)
@@ -118,11 +121,16 @@ int main(int argc, char** argv)
     std::string only;
     for (int i = 1; i + 1 < argc; i += 2)
     {
-        if (!std::strcmp(argv[i], "--rows")) rows = std::stol(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--producers")) producers = std::stoi(argv[i + 1]);
-        else if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
-        else if (!std::strcmp(argv[i], "--db")) url = argv[i + 1];
-        else if (!std::strcmp(argv[i], "--mode")) only = argv[i + 1];
+        if (!std::strcmp(argv[i], "--rows"))
+            rows = std::stol(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--producers"))
+            producers = std::stoi(argv[i + 1]);
+        else if (!std::strcmp(argv[i], "--dir"))
+            dir = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--db"))
+            url = argv[i + 1];
+        else if (!std::strcmp(argv[i], "--mode"))
+            only = argv[i + 1];
     }
     if (!url.empty() && parse_location(url).dialect != dialect::postgres)
     {
@@ -138,7 +146,8 @@ int main(int argc, char** argv)
     {
         database db(url, open_mode::read_write);
         auto& q = db.prepare("SELECT 1");
-        for (int i = 0; i < 1000; ++i) (q.executeStep(), q.reset()); // warm up
+        for (int i = 0; i < 1000; ++i)
+            (q.executeStep(), q.reset()); // warm up
         int const n = 20000;
         auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < n; ++i)
@@ -147,7 +156,8 @@ int main(int argc, char** argv)
             q.reset();
         }
         auto s = seconds_since(t0);
-        std::printf("{\"bench\":\"writer\",\"backend\":\"postgres\",\"mode\":\"round_trip\",\"statements\":%d,"
+        std::printf("{\"bench\":\"writer\",\"backend\":\"postgres\",\"mode\":\"round_trip\","
+                    "\"statements\":%d,"
                     "\"seconds\":%.3f,\"us_per_statement\":%.1f}\n",
                     n, s, s * 1e6 / n);
     }
@@ -166,34 +176,43 @@ int main(int argc, char** argv)
             tx.commit();
         }
         auto s = seconds_since(t0);
-        std::printf("{\"bench\":\"writer\",\"backend\":\"%s\",\"mode\":\"txn_per_row_baseline\",\"rows\":%ld,"
-                    "\"seconds\":%.3f,\"upserts_per_sec\":%.0f}\n", backend, n, s, n / s);
+        std::printf("{\"bench\":\"writer\",\"backend\":\"%s\",\"mode\":\"txn_per_row_baseline\","
+                    "\"rows\":%ld,"
+                    "\"seconds\":%.3f,\"upserts_per_sec\":%.0f}\n",
+                    backend, n, s, n / s);
     }
 
     // The writer: P producer threads submit single-row jobs concurrently;
     // job_for(i) makes job i.
-    auto run_writer = [&](char const* mode, auto const& job_for) {
+    auto run_writer = [&](char const* mode, auto const& job_for)
+    {
         writer w(path);
         std::atomic<long> done{0}, failed{0};
         std::latch all_done(rows);
         auto t0 = std::chrono::steady_clock::now();
         std::vector<std::thread> threads;
         for (int p = 0; p < producers; ++p)
-            threads.emplace_back([&, p] {
-                for (long i = p; i < rows; i += producers)
-                    w.submit(job_for(i), [&](std::error_code ec) {
-                        (ec ? failed : done)++;
-                        all_done.count_down();
-                    });
-            });
-        for (auto& t : threads) t.join();
+            threads.emplace_back(
+                [&, p]
+                {
+                    for (long i = p; i < rows; i += producers)
+                        w.submit(job_for(i),
+                                 [&](std::error_code ec)
+                                 {
+                                     (ec ? failed : done)++;
+                                     all_done.count_down();
+                                 });
+                });
+        for (auto& t : threads)
+            t.join();
         all_done.wait();
         auto s = seconds_since(t0);
         auto commits = w.stats().commits.load();
         std::printf("{\"bench\":\"writer\",\"backend\":\"%s\",\"mode\":\"%s\",\"rows\":%ld,"
                     "\"producers\":%d,\"seconds\":%.3f,\"upserts_per_sec\":%.0f,\"commits\":%llu,"
                     "\"rows_per_commit\":%.1f,\"us_per_job\":%.1f,\"failed\":%ld}\n",
-                    backend, mode, rows, producers, s, rows / s, static_cast<unsigned long long>(commits),
+                    backend, mode, rows, producers, s, rows / s,
+                    static_cast<unsigned long long>(commits),
                     commits ? double(rows) / commits : 0.0, s * 1e6 / rows, failed.load());
         w.stop();
     };
@@ -203,9 +222,9 @@ int main(int argc, char** argv)
     if (wanted("group_commit"))
     {
         auto ids = setup(path, url);
-        run_writer("group_commit", [&](long i) -> writer::job {
-            return [r = row_for(ids, i)](database& db) { tool_calls::upsert(db, r); };
-        });
+        run_writer("group_commit",
+                   [&](long i) -> writer::job
+                   { return [r = row_for(ids, i)](database& db) { tool_calls::upsert(db, r); }; });
     }
 
     // The streaming hot path: one partial-content flush (a single UPDATE by
@@ -231,11 +250,15 @@ int main(int argc, char** argv)
             }
             tx.commit();
         }
-        run_writer("group_commit_flush", [&](long i) -> writer::job {
-            return [id = streams[static_cast<std::size_t>(i) % streams.size()], i](database& db) {
-                messages::flush_partial(db, id, "partial text " + std::to_string(i), std::nullopt, i);
-            };
-        });
+        run_writer("group_commit_flush",
+                   [&](long i) -> writer::job
+                   {
+                       return [id = streams[static_cast<std::size_t>(i) % streams.size()],
+                               i](database& db) {
+                           messages::flush_partial(db, id, "partial text " + std::to_string(i),
+                                                   std::nullopt, i);
+                       };
+                   });
     }
     drop(path, url);
     return 0;

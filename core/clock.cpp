@@ -4,8 +4,10 @@
 
 #include <cstdio>
 
-namespace chatstream::core {
-namespace {
+namespace chatstream::core
+{
+namespace
+{
 
 using namespace std::chrono;
 
@@ -56,9 +58,9 @@ std::string utc_iso(std::int64_t ms)
     auto const d = day_of(ms);
     auto const secs = (ms - to_ms(d)) / 1000;
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%sT%02lld:%02lld:%02lldZ", format_day(year_month_day(d)).c_str(),
-                  static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
-                  static_cast<long long>(secs % 60));
+    std::snprintf(buf, sizeof buf, "%sT%02lld:%02lld:%02lldZ",
+                  format_day(year_month_day(d)).c_str(), static_cast<long long>(secs / 3600),
+                  static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
     return buf;
 }
 

@@ -1,7 +1,9 @@
 #include "chatstream/core/file_name.hpp"
 
-namespace chatstream::core {
-namespace {
+namespace chatstream::core
+{
+namespace
+{
 
 /// Decodes the UTF-8 sequence at @p s[i]: its length and code point, or a
 /// length of 0 when it is malformed (overlong, surrogate, truncated, > U+10FFFF).
@@ -40,7 +42,7 @@ std::size_t decode(std::string_view s, std::size_t i, char32_t& cp)
 
 bool dropped(char32_t cp)
 {
-    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) ||  // C0, DEL, C1
+    return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) ||    // C0, DEL, C1
            (cp >= 0x202A && cp <= 0x202E) ||             // bidi embeddings and overrides
            (cp >= 0x2066 && cp <= 0x2069) ||             // bidi isolates
            cp == 0x200E || cp == 0x200F || cp == 0xFEFF; // LRM, RLM, BOM

@@ -7,7 +7,8 @@
 #include <mutex>
 #include <random>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 std::string new_id()
 {
@@ -25,7 +26,11 @@ std::string new_id()
         if (ms <= last_ms)
         {
             ms = last_ms;
-            if (++counter > 0xFFF) { ++ms; counter = 0; }
+            if (++counter > 0xFFF)
+            {
+                ++ms;
+                counter = 0;
+            }
         }
         else
             counter = 0;

@@ -5,7 +5,8 @@
 #include <algorithm>
 #include <memory>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 std::optional<std::string> canonical_json(std::string_view text, std::string* error)
 {
@@ -14,7 +15,8 @@ std::optional<std::string> canonical_json(std::string_view text, std::string* er
     auto doc = parser.parse(padded);
     if (doc.error())
     {
-        if (error) *error = simdjson::error_message(doc.error());
+        if (error)
+            *error = simdjson::error_message(doc.error());
         return std::nullopt;
     }
     // simdjson::minify keeps the original number and string spellings; the
@@ -23,7 +25,8 @@ std::optional<std::string> canonical_json(std::string_view text, std::string* er
     std::size_t len = 0;
     if (simdjson::minify(text.data(), text.size(), out.data(), len) != simdjson::SUCCESS)
     {
-        if (error) *error = "minify failed";
+        if (error)
+            *error = "minify failed";
         return std::nullopt;
     }
     out.resize(len);
@@ -45,7 +48,8 @@ std::optional<std::string> merge_json_objects(std::string_view base, std::string
     std::string out = "{";
     auto member = [&](std::string_view key, simdjson::dom::element value)
     {
-        if (out.size() > 1) out += ',';
+        if (out.size() > 1)
+            out += ',';
         append_json_string(out, key);
         out += ':';
         out += simdjson::minify(value);
@@ -53,10 +57,13 @@ std::optional<std::string> merge_json_objects(std::string_view base, std::string
     for (auto [key, value] : b)
     {
         bool skip = std::find(drop.begin(), drop.end(), key) != drop.end();
-        for (auto field : o) skip = skip || field.key == key;
-        if (!skip) member(key, value);
+        for (auto field : o)
+            skip = skip || field.key == key;
+        if (!skip)
+            member(key, value);
     }
-    for (auto [key, value] : o) member(key, value);
+    for (auto [key, value] : o)
+        member(key, value);
     out += '}';
     return out;
 }
@@ -70,13 +77,27 @@ void append_json_string(std::string& out, std::string_view s)
     {
         switch (c)
         {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
         default:
             if (c < 0x20)
             {

@@ -23,7 +23,8 @@ namespace
 
 void require(bool ok)
 {
-    if (!ok) std::abort();
+    if (!ok)
+        std::abort();
 }
 
 boost::json::value parse_with_boost(std::string_view text, boost::system::error_code& ec)
@@ -39,39 +40,47 @@ boost::json::value parse_with_boost(std::string_view text, boost::system::error_
 /// doubles compare within a relative 1e-12, NaN equal to NaN.
 bool same_value(boost::json::value const& a, boost::json::value const& b)
 {
-    if (a.kind() != b.kind()) return false;
+    if (a.kind() != b.kind())
+        return false;
     switch (a.kind())
     {
     case boost::json::kind::double_:
     {
         double const x = a.get_double(), y = b.get_double();
-        if (std::isnan(x) || std::isnan(y)) return std::isnan(x) && std::isnan(y);
+        if (std::isnan(x) || std::isnan(y))
+            return std::isnan(x) && std::isnan(y);
         return x == y || std::fabs(x - y) <= 1e-12 * std::max(std::fabs(x), std::fabs(y));
     }
     case boost::json::kind::array:
     {
         auto const &p = a.get_array(), &q = b.get_array();
-        if (p.size() != q.size()) return false;
+        if (p.size() != q.size())
+            return false;
         for (std::size_t i = 0; i < p.size(); ++i)
-            if (!same_value(p[i], q[i])) return false;
+            if (!same_value(p[i], q[i]))
+                return false;
         return true;
     }
     case boost::json::kind::object:
     {
         auto const &p = a.get_object(), &q = b.get_object();
-        if (p.size() != q.size()) return false;
+        if (p.size() != q.size())
+            return false;
         for (auto i = p.begin(), j = q.begin(); i != p.end(); ++i, ++j)
-            if (i->key() != j->key() || !same_value(i->value(), j->value())) return false;
+            if (i->key() != j->key() || !same_value(i->value(), j->value()))
+                return false;
         return true;
     }
-    default: return a == b;
+    default:
+        return a == b;
     }
 }
 
 bool is_documented_limit(std::string const& error)
 {
     for (auto code : {simdjson::NUMBER_ERROR, simdjson::NUMBER_OUT_OF_RANGE, simdjson::DEPTH_ERROR})
-        if (error == simdjson::error_message(code)) return true;
+        if (error == simdjson::error_message(code))
+            return true;
     return false;
 }
 
@@ -89,7 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     if (!once)
     {
         require(!error.empty());
-        if (!ec) require(is_documented_limit(error));
+        if (!ec)
+            require(is_documented_limit(error));
         return 0;
     }
     // Boost.JSON 1.81 refuses an exponent it cannot hold even when the

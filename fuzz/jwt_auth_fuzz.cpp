@@ -34,7 +34,8 @@ std::string const secret = "fuzz-secret";
 
 void require(bool ok)
 {
-    if (!ok) std::abort();
+    if (!ok)
+        std::abort();
 }
 
 // base64url without padding, lenient about trailing bits, strict about the alphabet.
@@ -48,12 +49,18 @@ std::optional<std::string> b64url_decode(std::string_view in)
     for (char c : in)
     {
         int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '-' || c == '+') v = 62;
-        else if (c == '_' || c == '/') v = 63;
-        else return std::nullopt;
+        if (c >= 'A' && c <= 'Z')
+            v = c - 'A';
+        else if (c >= 'a' && c <= 'z')
+            v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9')
+            v = c - '0' + 52;
+        else if (c == '-' || c == '+')
+            v = 62;
+        else if (c == '_' || c == '/')
+            v = 63;
+        else
+            return std::nullopt;
         acc = (acc << 6) | static_cast<std::uint32_t>(v);
         bits += 6;
         if (bits >= 8)
@@ -68,14 +75,17 @@ std::optional<std::string> b64url_decode(std::string_view in)
 bool signature_matches(std::string_view token)
 {
     auto const dot2 = token.rfind('.');
-    if (dot2 == std::string_view::npos) return false;
+    if (dot2 == std::string_view::npos)
+        return false;
     auto const signing_input = token.substr(0, dot2);
     auto const sig = b64url_decode(token.substr(dot2 + 1));
-    if (!sig) return false;
+    if (!sig)
+        return false;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-         reinterpret_cast<unsigned char const*>(signing_input.data()), signing_input.size(), mac, &len);
+         reinterpret_cast<unsigned char const*>(signing_input.data()), signing_input.size(), mac,
+         &len);
     return *sig == std::string_view(reinterpret_cast<char const*>(mac), len);
 }
 
@@ -113,7 +123,8 @@ void require_valid_token(std::string_view token, auth_result const& r, bool allo
     else
         require(allow_no_exp && !r.expires_at_s);
     if (auto const* nbf = claims.if_contains("nbf"))
-        require((nbf->is_int64() || nbf->is_uint64()) && nbf->to_number<std::int64_t>() <= now_s + 5);
+        require((nbf->is_int64() || nbf->is_uint64()) &&
+                nbf->to_number<std::int64_t>() <= now_s + 5);
 }
 
 /// The token the server must have read: the Authorization bearer, else the
@@ -124,7 +135,8 @@ std::string presented_token(std::string_view target, std::string_view authorizat
     if (authorization.size() > bearer.size() && authorization.substr(0, bearer.size()) == bearer)
         return std::string(authorization.substr(bearer.size()));
     auto u = boost::urls::parse_origin_form(target);
-    if (!u) return {};
+    if (!u)
+        return {};
     auto params = u->params();
     auto it = params.find("token");
     return it == params.end() ? std::string() : std::string((*it).value);
@@ -137,7 +149,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     std::string_view const in(reinterpret_cast<char const*>(data), size);
     auto const nl = in.find('\n');
     auto const target = in.substr(0, nl);
-    auto const authorization = nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
+    auto const authorization =
+        nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
 
     auto const dev = authenticate(target, authorization, auth_policy{});
     if (dev.ok)

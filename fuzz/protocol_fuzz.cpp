@@ -27,7 +27,8 @@ namespace json = boost::json;
 
 void require(bool ok)
 {
-    if (!ok) std::abort();
+    if (!ok)
+        std::abort();
 }
 
 // Any JSON the parser accepted (simdjson: depth up to 1024) must parse here too.
@@ -95,7 +96,8 @@ void check_stream(std::string_view text, std::size_t piece)
         require(q.push(events::text_delta("m-1", offset, delta)));
         offset += chatstream::core::utf16_length(delta);
         i += len;
-        if (++n % 5 == 0) drain(1);
+        if (++n % 5 == 0)
+            drain(1);
     }
     drain(0);
     require(received == text);

@@ -14,7 +14,8 @@
 #include <string_view>
 #include <vector>
 
-namespace {
+namespace
+{
 
 using namespace chatstream::streaming;
 
@@ -25,7 +26,8 @@ std::vector<sse_event> parse(std::string_view s, std::size_t piece)
     for (std::size_t i = 0; i < s.size(); i += piece)
     {
         p.feed(s.substr(i, piece));
-        while (auto e = p.next()) out.push_back(std::move(*e));
+        while (auto e = p.next())
+            out.push_back(std::move(*e));
     }
     return out;
 }
@@ -35,19 +37,22 @@ struct checking_sink : provider_sink
     bool ended = false;
     void check()
     {
-        if (ended) std::abort();
+        if (ended)
+            std::abort();
     }
     void on_text(std::string_view t) override
     {
         check();
-        if (t.empty() || chatstream::core::complete_utf8_prefix(t) != t.size()) std::abort();
+        if (t.empty() || chatstream::core::complete_utf8_prefix(t) != t.size())
+            std::abort();
     }
     void on_tool_input_start(std::string_view, std::string_view) override { check(); }
     void on_tool_input_delta(std::string_view, std::string_view) override { check(); }
     void on_tool_call(std::string_view, std::string_view, std::string_view args) override
     {
         check();
-        if (args.empty()) std::abort();
+        if (args.empty())
+            std::abort();
     }
     void on_step_finish(std::string_view, step_usage) override
     {
@@ -65,20 +70,26 @@ struct checking_sink : provider_sink
 
 extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size)
 {
-    if (size == 0) return 0;
+    if (size == 0)
+        return 0;
     std::size_t const piece = data[0] % 13 + 1;
     std::string_view const s(reinterpret_cast<char const*>(data + 1), size - 1);
 
     auto const whole = parse(s, s.size() + 1);
     auto const cut = parse(s, piece);
-    if (whole.size() != cut.size()) std::abort();
+    if (whole.size() != cut.size())
+        std::abort();
     for (std::size_t i = 0; i < whole.size(); ++i)
-        if (whole[i].data != cut[i].data || whole[i].type != cut[i].type || whole[i].id != cut[i].id) std::abort();
+        if (whole[i].data != cut[i].data || whole[i].type != cut[i].type ||
+            whole[i].id != cut[i].id)
+            std::abort();
 
     auto sink = std::make_shared<checking_sink>();
     openai_stream_decoder d(sink);
-    for (std::size_t i = 0; i < s.size(); i += piece) d.feed(s.substr(i, piece));
+    for (std::size_t i = 0; i < s.size(); i += piece)
+        d.feed(s.substr(i, piece));
     d.end_of_stream();
-    if (!sink->ended || !d.done()) std::abort(); // every body ends the step one way or the other
+    if (!sink->ended || !d.done())
+        std::abort(); // every body ends the step one way or the other
     return 0;
 }

@@ -23,12 +23,14 @@ namespace
 
 void require(bool ok)
 {
-    if (!ok) std::abort();
+    if (!ok)
+        std::abort();
 }
 
 struct decoded
 {
-    std::vector<std::size_t> byte_at; ///< byte offset of each code point, then the end of the valid prefix
+    std::vector<std::size_t>
+        byte_at; ///< byte offset of each code point, then the end of the valid prefix
     std::vector<std::size_t> units_at; ///< UTF-16 offset of each entry of byte_at
     bool whole = false;                ///< iconv accepted every byte
 };
@@ -58,7 +60,8 @@ decoded decode_with_iconv(std::string_view s)
         std::size_t out_left = sizeof cp;
         auto const before = in_left;
         iconv(cd, &in, &in_left, &out, &out_left);
-        if (out_left != 0 || in_left == before) return d; // EILSEQ / EINVAL: invalid from here
+        if (out_left != 0 || in_left == before)
+            return d; // EILSEQ / EINVAL: invalid from here
         units += cp > 0xFFFF ? 2 : 1;
     }
 }
@@ -82,7 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
         if (i + 1 < oracle.byte_at.size() && oracle.units_at[i + 1] == u + 2)
             require(utf8_offset_of_utf16(s, u + 1) == oracle.byte_at[i]); // inside a pair
     }
-    if (!oracle.whole) require(units > oracle.units_at.back()); // the invalid rest counts too
+    if (!oracle.whole)
+        require(units > oracle.units_at.back()); // the invalid rest counts too
 
     // Mapping the full length lands at the end; every offset maps inside.
     require(utf8_offset_of_utf16(s, units) == s.size());
@@ -96,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(std::uint8_t const* data, std::size_t size
     }
     auto const cut = complete_utf8_prefix(s);
     require(cut <= s.size());
-    if (oracle.whole) require(cut == s.size() && is_valid_utf8(s.substr(0, cut)));
+    if (oracle.whole)
+        require(cut == s.size() && is_valid_utf8(s.substr(0, cut)));
     return 0;
 }

@@ -8,18 +8,21 @@
 #include <fmt/format.h>
 
 // Migration 002 (drop the legacy columns) and the rollback of 001 before it.
-namespace chatstream::migrations {
+namespace chatstream::migrations
+{
 
 using namespace detail;
 
-namespace {
+namespace
+{
 
 constexpr char const* legacy_columns[] = {"attachments", "tool_calls", "partial_tool_calls"};
 
 bool is_legacy_column(std::string const& name)
 {
     for (auto const* c : legacy_columns)
-        if (name == c) return true;
+        if (name == c)
+            return true;
     return false;
 }
 
@@ -29,21 +32,30 @@ bool is_legacy_column(std::string const& name)
 std::string rebuilt_messages_sql(storage::database& db, std::string& column_list)
 {
     std::string cols;
-    auto& q = db.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info('messages') ORDER BY cid");
+    auto& q = db.prepare("SELECT name, type, \"notnull\", dflt_value, pk FROM "
+                         "pragma_table_info('messages') ORDER BY cid");
     while (q.executeStep())
     {
         auto const name = q.getColumn(0).getString();
-        if (is_legacy_column(name)) continue;
+        if (is_legacy_column(name))
+            continue;
         auto const quoted = "\"" + name + "\"";
-        if (!column_list.empty()) column_list += ", ";
+        if (!column_list.empty())
+            column_list += ", ";
         column_list += quoted;
         std::string def = "  " + quoted + " " + q.getColumn(1).getString();
-        if (q.getColumn(4).getInt() == 1) def += " PRIMARY KEY";
-        if (q.getColumn(2).getInt() == 1) def += " NOT NULL";
-        if (!q.getColumn(3).isNull()) def += " DEFAULT " + q.getColumn(3).getString();
-        if (name == "conversation_id") def += " REFERENCES conversations(id) ON DELETE CASCADE";
-        if (name == "user_id") def += " REFERENCES users(id) ON DELETE CASCADE";
-        if (name == "role") def += " CHECK(role IN ('user','assistant','system'))";
+        if (q.getColumn(4).getInt() == 1)
+            def += " PRIMARY KEY";
+        if (q.getColumn(2).getInt() == 1)
+            def += " NOT NULL";
+        if (!q.getColumn(3).isNull())
+            def += " DEFAULT " + q.getColumn(3).getString();
+        if (name == "conversation_id")
+            def += " REFERENCES conversations(id) ON DELETE CASCADE";
+        if (name == "user_id")
+            def += " REFERENCES users(id) ON DELETE CASCADE";
+        if (name == "role")
+            def += " CHECK(role IN ('user','assistant','system'))";
         cols += (cols.empty() ? "" : ",\n") + def;
     }
     q.reset();
@@ -58,8 +70,9 @@ void mark_cleaned_up(storage::database& db, std::int64_t messages)
     q.bind(1, normalize_id);
     q.bind(2, core::now_ms());
     q.exec();
-    auto& p = db.prepare("UPDATE migrations SET processed = ?2, success_count = ?2, total_records = ?2 "
-                         "WHERE id = ?1");
+    auto& p =
+        db.prepare("UPDATE migrations SET processed = ?2, success_count = ?2, total_records = ?2 "
+                   "WHERE id = ?1");
     p.bind(1, cleanup_id);
     p.bind(2, messages);
     p.exec();
@@ -67,7 +80,8 @@ void mark_cleaned_up(storage::database& db, std::int64_t messages)
 
 void mark_cleanup_failed(storage::database& db, std::string const& error)
 {
-    auto& q = db.prepare("UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 WHERE id = ?1");
+    auto& q = db.prepare(
+        "UPDATE migrations SET status = 'failed', error = ?2, updated_at = ?3 WHERE id = ?1");
     q.bind(1, cleanup_id);
     q.bind(2, error);
     q.bind(3, core::now_ms());
@@ -90,15 +104,18 @@ std::int64_t cleanup_postgres(storage::database& db)
         {
             auto& q = db.prepare("SELECT conname FROM pg_catalog.pg_constraint "
                                  "WHERE conrelid = 'messages'::regclass AND contype = 'f'");
-            while (q.executeStep()) fks.push_back(q.getColumn(0).getString());
+            while (q.executeStep())
+                fks.push_back(q.getColumn(0).getString());
             q.reset();
         }
         std::string alter = "ALTER TABLE messages DROP COLUMN attachments, DROP COLUMN tool_calls, "
                             "DROP COLUMN partial_tool_calls";
-        for (auto const& name : fks) alter += ", DROP CONSTRAINT \"" + name + "\"";
+        for (auto const& name : fks)
+            alter += ", DROP CONSTRAINT \"" + name + "\"";
         alter += ", ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY(conversation_id) "
                  "REFERENCES conversations(id) ON DELETE CASCADE"
-                 ", ADD CONSTRAINT messages_user_id_fkey FOREIGN KEY(user_id) REFERENCES users(id) ON DELETE CASCADE";
+                 ", ADD CONSTRAINT messages_user_id_fkey FOREIGN KEY(user_id) REFERENCES users(id) "
+                 "ON DELETE CASCADE";
         try
         {
             db.exec(alter);
@@ -106,8 +123,10 @@ std::int64_t cleanup_postgres(storage::database& db)
         catch (storage::database_error const& e)
         {
             if (e.sqlstate() == "23503") // foreign_key_violation
-                throw migration_error(std::string("a message references a missing conversation or user; cleanup "
-                                                  "rolled back: ") + e.what());
+                throw migration_error(
+                    std::string("a message references a missing conversation or user; cleanup "
+                                "rolled back: ") +
+                    e.what());
             throw;
         }
         mark_cleaned_up(db, messages);
@@ -135,17 +154,20 @@ std::int64_t cleanup(storage::database& db)
     }
     auto const state = read_migration(db, normalize_id);
     if (!state || state->status != "completed")
-        throw migration_error(fmt::format("migration 001 is {}; run `chatstream migrate up` until it completes "
-                                          "before cleanup",
-                                          state ? state->status + " (phase " + state->phase + ")" : "not started"));
+        throw migration_error(
+            fmt::format("migration 001 is {}; run `chatstream migrate up` until it completes "
+                        "before cleanup",
+                        state ? state->status + " (phase " + state->phase + ")" : "not started"));
     auto const report = verify(db, 5);
     if (!report.ok())
-        throw migration_error(fmt::format("verify found {} mismatch(es) (first: {}: {}); refusing to drop the legacy "
-                                          "columns",
-                                          report.mismatch_count, report.mismatches.front().message_id,
-                                          report.mismatches.front().detail));
+        throw migration_error(
+            fmt::format("verify found {} mismatch(es) (first: {}: {}); refusing to drop the legacy "
+                        "columns",
+                        report.mismatch_count, report.mismatches.front().message_id,
+                        report.mismatches.front().detail));
     set_phase(db, cleanup_id, cleanup_name, "cleanup", "running", false);
-    if (db.is_postgres()) return cleanup_postgres(db);
+    if (db.is_postgres())
+        return cleanup_postgres(db);
 
     // SQLite's 12-step ALTER: foreign keys off (outside any transaction),
     // copy into the new shape, swap, re-create indexes and triggers, check.
@@ -158,24 +180,28 @@ std::int64_t cleanup(storage::database& db)
         {
             auto& q = db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' "
                                  "AND type IN ('index','trigger') AND sql IS NOT NULL");
-            while (q.executeStep()) dependents.push_back(q.getColumn(0).getString());
+            while (q.executeStep())
+                dependents.push_back(q.getColumn(0).getString());
             q.reset();
         }
         std::string columns;
         db.exec("DROP TABLE IF EXISTS messages_rebuilt");
         db.exec(rebuilt_messages_sql(db, columns));
         copied = db.prepare("INSERT INTO messages_rebuilt(" + columns + ") SELECT " + columns +
-                               " FROM messages ORDER BY rowid").exec();
+                            " FROM messages ORDER BY rowid")
+                     .exec();
         db.exec("DROP TABLE messages");
         db.exec("ALTER TABLE messages_rebuilt RENAME TO messages");
-        for (auto const& sql : dependents) db.exec(sql);
+        for (auto const& sql : dependents)
+            db.exec(sql);
         {
             auto& check = db.prepare("PRAGMA foreign_key_check");
             if (check.executeStep())
-                throw migration_error(fmt::format("foreign_key_check after rebuild: row {} of {} references a missing "
-                                                  "{}; cleanup rolled back",
-                                                  check.getColumn(1).getString(), check.getColumn(0).getString(),
-                                                  check.getColumn(2).getString()));
+                throw migration_error(fmt::format(
+                    "foreign_key_check after rebuild: row {} of {} references a missing "
+                    "{}; cleanup rolled back",
+                    check.getColumn(1).getString(), check.getColumn(0).getString(),
+                    check.getColumn(2).getString()));
         }
         mark_cleaned_up(db, copied);
         tx.commit();
@@ -196,19 +222,25 @@ std::int64_t rollback(storage::database& db, std::string const& id)
 {
     require_bookkeeping(db);
     if (id == cleanup_id)
-        throw migration_error("002 dropped the legacy columns; it cannot be undone (restore a backup)");
-    if (id != normalize_id) throw migration_error("unknown data migration '" + id + "' (known: 001, 002)");
+        throw migration_error(
+            "002 dropped the legacy columns; it cannot be undone (restore a backup)");
+    if (id != normalize_id)
+        throw migration_error("unknown data migration '" + id + "' (known: 001, 002)");
     if (!storage::has_legacy_columns(db))
-        throw migration_error("the legacy columns are gone (cleanup ran or the database never had them); "
-                              "001 can no longer be rolled back");
+        throw migration_error(
+            "the legacy columns are gone (cleanup ran or the database never had them); "
+            "001 can no longer be rolled back");
     auto const state = read_migration(db, normalize_id);
-    if (!state) throw migration_error("migration 001 has not run; nothing to roll back");
+    if (!state)
+        throw migration_error("migration 001 has not run; nothing to roll back");
 
     storage::transaction tx(db);
     // Only rows whose id is the one 001 derives from the natural key; rows
     // the live server created keep their own ids and stay.
-    auto deleted = db.prepare("DELETE FROM attachments WHERE id = message_id || ':att:' || position").exec();
-    deleted += db.prepare("DELETE FROM tool_calls WHERE id = message_id || ':tc:' || tool_call_id").exec();
+    auto deleted =
+        db.prepare("DELETE FROM attachments WHERE id = message_id || ':att:' || position").exec();
+    deleted +=
+        db.prepare("DELETE FROM tool_calls WHERE id = message_id || ':tc:' || tool_call_id").exec();
     reset_normalize(db, "backfill", "rolled-back");
     tx.commit();
     return deleted;

@@ -19,8 +19,10 @@
 #include <set>
 #include <variant>
 
-namespace chatstream::migrations {
-namespace {
+namespace chatstream::migrations
+{
+namespace
+{
 
 using clock = std::chrono::steady_clock;
 
@@ -36,8 +38,10 @@ enum class kind
 
 kind kind_of(std::string type)
 {
-    std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::toupper(c); });
-    if (type.find("INT") != std::string::npos) return kind::integer;
+    std::transform(type.begin(), type.end(), type.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    if (type.find("INT") != std::string::npos)
+        return kind::integer;
     if (type.find("REAL") != std::string::npos || type.find("FLOA") != std::string::npos ||
         type.find("DOUB") != std::string::npos)
         return kind::real;
@@ -70,15 +74,20 @@ table_spec read_table(storage::database& source, std::string const& name)
     auto& q = source.prepare("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid");
     q.bind(1, name);
     while (q.executeStep())
-        t.columns.push_back({q.getColumn(0).getString(), kind_of(q.getColumn(1).getString()), q.getColumn(2).getInt()});
+        t.columns.push_back({q.getColumn(0).getString(), kind_of(q.getColumn(1).getString()),
+                             q.getColumn(2).getInt()});
     q.reset();
     std::vector<std::size_t> key;
     for (std::size_t i = 0; i < t.columns.size(); ++i)
-        if (t.columns[i].pk) key.push_back(i);
-    std::sort(key.begin(), key.end(), [&](auto a, auto b) { return t.columns[a].pk < t.columns[b].pk; });
+        if (t.columns[i].pk)
+            key.push_back(i);
+    std::sort(key.begin(), key.end(),
+              [&](auto a, auto b) { return t.columns[a].pk < t.columns[b].pk; });
     // Without a key there is no keyset to resume from and no conflict
     // target that makes a retried batch harmless.
-    if (key.empty()) throw migration_error("table " + name + " has no primary key; migrate copy cannot resume it");
+    if (key.empty())
+        throw migration_error("table " + name +
+                              " has no primary key; migrate copy cannot resume it");
     t.key = std::move(key);
     return t;
 }
@@ -89,9 +98,11 @@ std::vector<std::string> tables_in_fk_order(storage::database& source)
 {
     std::vector<std::string> names;
     {
-        auto& q = source.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                                 "AND name <> 'schema_migrations' ORDER BY name");
-        while (q.executeStep()) names.push_back(q.getColumn(0).getString());
+        auto& q = source.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name <> 'schema_migrations' ORDER BY name");
+        while (q.executeStep())
+            names.push_back(q.getColumn(0).getString());
         q.reset();
     }
     std::map<std::string, std::set<std::string>> deps;
@@ -100,7 +111,8 @@ std::vector<std::string> tables_in_fk_order(storage::database& source)
         auto& q = source.prepare("SELECT \"table\" FROM pragma_foreign_key_list(?)");
         q.bind(1, n);
         while (q.executeStep())
-            if (auto parent = q.getColumn(0).getString(); parent != n) deps[n].insert(parent);
+            if (auto parent = q.getColumn(0).getString(); parent != n)
+                deps[n].insert(parent);
         q.reset();
     }
     std::vector<std::string> out;
@@ -110,16 +122,21 @@ std::vector<std::string> tables_in_fk_order(storage::database& source)
         bool progress = false;
         for (auto const& n : names)
         {
-            if (placed.count(n)) continue;
+            if (placed.count(n))
+                continue;
             bool ready = true;
             for (auto const& d : deps[n])
-                if (!placed.count(d) && std::find(names.begin(), names.end(), d) != names.end()) ready = false;
-            if (!ready) continue;
+                if (!placed.count(d) && std::find(names.begin(), names.end(), d) != names.end())
+                    ready = false;
+            if (!ready)
+                continue;
             out.push_back(n);
             placed.insert(n);
             progress = true;
         }
-        if (!progress) throw migration_error("the source's foreign keys form a cycle; migrate copy cannot order them");
+        if (!progress)
+            throw migration_error(
+                "the source's foreign keys form a cycle; migrate copy cannot order them");
     }
     return out;
 }
@@ -129,12 +146,16 @@ using value = std::variant<std::monostate, std::int64_t, double, std::string>;
 value read_value(storage::statement& q, int i, kind k)
 {
     auto const c = q.getColumn(i);
-    if (c.isNull()) return {};
+    if (c.isNull())
+        return {};
     switch (k)
     {
-    case kind::integer: return c.getInt64();
-    case kind::real: return c.getDouble();
-    case kind::text: return c.getString();
+    case kind::integer:
+        return c.getInt64();
+    case kind::real:
+        return c.getDouble();
+    case kind::text:
+        return c.getString();
     }
     return {};
 }
@@ -174,7 +195,8 @@ void append_value(std::string& out, value const& v)
 std::string encode_key(std::vector<value> const& key)
 {
     std::string out;
-    for (auto const& v : key) append_value(out, v);
+    for (auto const& v : key)
+        append_value(out, v);
     return out;
 }
 
@@ -182,7 +204,8 @@ std::vector<value> decode_key(std::string const& text, table_spec const& t)
 {
     std::vector<value> out;
     std::size_t i = 0;
-    auto fail = [&] { return migration_error("copy_progress.last_key of " + t.name + " is unreadable: " + text); };
+    auto fail = [&]
+    { return migration_error("copy_progress.last_key of " + t.name + " is unreadable: " + text); };
     while (i < text.size())
     {
         char const tag = text[i++];
@@ -194,26 +217,29 @@ std::vector<value> decode_key(std::string const& text, table_spec const& t)
         if (tag == 'I')
         {
             auto const end = text.find(';', i);
-            if (end == std::string::npos) throw fail();
+            if (end == std::string::npos)
+                throw fail();
             out.emplace_back(static_cast<std::int64_t>(std::stoll(text.substr(i, end - i))));
             i = end + 1;
         }
         else if (tag == 'T')
         {
             auto const colon = text.find(':', i);
-            if (colon == std::string::npos) throw fail();
+            if (colon == std::string::npos)
+                throw fail();
             auto const n = std::stoull(text.substr(i, colon - i));
-            if (colon + 1 + n > text.size()) throw fail();
+            if (colon + 1 + n > text.size())
+                throw fail();
             out.emplace_back(text.substr(colon + 1, n));
             i = colon + 1 + n;
         }
         else
             throw fail();
     }
-    if (out.size() != t.key.size()) throw fail();
+    if (out.size() != t.key.size())
+        throw fail();
     return out;
 }
-
 
 // 256-bit sum (mod 2^256) of SHA-256 digests: a multiset hash. It does not
 // depend on row order, so each engine reads a table in its own cheapest
@@ -239,7 +265,8 @@ public:
     std::string hex() const
     {
         std::string out;
-        for (auto b : sum_) fmt::format_to(std::back_inserter(out), "{:02x}", b);
+        for (auto b : sum_)
+            fmt::format_to(std::back_inserter(out), "{:02x}", b);
         return out;
     }
 
@@ -256,14 +283,17 @@ struct digest
 // Count and multiset SHA-256 of every row of @p t (only @p columns). SQLite
 // steps through one scan; libpq buffers a whole result in memory, so
 // PostgreSQL reads keyset pages on the primary key (its index order).
-digest table_digest(storage::database& db, table_spec const& t, std::vector<std::size_t> const& columns)
+digest table_digest(storage::database& db, table_spec const& t,
+                    std::vector<std::size_t> const& columns)
 {
     bool const pg = db.is_postgres();
     constexpr std::int64_t page = 10000;
     std::string select = "SELECT ", key, params;
-    for (std::size_t i = 0; i < columns.size(); ++i) select += (i ? ", " : "") + quoted(t.columns[columns[i]].name);
+    for (std::size_t i = 0; i < columns.size(); ++i)
+        select += (i ? ", " : "") + quoted(t.columns[columns[i]].name);
     // The key columns ride along at the end to carry the cursor.
-    for (auto k : t.key) select += ", " + quoted(t.columns[k].name);
+    for (auto k : t.key)
+        select += ", " + quoted(t.columns[k].name);
     select += " FROM " + quoted(t.name);
     for (std::size_t i = 0; i < t.key.size(); ++i)
     {
@@ -271,7 +301,8 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
         params += (i ? ", ?" : "?") + std::to_string(i + 2);
     }
     auto const first_sql = select + " ORDER BY " + key + " LIMIT ?1";
-    auto const next_sql = select + " WHERE (" + key + ") > (" + params + ") ORDER BY " + key + " LIMIT ?1";
+    auto const next_sql =
+        select + " WHERE (" + key + ") > (" + params + ") ORDER BY " + key + " LIMIT ?1";
 
     digest d;
     digest_sum sum;
@@ -280,9 +311,11 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
     for (;;)
     {
         auto& q = db.prepare(!pg ? select : last ? next_sql : first_sql);
-        if (pg) q.bind(1, page);
+        if (pg)
+            q.bind(1, page);
         if (last)
-            for (std::size_t i = 0; i < last->size(); ++i) bind_value(q, static_cast<int>(i + 2), (*last)[i]);
+            for (std::size_t i = 0; i < last->size(); ++i)
+                bind_value(q, static_cast<int>(i + 2), (*last)[i]);
         std::int64_t seen = 0;
         std::vector<value> key_values;
         while (q.executeStep())
@@ -296,12 +329,14 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
             {
                 key_values.clear();
                 for (std::size_t i = 0; i < t.key.size(); ++i)
-                    key_values.push_back(read_value(q, static_cast<int>(columns.size() + i), t.columns[t.key[i]].k));
+                    key_values.push_back(
+                        read_value(q, static_cast<int>(columns.size() + i), t.columns[t.key[i]].k));
             }
         }
         q.reset();
         d.rows += seen;
-        if (!pg || seen < page) break;
+        if (!pg || seen < page)
+            break;
         last = std::move(key_values);
     }
     d.sha256 = sum.hex();
@@ -311,7 +346,8 @@ digest table_digest(storage::database& db, table_spec const& t, std::vector<std:
 std::vector<std::size_t> all_columns(table_spec const& t)
 {
     std::vector<std::size_t> out(t.columns.size());
-    for (std::size_t i = 0; i < out.size(); ++i) out[i] = i;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = i;
     return out;
 }
 
@@ -337,12 +373,14 @@ struct progress_row
 progress_row read_progress(storage::database& target, std::string const& table)
 {
     progress_row p;
-    auto& q = target.prepare("SELECT last_key, rows_copied, done FROM copy_progress WHERE table_name = ?");
+    auto& q = target.prepare(
+        "SELECT last_key, rows_copied, done FROM copy_progress WHERE table_name = ?");
     q.bind(1, table);
     if (q.executeStep())
     {
         p.exists = true;
-        if (!q.getColumn(0).isNull()) p.last_key = q.getColumn(0).getString();
+        if (!q.getColumn(0).isNull())
+            p.last_key = q.getColumn(0).getString();
         p.rows_copied = q.getColumn(1).getInt64();
         p.done = q.getColumn(2).getInt() != 0;
     }
@@ -355,13 +393,15 @@ progress_row read_progress(storage::database& target, std::string const& table)
 std::string insert_sql(table_spec const& t, std::size_t rows)
 {
     std::string sql = "INSERT INTO " + quoted(t.name) + "(";
-    for (std::size_t c = 0; c < t.columns.size(); ++c) sql += (c ? ", " : "") + quoted(t.columns[c].name);
+    for (std::size_t c = 0; c < t.columns.size(); ++c)
+        sql += (c ? ", " : "") + quoted(t.columns[c].name);
     sql += ") VALUES ";
     int n = 0;
     for (std::size_t r = 0; r < rows; ++r)
     {
         sql += r ? ",(" : "(";
-        for (std::size_t c = 0; c < t.columns.size(); ++c) sql += (c ? ",?" : "?") + std::to_string(++n);
+        for (std::size_t c = 0; c < t.columns.size(); ++c)
+            sql += (c ? ",?" : "?") + std::to_string(++n);
         sql += ')';
     }
     // A row already there can only be one this copy inserted (the target
@@ -374,13 +414,16 @@ std::string insert_sql(table_spec const& t, std::size_t rows)
 std::string select_sql(table_spec const& t, bool after)
 {
     std::string cols, key;
-    for (std::size_t c = 0; c < t.columns.size(); ++c) cols += (c ? ", " : "") + quoted(t.columns[c].name);
-    for (std::size_t i = 0; i < t.key.size(); ++i) key += (i ? ", " : "") + quoted(t.columns[t.key[i]].name);
+    for (std::size_t c = 0; c < t.columns.size(); ++c)
+        cols += (c ? ", " : "") + quoted(t.columns[c].name);
+    for (std::size_t i = 0; i < t.key.size(); ++i)
+        key += (i ? ", " : "") + quoted(t.columns[t.key[i]].name);
     std::string sql = "SELECT " + cols + " FROM " + quoted(t.name);
     if (after)
     {
         std::string params;
-        for (std::size_t i = 0; i < t.key.size(); ++i) params += (i ? ", ?" : "?") + std::to_string(i + 2);
+        for (std::size_t i = 0; i < t.key.size(); ++i)
+            params += (i ? ", ?" : "?") + std::to_string(i + 2);
         sql += " WHERE (" + key + ") > (" + params + ")";
     }
     return sql + " ORDER BY " + key + " LIMIT ?1";
@@ -388,18 +431,22 @@ std::string select_sql(table_spec const& t, bool after)
 
 // Copies the rest of one table; returns rows inserted by this run.
 std::int64_t copy_table(storage::database& source, storage::database& target, table_spec const& t,
-                        std::string const& source_location, copy_options const& options, bool& resumed)
+                        std::string const& source_location, copy_options const& options,
+                        bool& resumed)
 {
     auto progress = read_progress(target, t.name);
     resumed = progress.exists && progress.rows_copied > 0;
-    if (progress.done) return 0;
+    if (progress.done)
+        return 0;
     auto const total = count_rows(source, t.name);
     std::optional<std::vector<value>> last;
-    if (progress.last_key) last = decode_key(*progress.last_key, t);
+    if (progress.last_key)
+        last = decode_key(*progress.last_key, t);
 
     auto const batch = std::max<std::size_t>(1, options.batch_size);
     auto const ncols = t.columns.size();
-    std::size_t const rows_per_insert = std::max<std::size_t>(1, std::min<std::size_t>(1000, 65535 / ncols));
+    std::size_t const rows_per_insert =
+        std::max<std::size_t>(1, std::min<std::size_t>(1000, 65535 / ncols));
     std::vector<std::vector<value>> rows;
     std::int64_t inserted = 0;
     auto last_log = clock::now();
@@ -410,12 +457,14 @@ std::int64_t copy_table(storage::database& source, storage::database& target, ta
             auto& q = source.prepare(select_sql(t, last.has_value()));
             q.bind(1, static_cast<std::int64_t>(batch));
             if (last)
-                for (std::size_t i = 0; i < last->size(); ++i) bind_value(q, static_cast<int>(i + 2), (*last)[i]);
+                for (std::size_t i = 0; i < last->size(); ++i)
+                    bind_value(q, static_cast<int>(i + 2), (*last)[i]);
             while (q.executeStep())
             {
                 std::vector<value> row;
                 row.reserve(ncols);
-                for (std::size_t c = 0; c < ncols; ++c) row.push_back(read_value(q, static_cast<int>(c), t.columns[c].k));
+                for (std::size_t c = 0; c < ncols; ++c)
+                    row.push_back(read_value(q, static_cast<int>(c), t.columns[c].k));
                 rows.push_back(std::move(row));
             }
             q.reset();
@@ -429,21 +478,25 @@ std::int64_t copy_table(storage::database& source, storage::database& target, ta
             auto& ins = target.prepare(insert_sql(t, n));
             int p = 0;
             for (std::size_t r = start; r < start + n; ++r)
-                for (auto const& v : rows[r]) bind_value(ins, ++p, v);
+                for (auto const& v : rows[r])
+                    bind_value(ins, ++p, v);
             inserted += ins.exec();
         }
         if (!rows.empty())
         {
             std::vector<value> key;
-            for (auto i : t.key) key.push_back(rows.back()[i]);
+            for (auto i : t.key)
+                key.push_back(rows.back()[i]);
             last = std::move(key);
         }
         progress.rows_copied += static_cast<std::int64_t>(rows.size());
         // The checkpoint commits with the rows: a kill loses both or neither.
-        auto& up = target.prepare(
-            "INSERT INTO copy_progress(table_name, source, last_key, rows_copied, done, updated_at) "
-            "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(table_name) DO UPDATE SET last_key = excluded.last_key, "
-            "rows_copied = excluded.rows_copied, done = excluded.done, updated_at = excluded.updated_at");
+        auto& up = target.prepare("INSERT INTO copy_progress(table_name, source, last_key, "
+                                  "rows_copied, done, updated_at) "
+                                  "VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(table_name) DO "
+                                  "UPDATE SET last_key = excluded.last_key, "
+                                  "rows_copied = excluded.rows_copied, done = excluded.done, "
+                                  "updated_at = excluded.updated_at");
         up.bind(1, t.name);
         up.bind(2, source_location);
         if (last)
@@ -456,13 +509,16 @@ std::int64_t copy_table(storage::database& source, storage::database& target, ta
         up.exec();
         tx.commit();
 
-        if (options.on_progress) options.on_progress(t.name, progress.rows_copied, total);
+        if (options.on_progress)
+            options.on_progress(t.name, progress.rows_copied, total);
         if (done || clock::now() - last_log > std::chrono::seconds(2))
         {
             last_log = clock::now();
-            spdlog::info("copy table={} copied={} total={} done={}", t.name, progress.rows_copied, total, done);
+            spdlog::info("copy table={} copied={} total={} done={}", t.name, progress.rows_copied,
+                         total, done);
         }
-        if (done) break;
+        if (done)
+            break;
     }
     return inserted;
 }
@@ -471,11 +527,13 @@ std::int64_t copy_table(storage::database& source, storage::database& target, ta
 // (written by apply_schema with the target dialect's checksums).
 void copy_schema_history(storage::database& source, storage::database& target)
 {
-    auto& q = source.prepare("SELECT version, applied_at, skipped FROM schema_migrations ORDER BY version");
+    auto& q = source.prepare(
+        "SELECT version, applied_at, skipped FROM schema_migrations ORDER BY version");
     storage::transaction tx(target);
     while (q.executeStep())
     {
-        auto& up = target.prepare("UPDATE schema_migrations SET applied_at = ?2, skipped = ?3 WHERE version = ?1");
+        auto& up = target.prepare(
+            "UPDATE schema_migrations SET applied_at = ?2, skipped = ?3 WHERE version = ?1");
         up.bind(1, q.getColumn(0).getInt64());
         up.bind(2, q.getColumn(1).getInt64());
         up.bind(3, q.getColumn(2).getInt64());
@@ -494,11 +552,13 @@ bool copy_report::ok() const
 
 std::string copy_report::json(std::string const& source, std::string const& target) const
 {
-    std::string out = fmt::format("{{\"command\":\"migrate copy\",\"source\":{},\"target\":{},\"source_kind\":{},"
-                                  "\"schema_applied\":[",
-                                  core::json_string(source), core::json_string(redact_location(target)),
-                                  core::json_string(source_kind));
-    for (std::size_t i = 0; i < schema_applied.size(); ++i) out += fmt::format("{}{}", i ? "," : "", schema_applied[i]);
+    std::string out =
+        fmt::format("{{\"command\":\"migrate copy\",\"source\":{},\"target\":{},\"source_kind\":{},"
+                    "\"schema_applied\":[",
+                    core::json_string(source), core::json_string(redact_location(target)),
+                    core::json_string(source_kind));
+    for (std::size_t i = 0; i < schema_applied.size(); ++i)
+        out += fmt::format("{}{}", i ? "," : "", schema_applied[i]);
     out += "],\"tables\":[";
     std::int64_t rows = 0, copied = 0;
     for (std::size_t i = 0; i < tables.size(); ++i)
@@ -506,13 +566,15 @@ std::string copy_report::json(std::string const& source, std::string const& targ
         auto const& t = tables[i];
         rows += t.source_rows;
         copied += t.copied_now;
-        out += fmt::format("{}{{\"table\":{},\"source_rows\":{},\"target_rows\":{},\"copied\":{},\"resumed\":{},"
-                           "\"source_sha256\":\"{}\",\"target_sha256\":\"{}\",\"ok\":{}}}",
-                           i ? "," : "", core::json_string(t.table), t.source_rows, t.target_rows, t.copied_now,
-                           t.resumed, t.source_sha256, t.target_sha256, t.ok());
+        out += fmt::format(
+            "{}{{\"table\":{},\"source_rows\":{},\"target_rows\":{},\"copied\":{},\"resumed\":{},"
+            "\"source_sha256\":\"{}\",\"target_sha256\":\"{}\",\"ok\":{}}}",
+            i ? "," : "", core::json_string(t.table), t.source_rows, t.target_rows, t.copied_now,
+            t.resumed, t.source_sha256, t.target_sha256, t.ok());
     }
-    out += fmt::format("],\"rows\":{},\"copied\":{},\"copy_seconds\":{:.3f},\"verify_seconds\":{:.3f},\"ok\":{}}}", rows,
-                       copied, copy_seconds, verify_seconds, ok());
+    out += fmt::format(
+        "],\"rows\":{},\"copied\":{},\"copy_seconds\":{:.3f},\"verify_seconds\":{:.3f},\"ok\":{}}}",
+        rows, copied, copy_seconds, verify_seconds, ok());
     return out;
 }
 
@@ -520,24 +582,32 @@ std::string redact_location(std::string const& location)
 {
     auto const scheme = location.find("://");
     auto const at = location.find('@');
-    if (scheme == std::string::npos || at == std::string::npos) return location;
+    if (scheme == std::string::npos || at == std::string::npos)
+        return location;
     auto const colon = location.find(':', scheme + 3);
-    if (colon == std::string::npos || colon > at) return location;
+    if (colon == std::string::npos || colon > at)
+        return location;
     return location.substr(0, colon) + ":***" + location.substr(at);
 }
 
-copy_report copy_database(storage::database& source, storage::database& target, copy_options const& options)
+copy_report copy_database(storage::database& source, storage::database& target,
+                          copy_options const& options)
 {
-    if (source.is_postgres()) throw migration_error("migrate copy reads a SQLite source (--from sqlite:PATH)");
-    if (!target.is_postgres()) throw migration_error("migrate copy writes a PostgreSQL target (--to postgres://…)");
+    if (source.is_postgres())
+        throw migration_error("migrate copy reads a SQLite source (--from sqlite:PATH)");
+    if (!target.is_postgres())
+        throw migration_error("migrate copy writes a PostgreSQL target (--to postgres://…)");
 
     copy_report report;
     auto const source_kind = detect_kind(source);
     report.source_kind = to_string(source_kind);
     if (source_kind == database_kind::foreign)
-        throw migration_error("the source has tables chatstream does not recognise; refusing to copy it");
-    if (source_kind == database_kind::empty) throw migration_error("the source database is empty; nothing to copy");
-    check_schema_checksums(source); // a source newer than this binary has a schema we cannot reproduce
+        throw migration_error(
+            "the source has tables chatstream does not recognise; refusing to copy it");
+    if (source_kind == database_kind::empty)
+        throw migration_error("the source database is empty; nothing to copy");
+    check_schema_checksums(
+        source); // a source newer than this binary has a schema we cannot reproduce
 
     // Progress rows name the source file, so a re-run resumes only its own copy.
     auto const source_id = std::filesystem::weakly_canonical(source.path()).string();
@@ -545,9 +615,11 @@ copy_report copy_database(storage::database& source, storage::database& target, 
     if (!target.has_table(progress_table))
     {
         if (detect_kind(target) != database_kind::empty)
-            throw migration_error("the target already has tables (and no copy_progress of a previous run); "
-                                  "migrate copy needs an empty PostgreSQL database or schema");
-        target.exec("CREATE TABLE copy_progress(table_name TEXT PRIMARY KEY, source TEXT NOT NULL, last_key TEXT, "
+            throw migration_error(
+                "the target already has tables (and no copy_progress of a previous run); "
+                "migrate copy needs an empty PostgreSQL database or schema");
+        target.exec("CREATE TABLE copy_progress(table_name TEXT PRIMARY KEY, source TEXT NOT NULL, "
+                    "last_key TEXT, "
                     "rows_copied BIGINT NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, "
                     "updated_at BIGINT NOT NULL)");
     }
@@ -556,11 +628,12 @@ copy_report copy_database(storage::database& source, storage::database& target, 
         auto& q = target.prepare("SELECT DISTINCT source FROM copy_progress WHERE source <> ?");
         q.bind(1, source_id);
         std::optional<std::string> other;
-        if (q.executeStep()) other = q.getColumn(0).getString();
+        if (q.executeStep())
+            other = q.getColumn(0).getString();
         q.reset();
         if (other)
-            throw migration_error("the target holds a copy in progress of another source (" + *other +
-                                  "); use an empty target");
+            throw migration_error("the target holds a copy in progress of another source (" +
+                                  *other + "); use an empty target");
     }
 
     auto const started = clock::now();
@@ -585,14 +658,16 @@ copy_report copy_database(storage::database& source, storage::database& target, 
     // A managed source's tables exist before its rows arrive; an unmigrated
     // legacy source gets the schema migrations after them, as `migrate up`
     // runs them on a populated legacy database (0001 counts messages).
-    if (source_kind == database_kind::managed) report.schema_applied = apply_schema(target);
+    if (source_kind == database_kind::managed)
+        report.schema_applied = apply_schema(target);
 
     std::vector<table_spec> tables;
     for (auto const& name : tables_in_fk_order(source))
     {
         auto t = read_table(source, name);
         if (!target.has_table(name))
-            throw migration_error("the target has no table " + name + " (the source's schema is not chatstream's?)");
+            throw migration_error("the target has no table " + name +
+                                  " (the source's schema is not chatstream's?)");
         for (auto const& c : t.columns)
             if (!target.has_column(name, c.name))
                 throw migration_error("the target's " + name + " has no column " + c.name);
@@ -605,8 +680,10 @@ copy_report copy_database(storage::database& source, storage::database& target, 
         r.copied_now = copy_table(source, target, t, source_id, options, r.resumed);
         report.tables.push_back(std::move(r));
     }
-    if (source_kind == database_kind::legacy) report.schema_applied = apply_schema(target);
-    if (source.has_table("schema_migrations")) copy_schema_history(source, target);
+    if (source_kind == database_kind::legacy)
+        report.schema_applied = apply_schema(target);
+    if (source.has_table("schema_migrations"))
+        copy_schema_history(source, target);
     report.copy_seconds = std::chrono::duration<double>(clock::now() - started).count();
 
     auto const verify_started = clock::now();
@@ -625,7 +702,9 @@ copy_report copy_database(storage::database& source, storage::database& target, 
     {
         // The history without the checksum column, which is per dialect.
         table_spec t{"schema_migrations",
-                     {{"version", kind::integer, 1}, {"name", kind::text, 0}, {"applied_at", kind::integer, 0},
+                     {{"version", kind::integer, 1},
+                      {"name", kind::text, 0},
+                      {"applied_at", kind::integer, 0},
                       {"skipped", kind::integer, 0}},
                      {0}};
         auto const cols = all_columns(t);

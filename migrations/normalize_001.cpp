@@ -11,8 +11,10 @@
 
 // Migration 001: legacy arrays -> attachments / tool_calls rows, one batch
 // (and its checkpoint) per call of `step`.
-namespace chatstream::migrations {
-namespace {
+namespace chatstream::migrations
+{
+namespace
+{
 
 namespace legacy = storage::legacy;
 using storage::bind_opt;
@@ -60,33 +62,39 @@ void bind_tool_call(storage::statement& s, int base, storage::tool_call_row cons
     s.bind(base + 12, t.created_at);
 }
 
-constexpr char const* attachment_insert = "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, "
-                                          "type, name, storage_id, mime_type, size, metadata, created_at) VALUES";
-constexpr char const* tool_call_insert = "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, "
-                                         "tool_call_id, tool_name, args, result, text_position, is_partial, timestamp, "
-                                         "created_at) VALUES";
+constexpr char const* attachment_insert =
+    "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, "
+    "type, name, storage_id, mime_type, size, metadata, created_at) VALUES";
+constexpr char const* tool_call_insert =
+    "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, "
+    "tool_call_id, tool_name, args, result, text_position, is_partial, timestamp, "
+    "created_at) VALUES";
 
 // Multi-row INSERT … ON CONFLICT DO NOTHING of @p rows (12 columns each).
 // Chunks of 512 rows, the rest in power-of-two chunks, so at most ten
 // distinct statements are ever prepared.
 template <class Row, class Bind>
-void insert_rows(storage::database& db, char const* insert, std::vector<Row const*> const& rows, Bind bind)
+void insert_rows(storage::database& db, char const* insert, std::vector<Row const*> const& rows,
+                 Bind bind)
 {
     std::size_t i = 0;
     while (i < rows.size())
     {
         std::size_t n = 512;
-        while (n > rows.size() - i) n /= 2;
+        while (n > rows.size() - i)
+            n /= 2;
         std::string sql = insert;
         for (std::size_t r = 0; r < n; ++r)
         {
             sql += r ? ",(" : "(";
-            for (int c = 1; c <= 12; ++c) sql += (c > 1 ? ",?" : "?") + std::to_string(r * 12 + c);
+            for (int c = 1; c <= 12; ++c)
+                sql += (c > 1 ? ",?" : "?") + std::to_string(r * 12 + c);
             sql += ')';
         }
         sql += " ON CONFLICT DO NOTHING";
         auto& s = db.prepare(sql);
-        for (std::size_t r = 0; r < n; ++r) bind(s, static_cast<int>(r * 12), *rows[i + r]);
+        for (std::size_t r = 0; r < n; ++r)
+            bind(s, static_cast<int>(r * 12), *rows[i + r]);
         s.exec();
         i += n;
     }
@@ -97,14 +105,16 @@ void insert_rows(storage::database& db, char const* insert, std::vector<Row cons
 std::string raw_json(legacy::arrays const& a)
 {
     std::string out = "{";
-    auto field = [&](char const* name, std::optional<std::string> const& v, bool last) {
+    auto field = [&](char const* name, std::optional<std::string> const& v, bool last)
+    {
         core::append_json_string(out, name);
         out += ':';
         if (v)
             core::append_json_string(out, *v);
         else
             out += "null";
-        if (!last) out += ',';
+        if (!last)
+            out += ',';
     };
     field("attachments", a.attachments, false);
     field("tool_calls", a.tool_calls, false);
@@ -123,11 +133,13 @@ normalize::start_kind normalize::begin(storage::database& db)
     {
         // A database created by chatstream (or already cleaned up) has no
         // arrays to convert.
-        if (state && state->status == "completed") return start_kind::already_done;
+        if (state && state->status == "completed")
+            return start_kind::already_done;
         set_phase(db, normalize_id, normalize_name, "complete", "completed", true);
         return start_kind::not_applicable;
     }
-    if (state && state->status == "completed") return start_kind::already_done;
+    if (state && state->status == "completed")
+        return start_kind::already_done;
     if (!state || state->status == "rolled-back")
     {
         reset_normalize(db, "backfill", "running");
@@ -154,8 +166,9 @@ normalize::start_kind normalize::begin(storage::database& db)
         reset_normalize(db, "backfill", "running");
         return start_kind::fresh;
     }
-    auto& q = db.prepare("UPDATE migrations SET phase = 'backfill', status = 'running', error = NULL, "
-                         "total_records = ?2, updated_at = ?3 WHERE id = ?1");
+    auto& q =
+        db.prepare("UPDATE migrations SET phase = 'backfill', status = 'running', error = NULL, "
+                   "total_records = ?2, updated_at = ?3 WHERE id = ?1");
     q.bind(1, normalize_id);
     q.bind(2, count_messages(db));
     q.bind(3, core::now_ms());
@@ -177,30 +190,36 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     {
         auto& q = db.prepare("SELECT status, cursor FROM migrations WHERE id = ?");
         q.bind(1, normalize_id);
-        if (!q.executeStep()) throw migration_error("migration 001 has not been started");
+        if (!q.executeStep())
+            throw migration_error("migration 001 has not been started");
         auto const status = q.getColumn(0).getString();
         cursor = opt_text(q.getColumn(1));
         q.reset();
         // Someone else (rollback, cleanup) changed the migration under us.
-        if (status != "running") throw migration_error("migration 001 is " + status + ", not running");
+        if (status != "running")
+            throw migration_error("migration 001 is " + status + ", not running");
     }
 
     // ON CONFLICT DO NOTHING: a row that already exists came from an earlier
     // (interrupted) run of this migration with the same values, or from the
     // live server, whose dual-write makes the arrays mirror the table. Either
     // way the table is already right, and re-runs stay idempotent.
-    auto& ins_att = db.prepare(std::string(attachment_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    auto& ins_tc = db.prepare(std::string(tool_call_insert) + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    auto& quarantine = db.prepare(
-        "INSERT INTO migration_errors(migration_id, record_id, error, raw, created_at) VALUES(?,?,?,?,?) "
-        "ON CONFLICT(migration_id, record_id) DO UPDATE SET error = excluded.error, raw = excluded.raw");
+    auto& ins_att = db.prepare(std::string(attachment_insert) +
+                               "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_tc = db.prepare(std::string(tool_call_insert) +
+                              "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& quarantine = db.prepare("INSERT INTO migration_errors(migration_id, record_id, error, "
+                                  "raw, created_at) VALUES(?,?,?,?,?) "
+                                  "ON CONFLICT(migration_id, record_id) DO UPDATE SET error = "
+                                  "excluded.error, raw = excluded.raw");
 
     legacy::message_context ctx;
     legacy::arrays in;
     std::string last_cursor;
     std::int64_t const now = core::now_ms();
 
-    auto quarantine_message = [&](std::string const& reason) {
+    auto quarantine_message = [&](std::string const& reason)
+    {
         quarantine.reset();
         quarantine.clearBindings();
         quarantine.bind(1, normalize_id);
@@ -217,7 +236,8 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     {
         ++result.processed;
         auto const att = scan.column(5), tc = scan.column(6), ptc = scan.column(7);
-        if (blank(att) && blank(tc) && blank(ptc)) continue;
+        if (blank(att) && blank(tc) && blank(ptc))
+            continue;
 
         ctx.message_id = scan.id();
         ctx.conversation_id = scan.column(2).getString();
@@ -234,35 +254,41 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
             continue;
         }
         auto& rows = std::get<legacy::rows>(converted);
-        if (rows.attachments.empty() && rows.tool_calls.empty()) continue;
+        if (rows.attachments.empty() && rows.tool_calls.empty())
+            continue;
 
         // Legacy databases rarely enforced foreign keys; an orphan message
         // would fail the insert and with it the whole batch.
         auto const [has_conversation, has_user] = scan.parents(ctx.conversation_id, ctx.user_id);
         if (!has_conversation || !has_user)
         {
-            quarantine_message(!has_conversation ? "conversation '" + ctx.conversation_id + "' does not exist"
-                                                 : "user '" + ctx.user_id + "' does not exist");
+            quarantine_message(!has_conversation
+                                   ? "conversation '" + ctx.conversation_id + "' does not exist"
+                                   : "user '" + ctx.user_id + "' does not exist");
             continue;
         }
 
         converted_rows.push_back(std::move(rows));
     }
     std::string const last_id = scan.id();
-    if (result.processed) last_cursor = scan.cursor();
+    if (result.processed)
+        last_cursor = scan.cursor();
 
     // The batch's rows in primary-key order: each index page of the target
     // tables is then visited once per batch, in order, instead of once per
     // row at random (legacy ids are random). The UNIQUE(message_id, …)
     // index shares the order: the id starts with the message id.
     std::size_t n_att = 0, n_tc = 0;
-    for (auto const& r : converted_rows) n_att += r.attachments.size(), n_tc += r.tool_calls.size();
+    for (auto const& r : converted_rows)
+        n_att += r.attachments.size(), n_tc += r.tool_calls.size();
     pending_att.reserve(n_att);
     pending_tc.reserve(n_tc);
     for (auto const& r : converted_rows)
     {
-        for (auto const& a : r.attachments) pending_att.push_back(&a);
-        for (auto const& t : r.tool_calls) pending_tc.push_back(&t);
+        for (auto const& a : r.attachments)
+            pending_att.push_back(&a);
+        for (auto const& t : r.tool_calls)
+            pending_tc.push_back(&t);
     }
     auto by_id = [](auto const* a, auto const* b) { return a->id < b->id; };
     std::sort(pending_att.begin(), pending_att.end(), by_id);
@@ -292,12 +318,14 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
 
     // The checkpoint commits in the caller's transaction with the rows above.
     result.done = result.processed < batch_size;
-    auto& upd = db.prepare(
-        "UPDATE migrations SET cursor = coalesce(?2, cursor), last_processed_id = coalesce(?3, last_processed_id), "
-        "processed = processed + ?4, success_count = success_count + ?5, error_count = error_count + ?6, "
-        "updated_at = ?7, phase = CASE WHEN ?8 THEN 'dual-write' ELSE phase END, "
-        "status = CASE WHEN ?8 THEN 'completed' ELSE status END, "
-        "completed_at = CASE WHEN ?8 THEN ?7 ELSE completed_at END WHERE id = ?1");
+    auto& upd =
+        db.prepare("UPDATE migrations SET cursor = coalesce(?2, cursor), last_processed_id = "
+                   "coalesce(?3, last_processed_id), "
+                   "processed = processed + ?4, success_count = success_count + ?5, error_count = "
+                   "error_count + ?6, "
+                   "updated_at = ?7, phase = CASE WHEN ?8 THEN 'dual-write' ELSE phase END, "
+                   "status = CASE WHEN ?8 THEN 'completed' ELSE status END, "
+                   "completed_at = CASE WHEN ?8 THEN ?7 ELSE completed_at END WHERE id = ?1");
     upd.bind(1, normalize_id);
     if (result.processed)
     {
@@ -326,8 +354,8 @@ void normalize::mark_failed(storage::database& db, std::string const& error)
 
 void normalize::mark_paused(storage::database& db)
 {
-    auto& q = db.prepare(
-        "UPDATE migrations SET status = 'pending', updated_at = ?2 WHERE id = ?1 AND status = 'running'");
+    auto& q = db.prepare("UPDATE migrations SET status = 'pending', updated_at = ?2 WHERE id = ?1 "
+                         "AND status = 'running'");
     q.bind(1, normalize_id);
     q.bind(2, core::now_ms());
     q.exec();

@@ -9,8 +9,10 @@
 #include <thread>
 #include <vector>
 
-namespace chatstream::migrations::detail {
-namespace {
+namespace chatstream::migrations::detail
+{
+namespace
+{
 
 // The mode of the load. A rollback journal only holds the original content
 // of pages that existed before the transaction; a bulk load mostly appends
@@ -22,9 +24,11 @@ constexpr char const* load_journal = "truncate";
 
 std::string journal_mode(storage::database& db, char const* set = nullptr)
 {
-    auto& q = db.prepare(set ? fmt::format("PRAGMA journal_mode={}", set) : std::string("PRAGMA journal_mode"));
+    auto& q = db.prepare(set ? fmt::format("PRAGMA journal_mode={}", set)
+                             : std::string("PRAGMA journal_mode"));
     std::string mode;
-    if (q.executeStep()) mode = q.getColumn(0).getString();
+    if (q.executeStep())
+        mode = q.getColumn(0).getString();
     q.reset();
     return mode;
 }
@@ -34,21 +38,26 @@ std::string journal_mode(storage::database& db, char const* set = nullptr)
 void pause_point(char const* point)
 {
     static char const* const want = std::getenv("CHATSTREAM_TEST_PAUSE_AT");
-    if (!want || std::strcmp(want, point) != 0) return;
+    if (!want || std::strcmp(want, point) != 0)
+        return;
     spdlog::warn("test pause at {}", point);
     std::this_thread::sleep_for(std::chrono::seconds(3));
 }
 
 int restore_deferred_indexes(storage::database& db)
 {
-    if (db.is_postgres() || !db.has_table(deferred_indexes_table)) return 0;
+    if (db.is_postgres() || !db.has_table(deferred_indexes_table))
+        return 0;
     std::vector<std::string> sqls;
     {
-        auto& q = db.prepare(fmt::format("SELECT sql FROM {} ORDER BY name", deferred_indexes_table));
-        while (q.executeStep()) sqls.push_back(q.getColumn(0).getString());
+        auto& q =
+            db.prepare(fmt::format("SELECT sql FROM {} ORDER BY name", deferred_indexes_table));
+        while (q.executeStep())
+            sqls.push_back(q.getColumn(0).getString());
         q.reset();
     }
-    if (!sqls.empty()) spdlog::info("migration=001 building {} deferred indexes", sqls.size());
+    if (!sqls.empty())
+        spdlog::info("migration=001 building {} deferred indexes", sqls.size());
     // Sorting the whole column once (CREATE INDEX) instead of one random
     // insertion per row is the point of deferring them.
     for (auto const& sql : sqls)
@@ -62,7 +71,8 @@ int restore_deferred_indexes(storage::database& db)
 
 std::optional<offline_load> offline_load::try_begin(storage::database& db)
 {
-    if (db.is_postgres()) return std::nullopt;
+    if (db.is_postgres())
+        return std::nullopt;
     // Leaving WAL needs the only connection to the file: SQLite answers
     // SQLITE_BUSY at once otherwise. That is the offline test.
     std::string mode;
@@ -72,12 +82,16 @@ std::optional<offline_load> offline_load::try_begin(storage::database& db)
     }
     catch (std::exception const& e)
     {
-        spdlog::info("migration=001 another connection has the database open ({}); online-safe settings", e.what());
+        spdlog::info(
+            "migration=001 another connection has the database open ({}); online-safe settings",
+            e.what());
         return std::nullopt;
     }
     if (mode != load_journal)
     {
-        spdlog::info("migration=001 journal mode stays {} (another connection?); online-safe settings", mode);
+        spdlog::info(
+            "migration=001 journal mode stays {} (another connection?); online-safe settings",
+            mode);
         return std::nullopt;
     }
     pause_point("journal");
@@ -96,22 +110,26 @@ std::optional<offline_load> offline_load::try_begin(storage::database& db)
         // so a kill leaves either both or neither. A stash left by a killed
         // load already holds what is missing.
         storage::transaction tx(db);
-        db.exec(fmt::format("CREATE TABLE IF NOT EXISTS {}(name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
-                            deferred_indexes_table));
+        db.exec(
+            fmt::format("CREATE TABLE IF NOT EXISTS {}(name TEXT PRIMARY KEY, sql TEXT NOT NULL)",
+                        deferred_indexes_table));
         std::vector<std::pair<std::string, std::string>> indexes;
         {
             // Secondary indexes only: the primary key and UNIQUE constraints
             // (sql IS NULL, autoindexes) carry ON CONFLICT and stay.
-            auto& q = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
-                                 "AND tbl_name IN ('attachments', 'tool_calls') AND sql IS NOT NULL "
-                                 "AND sql NOT LIKE 'CREATE UNIQUE%'");
-            while (q.executeStep()) indexes.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
+            auto& q =
+                db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' "
+                           "AND tbl_name IN ('attachments', 'tool_calls') AND sql IS NOT NULL "
+                           "AND sql NOT LIKE 'CREATE UNIQUE%'");
+            while (q.executeStep())
+                indexes.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
             q.reset();
         }
         for (auto const& [name, sql] : indexes)
         {
-            auto& ins = db.prepare(fmt::format("INSERT INTO {}(name, sql) VALUES(?, ?) ON CONFLICT DO NOTHING",
-                                               deferred_indexes_table));
+            auto& ins = db.prepare(
+                fmt::format("INSERT INTO {}(name, sql) VALUES(?, ?) ON CONFLICT DO NOTHING",
+                            deferred_indexes_table));
             ins.bind(1, name);
             ins.bind(2, sql);
             ins.exec();
@@ -119,8 +137,8 @@ std::optional<offline_load> offline_load::try_begin(storage::database& db)
         }
         pause_point("drop");
         tx.commit();
-        spdlog::info("migration=001 offline bulk load: {} journal, {} secondary indexes deferred", load_journal,
-                     indexes.size());
+        spdlog::info("migration=001 offline bulk load: {} journal, {} secondary indexes deferred",
+                     load_journal, indexes.size());
     }
     catch (...)
     {
@@ -137,7 +155,8 @@ void offline_load::finish(storage::database& db)
 
 void offline_load::end(storage::database& db) noexcept
 {
-    if (ended_) return;
+    if (ended_)
+        return;
     ended_ = true;
     db.try_exec("PRAGMA foreign_keys=ON");
     db.try_exec("PRAGMA mmap_size=0");

@@ -8,8 +8,10 @@
 
 #include <cstdio>
 
-namespace chatstream::migrations {
-namespace {
+namespace chatstream::migrations
+{
+namespace
+{
 
 using clock = std::chrono::steady_clock;
 
@@ -31,14 +33,17 @@ progress sample(migration_state const& s, std::int64_t processed_now, double ela
     p.quarantined = s.error_count;
     p.rate = elapsed > 0 ? static_cast<double>(processed_now) / elapsed : 0;
     p.done = done;
-    if (p.rate > 0 && p.total > p.processed) p.eta_s = static_cast<double>(p.total - p.processed) / p.rate;
-    if (done) p.eta_s = 0;
+    if (p.rate > 0 && p.total > p.processed)
+        p.eta_s = static_cast<double>(p.total - p.processed) / p.rate;
+    if (done)
+        p.eta_s = 0;
     return p;
 }
 
 } // namespace
 
-progress_reporter::progress_reporter(bool tty, std::chrono::milliseconds interval) : tty_(tty), interval_(interval)
+progress_reporter::progress_reporter(bool tty, std::chrono::milliseconds interval)
+    : tty_(tty), interval_(interval)
 {
 }
 
@@ -47,28 +52,32 @@ void progress_reporter::operator()(progress const& p)
     auto const now = clock::now();
     // Redraw at most ~10x/s on a TTY; log every interval otherwise.
     auto const every = tty_ ? std::chrono::milliseconds(100) : interval_;
-    if (!p.done && last_ != clock::time_point{} && now - last_ < every) return;
+    if (!p.done && last_ != clock::time_point{} && now - last_ < every)
+        return;
     if (last_ == clock::time_point{} && !p.done && !tty_)
     {
         last_ = now; // first sample: start the interval, log nothing yet
         return;
     }
     last_ = now;
-    double const fraction = p.total > 0 ? std::min(1.0, static_cast<double>(p.processed) / p.total) : 1.0;
+    double const fraction =
+        p.total > 0 ? std::min(1.0, static_cast<double>(p.processed) / p.total) : 1.0;
     std::string eta = p.eta_s ? fmt::format("{:.0f}s", *p.eta_s) : std::string("?");
     if (tty_)
     {
         constexpr int width = 30;
         int const filled = static_cast<int>(fraction * width);
-        std::fprintf(stderr, "\r%s [%s%s] %3.0f%% %lld/%lld  %.0f msg/s  ETA %s  quarantined %lld%s",
+        std::fprintf(stderr,
+                     "\r%s [%s%s] %3.0f%% %lld/%lld  %.0f msg/s  ETA %s  quarantined %lld%s",
                      p.migration_id.c_str(), std::string(filled, '#').c_str(),
-                     std::string(width - filled, ' ').c_str(), fraction * 100, static_cast<long long>(p.processed),
-                     static_cast<long long>(p.total), p.rate, eta.c_str(), static_cast<long long>(p.quarantined),
-                     p.done ? "\n" : "");
+                     std::string(width - filled, ' ').c_str(), fraction * 100,
+                     static_cast<long long>(p.processed), static_cast<long long>(p.total), p.rate,
+                     eta.c_str(), static_cast<long long>(p.quarantined), p.done ? "\n" : "");
         std::fflush(stderr);
     }
     else
-        spdlog::info("migration={} processed={} total={} percent={:.1f} rate_msg_s={:.0f} eta_s={} quarantined={} "
+        spdlog::info("migration={} processed={} total={} percent={:.1f} rate_msg_s={:.0f} eta_s={} "
+                     "quarantined={} "
                      "done={}",
                      p.migration_id, p.processed, p.total, fraction * 100, p.rate,
                      p.eta_s ? fmt::format("{:.0f}", *p.eta_s) : "null", p.quarantined, p.done);
@@ -86,7 +95,8 @@ up_result run_up(storage::database& db, up_options const& options)
         result.start = normalize::begin(db);
         tx.commit();
     }
-    if (result.start == normalize::start_kind::not_applicable || result.start == normalize::start_kind::already_done)
+    if (result.start == normalize::start_kind::not_applicable ||
+        result.start == normalize::start_kind::already_done)
     {
         // A load killed after its last batch cannot leave indexes behind
         // (they are built in that batch's transaction); this covers any other
@@ -104,7 +114,8 @@ up_result run_up(storage::database& db, up_options const& options)
     // settings of detail::offline_load. Otherwise a server shares the file
     // and the online-safe settings below are all there is.
     std::optional<detail::offline_load> bulk;
-    if (sqlite && options.offline) bulk = detail::offline_load::try_begin(db);
+    if (sqlite && options.offline)
+        bulk = detail::offline_load::try_begin(db);
     if (sqlite && !bulk)
     {
         // A killed offline load's stash, now that a server may read.
@@ -128,8 +139,10 @@ up_result run_up(storage::database& db, up_options const& options)
 
     // A stop or a failure leaves the indexes built and the usual settings:
     // a server may open the file next.
-    auto leave = [&]() noexcept {
-        if (!bulk) return;
+    auto leave = [&]() noexcept
+    {
+        if (!bulk)
+            return;
         try
         {
             storage::transaction tx(db);
@@ -138,7 +151,9 @@ up_result run_up(storage::database& db, up_options const& options)
         }
         catch (std::exception const& e)
         {
-            spdlog::warn("migration=001 deferred indexes not rebuilt ({}); the next `migrate up` does it", e.what());
+            spdlog::warn(
+                "migration=001 deferred indexes not rebuilt ({}); the next `migrate up` does it",
+                e.what());
         }
         bulk->end(db);
     };
@@ -149,15 +164,17 @@ up_result run_up(storage::database& db, up_options const& options)
     // commit per 50k-message batch, 0.9 GB at one per 500k). Batches stay the unit of memory and of
     // progress. A pause between batches asks to let other connections in,
     // so then every batch commits.
-    std::size_t const group =
-        bulk && options.pause.count() == 0 ? std::max<std::size_t>(1, offline_transaction_messages / batch) : 1;
+    std::size_t const group = bulk && options.pause.count() == 0
+                                  ? std::max<std::size_t>(1, offline_transaction_messages / batch)
+                                  : 1;
     std::optional<storage::transaction> tx;
     std::size_t batches_in_tx = 0;
     for (;;)
     {
         if (options.stop && options.stop->load())
         {
-            if (tx) tx->commit(), tx.reset();
+            if (tx)
+                tx->commit(), tx.reset();
             normalize::mark_paused(db);
             result.stopped = true;
             leave();
@@ -166,11 +183,13 @@ up_result run_up(storage::database& db, up_options const& options)
         batch_result r;
         try
         {
-            if (!tx) tx.emplace(db);
+            if (!tx)
+                tx.emplace(db);
             r = normalize::step(db, batch);
             // The last batch and the index build commit together: 001 is
             // never "completed" while its indexes are missing.
-            if (r.done && bulk) bulk->finish(db);
+            if (r.done && bulk)
+                bulk->finish(db);
             if (r.done || ++batches_in_tx >= group)
             {
                 tx->commit();
@@ -197,13 +216,17 @@ up_result run_up(storage::database& db, up_options const& options)
         if (options.on_progress)
             if (auto s = read_migration(db, normalize_id))
                 options.on_progress(sample(*s, result.processed, seconds_since(started), r.done));
-        if (r.done) break;
-        if (options.pause.count() > 0) std::this_thread::sleep_for(options.pause);
+        if (r.done)
+            break;
+        if (options.pause.count() > 0)
+            std::this_thread::sleep_for(options.pause);
     }
-    if (bulk) bulk->end(db);
+    if (bulk)
+        bulk->end(db);
     // Freshly bulk-loaded tables have no planner statistics until autovacuum
     // gets to them; verify and the server's lookups by message_id want them now.
-    if (!sqlite && !result.stopped) db.try_exec("ANALYZE attachments, tool_calls");
+    if (!sqlite && !result.stopped)
+        db.try_exec("ANALYZE attachments, tool_calls");
     if (sqlite)
     {
         db.exec("PRAGMA wal_autocheckpoint=1000");
@@ -229,7 +252,8 @@ online_backfill::~online_backfill()
 void online_backfill::start()
 {
     std::lock_guard lock(mutex_);
-    if (started_) return;
+    if (started_)
+        return;
     started_ = true;
     thread_ = std::thread([this] { run(); });
 }
@@ -241,7 +265,8 @@ void online_backfill::stop()
         stop_ = true;
     }
     cv_.notify_all();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+        thread_.join();
 }
 
 void online_backfill::wait()
@@ -262,15 +287,18 @@ void online_backfill::run()
     try
     {
         normalize::start_kind start{};
-        writer_.run_sync([&](storage::database& db) {
-            // A killed offline load's deferred indexes: the server reads now.
-            detail::restore_deferred_indexes(db);
-            start = normalize::begin(db);
-        });
+        writer_.run_sync(
+            [&](storage::database& db)
+            {
+                // A killed offline load's deferred indexes: the server reads now.
+                detail::restore_deferred_indexes(db);
+                start = normalize::begin(db);
+            });
         if (start == normalize::start_kind::fresh || start == normalize::start_kind::resumed)
         {
             spdlog::info("migration=001 online backfill {} (batch {})",
-                         start == normalize::start_kind::fresh ? "started" : "resumed", options_.batch_size);
+                         start == normalize::start_kind::fresh ? "started" : "resumed",
+                         options_.batch_size);
             auto const started = clock::now();
             auto const batch = std::max<std::size_t>(1, options_.batch_size);
             for (;;)
@@ -285,14 +313,18 @@ void online_backfill::run()
                 // its rows and checkpoint commit together (job savepoint).
                 batch_result r;
                 std::optional<migration_state> state;
-                writer_.run_sync([&](storage::database& db) {
-                    r = normalize::step(db, batch);
-                    state = read_migration(db, normalize_id);
-                });
+                writer_.run_sync(
+                    [&](storage::database& db)
+                    {
+                        r = normalize::step(db, batch);
+                        state = read_migration(db, normalize_id);
+                    });
                 processed_ += static_cast<std::int64_t>(r.processed);
                 if (options_.on_progress && state)
-                    options_.on_progress(sample(*state, processed_, seconds_since(started), r.done));
-                if (r.done) break;
+                    options_.on_progress(
+                        sample(*state, processed_, seconds_since(started), r.done));
+                if (r.done)
+                    break;
                 if (options_.pause.count() > 0)
                 {
                     std::unique_lock lock(mutex_);
@@ -316,7 +348,8 @@ void online_backfill::run()
         }
     }
     // on_done first: whoever wait()s then sees its effects.
-    if (options_.on_done) options_.on_done(error);
+    if (options_.on_done)
+        options_.on_done(error);
     {
         std::lock_guard lock(mutex_);
         error_ = error;

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstdio>
 
-namespace chatstream::migrations {
-namespace {
+namespace chatstream::migrations
+{
+namespace
+{
 
 std::string sha256_hex(std::string const& text)
 {
@@ -27,12 +29,13 @@ std::string sha256_hex(std::string const& text)
 
 void ensure_bookkeeping(storage::database& db)
 {
-    db.exec(db.is_postgres() ? "CREATE TABLE IF NOT EXISTS schema_migrations("
-                               "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
-                               "applied_at BIGINT NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)"
-                             : "CREATE TABLE IF NOT EXISTS schema_migrations("
-                               "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
-                               "applied_at INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)");
+    db.exec(db.is_postgres()
+                ? "CREATE TABLE IF NOT EXISTS schema_migrations("
+                  "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
+                  "applied_at BIGINT NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)"
+                : "CREATE TABLE IF NOT EXISTS schema_migrations("
+                  "version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, "
+                  "applied_at INTEGER NOT NULL, skipped INTEGER NOT NULL DEFAULT 0)");
 }
 
 /// Nodes sharing a PostgreSQL database may all run `migrate up` at start:
@@ -42,11 +45,13 @@ class schema_lock
 public:
     explicit schema_lock(storage::database& db) : db_(db)
     {
-        if (db_.is_postgres()) db_.exec("SELECT pg_advisory_lock(7261736)");
+        if (db_.is_postgres())
+            db_.exec("SELECT pg_advisory_lock(7261736)");
     }
     ~schema_lock()
     {
-        if (db_.is_postgres()) db_.try_exec("SELECT pg_advisory_unlock(7261736)");
+        if (db_.is_postgres())
+            db_.try_exec("SELECT pg_advisory_unlock(7261736)");
     }
     schema_lock(schema_lock const&) = delete;
     schema_lock& operator=(schema_lock const&) = delete;
@@ -92,16 +97,19 @@ database_kind detect_kind(storage::database& db)
 {
     // copy_progress is `migrate copy`'s own bookkeeping: a target it created
     // first is still "empty" (or legacy) to the schema runner.
-    if (db.has_table("schema_migrations")) return database_kind::managed;
-    auto& q = db.prepare(db.is_postgres()
-                             ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
-                               "AND tablename <> 'copy_progress'"
-                             : "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
-                               "AND name <> 'copy_progress'");
+    if (db.has_table("schema_migrations"))
+        return database_kind::managed;
+    auto& q = db.prepare(
+        db.is_postgres()
+            ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() "
+              "AND tablename <> 'copy_progress'"
+            : "SELECT count(*) FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' "
+              "AND name <> 'copy_progress'");
     q.executeStep();
     auto const tables = q.getColumn(0).getInt();
     q.reset();
-    if (tables == 0) return database_kind::empty;
+    if (tables == 0)
+        return database_kind::empty;
     if (db.has_table("messages") && db.has_column("messages", "tool_calls") &&
         db.has_column("messages", "partial_tool_calls") && db.has_column("messages", "attachments"))
         return database_kind::legacy;
@@ -112,15 +120,20 @@ char const* to_string(database_kind k)
 {
     switch (k)
     {
-    case database_kind::empty: return "empty";
-    case database_kind::legacy: return "legacy";
-    case database_kind::managed: return "managed";
-    case database_kind::foreign: return "foreign";
+    case database_kind::empty:
+        return "empty";
+    case database_kind::legacy:
+        return "legacy";
+    case database_kind::managed:
+        return "managed";
+    case database_kind::foreign:
+        return "foreign";
     }
     return "?";
 }
 
-std::vector<schema_file> detail::parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files)
+std::vector<schema_file>
+detail::parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files)
 {
     std::vector<schema_file> out;
     for (auto const& [name, sql] : files)
@@ -133,7 +146,8 @@ std::vector<schema_file> detail::parse_schema_files(std::vector<std::pair<std::s
         f.legacy_only = name.size() > 11 && name.ends_with(".legacy.sql");
         out.push_back(std::move(f));
     }
-    std::sort(out.begin(), out.end(), [](auto const& a, auto const& b) { return a.version < b.version; });
+    std::sort(out.begin(), out.end(),
+              [](auto const& a, auto const& b) { return a.version < b.version; });
     for (std::size_t i = 1; i < out.size(); ++i)
         if (out[i].version == out[i - 1].version)
             throw schema_error("duplicate schema version " + std::to_string(out[i].version));
@@ -149,12 +163,14 @@ std::vector<schema_file> const& schema_files(storage::dialect d)
     return d == storage::dialect::postgres ? postgres : sqlite;
 }
 
-std::vector<int> detail::apply_schema_files(storage::database& db, std::vector<schema_file> const& files)
+std::vector<int> detail::apply_schema_files(storage::database& db,
+                                            std::vector<schema_file> const& files)
 {
     schema_lock lock(db);
     auto const kind = detect_kind(db);
     if (kind == database_kind::foreign)
-        throw schema_error("database has tables chatstream does not recognise; refusing to migrate it");
+        throw schema_error(
+            "database has tables chatstream does not recognise; refusing to migrate it");
     bool const legacy = kind == database_kind::legacy ||
                         (kind == database_kind::managed && db.has_column("messages", "tool_calls"));
 
@@ -172,12 +188,14 @@ std::vector<int> detail::apply_schema_files(storage::database& db, std::vector<s
         q.bind(1, f.version);
         bool const done = q.executeStep();
         q.reset();
-        if (done) continue;
+        if (done)
+            continue;
         bool const skip = f.legacy_only && !legacy;
         if (!skip)
             db.exec(db.is_postgres() ? f.sql : detail::sqlite_add_columns_if_missing(db, f.sql));
-        auto& ins = db.prepare("INSERT INTO schema_migrations(version, name, checksum, applied_at, skipped) "
-                               "VALUES(?,?,?,?,?)");
+        auto& ins = db.prepare(
+            "INSERT INTO schema_migrations(version, name, checksum, applied_at, skipped) "
+            "VALUES(?,?,?,?,?)");
         ins.bind(1, f.version);
         ins.bind(2, f.name);
         ins.bind(3, f.checksum);
@@ -197,7 +215,8 @@ std::vector<int> apply_schema(storage::database& db)
 
 void check_schema_checksums(storage::database& db)
 {
-    if (!db.has_table("schema_migrations")) return;
+    if (!db.has_table("schema_migrations"))
+        return;
     auto const& files = schema_files(db.dialect());
     auto& q = db.prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version");
     std::string problem;
@@ -205,17 +224,21 @@ void check_schema_checksums(storage::database& db)
     {
         auto const version = q.getColumn(0).getInt();
         auto const checksum = q.getColumn(2).getString();
-        auto it = std::find_if(files.begin(), files.end(), [&](auto const& f) { return f.version == version; });
+        auto it = std::find_if(files.begin(), files.end(),
+                               [&](auto const& f) { return f.version == version; });
         if (it == files.end())
-            problem = "schema version " + std::to_string(version) + " (" + q.getColumn(1).getString() +
+            problem = "schema version " + std::to_string(version) + " (" +
+                      q.getColumn(1).getString() +
                       ") is applied but unknown to this binary (database is newer)";
         else if (it->checksum != checksum)
             problem = "checksum of applied schema migration " + it->name +
                       " changed since it was applied; refusing to continue";
-        if (!problem.empty()) break;
+        if (!problem.empty())
+            break;
     }
     q.reset();
-    if (!problem.empty()) throw schema_error(problem);
+    if (!problem.empty())
+        throw schema_error(problem);
 }
 
 std::vector<schema_status> read_schema_status(storage::database& db)

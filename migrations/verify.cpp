@@ -13,8 +13,10 @@
 #include <unordered_set>
 
 // verify: every message's legacy arrays against its rows.
-namespace chatstream::migrations {
-namespace {
+namespace chatstream::migrations
+{
+namespace
+{
 
 namespace legacy = storage::legacy;
 using storage::opt_text;
@@ -25,25 +27,27 @@ std::unordered_set<std::string> quarantined_ids(storage::database& db)
     std::unordered_set<std::string> out;
     auto& q = db.prepare("SELECT record_id FROM migration_errors WHERE migration_id = ?");
     q.bind(1, normalize_id);
-    while (q.executeStep()) out.insert(q.getColumn(0).getString());
+    while (q.executeStep())
+        out.insert(q.getColumn(0).getString());
     q.reset();
     return out;
 }
 
-
 // JSON values equal as documents (canonical text), not as spellings.
 bool same_json(std::optional<std::string> const& a, std::optional<std::string> const& b)
 {
-    if (a.has_value() != b.has_value()) return false;
-    if (!a || *a == *b) return true;
+    if (a.has_value() != b.has_value())
+        return false;
+    if (!a || *a == *b)
+        return true;
     auto ca = core::canonical_json(*a), cb = core::canonical_json(*b);
     return ca && cb && *ca == *cb;
 }
 
-template <class T>
-std::string show(std::optional<T> const& v)
+template <class T> std::string show(std::optional<T> const& v)
 {
-    if (!v) return "null";
+    if (!v)
+        return "null";
     if constexpr (std::is_same_v<T, std::string>)
         return v->size() > 60 ? v->substr(0, 57) + "..." : *v;
     else
@@ -52,10 +56,13 @@ std::string show(std::optional<T> const& v)
 
 // Appends a description of every field that differs between the converted
 // legacy row (@p want) and the table row (@p got).
-void diff_attachment(storage::attachment_row const& want, storage::attachment_row const& got, std::string& out)
+void diff_attachment(storage::attachment_row const& want, storage::attachment_row const& got,
+                     std::string& out)
 {
-    auto field = [&](char const* name, std::string const& a, std::string const& b) {
-        if (a != b) out += fmt::format(" {}: legacy={} table={};", name, a, b);
+    auto field = [&](char const* name, std::string const& a, std::string const& b)
+    {
+        if (a != b)
+            out += fmt::format(" {}: legacy={} table={};", name, a, b);
     };
     field("type", want.type, got.type);
     field("name", want.name, got.name);
@@ -63,18 +70,27 @@ void diff_attachment(storage::attachment_row const& want, storage::attachment_ro
     field("mime_type", want.mime_type, got.mime_type);
     field("size", std::to_string(want.size), std::to_string(got.size));
     if (!same_json(want.metadata, got.metadata))
-        out += fmt::format(" metadata: legacy={} table={};", show(want.metadata), show(got.metadata));
+        out +=
+            fmt::format(" metadata: legacy={} table={};", show(want.metadata), show(got.metadata));
 }
 
-void diff_tool_call(storage::tool_call_row const& want, storage::tool_call_row const& got, std::string& out)
+void diff_tool_call(storage::tool_call_row const& want, storage::tool_call_row const& got,
+                    std::string& out)
 {
-    if (want.tool_name != got.tool_name) out += fmt::format(" tool_name: legacy={} table={};", want.tool_name, got.tool_name);
-    if (!same_json(want.args, got.args)) out += fmt::format(" args: legacy={} table={};", show(std::optional(want.args)), show(std::optional(got.args)));
-    if (!same_json(want.result, got.result)) out += fmt::format(" result: legacy={} table={};", show(want.result), show(got.result));
+    if (want.tool_name != got.tool_name)
+        out += fmt::format(" tool_name: legacy={} table={};", want.tool_name, got.tool_name);
+    if (!same_json(want.args, got.args))
+        out += fmt::format(" args: legacy={} table={};", show(std::optional(want.args)),
+                           show(std::optional(got.args)));
+    if (!same_json(want.result, got.result))
+        out += fmt::format(" result: legacy={} table={};", show(want.result), show(got.result));
     if (want.text_position != got.text_position)
-        out += fmt::format(" text_position: legacy={} table={};", show(want.text_position), show(got.text_position));
-    if (want.is_partial != got.is_partial) out += fmt::format(" is_partial: legacy={} table={};", want.is_partial, got.is_partial);
-    if (want.timestamp != got.timestamp) out += fmt::format(" timestamp: legacy={} table={};", want.timestamp, got.timestamp);
+        out += fmt::format(" text_position: legacy={} table={};", show(want.text_position),
+                           show(got.text_position));
+    if (want.is_partial != got.is_partial)
+        out += fmt::format(" is_partial: legacy={} table={};", want.is_partial, got.is_partial);
+    if (want.timestamp != got.timestamp)
+        out += fmt::format(" timestamp: legacy={} table={};", want.timestamp, got.timestamp);
 }
 
 } // namespace
@@ -88,14 +104,17 @@ verify_report verify(storage::database& db, std::size_t max_reported)
         report.legacy_columns = false;
         return report;
     }
-    auto add = [&](std::string const& id, std::string detail) {
+    auto add = [&](std::string const& id, std::string detail)
+    {
         ++report.mismatch_count;
-        if (report.mismatches.size() < max_reported) report.mismatches.push_back({id, std::move(detail)});
+        if (report.mismatches.size() < max_reported)
+            report.mismatches.push_back({id, std::move(detail)});
     };
 
     auto const quarantined = quarantined_ids(db);
-    auto& att_q = db.prepare("SELECT type, name, storage_id, mime_type, size, metadata FROM attachments "
-                             "WHERE message_id = ? ORDER BY position");
+    auto& att_q =
+        db.prepare("SELECT type, name, storage_id, mime_type, size, metadata FROM attachments "
+                   "WHERE message_id = ? ORDER BY position");
     legacy::message_context ctx;
     legacy::arrays in;
     message_scan scan(db, std::nullopt, 0, false);
@@ -110,7 +129,8 @@ verify_report verify(storage::database& db, std::size_t max_reported)
         }
         auto const att = scan.column(5), tc = scan.column(6), ptc = scan.column(7);
         // Blank messages are covered by the row totals below.
-        if (blank(att) && blank(tc) && blank(ptc)) continue;
+        if (blank(att) && blank(tc) && blank(ptc))
+            continue;
         ctx.conversation_id = scan.column(2).getString();
         ctx.user_id = scan.column(3).getString();
         ctx.created_at = scan.column(4).getInt64();
@@ -148,62 +168,80 @@ verify_report verify(storage::database& db, std::size_t max_reported)
                   [](auto const& a, auto const& b) { return a.tool_call_id < b.tool_call_id; });
         std::string detail;
         if (got_att.size() != want.attachments.size())
-            detail += fmt::format(" attachments: legacy has {}, table has {};", want.attachments.size(), got_att.size());
+            detail += fmt::format(" attachments: legacy has {}, table has {};",
+                                  want.attachments.size(), got_att.size());
         else
             for (std::size_t i = 0; i < got_att.size(); ++i)
             {
                 std::string d;
                 diff_attachment(want.attachments[i], got_att[i], d);
-                if (!d.empty()) detail += fmt::format(" attachments[{}]:{}", i, d);
+                if (!d.empty())
+                    detail += fmt::format(" attachments[{}]:{}", i, d);
             }
         // Both sides are ordered by tool_call_id (bytewise), so walk them together.
         std::size_t i = 0, j = 0;
         while (i < want.tool_calls.size() || j < got_tc.size())
         {
-            if (j == got_tc.size() || (i < want.tool_calls.size() && want.tool_calls[i].tool_call_id < got_tc[j].tool_call_id))
-                detail += fmt::format(" tool call {} missing from table;", want.tool_calls[i++].tool_call_id);
-            else if (i == want.tool_calls.size() || got_tc[j].tool_call_id < want.tool_calls[i].tool_call_id)
-                detail += fmt::format(" tool call {} not in legacy arrays;", got_tc[j++].tool_call_id);
+            if (j == got_tc.size() || (i < want.tool_calls.size() &&
+                                       want.tool_calls[i].tool_call_id < got_tc[j].tool_call_id))
+                detail += fmt::format(" tool call {} missing from table;",
+                                      want.tool_calls[i++].tool_call_id);
+            else if (i == want.tool_calls.size() ||
+                     got_tc[j].tool_call_id < want.tool_calls[i].tool_call_id)
+                detail +=
+                    fmt::format(" tool call {} not in legacy arrays;", got_tc[j++].tool_call_id);
             else
             {
                 std::string d;
                 diff_tool_call(want.tool_calls[i], got_tc[j], d);
-                if (!d.empty()) detail += fmt::format(" tool call {}:{}", got_tc[j].tool_call_id, d);
+                if (!d.empty())
+                    detail += fmt::format(" tool call {}:{}", got_tc[j].tool_call_id, d);
                 ++i, ++j;
             }
         }
-        if (!detail.empty()) add(ctx.message_id, detail.substr(1));
+        if (!detail.empty())
+            add(ctx.message_id, detail.substr(1));
     }
 
     // Rows of messages whose arrays are blank were not looked at one by one:
     // equal totals prove there are none (every non-blank message matched).
-    auto table_count = [&](char const* table) {
-        auto& q = db.prepare(fmt::format("SELECT count(*) FROM {} WHERE message_id NOT IN "
-                                         "(SELECT record_id FROM migration_errors WHERE migration_id = ?)",
-                                         table));
+    auto table_count = [&](char const* table)
+    {
+        auto& q = db.prepare(
+            fmt::format("SELECT count(*) FROM {} WHERE message_id NOT IN "
+                        "(SELECT record_id FROM migration_errors WHERE migration_id = ?)",
+                        table));
         q.bind(1, normalize_id);
         q.executeStep();
         auto const n = q.getColumn(0).getInt64();
         q.reset();
         return n;
     };
-    auto extra_rows = [&](char const* table, char const* column, std::int64_t expected) {
+    auto extra_rows = [&](char const* table, char const* column, std::int64_t expected)
+    {
         auto const have = table_count(table);
-        if (have == expected) return;
-        if (have < expected) return; // already reported per message
+        if (have == expected)
+            return;
+        if (have < expected)
+            return; // already reported per message
         auto& q = db.prepare(fmt::format(
             "SELECT DISTINCT t.message_id FROM {0} t JOIN messages m ON m.id = t.message_id "
             "WHERE coalesce(m.{1}, '') IN ('', '[]', 'null') {2} LIMIT 20",
             table, column,
-            std::string(column) == "tool_calls" ? "AND coalesce(m.partial_tool_calls, '') IN ('', '[]', 'null')" : ""));
+            std::string(column) == "tool_calls"
+                ? "AND coalesce(m.partial_tool_calls, '') IN ('', '[]', 'null')"
+                : ""));
         std::size_t found = 0;
         while (q.executeStep())
         {
             ++found;
-            add(q.getColumn(0).getString(), fmt::format("{} rows exist but the legacy {} array is empty", table, column));
+            add(q.getColumn(0).getString(),
+                fmt::format("{} rows exist but the legacy {} array is empty", table, column));
         }
         q.reset();
-        if (!found) add("*", fmt::format("{} has {} rows, the legacy arrays describe {}", table, have, expected));
+        if (!found)
+            add("*", fmt::format("{} has {} rows, the legacy arrays describe {}", table, have,
+                                 expected));
     };
     extra_rows("attachments", "attachments", report.expected_attachments);
     extra_rows("tool_calls", "tool_calls", report.expected_tool_calls);

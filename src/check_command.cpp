@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <memory>
 
-namespace chatstream::app {
-namespace {
+namespace chatstream::app
+{
+namespace
+{
 
 struct check_args
 {
@@ -31,21 +33,25 @@ int check(check_args const& a)
         std::string problems;
         for (auto const& p : r.problems)
         {
-            if (!problems.empty()) problems += ',';
+            if (!problems.empty())
+                problems += ',';
             problems += '"';
-            for (char c : p) problems += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+            for (char c : p)
+                problems += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
             problems += '"';
         }
-        fmt::print("{{\"ok\":{},\"conversations\":{},\"messages\":{},\"tool_calls\":{},\"attachments\":{},"
-                   "\"unfinished\":{},\"problems\":[{}]}}\n",
-                   r.problems.empty(), r.conversations, r.messages, r.tool_calls, r.attachments, r.unfinished,
-                   problems);
+        fmt::print(
+            "{{\"ok\":{},\"conversations\":{},\"messages\":{},\"tool_calls\":{},\"attachments\":{},"
+            "\"unfinished\":{},\"problems\":[{}]}}\n",
+            r.problems.empty(), r.conversations, r.messages, r.tool_calls, r.attachments,
+            r.unfinished, problems);
     }
     else
     {
-        fmt::print("{} conversations, {} messages, {} tool calls, {} attachments, {} unfinished\n", r.conversations,
-                   r.messages, r.tool_calls, r.attachments, r.unfinished);
-        for (auto const& p : r.problems) fmt::print("problem: {}\n", p);
+        fmt::print("{} conversations, {} messages, {} tool calls, {} attachments, {} unfinished\n",
+                   r.conversations, r.messages, r.tool_calls, r.attachments, r.unfinished);
+        for (auto const& p : r.problems)
+            fmt::print("problem: {}\n", p);
         fmt::print("{}\n", r.problems.empty() ? "consistent" : "INCONSISTENT");
     }
     return r.problems.empty() ? 0 : 1;
@@ -57,7 +63,8 @@ void register_check_command(CLI::App& app, action& run)
 {
     auto a = std::make_shared<check_args>();
     auto* cmd = app.add_subcommand("check", "verify database invariants (exit 1 on any violation)");
-    cmd->add_option("--db", a->db, "SQLite path (or sqlite:PATH), or postgres://user@host/db")->capture_default_str();
+    cmd->add_option("--db", a->db, "SQLite path (or sqlite:PATH), or postgres://user@host/db")
+        ->capture_default_str();
     cmd->add_flag("--json", a->json, "machine-readable output");
     cmd->add_flag("--live", a->live, "a server is running: unfinished messages are not problems");
     cmd->callback([&run, a] { run = [a] { return check(*a); }; });

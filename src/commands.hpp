@@ -5,7 +5,8 @@
 
 #include <functional>
 
-namespace chatstream::app {
+namespace chatstream::app
+{
 
 /// Sets @p run to the action of the subcommand once parsing succeeded.
 using action = std::function<int()>;

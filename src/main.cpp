@@ -54,15 +54,18 @@ int main(int argc, char** argv)
     }
 }
 
-namespace chatstream::app {
+namespace chatstream::app
+{
 
 void ensure_data_dir(std::string const& db_path)
 {
     // A PostgreSQL URI names no directory to create.
     auto const where = storage::parse_location(db_path);
-    if (where.dialect != storage::dialect::sqlite) return;
+    if (where.dialect != storage::dialect::sqlite)
+        return;
     auto const parent = std::filesystem::path(where.target).parent_path();
-    if (!parent.empty()) std::filesystem::create_directories(parent);
+    if (!parent.empty())
+        std::filesystem::create_directories(parent);
 }
 
 } // namespace chatstream::app

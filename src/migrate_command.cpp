@@ -16,8 +16,10 @@
 #include <memory>
 #include <unistd.h>
 
-namespace chatstream::app {
-namespace {
+namespace chatstream::app
+{
+namespace
+{
 
 struct migrate_args
 {
@@ -44,7 +46,8 @@ storage::database open_existing(std::string const& location)
 {
     auto const where = storage::parse_location(location);
     if (where.dialect == storage::dialect::sqlite && !std::filesystem::exists(where.target))
-        throw migrations::migration_error("no database at " + where.target + " (run `chatstream migrate up` first)");
+        throw migrations::migration_error("no database at " + where.target +
+                                          " (run `chatstream migrate up` first)");
     // A PostgreSQL database exists by definition once we can connect; an
     // empty one reads as "no migrations table" below.
     return storage::database(location, storage::open_mode::read_write);
@@ -55,10 +58,14 @@ char const* to_string(migrations::normalize::start_kind k)
     using migrations::normalize::start_kind;
     switch (k)
     {
-    case start_kind::not_applicable: return "not applicable (no legacy columns)";
-    case start_kind::already_done: return "already completed";
-    case start_kind::fresh: return "started";
-    case start_kind::resumed: return "resumed from checkpoint";
+    case start_kind::not_applicable:
+        return "not applicable (no legacy columns)";
+    case start_kind::already_done:
+        return "already completed";
+    case start_kind::fresh:
+        return "started";
+    case start_kind::resumed:
+        return "resumed from checkpoint";
     }
     return "?";
 }
@@ -76,13 +83,14 @@ int migrate_up(migrate_args const& a)
     o.on_progress = migrations::progress_reporter(isatty(STDERR_FILENO) != 0);
     o.stop = &stop_requested;
     auto const r = migrations::run_up(db, o);
-    fmt::print("database: {} ({}); schema migrations applied: {}\n", migrations::redact_location(a.db), migrations::to_string(kind),
+    fmt::print("database: {} ({}); schema migrations applied: {}\n",
+               migrations::redact_location(a.db), migrations::to_string(kind),
                r.schema_applied.size());
     fmt::print("001 {}: {}", migrations::normalize_name, to_string(r.start));
     if (r.processed || r.start == migrations::normalize::start_kind::fresh ||
         r.start == migrations::normalize::start_kind::resumed)
-        fmt::print(", {} messages in {:.2f}s ({:.0f} msg/s), {} quarantined", r.processed, r.seconds,
-                   r.seconds > 0 ? r.processed / r.seconds : 0.0, r.quarantined);
+        fmt::print(", {} messages in {:.2f}s ({:.0f} msg/s), {} quarantined", r.processed,
+                   r.seconds, r.seconds > 0 ? r.processed / r.seconds : 0.0, r.quarantined);
     fmt::print("\n");
     if (r.stopped)
     {
@@ -102,14 +110,18 @@ int migrate_status(migrate_args const& a)
         fmt::print("{}\n", migrations::status_json(db));
         return 0;
     }
-    fmt::print("database: {} ({})\n", migrations::redact_location(a.db), migrations::to_string(migrations::detect_kind(db)));
+    fmt::print("database: {} ({})\n", migrations::redact_location(a.db),
+               migrations::to_string(migrations::detect_kind(db)));
     for (auto const& s : migrations::read_schema_status(db))
-        fmt::print("schema {:04d} {:<40} {}\n", s.version, s.name, s.applied ? "applied" : "pending");
+        fmt::print("schema {:04d} {:<40} {}\n", s.version, s.name,
+                   s.applied ? "applied" : "pending");
     for (auto const& m : migrations::read_migrations(db))
     {
-        fmt::print("data   {} {:<40} phase={} status={} processed={}/{} success={} errors={} cursor={}{}\n", m.id,
-                   m.name, m.phase, m.status, m.processed, m.total_records.value_or(0), m.success_count, m.error_count,
-                   m.cursor.value_or("-"), m.error ? " error=" + *m.error : "");
+        fmt::print("data   {} {:<40} phase={} status={} processed={}/{} success={} errors={} "
+                   "cursor={}{}\n",
+                   m.id, m.name, m.phase, m.status, m.processed, m.total_records.value_or(0),
+                   m.success_count, m.error_count, m.cursor.value_or("-"),
+                   m.error ? " error=" + *m.error : "");
     }
     return 0;
 }
@@ -123,12 +135,16 @@ int migrate_verify(migrate_args const& a)
         fmt::print("no legacy columns: nothing to verify (cleanup done or a new database)\n");
         return 0;
     }
-    for (auto const& m : r.mismatches) fmt::print("MISMATCH {}: {}\n", m.message_id, m.detail);
+    for (auto const& m : r.mismatches)
+        fmt::print("MISMATCH {}: {}\n", m.message_id, m.detail);
     if (r.mismatch_count > static_cast<std::int64_t>(r.mismatches.size()))
-        fmt::print("... and {} more\n", r.mismatch_count - static_cast<std::int64_t>(r.mismatches.size()));
-    fmt::print("verify: {} messages, {} attachments, {} tool calls expected; {} mismatch(es); {} quarantined "
+        fmt::print("... and {} more\n",
+                   r.mismatch_count - static_cast<std::int64_t>(r.mismatches.size()));
+    fmt::print("verify: {} messages, {} attachments, {} tool calls expected; {} mismatch(es); {} "
+               "quarantined "
                "(kept in migration_errors)\n",
-               r.messages, r.expected_attachments, r.expected_tool_calls, r.mismatch_count, r.quarantined);
+               r.messages, r.expected_attachments, r.expected_tool_calls, r.mismatch_count,
+               r.quarantined);
     return r.ok() ? 0 : 1;
 }
 
@@ -137,7 +153,8 @@ int migrate_cleanup(migrate_args const& a)
     auto db = open_existing(a.db);
     auto const start = std::chrono::steady_clock::now();
     auto const n = migrations::cleanup(db);
-    double const s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double const s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     fmt::print("002 {}: {} messages rewritten without legacy columns in {:.2f}s ({:.0f} msg/s)\n",
                migrations::cleanup_name, n, s, s > 0 ? n / s : 0.0);
     return 0;
@@ -161,7 +178,8 @@ int migrate_copy(migrate_args const& a)
     if (storage::parse_location(a.copy_from).dialect != storage::dialect::sqlite)
         throw migrations::migration_error("--from must be a SQLite database (sqlite:PATH)");
     auto const from = storage::parse_location(a.copy_from).target;
-    if (!std::filesystem::exists(from)) throw migrations::migration_error("no database at " + from);
+    if (!std::filesystem::exists(from))
+        throw migrations::migration_error("no database at " + from);
     if (storage::parse_location(a.copy_to).dialect != storage::dialect::postgres)
         throw migrations::migration_error("--to must be a PostgreSQL URI (postgres://…)");
     // query_only: the source is never written, not even switched to WAL.
@@ -175,8 +193,9 @@ int migrate_copy(migrate_args const& a)
     {
         for (auto const& t : report.tables)
             if (!t.ok())
-                fmt::print(stderr, "MISMATCH {}: source {} rows sha256 {}, target {} rows sha256 {}\n", t.table,
-                           t.source_rows, t.source_sha256, t.target_rows, t.target_sha256);
+                fmt::print(stderr,
+                           "MISMATCH {}: source {} rows sha256 {}, target {} rows sha256 {}\n",
+                           t.table, t.source_rows, t.source_sha256, t.target_rows, t.target_sha256);
         return 1;
     }
     return 0;
@@ -202,14 +221,16 @@ void register_migrate_command(CLI::App& app, action& run)
 {
     auto args = std::make_shared<migrate_args>();
     auto* migrate = app.add_subcommand("migrate", "schema and data migrations");
-    migrate->add_option("--db", args->db, "database: a path, sqlite:PATH or postgres://…")->capture_default_str();
+    migrate->add_option("--db", args->db, "database: a path, sqlite:PATH or postgres://…")
+        ->capture_default_str();
     migrate->require_subcommand(1);
 
     auto* up = migrate->add_subcommand("up", "apply schema migrations, then run data migrations");
     up->add_option("--batch-size", args->batch_size, "messages per transaction")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
-    up->add_option("--pause-ms", args->pause_ms, "sleep between batches (be gentle with a live database)")
+    up->add_option("--pause-ms", args->pause_ms,
+                   "sleep between batches (be gentle with a live database)")
         ->check(CLI::Range(0, 60000));
     up->callback([&run, args] { run = [args] { return guarded(migrate_up, *args); }; });
 
@@ -217,21 +238,25 @@ void register_migrate_command(CLI::App& app, action& run)
     status->add_flag("--json", args->json, "machine-readable output");
     status->callback([&run, args] { run = [args] { return guarded(migrate_status, *args); }; });
 
-    auto* verify = migrate->add_subcommand("verify", "compare legacy arrays with the tables; exit 1 on mismatch");
+    auto* verify = migrate->add_subcommand(
+        "verify", "compare legacy arrays with the tables; exit 1 on mismatch");
     verify->callback([&run, args] { run = [args] { return guarded(migrate_verify, *args); }; });
 
     auto* cleanup = migrate->add_subcommand("cleanup", "002: verify, then drop the legacy columns");
     cleanup->callback([&run, args] { run = [args] { return guarded(migrate_cleanup, *args); }; });
 
-    auto* copy = migrate->add_subcommand("copy", "copy a SQLite database into PostgreSQL, resumable, verified");
+    auto* copy = migrate->add_subcommand(
+        "copy", "copy a SQLite database into PostgreSQL, resumable, verified");
     copy->add_option("--from", args->copy_from, "source: sqlite:PATH (or a path)")->required();
-    copy->add_option("--to", args->copy_to, "target: postgres://… (empty, or a copy in progress)")->required();
+    copy->add_option("--to", args->copy_to, "target: postgres://… (empty, or a copy in progress)")
+        ->required();
     copy->add_option("--batch-size", args->copy_batch_size, "source rows per target transaction")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
     copy->callback([&run, args] { run = [args] { return guarded(migrate_copy, *args); }; });
 
-    auto* rollback = migrate->add_subcommand("rollback", "undo a data migration not yet cleaned up");
+    auto* rollback =
+        migrate->add_subcommand("rollback", "undo a data migration not yet cleaned up");
     rollback->add_option("id", args->rollback_id, "migration id (001)")->required();
     rollback->callback([&run, args] { run = [args] { return guarded(migrate_rollback, *args); }; });
 }

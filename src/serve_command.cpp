@@ -1,10 +1,10 @@
 // `chatstream serve`: HTTP + WebSocket server.
 #include "commands.hpp"
 
-#include "chatstream/migrations/runner.hpp"
-#include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
+#include "chatstream/migrations/runner.hpp"
+#include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/database.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
@@ -59,8 +59,7 @@ std::unique_ptr<streaming::provider> make_provider(streaming::server_options con
         o.send_reasoning = options.send_reasoning;
         return streaming::make_openai_provider(o);
     }
-    return streaming::make_scripted_provider(
-        {std::chrono::milliseconds(options.token_delay_ms)});
+    return streaming::make_scripted_provider({std::chrono::milliseconds(options.token_delay_ms)});
 }
 
 streaming::cluster_options cluster_options_for(streaming::server_options const& options)
@@ -69,8 +68,9 @@ streaming::cluster_options cluster_options_for(streaming::server_options const& 
     co.node_id = options.node_id;
     co.address = options.host + ":" + std::to_string(options.port);
     if (co.node_id.empty())
-        co.node_id = options.port ? boost::asio::ip::host_name() + ":" + std::to_string(options.port)
-                                  : core::new_id();
+        co.node_id = options.port
+                         ? boost::asio::ip::host_name() + ":" + std::to_string(options.port)
+                         : core::new_id();
     co.lease = std::chrono::seconds(options.node_lease_s);
     co.heartbeat = co.lease / 5;
     return co;
@@ -93,7 +93,9 @@ int serve(serve_args& a)
             migrations::check_schema_checksums(db);
             for (auto const& s : migrations::read_schema_status(db))
                 if (!s.applied)
-                    throw std::runtime_error("schema migration " + s.name + " is pending; run `chatstream migrate up` or pass --migrate");
+                    throw std::runtime_error(
+                        "schema migration " + s.name +
+                        " is pending; run `chatstream migrate up` or pass --migrate");
         }
         if (migrations::detect_kind(db) != migrations::database_kind::managed)
             throw std::runtime_error(
@@ -144,8 +146,9 @@ int run(streaming::server_options const& options, bool migrate)
     if (!clustered)
     {
         std::size_t recovered = 0;
-        writer.run_sync([&](storage::database& db)
-                        { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
+        writer.run_sync(
+            [&](storage::database& db)
+            { recovered = storage::messages::interrupt_unfinished(db, core::now_ms()); });
         if (recovered)
             spdlog::warn("marked {} unfinished message(s) from a previous run as interrupted",
                          recovered);
@@ -159,8 +162,8 @@ int run(streaming::server_options const& options, bool migrate)
     std::optional<streaming::cluster> peers;
     if (clustered)
         peers.emplace(ioc, writer, reads, options.db_path, cluster_options_for(options));
-    auto server = streaming::make_server(
-        ioc, options, {writer, reads, *model, tools, peers ? &*peers : nullptr});
+    auto server = streaming::make_server(ioc, options,
+                                         {writer, reads, *model, tools, peers ? &*peers : nullptr});
     server->start();
     // `serve --migrate`: data migration 001 runs on the server's own writer
     // while it serves; reads fall back to the legacy arrays meanwhile.
@@ -229,9 +232,11 @@ void register_serve_command(CLI::App& app, action& run)
     auto* cmd = app.add_subcommand("serve", "run the HTTP + WebSocket server");
     cmd->add_option("--db", o.db_path, "SQLite path (or sqlite:PATH), or postgres://user@host/db")
         ->capture_default_str();
-    cmd->add_option("--node-id", o.node_id, "PostgreSQL: this node's stable name (default host:port)");
+    cmd->add_option("--node-id", o.node_id,
+                    "PostgreSQL: this node's stable name (default host:port)");
     cmd->add_option("--node-lease", o.node_lease_s,
-                    "PostgreSQL: seconds without a heartbeat after which a node's generations are interrupted")
+                    "PostgreSQL: seconds without a heartbeat after which a node's generations are "
+                    "interrupted")
         ->check(CLI::Range(2, 3600))
         ->capture_default_str();
     cmd->add_option("--host", o.host, "listen address")->capture_default_str();

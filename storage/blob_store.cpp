@@ -10,7 +10,8 @@
 #include <random>
 #include <system_error>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 namespace fs = std::filesystem;
 
@@ -21,7 +22,8 @@ struct blob_writer::hasher
     hasher() : ctx(EVP_MD_CTX_new())
     {
         if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1)
-            throw std::system_error(std::make_error_code(std::errc::not_enough_memory), "sha256 init");
+            throw std::system_error(std::make_error_code(std::errc::not_enough_memory),
+                                    "sha256 init");
     }
     ~hasher() { EVP_MD_CTX_free(ctx); }
     EVP_MD_CTX* ctx;
@@ -41,7 +43,8 @@ blob_writer::blob_writer(blob_writer&& o) noexcept
 
 blob_writer::~blob_writer()
 {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+        ::close(fd_);
     if (!path_.empty())
     {
         std::error_code ec;
@@ -58,7 +61,8 @@ void blob_writer::write(void const* data, std::size_t size)
         auto const n = ::write(fd_, p, size);
         if (n < 0)
         {
-            if (errno == EINTR) continue;
+            if (errno == EINTR)
+                continue;
             throw std::system_error(errno, std::generic_category(), "write " + path_.string());
         }
         p += n;
@@ -107,9 +111,11 @@ blob_store::blob_store(fs::path root) : root_(std::move(root))
 
 bool blob_store::valid_id(std::string_view id) noexcept
 {
-    if (id.size() != 64) return false;
+    if (id.size() != 64)
+        return false;
     for (char c : id)
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
     return true;
 }
 
@@ -126,7 +132,8 @@ blob_writer blob_store::create_temp() const
                 ("up-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)) +
                  "-" + std::to_string(rng()));
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "create " + path.string());
+    if (fd < 0)
+        throw std::system_error(errno, std::generic_category(), "create " + path.string());
     return blob_writer(std::move(path), fd);
 }
 

@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
-namespace chatstream::storage {
-namespace {
+namespace chatstream::storage
+{
+namespace
+{
 
 std::int64_t scalar(database& db, std::string const& sql)
 {
@@ -29,10 +31,12 @@ constexpr invariant invariants[] = {
      "SELECT count(*), min(t.id) FROM tool_calls t JOIN messages m ON m.id = t.message_id "
      "WHERE t.result IS NULL AND m.status NOT IN ('pending','generating')"},
     {"appended text chunks left on a finished message (not folded into content)",
-     "SELECT count(*), min(k.message_id) FROM message_chunks k JOIN messages m ON m.id = k.message_id "
+     "SELECT count(*), min(k.message_id) FROM message_chunks k JOIN messages m ON m.id = "
+     "k.message_id "
      "WHERE m.status NOT IN ('pending','generating')"},
     {"appended reasoning chunks left on a finished message (not folded into reasoning)",
-     "SELECT count(*), min(k.message_id) FROM reasoning_chunks k JOIN messages m ON m.id = k.message_id "
+     "SELECT count(*), min(k.message_id) FROM reasoning_chunks k JOIN messages m ON m.id = "
+     "k.message_id "
      "WHERE m.status NOT IN ('pending','generating')"},
     {"messages with an unknown status",
      "SELECT count(*), min(id) FROM messages WHERE status NOT IN "
@@ -49,10 +53,12 @@ constexpr invariant invariants[] = {
     {"conversations whose message_count is wrong",
      "SELECT count(*), min(c.id) FROM conversations c WHERE c.message_count <> "
      "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)"},
-    {"orphan tool calls", "SELECT count(*), min(id) FROM tool_calls WHERE message_id NOT IN (SELECT id FROM messages)"},
-    {"orphan attachments", "SELECT count(*), min(id) FROM attachments WHERE message_id NOT IN (SELECT id FROM messages)"},
-    {"orphan messages",
-     "SELECT count(*), min(id) FROM messages WHERE conversation_id NOT IN (SELECT id FROM conversations)"},
+    {"orphan tool calls",
+     "SELECT count(*), min(id) FROM tool_calls WHERE message_id NOT IN (SELECT id FROM messages)"},
+    {"orphan attachments",
+     "SELECT count(*), min(id) FROM attachments WHERE message_id NOT IN (SELECT id FROM messages)"},
+    {"orphan messages", "SELECT count(*), min(id) FROM messages WHERE conversation_id NOT IN "
+                        "(SELECT id FROM conversations)"},
 };
 
 } // namespace
@@ -69,13 +75,15 @@ consistency_report check_consistency(database& db, bool offline)
         {
             auto& q = db.prepare("PRAGMA quick_check");
             while (q.executeStep())
-                if (auto line = q.getColumn(0).getString(); line != "ok") r.problems.push_back("quick_check: " + line);
+                if (auto line = q.getColumn(0).getString(); line != "ok")
+                    r.problems.push_back("quick_check: " + line);
             q.reset();
         }
         {
             auto& q = db.prepare("PRAGMA foreign_key_check");
             while (q.executeStep())
-                r.problems.push_back(fmt::format("foreign key violation in {} rowid {}", q.getColumn(0).getString(),
+                r.problems.push_back(fmt::format("foreign key violation in {} rowid {}",
+                                                 q.getColumn(0).getString(),
                                                  q.getColumn(1).getInt64()));
             q.reset();
         }
@@ -84,16 +92,19 @@ consistency_report check_consistency(database& db, bool offline)
     r.messages = scalar(db, "SELECT count(*) FROM messages");
     r.tool_calls = scalar(db, "SELECT count(*) FROM tool_calls");
     r.attachments = scalar(db, "SELECT count(*) FROM attachments");
-    r.unfinished = scalar(db, "SELECT count(*) FROM messages WHERE status IN ('pending','generating')");
+    r.unfinished =
+        scalar(db, "SELECT count(*) FROM messages WHERE status IN ('pending','generating')");
     if (offline && r.unfinished > 0)
-        r.problems.push_back(fmt::format("{} messages still pending/generating with no server running", r.unfinished));
+        r.problems.push_back(fmt::format(
+            "{} messages still pending/generating with no server running", r.unfinished));
     for (auto const& inv : invariants)
     {
         auto& q = db.prepare(inv.sql);
         q.executeStep();
         auto const n = q.getColumn(0).getInt64();
         if (n > 0)
-            r.problems.push_back(fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
+            r.problems.push_back(
+                fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
         q.reset();
     }
     return r;

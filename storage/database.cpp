@@ -2,13 +2,16 @@
 
 #include "detail/connection.hpp"
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 database_location parse_location(std::string const& location)
 {
     for (std::string_view scheme : {"postgres://", "postgresql://"})
-        if (location.starts_with(scheme)) return {dialect::postgres, location};
-    if (location.starts_with("sqlite:")) return {dialect::sqlite, location.substr(7)};
+        if (location.starts_with(scheme))
+            return {dialect::postgres, location};
+    if (location.starts_with("sqlite:"))
+        return {dialect::sqlite, location.substr(7)};
     return {dialect::sqlite, location};
 }
 
@@ -30,14 +33,26 @@ database::database(database&&) noexcept = default;
 database& database::operator=(database&&) noexcept = default;
 database::~database() = default;
 
-statement& database::prepare(std::string const& sql) { return conn_->prepare(sql); }
-void database::exec(std::string const& sql) { conn_->exec(sql); }
-bool database::try_exec(std::string const& sql) noexcept { return conn_->try_exec(sql); }
+statement& database::prepare(std::string const& sql)
+{
+    return conn_->prepare(sql);
+}
+void database::exec(std::string const& sql)
+{
+    conn_->exec(sql);
+}
+bool database::try_exec(std::string const& sql) noexcept
+{
+    return conn_->try_exec(sql);
+}
 bool database::has_column(std::string const& table, std::string const& column)
 {
     return conn_->has_column(table, column);
 }
-bool database::has_table(std::string const& table) { return conn_->has_table(table); }
+bool database::has_table(std::string const& table)
+{
+    return conn_->has_table(table);
+}
 
 //------------------------------------------------------------------------------
 
@@ -86,7 +101,8 @@ transaction::transaction(database& db, behavior b) : db_(db)
 
 transaction::~transaction()
 {
-    if (!done_) db_.backend().rollback();
+    if (!done_)
+        db_.backend().rollback();
 }
 
 void transaction::commit()
@@ -104,7 +120,8 @@ savepoint::savepoint(database& db, char const* name) : db_(db), name_(name)
 
 savepoint::~savepoint()
 {
-    if (!done_) db_.backend().rollback_to(name_);
+    if (!done_)
+        db_.backend().rollback_to(name_);
 }
 
 void savepoint::release()

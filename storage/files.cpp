@@ -1,6 +1,7 @@
 #include "chatstream/storage/files.hpp"
 
-namespace chatstream::storage::files {
+namespace chatstream::storage::files
+{
 
 void record_upload(database& db, file_row const& f, std::string const& user_id,
                    std::string const& name, std::int64_t now)
@@ -10,8 +11,10 @@ void record_upload(database& db, file_row const& f, std::string const& user_id,
     file.bind(1, f.storage_id);
     file.bind(2, static_cast<std::int64_t>(f.size));
     file.bind(3, f.mime_type);
-    if (f.metadata) file.bind(4, *f.metadata);
-    else file.bind(4);
+    if (f.metadata)
+        file.bind(4, *f.metadata);
+    else
+        file.bind(4);
     file.bind(5, static_cast<std::int64_t>(f.created_at));
     file.exec();
 
@@ -50,7 +53,8 @@ FROM files f WHERE f.storage_id = ?1)");
         r.file.storage_id = storage_id;
         r.file.size = q.getColumn(0).getInt64();
         r.file.mime_type = q.getColumn(1).getString();
-        if (!q.getColumn(2).isNull()) r.file.metadata = q.getColumn(2).getString();
+        if (!q.getColumn(2).isNull())
+            r.file.metadata = q.getColumn(2).getString();
         r.file.created_at = q.getColumn(3).getInt64();
         r.name = q.getColumn(4).getString();
         out = std::move(r);
@@ -74,12 +78,14 @@ std::optional<attachable_file> find_attachable(database& db, std::string const& 
         attachable_file a;
         a.mime_type = up.getColumn(0).getString();
         a.size = up.getColumn(1).getInt64();
-        if (!up.getColumn(2).isNull()) a.metadata = up.getColumn(2).getString();
+        if (!up.getColumn(2).isNull())
+            a.metadata = up.getColumn(2).getString();
         a.name = up.getColumn(3).getString();
         out = std::move(a);
     }
     up.reset();
-    if (out) return out;
+    if (out)
+        return out;
 
     // Re-attaching a file one of the caller's messages references: the blob
     // when chatstream stored it, else (a legacy id) that earlier row.
@@ -98,14 +104,16 @@ ORDER BY a.created_at, a.id LIMIT 1)");
         {
             a.mime_type = att.getColumn(6).getString();
             a.size = att.getColumn(7).getInt64();
-            if (!att.getColumn(8).isNull()) a.metadata = att.getColumn(8).getString();
+            if (!att.getColumn(8).isNull())
+                a.metadata = att.getColumn(8).getString();
         }
         else
         {
             a.type = att.getColumn(0).getString();
             a.mime_type = att.getColumn(1).getString();
             a.size = att.getColumn(2).getInt64();
-            if (!att.getColumn(3).isNull()) a.metadata = att.getColumn(3).getString();
+            if (!att.getColumn(3).isNull())
+                a.metadata = att.getColumn(3).getString();
         }
         out = std::move(a);
     }
@@ -133,7 +141,8 @@ LIMIT ?2)");
     q.bind(1, static_cast<std::int64_t>(cutoff_ms));
     q.bind(2, static_cast<std::int64_t>(limit));
     std::vector<std::string> ids;
-    while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
+    while (q.executeStep())
+        ids.push_back(q.getColumn(0).getString());
     q.reset();
     auto& del = db.prepare("DELETE FROM files WHERE storage_id = ?"); // uploads cascade
     for (auto const& id : ids)

@@ -6,8 +6,10 @@
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
 
-namespace chatstream::storage {
-namespace {
+namespace chatstream::storage
+{
+namespace
+{
 
 // Columns copied verbatim when a message is branched; the legacy arrays go
 // along while they exist, so a not-yet-backfilled message keeps its calls.
@@ -37,14 +39,13 @@ std::optional<conversation_row> conversations::update(database& db, std::string 
 {
     // One statement for every combination: an unset field binds NULL and a
     // flag says whether to take it, so the statement cache holds one entry.
-    auto& q = db.prepare(
-        "UPDATE conversations SET "
-        "title = CASE WHEN ?3 THEN ?4 ELSE title END, "
-        "pinned = coalesce(?5, pinned), archived = coalesce(?6, archived), "
-        "starred = coalesce(?7, starred), "
-        "model = CASE WHEN ?8 THEN ?9 ELSE model END, "
-        "system_prompt = CASE WHEN ?10 THEN ?11 ELSE system_prompt END, "
-        "updated_at = ?12 WHERE id = ?1 AND user_id = ?2");
+    auto& q = db.prepare("UPDATE conversations SET "
+                         "title = CASE WHEN ?3 THEN ?4 ELSE title END, "
+                         "pinned = coalesce(?5, pinned), archived = coalesce(?6, archived), "
+                         "starred = coalesce(?7, starred), "
+                         "model = CASE WHEN ?8 THEN ?9 ELSE model END, "
+                         "system_prompt = CASE WHEN ?10 THEN ?11 ELSE system_prompt END, "
+                         "updated_at = ?12 WHERE id = ?1 AND user_id = ?2");
     auto bind_flag = [&](int i, std::optional<bool> const& v)
     {
         if (v)
@@ -109,9 +110,9 @@ std::vector<std::string> messages::remove_from(database& db, message_row const& 
     for (auto const& id : ids)
     {
         // Children first: legacy databases have no cascade on messages.
-        for (auto const* sql : {"DELETE FROM tool_calls WHERE message_id = ?",
-                                "DELETE FROM attachments WHERE message_id = ?",
-                                "DELETE FROM messages WHERE id = ?"})
+        for (auto const* sql :
+             {"DELETE FROM tool_calls WHERE message_id = ?",
+              "DELETE FROM attachments WHERE message_id = ?", "DELETE FROM messages WHERE id = ?"})
         {
             auto& d = db.prepare(sql);
             d.bind(1, id);
@@ -158,14 +159,16 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
     // A message still generating is copied with the text it flushed so far
     // (appended chunks included) in partial_content.
     std::string copied_values = copied_message_columns;
-    copied_values.replace(copied_values.find("partial_content"), std::string_view("partial_content").size(),
+    copied_values.replace(copied_values.find("partial_content"),
+                          std::string_view("partial_content").size(),
                           partial_text_sql(db.dialect()));
     copied_values.replace(copied_values.find("partial_reasoning"),
                           std::string_view("partial_reasoning").size(),
                           partial_text_sql(db.dialect(), partial_channel::reasoning));
-    std::string const copy_message = std::string("INSERT INTO messages(id, conversation_id, user_id, ") +
-                                     copied_message_columns + legacy + ") SELECT ?1, ?2, user_id, " +
-                                     copied_values + legacy + " FROM messages WHERE id = ?3";
+    std::string const copy_message =
+        std::string("INSERT INTO messages(id, conversation_id, user_id, ") +
+        copied_message_columns + legacy + ") SELECT ?1, ?2, user_id, " + copied_values + legacy +
+        " FROM messages WHERE id = ?3";
     for (auto const& old_id : old_ids)
     {
         // New ids are generated in order, so the copies sort like the originals.

@@ -11,15 +11,21 @@
 #include <algorithm>
 #include <chrono>
 
-namespace chatstream::storage {
-namespace {
+namespace chatstream::storage
+{
+namespace
+{
 
-PGconn* pg(void* p) { return static_cast<PGconn*>(p); }
+PGconn* pg(void* p)
+{
+    return static_cast<PGconn*>(p);
+}
 
 } // namespace
 
 notification_listener::notification_listener(std::string uri, std::vector<std::string> channels,
-                                             notify_handler on_notify, std::function<void()> on_reconnect)
+                                             notify_handler on_notify,
+                                             std::function<void()> on_reconnect)
     : uri_(std::move(uri)), channels_(std::move(channels)), on_notify_(std::move(on_notify)),
       on_reconnect_(std::move(on_reconnect))
 {
@@ -27,7 +33,8 @@ notification_listener::notification_listener(std::string uri, std::vector<std::s
     if (!connect())
     {
         std::string why = conn_ ? PQerrorMessage(pg(conn_)) : "out of memory";
-        if (conn_) PQfinish(pg(conn_));
+        if (conn_)
+            PQfinish(pg(conn_));
         conn_ = nullptr;
         ::close(wake_fd_);
         throw database_error(errc::io, "LISTEN connection failed: " + why);
@@ -42,20 +49,25 @@ notification_listener::~notification_listener()
 
 void notification_listener::stop()
 {
-    if (stopping_.exchange(true)) return;
+    if (stopping_.exchange(true))
+        return;
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
-    if (thread_.joinable()) thread_.join();
-    if (conn_) PQfinish(pg(conn_));
+    if (thread_.joinable())
+        thread_.join();
+    if (conn_)
+        PQfinish(pg(conn_));
     conn_ = nullptr;
     ::close(wake_fd_);
 }
 
 bool notification_listener::connect()
 {
-    if (conn_) PQfinish(pg(conn_));
+    if (conn_)
+        PQfinish(pg(conn_));
     conn_ = PQconnectdb(uri_.c_str());
-    if (!conn_ || PQstatus(pg(conn_)) != CONNECTION_OK) return false;
+    if (!conn_ || PQstatus(pg(conn_)) != CONNECTION_OK)
+        return false;
     std::string sql;
     for (auto const& c : channels_)
     {
@@ -79,7 +91,8 @@ void notification_listener::run()
             // Sleep on the eventfd so stop() still interrupts the backoff.
             pollfd w{wake_fd_, POLLIN, 0};
             ::poll(&w, 1, static_cast<int>(backoff.count()));
-            if (stopping_) break;
+            if (stopping_)
+                break;
             if (!connect())
             {
                 spdlog::warn("LISTEN connection: {}", conn_ ? PQerrorMessage(pg(conn_)) : "failed");
@@ -88,11 +101,14 @@ void notification_listener::run()
             }
             spdlog::info("LISTEN connection re-established");
             backoff = std::chrono::milliseconds(100);
-            if (on_reconnect_) on_reconnect_();
+            if (on_reconnect_)
+                on_reconnect_();
         }
         pollfd fds[2] = {{PQsocket(pg(conn_)), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) continue;
-        if (stopping_) break;
+        if (::poll(fds, 2, -1) < 0)
+            continue;
+        if (stopping_)
+            break;
         if (fds[0].revents & (POLLIN | POLLERR | POLLHUP))
         {
             if (!PQconsumeInput(pg(conn_)))

@@ -2,12 +2,14 @@
 
 #include "chatstream/storage/repositories.hpp"
 
-namespace chatstream::storage::nodes {
+namespace chatstream::storage::nodes
+{
 
 void join(database& db, std::string const& node_id, std::string const& address, std::int64_t now)
 {
-    auto& q = db.prepare("INSERT INTO nodes(id, address, started_at, heartbeat_at) VALUES(?1, ?2, ?3, ?3) "
-                         "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at");
+    auto& q = db.prepare(
+        "INSERT INTO nodes(id, address, started_at, heartbeat_at) VALUES(?1, ?2, ?3, ?3) "
+        "ON CONFLICT(id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at");
     q.bind(1, node_id);
     q.bind(2, address);
     q.bind(3, now);
@@ -36,10 +38,12 @@ void end_lease(database& db, std::string const& node_id)
     q.exec();
 }
 
-void claim(database& db, std::string const& message_id, std::string const& node_id, std::int64_t now)
+void claim(database& db, std::string const& message_id, std::string const& node_id,
+           std::int64_t now)
 {
-    auto& q = db.prepare("INSERT INTO generations(message_id, node_id, started_at) VALUES(?1, ?2, ?3) "
-                         "ON CONFLICT(message_id) DO UPDATE SET node_id = excluded.node_id");
+    auto& q =
+        db.prepare("INSERT INTO generations(message_id, node_id, started_at) VALUES(?1, ?2, ?3) "
+                   "ON CONFLICT(message_id) DO UPDATE SET node_id = excluded.node_id");
     q.bind(1, message_id);
     q.bind(2, node_id);
     q.bind(3, now);
@@ -60,7 +64,8 @@ std::optional<owner> generation_owner(database& db, std::string const& message_i
                          "LEFT JOIN nodes n ON n.id = g.node_id WHERE g.message_id = ?");
     q.bind(1, message_id);
     std::optional<owner> out;
-    if (q.executeStep()) out = owner{q.getColumn(0).getString(), q.getColumn(1).getInt64() >= now - lease_ms};
+    if (q.executeStep())
+        out = owner{q.getColumn(0).getString(), q.getColumn(1).getInt64() >= now - lease_ms};
     q.reset();
     return out;
 }
@@ -87,18 +92,20 @@ std::vector<std::string> recover_orphans(database& db, std::int64_t now, std::in
     std::vector<std::string> ids;
     {
         // messages_by_status is a partial index on exactly these statuses.
-        auto& q = db.prepare(
-            "SELECT m.id FROM messages m WHERE m.status IN ('pending','generating') AND NOT EXISTS ("
-            "SELECT 1 FROM generations g JOIN nodes n ON n.id = g.node_id "
-            "WHERE g.message_id = m.id AND n.heartbeat_at >= ?1)");
+        auto& q = db.prepare("SELECT m.id FROM messages m WHERE m.status IN "
+                             "('pending','generating') AND NOT EXISTS ("
+                             "SELECT 1 FROM generations g JOIN nodes n ON n.id = g.node_id "
+                             "WHERE g.message_id = m.id AND n.heartbeat_at >= ?1)");
         q.bind(1, now - lease_ms);
-        while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
+        while (q.executeStep())
+            ids.push_back(q.getColumn(0).getString());
         q.reset();
     }
     std::vector<std::string> interrupted;
     for (auto const& id : ids)
     {
-        if (messages::interrupt(db, id, now)) interrupted.push_back(id);
+        if (messages::interrupt(db, id, now))
+            interrupted.push_back(id);
         release(db, id);
         notify(db, progress_channel, id);
     }
@@ -112,7 +119,8 @@ std::vector<std::string> recover_orphans(database& db, std::int64_t now, std::in
 
 void notify(database& db, char const* channel, std::string const& payload)
 {
-    if (!db.is_postgres()) return;
+    if (!db.is_postgres())
+        return;
     auto& q = db.prepare("SELECT pg_notify(?1, ?2)");
     q.bind(1, channel);
     q.bind(2, payload);

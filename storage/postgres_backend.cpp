@@ -18,15 +18,16 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
-namespace chatstream::storage::detail {
+namespace chatstream::storage::detail
+{
 
 std::pair<std::string, int> to_postgres_placeholders(std::string_view sql)
 {
@@ -53,7 +54,8 @@ std::pair<std::string, int> to_postgres_placeholders(std::string_view sql)
         else if (c == '?')
         {
             std::size_t j = i + 1;
-            while (j < sql.size() && sql[j] >= '0' && sql[j] <= '9') ++j;
+            while (j < sql.size() && sql[j] >= '0' && sql[j] <= '9')
+                ++j;
             int index = 0;
             if (j > i + 1)
                 std::from_chars(sql.data() + i + 1, sql.data() + j, index);
@@ -70,17 +72,24 @@ std::pair<std::string, int> to_postgres_placeholders(std::string_view sql)
     return {std::move(out), highest};
 }
 
-namespace {
+namespace
+{
 
 errc from_sqlstate(char const* state)
 {
-    if (!state) return errc::io; // no SQLSTATE: the connection itself failed
+    if (!state)
+        return errc::io; // no SQLSTATE: the connection itself failed
     std::string_view s(state);
-    if (s.starts_with("23")) return errc::constraint;
-    if (s == "55P03" || s == "40001" || s == "40P01" || s == "57014") return errc::busy;
-    if (s == "53100" || s.starts_with("53")) return errc::full;
-    if (s.starts_with("08") || s.starts_with("57P") || s.starts_with("58")) return errc::io;
-    if (s.starts_with("22")) return errc::invalid_argument;
+    if (s.starts_with("23"))
+        return errc::constraint;
+    if (s == "55P03" || s == "40001" || s == "40P01" || s == "57014")
+        return errc::busy;
+    if (s == "53100" || s.starts_with("53"))
+        return errc::full;
+    if (s.starts_with("08") || s.starts_with("57P") || s.starts_with("58"))
+        return errc::io;
+    if (s.starts_with("22"))
+        return errc::invalid_argument;
     return errc::internal;
 }
 
@@ -88,15 +97,18 @@ errc from_sqlstate(char const* state)
 {
     char const* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     std::string message = r ? PQresultErrorMessage(r) : PQerrorMessage(conn);
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
+        message.pop_back();
     std::string const sqlstate = state ? state : "";
     auto const code = from_sqlstate(state);
-    if (r) PQclear(r);
+    if (r)
+        PQclear(r);
     // `what` is often the statement: enough of it to recognise, not a
     // 500-row INSERT in every log line.
     constexpr std::size_t shown = 240;
     std::string context(what.substr(0, shown));
-    if (what.size() > shown) context += "...";
+    if (what.size() > shown)
+        context += "...";
     throw database_error(code, context + ": " + message, sqlstate);
 }
 
@@ -112,7 +124,8 @@ class pg_statement final : public statement
 {
 public:
     pg_statement(pg_connection& conn, std::string name, std::string sql, int params)
-        : conn_(conn), name_(std::move(name)), sql_(std::move(sql)), values_(params), null_(params, true)
+        : conn_(conn), name_(std::move(name)), sql_(std::move(sql)), values_(params),
+          null_(params, true)
     {
     }
 
@@ -133,7 +146,8 @@ public:
         run();
         char const* n = PQcmdTuples(result_.get());
         int changed = 0;
-        if (n && *n) std::from_chars(n, n + std::strlen(n), changed);
+        if (n && *n)
+            std::from_chars(n, n + std::strlen(n), changed);
         result_.reset();
         return changed;
     }
@@ -142,7 +156,8 @@ public:
 
     void clearBindings() override
     {
-        for (std::size_t i = 0; i < null_.size(); ++i) null_[i] = true;
+        for (std::size_t i = 0; i < null_.size(); ++i)
+            null_[i] = true;
     }
 
     void recycle()
@@ -160,26 +175,32 @@ public:
     std::int64_t column_int64(int i) const override
     {
         auto const v = column_text(i);
-        if (v.empty()) return 0;
-        if (v == "t") return 1; // boolean
-        if (v == "f") return 0;
+        if (v.empty())
+            return 0;
+        if (v == "t")
+            return 1; // boolean
+        if (v == "f")
+            return 0;
         std::int64_t out = 0;
         auto const [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
         // numeric (e.g. sum() of bigint) may carry a fraction: truncate like SQLite's cast
-        if (ec != std::errc() || end != v.data() + v.size()) out = static_cast<std::int64_t>(column_double(i));
+        if (ec != std::errc() || end != v.data() + v.size())
+            out = static_cast<std::int64_t>(column_double(i));
         return out;
     }
 
     double column_double(int i) const override
     {
         auto const v = column_text(i);
-        if (v.empty()) return 0;
+        if (v.empty())
+            return 0;
         return std::strtod(v.data(), nullptr);
     }
 
     std::string_view column_text(int i) const override
     {
-        if (PQgetisnull(result_.get(), row_, i)) return {"", 0};
+        if (PQgetisnull(result_.get(), row_, i))
+            return {"", 0};
         return {PQgetvalue(result_.get(), row_, i),
                 static_cast<std::size_t>(PQgetlength(result_.get(), row_, i))};
     }
@@ -199,7 +220,8 @@ private:
     std::size_t slot(int i)
     {
         if (i < 1 || static_cast<std::size_t>(i) > values_.size())
-            throw database_error(errc::internal, "bind index " + std::to_string(i) + " out of range for: " + sql_);
+            throw database_error(errc::internal,
+                                 "bind index " + std::to_string(i) + " out of range for: " + sql_);
         return static_cast<std::size_t>(i - 1);
     }
     void set(int i, std::string v)
@@ -226,7 +248,8 @@ private:
 class pg_connection final : public connection
 {
 public:
-    pg_connection(std::string const& uri, open_mode mode, database_options const& options) : uri_(uri)
+    pg_connection(std::string const& uri, open_mode mode, database_options const& options)
+        : uri_(uri)
     {
         conn_ = PQconnectdb(uri.c_str());
         if (PQstatus(conn_) != CONNECTION_OK)
@@ -234,22 +257,27 @@ public:
             std::string message = PQerrorMessage(conn_);
             PQfinish(conn_);
             conn_ = nullptr;
-            while (!message.empty() && message.back() == '\n') message.pop_back();
+            while (!message.empty() && message.back() == '\n')
+                message.pop_back();
             throw database_error(errc::io, "cannot connect to PostgreSQL: " + message);
         }
         // "relation already exists, skipping" and friends are not ours to print.
-        PQsetNoticeProcessor(conn_, [](void*, char const*) {}, nullptr);
+        PQsetNoticeProcessor(
+            conn_, [](void*, char const*) {}, nullptr);
         session_setup_ = "SET client_min_messages = warning; SET lock_timeout = " +
                          std::to_string(options.busy_timeout_ms) + ";";
-        if (options.sync == sync_mode::off) session_setup_ += " SET synchronous_commit = off;";
-        if (mode == open_mode::read_only) session_setup_ += " SET default_transaction_read_only = on;";
+        if (options.sync == sync_mode::off)
+            session_setup_ += " SET synchronous_commit = off;";
+        if (mode == open_mode::read_only)
+            session_setup_ += " SET default_transaction_read_only = on;";
         exec(session_setup_);
     }
 
     ~pg_connection() override
     {
         statements_.clear();
-        if (conn_) PQfinish(conn_);
+        if (conn_)
+            PQfinish(conn_);
     }
 
     PGconn* handle() noexcept { return conn_; }
@@ -281,7 +309,8 @@ public:
 
     bool try_exec(std::string const& sql) noexcept override
     {
-        if (transaction_lost_) return false;
+        if (transaction_lost_)
+            return false;
         result_ptr r(PQexec(conn_, with_deferred(sql).c_str()));
         auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
         return status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK;
@@ -310,7 +339,6 @@ public:
         return found;
     }
 
-
     //--------------------------------------------------------------------------
     // Transaction control: deferred until the next round trip.
 
@@ -334,16 +362,19 @@ public:
         in_transaction_ = false;
         result_ptr r(PQexec(conn_, with_deferred("COMMIT").c_str()));
         auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-        if (status != PGRES_COMMAND_OK) throw_result(conn_, r.release(), "COMMIT");
+        if (status != PGRES_COMMAND_OK)
+            throw_result(conn_, r.release(), "COMMIT");
         // COMMIT of a transaction in the failed state succeeds with the tag
         // ROLLBACK: nothing was made durable, so it is a failure here.
         if (std::string_view(PQcmdStatus(r.get())) != "COMMIT")
-            throw database_error(errc::internal, "COMMIT: the transaction had failed and was rolled back");
+            throw database_error(errc::internal,
+                                 "COMMIT: the transaction had failed and was rolled back");
     }
 
     bool rollback() noexcept override
     {
-        bool const begun = std::find(deferred_.begin(), deferred_.end(), "BEGIN") == deferred_.end();
+        bool const begun =
+            std::find(deferred_.begin(), deferred_.end(), "BEGIN") == deferred_.end();
         deferred_.clear();
         in_transaction_ = false;
         if (transaction_lost_)
@@ -401,9 +432,11 @@ private:
     // The held-back commands in front of @p sql, as one simple query.
     std::string with_deferred(std::string const& sql)
     {
-        if (deferred_.empty()) return sql;
+        if (deferred_.empty())
+            return sql;
         std::string all;
-        for (auto const& d : deferred_) all += d + "; ";
+        for (auto const& d : deferred_)
+            all += d + "; ";
         deferred_.clear();
         return all + sql;
     }
@@ -417,21 +450,26 @@ private:
     // is in an unknown state and is reset the same way.
     void reconnect_if_broken()
     {
-        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF) return;
+        if (PQstatus(conn_) == CONNECTION_OK && PQpipelineStatus(conn_) == PQ_PIPELINE_OFF)
+            return;
         spdlog::warn("PostgreSQL connection lost; reconnecting");
         PQreset(conn_);
         if (PQstatus(conn_) != CONNECTION_OK)
-            throw database_error(errc::io, std::string("PostgreSQL reconnect failed: ") + PQerrorMessage(conn_));
-        for (auto& [sql, stmt] : statements_) stmt->unprepare();
+            throw database_error(errc::io, std::string("PostgreSQL reconnect failed: ") +
+                                               PQerrorMessage(conn_));
+        for (auto& [sql, stmt] : statements_)
+            stmt->unprepare();
         deferred_.clear();
         exec(session_setup_);
-        if (in_transaction_) transaction_lost_ = true;
+        if (in_transaction_)
+            transaction_lost_ = true;
     }
 
     void check_transaction_alive() const
     {
         if (transaction_lost_)
-            throw database_error(errc::io, "PostgreSQL connection lost inside a transaction; it was rolled back");
+            throw database_error(
+                errc::io, "PostgreSQL connection lost inside a transaction; it was rolled back");
     }
 
     std::string uri_;
@@ -449,17 +487,19 @@ void pg_statement::run()
     PGconn* c = conn_.handle();
     result_.reset();
     pointers_.resize(values_.size());
-    for (std::size_t i = 0; i < values_.size(); ++i) pointers_[i] = null_[i] ? nullptr : values_[i].c_str();
+    for (std::size_t i = 0; i < values_.size(); ++i)
+        pointers_[i] = null_[i] ? nullptr : values_[i].c_str();
     auto deferred = conn_.take_deferred();
     if (!deferred.empty() || !prepared_)
     {
         run_pipelined(c, std::move(deferred));
         return;
     }
-    result_ptr r(PQexecPrepared(c, name_.c_str(), static_cast<int>(values_.size()), pointers_.data(), nullptr,
-                                nullptr, 0));
+    result_ptr r(PQexecPrepared(c, name_.c_str(), static_cast<int>(values_.size()),
+                                pointers_.data(), nullptr, nullptr, 0));
     auto const status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_result(c, r.release(), sql_);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+        throw_result(c, r.release(), sql_);
     result_ = std::move(r);
 }
 
@@ -469,17 +509,22 @@ void pg_statement::run()
 // all. The first error is the one thrown.
 void pg_statement::run_pipelined(PGconn* c, std::vector<std::string> deferred)
 {
-    auto const fail = [&](char const* what) {
-        throw database_error(errc::io, std::string("PostgreSQL pipeline ") + what + ": " + PQerrorMessage(c));
+    auto const fail = [&](char const* what)
+    {
+        throw database_error(errc::io,
+                             std::string("PostgreSQL pipeline ") + what + ": " + PQerrorMessage(c));
     };
-    if (PQenterPipelineMode(c) != 1) fail("enter");
+    if (PQenterPipelineMode(c) != 1)
+        fail("enter");
     bool const preparing = !prepared_;
     bool sent = true;
-    for (auto const& d : deferred) sent = sent && PQsendQueryParams(c, d.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
+    for (auto const& d : deferred)
+        sent = sent && PQsendQueryParams(c, d.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0);
     if (preparing)
-        sent = sent && PQsendPrepare(c, name_.c_str(), sql_.c_str(), static_cast<int>(values_.size()), nullptr);
-    sent = sent && PQsendQueryPrepared(c, name_.c_str(), static_cast<int>(values_.size()), pointers_.data(), nullptr,
-                                       nullptr, 0);
+        sent = sent && PQsendPrepare(c, name_.c_str(), sql_.c_str(),
+                                     static_cast<int>(values_.size()), nullptr);
+    sent = sent && PQsendQueryPrepared(c, name_.c_str(), static_cast<int>(values_.size()),
+                                       pointers_.data(), nullptr, nullptr, 0);
     sent = sent && PQpipelineSync(c);
 
     std::size_t const prepare_index = deferred.size(); // when preparing
@@ -511,22 +556,28 @@ void pg_statement::run_pipelined(PGconn* c, std::vector<std::string> deferred)
         }
         else if (preparing && command == prepare_index && status == PGRES_COMMAND_OK)
             prepared_ = true;
-        else if (command == execute_index && (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK))
+        else if (command == execute_index &&
+                 (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK))
             mine = std::move(r);
     }
     // Out of pipeline mode before throwing: the connection must be usable
     // by the next call (PQexec is refused in pipeline mode).
     bool const exited = synced && PQexitPipelineMode(c) == 1;
-    if (first_error) throw_result(c, first_error.release(), error_in);
-    if (!sent) fail("send");
-    if (!exited) fail("ended early");
-    if (!mine) throw database_error(errc::internal, "no result for: " + sql_);
+    if (first_error)
+        throw_result(c, first_error.release(), error_in);
+    if (!sent)
+        fail("send");
+    if (!exited)
+        fail("ended early");
+    if (!mine)
+        throw database_error(errc::internal, "no result for: " + sql_);
     result_ = std::move(mine);
 }
 
 } // namespace
 
-std::unique_ptr<connection> open_postgres(std::string const& uri, open_mode mode, database_options const& options)
+std::unique_ptr<connection> open_postgres(std::string const& uri, open_mode mode,
+                                          database_options const& options)
 {
     return std::make_unique<pg_connection>(uri, mode, options);
 }

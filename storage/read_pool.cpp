@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 read_pool::read_pool(std::string const& path, std::size_t threads, database_options const& options)
 {
-    if (threads == 0) threads = 1;
+    if (threads == 0)
+        threads = 1;
     connections_.reserve(threads);
     for (std::size_t i = 0; i < threads; ++i)
         connections_.emplace_back(path, open_mode::read_only, options);
@@ -36,7 +38,8 @@ void read_pool::stop()
     }
     cv_.notify_all();
     for (auto& t : threads_)
-        if (t.joinable()) t.join();
+        if (t.joinable())
+            t.join();
     threads_.clear();
 }
 
@@ -49,7 +52,8 @@ void read_pool::run(std::size_t index)
         {
             std::unique_lock lock(mutex_);
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty()) return; // stopping and drained
+            if (queue_.empty())
+                return; // stopping and drained
             j = std::move(queue_.front());
             queue_.pop_front();
         }

@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <charconv>
 
-namespace chatstream::storage {
-namespace {
+namespace chatstream::storage
+{
+namespace
+{
 
 // Keyset cursors are "<int>|<id>"; a malformed cursor is a client error.
 // The id part must be text either backend can compare (valid UTF-8, no
@@ -26,8 +28,8 @@ std::pair<std::int64_t, std::string> decode_cursor(std::string const& cursor)
         throw storage_error(errc::invalid_argument, "malformed cursor");
     auto const [end, ec] = std::from_chars(cursor.data(), cursor.data() + bar, key);
     auto const id = std::string_view(cursor).substr(bar + 1);
-    if (ec != std::errc{} || end != cursor.data() + bar || id.find('\0') != std::string_view::npos ||
-        !core::is_valid_utf8(id))
+    if (ec != std::errc{} || end != cursor.data() + bar ||
+        id.find('\0') != std::string_view::npos || !core::is_valid_utf8(id))
         throw storage_error(errc::invalid_argument, "malformed cursor");
     return {key, std::string(id)};
 }
@@ -67,8 +69,10 @@ std::string const& message_columns(database& db)
     {
         return std::string("id, conversation_id, user_id, role, content, ") + partial_text_sql(d) +
                ", status, model, error, "
-               "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, first_token_at, "
-               "generation_started_at, generation_completed_at, created_at, updated_at, reasoning, " +
+               "finish_reason, input_tokens, output_tokens, cost, tokens_per_second, "
+               "first_token_at, "
+               "generation_started_at, generation_completed_at, created_at, updated_at, "
+               "reasoning, " +
                partial_text_sql(d, partial_channel::reasoning) +
                ", reasoning_tokens, thinking_started_at, thinking_completed_at";
     };
@@ -214,17 +218,20 @@ bool owns_message(database& db, std::string const& user_id, std::string const& m
 // Fallback read for a message not yet backfilled by migration 001.
 std::optional<legacy::rows> legacy_rows_for(database& db, std::string const& message_id)
 {
-    if (!has_legacy_columns(db)) return std::nullopt;
+    if (!has_legacy_columns(db))
+        return std::nullopt;
     auto& q = db.prepare("SELECT conversation_id, user_id, created_at, attachments, tool_calls, "
                          "partial_tool_calls FROM messages WHERE id = ?");
     q.bind(1, message_id);
-    if (!q.executeStep()) return std::nullopt;
+    if (!q.executeStep())
+        return std::nullopt;
     legacy::message_context ctx{message_id, q.getColumn(0).getString(), q.getColumn(1).getString(),
                                 q.getColumn(2).getInt64()};
     legacy::arrays in{opt_text(q.getColumn(3)), opt_text(q.getColumn(4)), opt_text(q.getColumn(5))};
     q.reset();
     auto converted = legacy::convert(ctx, in);
-    if (auto* rows = std::get_if<legacy::rows>(&converted)) return std::move(*rows);
+    if (auto* rows = std::get_if<legacy::rows>(&converted))
+        return std::move(*rows);
     return std::nullopt; // quarantined by 001: nothing trustworthy to show
 }
 
@@ -237,9 +244,11 @@ bool has_legacy_columns(database& db)
 
 //------------------------------------------------------------------------------
 
-std::string users::ensure(database& db, std::string const& external_id, std::optional<std::string> const& name)
+std::string users::ensure(database& db, std::string const& external_id,
+                          std::optional<std::string> const& name)
 {
-    if (auto existing = find_by_external_id(db, external_id)) return existing->id;
+    if (auto existing = find_by_external_id(db, external_id))
+        return existing->id;
     auto& q = db.prepare("INSERT INTO users(id, external_id, name, created_at) VALUES(?,?,?,?) "
                          "ON CONFLICT(external_id) DO NOTHING");
     auto id = core::new_id();
@@ -253,9 +262,11 @@ std::string users::ensure(database& db, std::string const& external_id, std::opt
 
 std::optional<user_row> users::find_by_external_id(database& db, std::string const& external_id)
 {
-    auto& q = db.prepare("SELECT id, external_id, name, created_at FROM users WHERE external_id = ?");
+    auto& q =
+        db.prepare("SELECT id, external_id, name, created_at FROM users WHERE external_id = ?");
     q.bind(1, external_id);
-    if (!q.executeStep()) return std::nullopt;
+    if (!q.executeStep())
+        return std::nullopt;
     user_row r{q.getColumn(0).getString(), opt_text(q.getColumn(1)), opt_text(q.getColumn(2)),
                q.getColumn(3).getInt64()};
     q.reset();
@@ -292,7 +303,8 @@ std::optional<conversation_row> conversations::get(database& db, std::string con
                          " FROM conversations WHERE id = ? AND user_id = ?");
     q.bind(1, id);
     q.bind(2, user_id);
-    if (!q.executeStep()) return std::nullopt;
+    if (!q.executeStep())
+        return std::nullopt;
     auto r = read_conversation(q);
     q.reset();
     return r;
@@ -307,10 +319,13 @@ page<conversation_row> conversations::list(database& db, std::string const& user
     // than every id: that would be a byte like 0xff, which PostgreSQL refuses
     // as text (and which sorts by collation there, not by byte).
     std::optional<std::pair<std::int64_t, std::string>> after;
-    if (req.cursor) after = decode_cursor(*req.cursor);
-    std::string const select = std::string("SELECT ") + conversation_columns + " FROM conversations WHERE user_id = ?1";
+    if (req.cursor)
+        after = decode_cursor(*req.cursor);
+    std::string const select =
+        std::string("SELECT ") + conversation_columns + " FROM conversations WHERE user_id = ?1";
     std::string const order = " ORDER BY updated_at DESC, id DESC LIMIT ?2";
-    auto& q = db.prepare(after ? select + " AND (updated_at, id) < (?3, ?4)" + order : select + order);
+    auto& q =
+        db.prepare(after ? select + " AND (updated_at, id) < (?3, ?4)" + order : select + order);
     q.bind(1, user_id);
     q.bind(2, static_cast<std::int64_t>(limit + 1));
     if (after)
@@ -318,7 +333,8 @@ page<conversation_row> conversations::list(database& db, std::string const& user
         q.bind(3, after->first);
         q.bind(4, after->second);
     }
-    while (q.executeStep()) out.rows.push_back(read_conversation(q));
+    while (q.executeStep())
+        out.rows.push_back(read_conversation(q));
     q.reset();
     if (out.rows.size() > limit)
     {
@@ -338,7 +354,8 @@ bool conversations::remove(database& db, std::string const& user_id, std::string
     own.bind(2, user_id);
     bool const found = own.executeStep();
     own.reset();
-    if (!found) return false;
+    if (!found)
+        return false;
     auto& m = db.prepare("DELETE FROM messages WHERE conversation_id = ?");
     m.bind(1, id);
     m.exec();
@@ -362,10 +379,12 @@ void conversations::touch_for_new_message(database& db, std::string const& id, s
 void messages::insert(database& db, message_row const& r)
 {
     auto& q = db.prepare(
-        "INSERT INTO messages(id, conversation_id, user_id, role, content, partial_content, status, "
+        "INSERT INTO messages(id, conversation_id, user_id, role, content, partial_content, "
+        "status, "
         "model, error, finish_reason, input_tokens, output_tokens, cost, tokens_per_second, "
         "first_token_at, generation_started_at, generation_completed_at, created_at, updated_at, "
-        "reasoning, partial_reasoning, reasoning_tokens, thinking_started_at, thinking_completed_at) "
+        "reasoning, partial_reasoning, reasoning_tokens, thinking_started_at, "
+        "thinking_completed_at) "
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     q.bind(1, r.id);
     q.bind(2, r.conversation_id);
@@ -395,13 +414,15 @@ void messages::insert(database& db, message_row const& r)
     conversations::touch_for_new_message(db, r.conversation_id, r.created_at);
 }
 
-std::optional<message_row> messages::get(database& db, std::string const& user_id, std::string const& id)
+std::optional<message_row> messages::get(database& db, std::string const& user_id,
+                                         std::string const& id)
 {
-    auto& q = db.prepare("SELECT " + message_columns(db) +
-                         " FROM messages WHERE id = ? AND user_id = ?");
+    auto& q =
+        db.prepare("SELECT " + message_columns(db) + " FROM messages WHERE id = ? AND user_id = ?");
     q.bind(1, id);
     q.bind(2, user_id);
-    if (!q.executeStep()) return std::nullopt;
+    if (!q.executeStep())
+        return std::nullopt;
     auto r = read_message(q);
     q.reset();
     return r;
@@ -411,7 +432,8 @@ std::optional<message_row> messages::get_unscoped(database& db, std::string cons
 {
     auto& q = db.prepare("SELECT " + message_columns(db) + " FROM messages WHERE id = ?");
     q.bind(1, id);
-    if (!q.executeStep()) return std::nullopt;
+    if (!q.executeStep())
+        return std::nullopt;
     auto r = read_message(q);
     q.reset();
     return r;
@@ -424,7 +446,8 @@ page<message_row> messages::list(database& db, std::string const& user_id,
     auto const limit = std::clamp<std::size_t>(req.limit, 1, 500);
     std::int64_t key = INT64_MIN;
     std::string after_id;
-    if (req.cursor) std::tie(key, after_id) = decode_cursor(*req.cursor);
+    if (req.cursor)
+        std::tie(key, after_id) = decode_cursor(*req.cursor);
     auto& q = db.prepare("SELECT " + message_columns(db) +
                          " FROM messages WHERE conversation_id = ? AND user_id = ?"
                          " AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?");
@@ -433,7 +456,8 @@ page<message_row> messages::list(database& db, std::string const& user_id,
     q.bind(3, key);
     q.bind(4, after_id);
     q.bind(5, static_cast<std::int64_t>(limit + 1));
-    while (q.executeStep()) out.rows.push_back(read_message(q));
+    while (q.executeStep())
+        out.rows.push_back(read_message(q));
     q.reset();
     if (out.rows.size() > limit)
     {
@@ -449,7 +473,8 @@ std::vector<message_row> messages::history(database& db, std::string const& conv
     auto& q = db.prepare("SELECT " + message_columns(db) +
                          " FROM messages WHERE conversation_id = ? ORDER BY created_at, id");
     q.bind(1, conversation_id);
-    while (q.executeStep()) out.push_back(read_message(q));
+    while (q.executeStep())
+        out.push_back(read_message(q));
     q.reset();
     return out;
 }
@@ -463,22 +488,26 @@ void messages::mark_generating(database& db, std::string const& id, std::int64_t
     q.exec();
 }
 
-void messages::flush_partial(database& db, std::string const& id, std::string const& partial_content,
+void messages::flush_partial(database& db, std::string const& id,
+                             std::string const& partial_content,
                              std::optional<std::int64_t> first_token_at, std::int64_t now)
 {
     // The status guard is what keeps a late flush from resurrecting a
     // message that was already stopped, failed or completed.
     auto& q = db.prepare(
         "UPDATE messages SET partial_content = ?2, first_token_at = coalesce(first_token_at, ?3), "
-        "status = 'generating', updated_at = ?4 WHERE id = ?1 AND status IN ('pending','generating')");
+        "status = 'generating', updated_at = ?4 WHERE id = ?1 AND status IN "
+        "('pending','generating')");
     q.bind(1, id);
     q.bind(2, partial_content);
     bind_opt(q, 3, first_token_at);
     q.bind(4, now);
-    if (q.exec() > 0) drop_chunks(db, id); // the whole text replaces what was appended
+    if (q.exec() > 0)
+        drop_chunks(db, id); // the whole text replaces what was appended
 }
 
-namespace {
+namespace
+{
 
 // One live flush of one channel: the new bytes as a chunk keyed by where
 // they start (a flush that runs twice stores them once), and on the first
@@ -488,22 +517,27 @@ bool append_chunk(database& db, std::string const& id, partial_channel ch, std::
                   std::string_view text, std::optional<std::int64_t> first_at, std::int64_t now)
 {
     bool const content = ch == partial_channel::content;
-    if (first_at) {
-        auto& u = db.prepare(content ? "UPDATE messages SET first_token_at = ?2, status = 'generating', updated_at = ?3 "
-                                       "WHERE id = ?1 AND status IN ('pending','generating') AND first_token_at IS NULL"
-                                     : "UPDATE messages SET thinking_started_at = ?2, status = 'generating', "
-                                       "updated_at = ?3 WHERE id = ?1 AND status IN ('pending','generating') "
-                                       "AND thinking_started_at IS NULL");
+    if (first_at)
+    {
+        auto& u = db.prepare(
+            content
+                ? "UPDATE messages SET first_token_at = ?2, status = 'generating', updated_at = ?3 "
+                  "WHERE id = ?1 AND status IN ('pending','generating') AND first_token_at IS NULL"
+                : "UPDATE messages SET thinking_started_at = ?2, status = 'generating', "
+                  "updated_at = ?3 WHERE id = ?1 AND status IN ('pending','generating') "
+                  "AND thinking_started_at IS NULL");
         u.bind(1, id);
         u.bind(2, *first_at);
         u.bind(3, now);
         u.exec();
     }
     static std::string const insert[2] = {
-        "INSERT INTO message_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
+        "INSERT INTO message_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), "
+        "?3 "
         "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
         "ON CONFLICT DO NOTHING",
-        "INSERT INTO reasoning_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), ?3 "
+        "INSERT INTO reasoning_chunks(message_id, byte_start, text) SELECT ?1, CAST(?2 AS BIGINT), "
+        "?3 "
         "WHERE EXISTS(SELECT 1 FROM messages WHERE id = ?1 AND status IN ('pending','generating')) "
         "ON CONFLICT DO NOTHING"};
     auto& q = db.prepare(insert[content ? 0 : 1]);
@@ -522,15 +556,17 @@ bool messages::append_partial(database& db, std::string const& id, std::int64_t 
     return append_chunk(db, id, partial_channel::content, byte_start, text, first_token_at, now);
 }
 
-bool messages::append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
-                                        std::string_view text,
-                                        std::optional<std::int64_t> thinking_started_at, std::int64_t now)
+bool messages::append_partial_reasoning(database& db, std::string const& id,
+                                        std::int64_t byte_start, std::string_view text,
+                                        std::optional<std::int64_t> thinking_started_at,
+                                        std::int64_t now)
 {
-    return append_chunk(db, id, partial_channel::reasoning, byte_start, text, thinking_started_at, now);
+    return append_chunk(db, id, partial_channel::reasoning, byte_start, text, thinking_started_at,
+                        now);
 }
 
-std::string messages::read_bytes(database& db, std::string const& id, bool reasoning, std::int64_t byte_start,
-                                 std::int64_t length)
+std::string messages::read_bytes(database& db, std::string const& id, bool reasoning,
+                                 std::int64_t byte_start, std::int64_t length)
 {
     // Bytes, not characters: SQLite's substr counts bytes on a BLOB;
     // PostgreSQL's on bytea, which comes back hex-encoded (a cut inside a
@@ -548,9 +584,11 @@ std::string messages::read_bytes(database& db, std::string const& id, bool reaso
     q.bind(2, byte_start);
     q.bind(3, length);
     std::string out;
-    if (q.executeStep() && !q.getColumn(0).isNull()) out = q.getColumn(0).getString();
+    if (q.executeStep() && !q.getColumn(0).isNull())
+        out = q.getColumn(0).getString();
     q.reset();
-    if (!pg) return out;
+    if (!pg)
+        return out;
     std::string bytes;
     bytes.reserve(out.size() / 2);
     auto const nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
@@ -562,7 +600,8 @@ std::string messages::read_bytes(database& db, std::string const& id, bool reaso
 void messages::drop_chunks(database& db, std::string const& id)
 {
     for (auto const* sql : {"DELETE FROM message_chunks WHERE message_id = ?",
-                            "DELETE FROM reasoning_chunks WHERE message_id = ?"}) {
+                            "DELETE FROM reasoning_chunks WHERE message_id = ?"})
+    {
         auto& q = db.prepare(sql);
         q.bind(1, id);
         q.exec();
@@ -598,10 +637,12 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
     bind_opt(q, 14, c.thinking_started_at);
     bind_opt(q, 15, c.thinking_completed_at);
     bool const changed = q.exec() > 0;
-    if (changed) drop_chunks(db, id);
     if (changed)
-        tool_calls::finalize(db, id, c.status == status::complete ? "tool call did not complete"
-                                                                  : "generation " + c.status);
+        drop_chunks(db, id);
+    if (changed)
+        tool_calls::finalize(db, id,
+                             c.status == status::complete ? "tool call did not complete"
+                                                          : "generation " + c.status);
     return changed;
 }
 
@@ -615,13 +656,15 @@ bool messages::interrupt(database& db, std::string const& id, std::int64_t now)
                partial_text_sql(d, partial_channel::reasoning) + ", reasoning), ";
     };
     static std::string const promotes[2] = {promote(dialect::sqlite), promote(dialect::postgres)};
-    auto& u = db.prepare(promotes[db.is_postgres() ? 1 : 0] +
+    auto& u = db.prepare(
+        promotes[db.is_postgres() ? 1 : 0] +
         "partial_content = NULL, partial_reasoning = NULL, finish_reason = 'interrupted', "
         "error = 'server restarted during generation', generation_completed_at = ?2, "
         "updated_at = ?2 WHERE id = ?1 AND status IN ('pending','generating')");
     u.bind(1, id);
     u.bind(2, now);
-    if (u.exec() == 0) return false;
+    if (u.exec() == 0)
+        return false;
     drop_chunks(db, id);
     tool_calls::finalize(db, id, "generation interrupted");
     return true;
@@ -632,22 +675,28 @@ std::size_t messages::interrupt_unfinished(database& db, std::int64_t now)
     std::vector<std::string> ids;
     {
         auto& q = db.prepare("SELECT id FROM messages WHERE status IN ('pending','generating')");
-        while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
+        while (q.executeStep())
+            ids.push_back(q.getColumn(0).getString());
         q.reset();
     }
     std::size_t n = 0;
-    for (auto const& id : ids) n += interrupt(db, id, now) ? 1 : 0;
+    for (auto const& id : ids)
+        n += interrupt(db, id, now) ? 1 : 0;
     return n;
 }
 
 bool messages::remove(database& db, std::string const& user_id, std::string const& id)
 {
-    auto& q = db.prepare("DELETE FROM messages WHERE id = ? AND user_id = ? RETURNING conversation_id");
+    auto& q =
+        db.prepare("DELETE FROM messages WHERE id = ? AND user_id = ? RETURNING conversation_id");
     q.bind(1, id);
     q.bind(2, user_id);
-    if (!q.executeStep()) return false;
+    if (!q.executeStep())
+        return false;
     auto conversation_id = q.getColumn(0).getString();
-    while (q.executeStep()) {}
+    while (q.executeStep())
+    {
+    }
     q.reset();
     // Explicit child deletes for legacy databases without the cascade.
     auto& t = db.prepare("DELETE FROM tool_calls WHERE message_id = ?");
@@ -669,7 +718,8 @@ void tool_calls::upsert(database& db, tool_call_row const& r)
         "args, result, text_position, is_partial, timestamp, created_at) "
         "VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(message_id, tool_call_id) DO UPDATE SET "
-        "  args = CASE WHEN excluded.args IN ('', '{}') THEN tool_calls.args ELSE excluded.args END, "
+        "  args = CASE WHEN excluded.args IN ('', '{}') THEN tool_calls.args ELSE excluded.args "
+        "END, "
         "  result = coalesce(excluded.result, tool_calls.result), "
         "  text_position = coalesce(tool_calls.text_position, excluded.text_position), "
         "  is_partial = excluded.is_partial, "
@@ -687,19 +737,20 @@ void tool_calls::upsert(database& db, tool_call_row const& r)
     q.bind(11, r.timestamp);
     q.bind(12, r.created_at ? r.created_at : core::now_ms());
     q.exec();
-    if (has_legacy_columns(db)) refresh_legacy_tool_calls(db, r.message_id);
+    if (has_legacy_columns(db))
+        refresh_legacy_tool_calls(db, r.message_id);
 }
 
 void tool_calls::finalize(database& db, std::string const& message_id, std::string const& reason)
 {
     // The error result is built here, not with the engine's JSON functions,
     // so it is the same compact text on both backends.
-    auto& q = db.prepare(
-        "UPDATE tool_calls SET is_partial = 0, result = coalesce(result, ?2) "
-        "WHERE message_id = ?1 AND (is_partial = 1 OR result IS NULL)");
+    auto& q = db.prepare("UPDATE tool_calls SET is_partial = 0, result = coalesce(result, ?2) "
+                         "WHERE message_id = ?1 AND (is_partial = 1 OR result IS NULL)");
     q.bind(1, message_id);
     q.bind(2, R"({"success":false,"error":)" + core::json_string(reason) + "}");
-    if (q.exec() > 0 && has_legacy_columns(db)) refresh_legacy_tool_calls(db, message_id);
+    if (q.exec() > 0 && has_legacy_columns(db))
+        refresh_legacy_tool_calls(db, message_id);
 }
 
 std::vector<tool_call_row> tool_calls::rows_for_message(database& db, std::string const& message_id)
@@ -708,23 +759,28 @@ std::vector<tool_call_row> tool_calls::rows_for_message(database& db, std::strin
     auto& q = db.prepare(std::string("SELECT ") + tool_call_columns +
                          " FROM tool_calls WHERE message_id = ? ORDER BY created_at, tool_call_id");
     q.bind(1, message_id);
-    while (q.executeStep()) out.push_back(read_tool_call(q));
+    while (q.executeStep())
+        out.push_back(read_tool_call(q));
     q.reset();
     return out;
 }
 
-std::vector<tool_calls::ui_tool_call> tool_calls::list_for_message(database& db, std::string const& user_id,
+std::vector<tool_calls::ui_tool_call> tool_calls::list_for_message(database& db,
+                                                                   std::string const& user_id,
                                                                    std::string const& message_id,
                                                                    bool include_partial)
 {
     std::vector<ui_tool_call> out;
-    if (!owns_message(db, user_id, message_id)) return out;
+    if (!owns_message(db, user_id, message_id))
+        return out;
     auto rows = rows_for_message(db, message_id);
     if (rows.empty())
-        if (auto legacy_rows = legacy_rows_for(db, message_id)) rows = std::move(legacy_rows->tool_calls);
+        if (auto legacy_rows = legacy_rows_for(db, message_id))
+            rows = std::move(legacy_rows->tool_calls);
     for (auto& r : rows)
     {
-        if (r.is_partial && !include_partial) continue;
+        if (r.is_partial && !include_partial)
+            continue;
         out.push_back({std::move(r.tool_call_id), std::move(r.tool_name), std::move(r.args),
                        std::move(r.result), r.timestamp, r.text_position, r.is_partial});
     }
@@ -738,7 +794,8 @@ void attachments::insert(database& db, attachment_row const& r)
     auto& q = db.prepare(
         "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, "
         "storage_id, mime_type, size, metadata, created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
-        "ON CONFLICT(message_id, position) DO UPDATE SET type = excluded.type, name = excluded.name, "
+        "ON CONFLICT(message_id, position) DO UPDATE SET type = excluded.type, name = "
+        "excluded.name, "
         "storage_id = excluded.storage_id, mime_type = excluded.mime_type, size = excluded.size, "
         "metadata = excluded.metadata");
     q.bind(1, r.id.empty() ? core::new_id() : r.id);
@@ -754,21 +811,25 @@ void attachments::insert(database& db, attachment_row const& r)
     bind_opt(q, 11, r.metadata);
     q.bind(12, r.created_at ? r.created_at : core::now_ms());
     q.exec();
-    if (has_legacy_columns(db)) refresh_legacy_attachments(db, r.message_id);
+    if (has_legacy_columns(db))
+        refresh_legacy_attachments(db, r.message_id);
 }
 
 std::vector<attachment_row> attachments::list_for_message(database& db, std::string const& user_id,
                                                           std::string const& message_id)
 {
     std::vector<attachment_row> out;
-    if (!owns_message(db, user_id, message_id)) return out;
+    if (!owns_message(db, user_id, message_id))
+        return out;
     auto& q = db.prepare(std::string("SELECT ") + attachment_columns +
                          " FROM attachments WHERE message_id = ? ORDER BY position");
     q.bind(1, message_id);
-    while (q.executeStep()) out.push_back(read_attachment(q));
+    while (q.executeStep())
+        out.push_back(read_attachment(q));
     q.reset();
     if (out.empty())
-        if (auto legacy_rows = legacy_rows_for(db, message_id)) out = std::move(legacy_rows->attachments);
+        if (auto legacy_rows = legacy_rows_for(db, message_id))
+            out = std::move(legacy_rows->attachments);
     return out;
 }
 
@@ -796,8 +857,9 @@ std::string contains_pattern(std::string_view phrase)
 
 } // namespace
 
-std::vector<search_hit> search(database& db, std::string const& user_id, std::string const& exclude_id,
-                               std::string_view phrase, std::int64_t limit)
+std::vector<search_hit> search(database& db, std::string const& user_id,
+                               std::string const& exclude_id, std::string_view phrase,
+                               std::int64_t limit)
 {
     // Scoped twice to the caller (conversation and message owner), so a row
     // of another user can never come back even if the two ever disagreed.
@@ -820,8 +882,9 @@ std::vector<search_hit> search(database& db, std::string const& user_id, std::st
     q.bind(4, limit);
     std::vector<search_hit> hits;
     while (q.executeStep())
-        hits.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-                        q.getColumn(3).getString(), q.getColumn(4).getString(), q.getColumn(5).getInt64()});
+        hits.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                        q.getColumn(2).getString(), q.getColumn(3).getString(),
+                        q.getColumn(4).getString(), q.getColumn(5).getInt64()});
     q.reset();
     return hits;
 }

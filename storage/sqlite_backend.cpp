@@ -9,8 +9,10 @@
 
 #include <unordered_map>
 
-namespace chatstream::storage::detail {
-namespace {
+namespace chatstream::storage::detail
+{
+namespace
+{
 
 // SQLite failures leave storage as database_error, like PostgreSQL's, so
 // callers catch one type (issue 18).
@@ -22,8 +24,7 @@ namespace {
 }
 
 // SQLiteCpp (Database's constructor and exec) throws its own type.
-template <class F>
-auto translated(F&& f) -> decltype(f())
+template <class F> auto translated(F&& f) -> decltype(f())
 {
     try
     {
@@ -55,16 +56,20 @@ public:
     bool executeStep() override
     {
         int const rc = sqlite3_step(stmt_);
-        if (rc == SQLITE_ROW) return true;
-        if (rc == SQLITE_DONE) return false;
+        if (rc == SQLITE_ROW)
+            return true;
+        if (rc == SQLITE_DONE)
+            return false;
         throw_sqlite(db_, rc);
     }
 
     int exec() override
     {
         int const rc = sqlite3_step(stmt_);
-        if (rc == SQLITE_ROW) throw database_error(errc::internal, "exec() of a statement that returns rows");
-        if (rc != SQLITE_DONE) throw_sqlite(db_, rc);
+        if (rc == SQLITE_ROW)
+            throw database_error(errc::internal, "exec() of a statement that returns rows");
+        if (rc != SQLITE_DONE)
+            throw_sqlite(db_, rc);
         // Reset at once: a finished statement left un-reset still counts as
         // active and makes a later DROP TABLE fail with "table is locked".
         sqlite3_reset(stmt_);
@@ -84,13 +89,17 @@ public:
         sqlite3_clear_bindings(stmt_);
     }
 
-    bool column_is_null(int i) const override { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+    bool column_is_null(int i) const override
+    {
+        return sqlite3_column_type(stmt_, i) == SQLITE_NULL;
+    }
     std::int64_t column_int64(int i) const override { return sqlite3_column_int64(stmt_, i); }
     double column_double(int i) const override { return sqlite3_column_double(stmt_, i); }
     std::string_view column_text(int i) const override
     {
         auto const* text = reinterpret_cast<char const*>(sqlite3_column_text(stmt_, i));
-        if (!text) return {"", 0};
+        if (!text)
+            return {"", 0}; // NOLINT(bugprone-string-constructor): non-null, so a rebind stays TEXT
         return {text, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, i))};
     }
 
@@ -107,7 +116,8 @@ protected:
 private:
     void check(int rc) const
     {
-        if (rc != SQLITE_OK) throw_sqlite(db_, rc);
+        if (rc != SQLITE_OK)
+            throw_sqlite(db_, rc);
     }
 
     sqlite3* db_;
@@ -128,14 +138,22 @@ public:
         // read-only open fails on a WAL database whose -shm file does not exist yet.
         int const flags = SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
         db_ = std::make_unique<SQLite::Database>(path, flags, options.busy_timeout_ms);
-        if (mode == open_mode::read_write) db_->exec("PRAGMA journal_mode=WAL");
-        else db_->exec("PRAGMA query_only=1");
+        if (mode == open_mode::read_write)
+            db_->exec("PRAGMA journal_mode=WAL");
+        else
+            db_->exec("PRAGMA query_only=1");
         db_->exec("PRAGMA foreign_keys=ON");
         switch (options.sync)
         {
-        case sync_mode::off: db_->exec("PRAGMA synchronous=OFF"); break;
-        case sync_mode::normal: db_->exec("PRAGMA synchronous=NORMAL"); break;
-        case sync_mode::full: db_->exec("PRAGMA synchronous=FULL"); break;
+        case sync_mode::off:
+            db_->exec("PRAGMA synchronous=OFF");
+            break;
+        case sync_mode::normal:
+            db_->exec("PRAGMA synchronous=NORMAL");
+            break;
+        case sync_mode::full:
+            db_->exec("PRAGMA synchronous=FULL");
+            break;
         }
         // A 16 MiB page cache (SQLite's default is 2 MiB) and memory temp
         // store: the working set of a chat DB is the tail of a few tables.
@@ -157,7 +175,9 @@ public:
     {
         auto it = statements_.find(sql);
         if (it == statements_.end())
-            return *statements_.emplace(sql, std::make_unique<sqlite_statement>(db_->getHandle(), sql)).first->second;
+            return *statements_
+                        .emplace(sql, std::make_unique<sqlite_statement>(db_->getHandle(), sql))
+                        .first->second;
         it->second->recycle();
         return *it->second;
     }
@@ -196,7 +216,8 @@ public:
             column_cache_version_ = version;
         }
         auto const key = table + '\0' + column;
-        if (auto it = column_cache_.find(key); it != column_cache_.end()) return it->second;
+        if (auto it = column_cache_.find(key); it != column_cache_.end())
+            return it->second;
 
         auto& q = prepare("SELECT 1 FROM pragma_table_info(?) WHERE name=?");
         q.bind(1, table);
@@ -206,7 +227,6 @@ public:
         column_cache_.emplace(key, found);
         return found;
     }
-
 
 private:
     std::unique_ptr<SQLite::Database> db_;

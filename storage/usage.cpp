@@ -1,6 +1,7 @@
 #include "chatstream/storage/usage.hpp"
 
-namespace chatstream::storage::usage {
+namespace chatstream::storage::usage
+{
 
 void add_message(database& db, std::string const& user_id, std::string const& day,
                  std::string const& model)
@@ -17,8 +18,8 @@ void add_message(database& db, std::string const& user_id, std::string const& da
 }
 
 void add_completion(database& db, std::string const& user_id, std::string const& day,
-                    std::string const& model, std::int64_t input_tokens,
-                    std::int64_t output_tokens, double cost)
+                    std::string const& model, std::int64_t input_tokens, std::int64_t output_tokens,
+                    double cost)
 {
     auto& q = db.prepare(
         "INSERT INTO usage(user_id, day, model, input_tokens, output_tokens, cost) "

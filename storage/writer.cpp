@@ -5,8 +5,10 @@
 #include <chrono>
 #include <vector>
 
-namespace chatstream::storage {
-namespace {
+namespace chatstream::storage
+{
+namespace
+{
 
 std::error_code code_of_current_exception()
 {
@@ -77,20 +79,23 @@ void writer::submit(job j, completion done)
             return;
         }
     }
-    if (done) done(make_error_code(errc::internal));
+    if (done)
+        done(make_error_code(errc::internal));
 }
 
 std::future<void> writer::submit_future(job j)
 {
     auto promise = std::make_shared<std::promise<void>>();
     auto future = promise->get_future();
-    submit(std::move(j), [promise](std::error_code ec) {
-        if (ec)
-            promise->set_exception(std::make_exception_ptr(
-                storage_error(static_cast<errc>(ec.value()), ec.message())));
-        else
-            promise->set_value();
-    });
+    submit(std::move(j),
+           [promise](std::error_code ec)
+           {
+               if (ec)
+                   promise->set_exception(std::make_exception_ptr(
+                       storage_error(static_cast<errc>(ec.value()), ec.message())));
+               else
+                   promise->set_value();
+           });
     return future;
 }
 
@@ -99,7 +104,8 @@ void writer::run_sync(job j)
     // Exceptions from the job are carried out as storage_error with the
     // original message, which matters for CLI diagnostics.
     auto message = std::make_shared<std::string>();
-    auto wrapped = [j = std::move(j), message](database& db) {
+    auto wrapped = [j = std::move(j), message](database& db)
+    {
         try
         {
             j(db);
@@ -112,13 +118,15 @@ void writer::run_sync(job j)
     };
     auto promise = std::make_shared<std::promise<void>>();
     auto future = promise->get_future();
-    submit(std::move(wrapped), [promise, message](std::error_code ec) {
-        if (ec)
-            promise->set_exception(std::make_exception_ptr(storage_error(
-                static_cast<errc>(ec.value()), message->empty() ? ec.message() : *message)));
-        else
-            promise->set_value();
-    });
+    submit(std::move(wrapped),
+           [promise, message](std::error_code ec)
+           {
+               if (ec)
+                   promise->set_exception(std::make_exception_ptr(storage_error(
+                       static_cast<errc>(ec.value()), message->empty() ? ec.message() : *message)));
+               else
+                   promise->set_value();
+           });
     future.get();
 }
 
@@ -132,11 +140,13 @@ void writer::stop()
 {
     {
         std::lock_guard lock(mutex_);
-        if (stopping_ && !thread_.joinable()) return;
+        if (stopping_ && !thread_.joinable())
+            return;
         stopping_ = true;
     }
     cv_.notify_one();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+        thread_.join();
 }
 
 void writer::run()
@@ -147,7 +157,8 @@ void writer::run()
         {
             std::unique_lock lock(mutex_);
             cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-            if (queue_.empty() && stopping_) return;
+            if (queue_.empty() && stopping_)
+                return;
             // Take everything queued (up to max_batch): this is the group commit.
             auto n = std::min(queue_.size(), options_.max_batch);
             for (std::size_t i = 0; i < n; ++i)
@@ -182,7 +193,8 @@ void writer::commit_batch(std::deque<item>& batch)
             }
             catch (...)
             {
-                if (batch[i].attempts < max_deadlock_retries && lost_a_deadlock(std::current_exception()))
+                if (batch[i].attempts < max_deadlock_retries &&
+                    lost_a_deadlock(std::current_exception()))
                 {
                     ++batch[i].attempts;
                     ran = i;
@@ -213,7 +225,8 @@ void writer::commit_batch(std::deque<item>& batch)
     {
         stats_.retried_jobs.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock(mutex_);
-        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(ran)),
+        queue_.insert(queue_.begin(),
+                      std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(ran)),
                       std::make_move_iterator(batch.end()));
     }
     for (std::size_t i = 0; i < ran; ++i)
@@ -223,8 +236,10 @@ void writer::commit_batch(std::deque<item>& batch)
         // SQLITE_FULL, and the COMMIT's "no transaction is active" would
         // hide the disk-full from the job that caused it.
         auto ec = results[i] ? results[i] : commit_error;
-        if (ec) stats_.failed_jobs.fetch_add(1, std::memory_order_relaxed);
-        if (batch[i].done) batch[i].done(ec);
+        if (ec)
+            stats_.failed_jobs.fetch_add(1, std::memory_order_relaxed);
+        if (batch[i].done)
+            batch[i].done(ec);
     }
 }
 

@@ -22,10 +22,10 @@ struct launch_plan
 {
     generation::identity id;
     std::vector<chat_message> history;
-    std::optional<frame> reply;   ///< ack / result, the requester's first frame
-    std::vector<frame> changes;   ///< `changed` events, published once committed
+    std::optional<frame> reply; ///< ack / result, the requester's first frame
+    std::vector<frame> changes; ///< `changed` events, published once committed
     std::optional<refusal> refused;
-    bool reserved = false;        ///< holds the conversation's slot
+    bool reserved = false; ///< holds the conversation's slot
 };
 
 // The counters after a message was added or removed, read in the same job.
@@ -57,8 +57,7 @@ storage::message_row insert_pending_answer(storage::database& db, generation::id
 
 // Provider context: the conversation's system prompt, then every visible
 // message before the new answer (read inside the accept transaction).
-void load_history(storage::database& db, storage::conversation_row const& conv,
-                  launch_plan& plan)
+void load_history(storage::database& db, storage::conversation_row const& conv, launch_plan& plan)
 {
     if (conv.system_prompt && !conv.system_prompt->empty())
         plan.history.push_back({"system", *conv.system_prompt});
@@ -90,14 +89,13 @@ void launch(std::shared_ptr<stream_hub::state> const& st, std::string const& use
 {
     if (st->ctx.rate)
         if (auto wait = st->ctx.rate->acquire(user_id))
-            return deliver_to(requester,
-                              events::error(rid, std::nullopt, wire_error::rate_limited,
-                                            "too many generations: at most " +
-                                                std::to_string(static_cast<long long>(
-                                                    st->ctx.rate->per_minute())) +
-                                                " per minute; retry in " +
-                                                std::to_string((wait->count() + 999) / 1000) +
-                                                " s"));
+            return deliver_to(
+                requester, events::error(rid, std::nullopt, wire_error::rate_limited,
+                                         "too many generations: at most " +
+                                             std::to_string(static_cast<long long>(
+                                                 st->ctx.rate->per_minute())) +
+                                             " per minute; retry in " +
+                                             std::to_string((wait->count() + 999) / 1000) + " s"));
     auto plan = std::make_shared<launch_plan>();
     plan->id.user_id = user_id;
     plan->id.model = st->ctx.default_model;
@@ -212,8 +210,8 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
                           std::weak_ptr<subscriber> requester)
 {
     auto r = std::make_shared<generate_request>(std::move(req));
-    auto body = [r](storage::database& db, launch_plan& plan, auto const& reserve,
-                    auto const& check_quota)
+    auto body =
+        [r](storage::database& db, launch_plan& plan, auto const& reserve, auto const& check_quota)
     {
         auto const now = core::now_ms();
         bool const new_conversation = !r->conversation_id;
@@ -234,9 +232,9 @@ void stream_hub::generate(std::string const& user_id, generate_request req,
         {
             auto f = storage::files::find_attachable(db, id.user_id, r->attachments[i].storage_id);
             if (!f)
-                throw refusal{wire_error::not_found, "attachments[" + std::to_string(i) +
-                                                         "]: no such file: " +
-                                                         r->attachments[i].storage_id};
+                throw refusal{wire_error::not_found,
+                              "attachments[" + std::to_string(i) +
+                                  "]: no such file: " + r->attachments[i].storage_id};
             stored.push_back(std::move(*f));
         }
         if (r->model)
@@ -284,8 +282,8 @@ void stream_hub::regenerate(std::string const& user_id, mutate_request req,
                             std::weak_ptr<subscriber> requester)
 {
     auto r = std::make_shared<mutate_request>(std::move(req));
-    auto body = [r](storage::database& db, launch_plan& plan, auto const& reserve,
-                    auto const& check_quota)
+    auto body =
+        [r](storage::database& db, launch_plan& plan, auto const& reserve, auto const& check_quota)
     {
         auto const now = core::now_ms();
         bool const retry = r->name == mutation_name::retry;
@@ -300,7 +298,8 @@ void stream_hub::regenerate(std::string const& user_id, mutate_request req,
             old->status != storage::status::stopped && old->status != storage::status::interrupted)
             throw refusal{wire_error::conflict,
                           "retry needs an answer that ended with error, stopped or interrupted "
-                          "(this one is " + old->status + "); use regenerate"};
+                          "(this one is " +
+                              old->status + "); use regenerate"};
         auto conv = storage::conversations::get(db, plan.id.user_id, old->conversation_id);
         if (!conv)
             throw refusal{wire_error::not_found, "no such conversation"};
@@ -319,17 +318,16 @@ void stream_hub::regenerate(std::string const& user_id, mutate_request req,
         for (auto const& m : removed)
         {
             removed_ids.emplace_back(m);
-            plan.changes.push_back(events::changed("message", "delete", m, id.conversation_id,
-                                                   std::nullopt));
+            plan.changes.push_back(
+                events::changed("message", "delete", m, id.conversation_id, std::nullopt));
         }
         plan.changes.push_back(detail::message_inserted(answer));
         plan.changes.push_back(conversation_counters(db, id.user_id, id.conversation_id));
-        plan.reply = events::result(
-            r->id, boost::json::serialize(boost::json::object{
-                       {"conversationId", id.conversation_id},
-                       {"messageId", id.message_id},
-                       {"replacedMessageId", old->id},
-                       {"removedMessageIds", std::move(removed_ids)}}));
+        plan.reply = events::result(r->id, boost::json::serialize(boost::json::object{
+                                               {"conversationId", id.conversation_id},
+                                               {"messageId", id.message_id},
+                                               {"replacedMessageId", old->id},
+                                               {"removedMessageIds", std::move(removed_ids)}}));
     };
     launch(state_, user_id, r->id, std::move(requester), std::move(body));
 }

@@ -37,7 +37,8 @@ void admission_ticket::release() noexcept
         owner->release(user_);
 }
 
-std::variant<admission_ticket, admission_refusal> connection_admission::admit(std::string const& user)
+std::variant<admission_ticket, admission_refusal>
+connection_admission::admit(std::string const& user)
 {
     std::lock_guard lock(mutex_);
     if (total_ >= max_total_)
@@ -62,9 +63,8 @@ void connection_admission::release(std::string const& user) noexcept
         per_user_.erase(it);
 }
 
-std::variant<admission_ticket, admission_refusal> admit(connection_admission& admission,
-                                                        server_metrics& metrics,
-                                                        std::string const& user)
+std::variant<admission_ticket, admission_refusal>
+admit(connection_admission& admission, server_metrics& metrics, std::string const& user)
 {
     auto r = admission.admit(user);
     if (auto const* no = std::get_if<admission_refusal>(&r))
@@ -78,8 +78,8 @@ descriptor_limits descriptor_budget(std::size_t max_connections)
 {
     rlimit rl{};
     ::getrlimit(RLIMIT_NOFILE, &rl);
-    auto const soft = rl.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20
-                                                   : static_cast<std::size_t>(rl.rlim_cur);
+    auto const soft =
+        rl.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20 : static_cast<std::size_t>(rl.rlim_cur);
     descriptor_limits d;
     d.open_file_limit = soft;
     // Long-lived connections stop 1/16 below the limit (at least 64): the

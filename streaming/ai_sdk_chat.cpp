@@ -115,14 +115,15 @@ public:
         auto const early = [&] { keep_alive_ = keep_alive_ && !body_pending; };
 
         if (method == http::verb::options)
-            return early(), preflight(std::string(req[http::field::access_control_request_headers]));
+            return early(),
+                   preflight(std::string(req[http::field::access_control_request_headers]));
         auto const expected = route_ == route::resume ? http::verb::get : http::verb::post;
         if (method != expected)
         {
             early();
-            auto res = make_json_error(version_, keep_alive_, http::status::method_not_allowed,
-                                       "bad_request",
-                                       std::string("use ") + std::string(http::to_string(expected)));
+            auto res = make_json_error(
+                version_, keep_alive_, http::status::method_not_allowed, "bad_request",
+                std::string("use ") + std::string(http::to_string(expected)));
             res.set(http::field::allow, std::string(http::to_string(expected)) + ", OPTIONS");
             return respond(std::move(res));
         }
@@ -253,10 +254,7 @@ private:
                 storage::conversations::insert(db, c);
             },
             [self = shared_from_this(), chat](std::error_code ec)
-            {
-                net::post(self->strand_,
-                          [self, chat, ec] { self->on_conversation(ec, *chat); });
-            });
+            { net::post(self->strand_, [self, chat, ec] { self->on_conversation(ec, *chat); }); });
     }
 
     void on_conversation(std::error_code ec, ai_sdk::chat_request const& chat)
@@ -327,12 +325,10 @@ private:
     void on_stop_frame(std::string_view type, boost::json::object const& e)
     {
         if (type == "finish")
-            return respond(make_response(version_, keep_alive_, http::status::ok,
-                                         "application/json",
-                                         R"({"messageId":)" +
-                                             core::json_string(str(e, "messageId")) +
-                                             R"(,"status":)" + core::json_string(str(e, "status")) +
-                                             "}"));
+            return respond(
+                make_response(version_, keep_alive_, http::status::ok, "application/json",
+                              R"({"messageId":)" + core::json_string(str(e, "messageId")) +
+                                  R"(,"status":)" + core::json_string(str(e, "status")) + "}"));
         if (type == "error")
         {
             auto const code = str(e, "code");
@@ -500,7 +496,6 @@ private:
         discard_until_closed(shared_from_this(), stream_, net::buffer(discard_));
     }
 
-
     void drop()
     {
         phase_ = phase::done;
@@ -528,8 +523,8 @@ private:
     bool keep_alive_ = true;
     std::array<char, 4096> discard_{};
     std::string external_id_;
-    std::string cors_origin_;  ///< the request's Origin, already allowed by the guard
-    admission_ticket ticket_;  ///< a stream's place under --max-connections
+    std::string cors_origin_; ///< the request's Origin, already allowed by the guard
+    admission_ticket ticket_; ///< a stream's place under --max-connections
     std::string user_id_;
     phase phase_ = phase::request;
     ai_sdk::ui_message_encoder encoder_;
@@ -545,9 +540,8 @@ private:
 void not_found(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, header_parser const& header,
                std::shared_ptr<server_context> const& ctx)
 {
-    auto res = std::make_shared<string_response>(
-        make_json_error(header.get().version(), false, http::status::not_found, "not_found",
-                        "no such endpoint"));
+    auto res = std::make_shared<string_response>(make_json_error(
+        header.get().version(), false, http::status::not_found, "not_found", "no such endpoint"));
     auto s = std::make_shared<beast::tcp_stream>(std::move(stream));
     (void)buffer;
     (void)ctx;

@@ -27,7 +27,12 @@ std::optional<std::string> query_param(std::string_view target, std::string_view
 namespace
 {
 
-enum class claim_state { absent, not_integer, present };
+enum class claim_state
+{
+    absent,
+    not_integer,
+    present
+};
 
 struct claim
 {
@@ -132,8 +137,7 @@ bool bearer_matches(std::string_view authorization, std::string const& token)
     // otherwise, and a timing oracle would give the token away byte by byte.
     unsigned char diff = presented.size() == token.size() ? 0 : 1;
     for (std::size_t i = 0; i < token.size(); ++i)
-        diff |= static_cast<unsigned char>(
-            (i < presented.size() ? presented[i] : 0) ^ token[i]);
+        diff |= static_cast<unsigned char>((i < presented.size() ? presented[i] : 0) ^ token[i]);
     return diff == 0;
 }
 

@@ -9,20 +9,22 @@
 #include "chatstream/storage/writer.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/json.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 namespace net = boost::asio;
 
-namespace {
+namespace
+{
 
 /// A subscriber of a message that runs elsewhere, and how far it got.
 struct follower
@@ -30,11 +32,11 @@ struct follower
     std::weak_ptr<subscriber> sink;
     std::string user_id;
     request_id rid;
-    std::uint64_t offset = 0; ///< UTF-16 units already sent (or asked to skip)
+    std::uint64_t offset = 0;           ///< UTF-16 units already sent (or asked to skip)
     std::uint64_t reasoning_offset = 0; ///< likewise, of the reasoning
-    bool started = false;     ///< `start` sent
-    bool reasoning_open = false; ///< `reasoning-start` sent, `reasoning-end` not yet
-    bool finish_only = false; ///< a canceller: hears only the end
+    bool started = false;               ///< `start` sent
+    bool reasoning_open = false;        ///< `reasoning-start` sent, `reasoning-end` not yet
+    bool finish_only = false;           ///< a canceller: hears only the end
     std::unordered_set<std::string> tools_sent;
 };
 
@@ -49,7 +51,8 @@ snapshot read_snapshot(storage::database& db, std::string const& message_id)
 {
     snapshot s;
     s.row = storage::messages::get_unscoped(db, message_id);
-    if (s.row) s.stored = read_stored_replay(db, *s.row);
+    if (s.row)
+        s.stored = read_stored_replay(db, *s.row);
     return s;
 }
 
@@ -57,9 +60,10 @@ snapshot read_snapshot(storage::database& db, std::string const& message_id)
 
 struct cluster::state : std::enable_shared_from_this<cluster::state>
 {
-    state(net::io_context& ioc, storage::writer& w, storage::read_pool& r, std::string uri, cluster_options o)
-        : strand(net::make_strand(ioc)), writer(w), reads(r), db_uri(std::move(uri)), options(std::move(o)),
-          heartbeat_timer(strand)
+    state(net::io_context& ioc, storage::writer& w, storage::read_pool& r, std::string uri,
+          cluster_options o)
+        : strand(net::make_strand(ioc)), writer(w), reads(r), db_uri(std::move(uri)),
+          options(std::move(o)), heartbeat_timer(strand)
     {
     }
 
@@ -92,7 +96,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
             return stop_here(payload); // a no-op unless it runs here
         if (channel == storage::nodes::changes_channel)
             return relay_in(payload);
-        net::post(strand, [self = shared_from_this(), message_id = payload] { self->refresh(message_id); });
+        net::post(strand,
+                  [self = shared_from_this(), message_id = payload] { self->refresh(message_id); });
     }
 
     void add(std::string const& message_id, follower f)
@@ -105,7 +110,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     void refresh(std::string const& message_id)
     {
         auto it = by_message.find(message_id);
-        if (it == by_message.end()) return;
+        if (it == by_message.end())
+            return;
         if (it->second.reading)
         {
             it->second.dirty = true;
@@ -126,19 +132,22 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
                     spdlog::warn("cluster: reading message {}: {}", message_id, e.what());
                     failed = true;
                 }
-                net::post(self->strand, [self, message_id, snap, failed] { self->apply(message_id, *snap, failed); });
+                net::post(self->strand, [self, message_id, snap, failed]
+                          { self->apply(message_id, *snap, failed); });
             });
     }
 
     void apply(std::string const& message_id, snapshot const& snap, bool failed)
     {
         auto it = by_message.find(message_id);
-        if (it == by_message.end()) return;
+        if (it == by_message.end())
+            return;
         auto& entry = it->second;
         entry.reading = false;
         if (!failed)
         {
-            std::erase_if(entry.followers, [&](follower& f) { return !deliver(message_id, snap, f); });
+            std::erase_if(entry.followers,
+                          [&](follower& f) { return !deliver(message_id, snap, f); });
         }
         if (entry.followers.empty())
             by_message.erase(it);
@@ -153,10 +162,12 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     static bool deliver(std::string const& message_id, snapshot const& snap, follower& f)
     {
         auto sink = f.sink.lock();
-        if (!sink) return false;
+        if (!sink)
+            return false;
         if (!snap.row || snap.row->user_id != f.user_id)
         {
-            sink->deliver(events::error(f.rid, message_id, wire_error::not_found, "no such message"));
+            sink->deliver(
+                events::error(f.rid, message_id, wire_error::not_found, "no such message"));
             return false;
         }
         bool const terminal = snap.stored.terminal;
@@ -177,7 +188,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
                 sink->deliver(events::start(message_id, snap.row->conversation_id));
                 f.started = true;
             }
-            if (f.offset > length && !terminal) return true;
+            if (f.offset > length && !terminal)
+                return true;
             auto emit = [&](frame fr) { sink->deliver(std::move(fr)); };
             // Reasoning as it is stored: a block opens when reasoning past
             // the follower's offset appears (unless the client has part of
@@ -187,7 +199,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
             {
                 bool const open = !f.reasoning_open && f.reasoning_offset == 0;
                 f.reasoning_open = f.reasoning_open || open || f.reasoning_offset > 0;
-                replay_reasoning(message_id, snap.stored.reasoning, f.reasoning_offset, open, false, emit);
+                replay_reasoning(message_id, snap.stored.reasoning, f.reasoning_offset, open, false,
+                                 emit);
                 f.reasoning_offset = reasoning_length;
             }
             if (f.reasoning_open && (length > 0 || terminal))
@@ -199,12 +212,16 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
             // out first (with their own textPosition); the rest interleave.
             std::vector<replay_tool> late, ahead;
             for (auto const& t : snap.stored.tools)
-                if (f.tools_sent.insert(t.id).second) (t.text_position < f.offset ? late : ahead).push_back(t);
-            if (!late.empty()) replay_frames(message_id, {}, late, 0, emit);
-            if (length > f.offset || !ahead.empty()) replay_frames(message_id, snap.stored.text, ahead, f.offset, emit);
+                if (f.tools_sent.insert(t.id).second)
+                    (t.text_position < f.offset ? late : ahead).push_back(t);
+            if (!late.empty())
+                replay_frames(message_id, {}, late, 0, emit);
+            if (length > f.offset || !ahead.empty())
+                replay_frames(message_id, snap.stored.text, ahead, f.offset, emit);
             f.offset = std::max(f.offset, length);
         }
-        if (!terminal) return true;
+        if (!terminal)
+            return true;
         sink->deliver(stored_finish(*snap.row));
         return false;
     }
@@ -240,7 +257,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
     {
         auto const a = payload.find('\n');
         auto const b = a == std::string::npos ? a : payload.find('\n', a + 1);
-        if (b == std::string::npos || !changes || std::string_view(payload).substr(0, a) == options.node_id)
+        if (b == std::string::npos || !changes ||
+            std::string_view(payload).substr(0, a) == options.node_id)
             return; // malformed, or our own (delivered locally already)
         frame f;
         f.data = std::make_shared<std::string const>(payload.substr(b + 1));
@@ -253,7 +271,8 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
         heartbeat_timer.async_wait(
             [self = shared_from_this()](boost::system::error_code ec)
             {
-                if (ec || self->stopped) return;
+                if (ec || self->stopped)
+                    return;
                 self->beat();
                 self->arm_heartbeat();
             });
@@ -277,19 +296,22 @@ struct cluster::state : std::enable_shared_from_this<cluster::state>
                 }
                 auto const orphans = storage::nodes::recover_orphans(db, now, lease);
                 if (!orphans.empty())
-                    spdlog::warn("node {}: interrupted {} generation(s) of a node that stopped renewing its lease",
+                    spdlog::warn("node {}: interrupted {} generation(s) of a node that stopped "
+                                 "renewing its lease",
                                  id, orphans.size());
             },
             [](std::error_code ec)
             {
-                if (ec) spdlog::warn("cluster heartbeat failed: {}", ec.message());
+                if (ec)
+                    spdlog::warn("cluster heartbeat failed: {}", ec.message());
             });
-        for (auto const& [message_id, entry] : by_message) refresh(message_id);
+        for (auto const& [message_id, entry] : by_message)
+            refresh(message_id);
     }
 };
 
-cluster::cluster(net::io_context& ioc, storage::writer& writer, storage::read_pool& reads, std::string db_uri,
-                 cluster_options options)
+cluster::cluster(net::io_context& ioc, storage::writer& writer, storage::read_pool& reads,
+                 std::string db_uri, cluster_options options)
     : state_(std::make_shared<state>(ioc, writer, reads, std::move(db_uri), std::move(options)))
 {
 }
@@ -327,19 +349,25 @@ std::size_t cluster::start(std::function<void(std::string const&)> stop_here, ch
                                  storage::nodes::changes_channel},
         [weak](std::string const& channel, std::string const& payload)
         {
-            if (auto s = weak.lock()) s->on_notify(channel, payload);
+            if (auto s = weak.lock())
+                s->on_notify(channel, payload);
         },
         [weak]
         {
             if (auto s = weak.lock())
-                net::post(s->strand, [s] {
-                    for (auto const& [message_id, entry] : s->by_message) s->refresh(message_id);
-                });
+                net::post(s->strand,
+                          [s]
+                          {
+                              for (auto const& [message_id, entry] : s->by_message)
+                                  s->refresh(message_id);
+                          });
         });
-    changes.set_relay([weak](std::string const& user_id, frame const& f)
-                      {
-                          if (auto s = weak.lock()) s->relay_out(user_id, f);
-                      });
+    changes.set_relay(
+        [weak](std::string const& user_id, frame const& f)
+        {
+            if (auto s = weak.lock())
+                s->relay_out(user_id, f);
+        });
     net::post(st.strand, [s = state_] { s->arm_heartbeat(); });
     return recovered;
 }
@@ -347,14 +375,18 @@ std::size_t cluster::start(std::function<void(std::string const&)> stop_here, ch
 void cluster::stop()
 {
     auto& st = *state_;
-    if (st.stopped) return;
+    if (st.stopped)
+        return;
     st.stopped = true;
-    if (st.listener) st.listener->stop();
+    if (st.listener)
+        st.listener->stop();
     net::post(st.strand, [s = state_] { s->heartbeat_timer.cancel(); });
-    if (!st.stop_here) return; // never started
+    if (!st.stop_here)
+        return; // never started
     try
     {
-        st.writer.run_sync([id = st.options.node_id](storage::database& db) { storage::nodes::leave(db, id); });
+        st.writer.run_sync([id = st.options.node_id](storage::database& db)
+                           { storage::nodes::leave(db, id); });
     }
     catch (std::exception const& e)
     {
@@ -364,13 +396,21 @@ void cluster::stop()
 
 void cluster::follow(std::string user_id, subscribe_request req, std::weak_ptr<subscriber> s)
 {
-    follower f{std::move(s), std::move(user_id), req.id, req.from_offset, req.from_reasoning_offset};
-    net::post(state_->strand, [st = state_, id = req.message_id, f = std::move(f)]() mutable { st->add(id, std::move(f)); });
+    follower f{std::move(s), std::move(user_id), req.id, req.from_offset,
+               req.from_reasoning_offset};
+    net::post(state_->strand, [st = state_, id = req.message_id, f = std::move(f)]() mutable
+              { st->add(id, std::move(f)); });
 }
 
 void cluster::cancel(std::string user_id, cancel_request req, std::weak_ptr<subscriber> s)
 {
-    enum class outcome { not_found, not_generating, forwarded, interrupted };
+    enum class outcome
+    {
+        not_found,
+        not_generating,
+        forwarded,
+        interrupted
+    };
     struct result
     {
         outcome what = outcome::not_found;
@@ -382,7 +422,8 @@ void cluster::cancel(std::string user_id, cancel_request req, std::weak_ptr<subs
         [r, user_id, id = req.message_id, lease](storage::database& db)
         {
             auto m = storage::messages::get(db, user_id, id);
-            if (!m) return;
+            if (!m)
+                return;
             r->status = m->status;
             if (storage::is_terminal_status(m->status))
             {
@@ -411,17 +452,20 @@ void cluster::cancel(std::string user_id, cancel_request req, std::weak_ptr<subs
             switch (r->what)
             {
             case outcome::not_found:
-                return deliver_to(s, events::error(req.id, req.message_id, wire_error::not_found, "no such message"));
+                return deliver_to(s, events::error(req.id, req.message_id, wire_error::not_found,
+                                                   "no such message"));
             case outcome::not_generating:
-                return deliver_to(s, events::error(req.id, req.message_id, wire_error::conflict,
-                                                   "message is not generating (status " + r->status + ")"));
+                return deliver_to(
+                    s, events::error(req.id, req.message_id, wire_error::conflict,
+                                     "message is not generating (status " + r->status + ")"));
             case outcome::forwarded:
             case outcome::interrupted:
                 break;
             }
             follower f{std::move(s), std::move(user_id), req.id, 0};
             f.finish_only = true;
-            net::post(st->strand, [st, id = req.message_id, f = std::move(f)]() mutable { st->add(id, std::move(f)); });
+            net::post(st->strand, [st, id = req.message_id, f = std::move(f)]() mutable
+                      { st->add(id, std::move(f)); });
         });
 }
 

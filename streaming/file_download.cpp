@@ -40,7 +40,8 @@ struct file_range_body
 
         boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec)
         {
-            auto const amount = static_cast<std::size_t>(std::min<std::uint64_t>(remain_, chunk_size));
+            auto const amount =
+                static_cast<std::size_t>(std::min<std::uint64_t>(remain_, chunk_size));
             if (amount == 0)
             {
                 ec = {};
@@ -71,11 +72,10 @@ struct file_range_body
 class download_session : public file_session<download_session>
 {
 public:
-    download_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer, header_parser&& header,
-                     std::shared_ptr<server_context> ctx)
+    download_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
+                     header_parser&& header, std::shared_ptr<server_context> ctx)
         : file_session(std::move(stream), std::move(buffer), std::move(ctx)),
-          has_body_(header.chunked() ||
-                    (header.content_length() && *header.content_length() > 0)),
+          has_body_(header.chunked() || (header.content_length() && *header.content_length() > 0)),
           req_(header.release())
     {
     }
@@ -135,10 +135,7 @@ private:
         authenticate_then(req_.target(), req_[http::field::authorization]);
     }
 
-    void not_found()
-    {
-        fail_with({http::status::not_found, "not_found", "no such file"});
-    }
+    void not_found() { fail_with({http::status::not_found, "not_found", "no such file"}); }
 
     template <class Body>
     void set_common(http::response<Body>& res, storage::files::readable_file const& f,
@@ -210,8 +207,8 @@ private:
                                    f.file.mime_type.starts_with("audio/") ||
                                    f.file.mime_type == "application/pdf";
             res.set(http::field::content_disposition,
-                    std::string(inline_ok ? "inline" : "attachment") +
-                        "; filename*=UTF-8''" + percent_encode(f.name));
+                    std::string(inline_ok ? "inline" : "attachment") + "; filename*=UTF-8''" +
+                        percent_encode(f.name));
             if (partial)
                 res.set(http::field::content_range, "bytes " + std::to_string(range.first) + "-" +
                                                         std::to_string(range.last) + "/" +
@@ -260,8 +257,7 @@ private:
 void handle_file_download(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
                           header_parser&& parser, std::shared_ptr<server_context> const& ctx)
 {
-    std::make_shared<download_session>(std::move(stream), std::move(buffer), std::move(parser),
-                                       ctx)
+    std::make_shared<download_session>(std::move(stream), std::move(buffer), std::move(parser), ctx)
         ->run();
 }
 

@@ -50,10 +50,11 @@ struct sweeper : std::enable_shared_from_this<sweeper>
                     [self = shared_from_this()](std::size_t n)
                     {
                         // A full batch means there may be more: go again now.
-                        auto const next = n == sweep_batch
-                                              ? std::chrono::milliseconds(0)
-                                              : std::chrono::milliseconds(
-                                                    1000ll * self->ctx->options.file_sweep_interval_s);
+                        auto const next =
+                            n == sweep_batch
+                                ? std::chrono::milliseconds(0)
+                                : std::chrono::milliseconds(
+                                      1000ll * self->ctx->options.file_sweep_interval_s);
                         net::post(self->timer.get_executor(), [self, next] { self->arm(next); });
                     });
     }

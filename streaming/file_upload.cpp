@@ -51,11 +51,11 @@ std::string guess_mime(std::string const& declared, std::string const& name)
     if (!declared.empty() && declared != "application/octet-stream")
         return declared;
     static std::pair<char const*, char const*> const by_ext[] = {
-        {".png", "image/png"},   {".jpg", "image/jpeg"},      {".jpeg", "image/jpeg"},
-        {".gif", "image/gif"},   {".webp", "image/webp"},     {".pdf", "application/pdf"},
-        {".txt", "text/plain"},  {".md", "text/markdown"},    {".markdown", "text/markdown"},
-        {".csv", "text/csv"},    {".json", "application/json"}, {".mp3", "audio/mpeg"},
-        {".wav", "audio/wav"},   {".ogg", "audio/ogg"},       {".m4a", "audio/mp4"}};
+        {".png", "image/png"},  {".jpg", "image/jpeg"},        {".jpeg", "image/jpeg"},
+        {".gif", "image/gif"},  {".webp", "image/webp"},       {".pdf", "application/pdf"},
+        {".txt", "text/plain"}, {".md", "text/markdown"},      {".markdown", "text/markdown"},
+        {".csv", "text/csv"},   {".json", "application/json"}, {".mp3", "audio/mpeg"},
+        {".wav", "audio/wav"},  {".ogg", "audio/ogg"},         {".m4a", "audio/mp4"}};
     auto const ext = lower(std::filesystem::path(name).extension().string());
     for (auto const& [e, m] : by_ext)
         if (ext == e)
@@ -110,13 +110,14 @@ public:
             auto res = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
                                                                           version_);
             stream_.expires_after(io_timeout);
-            return http::async_write(stream_, *res,
-                                     [s = shared_from_this(), res](beast::error_code ec, std::size_t)
-                                     {
-                                         if (ec)
-                                             return log_fail(ec, "write 100-continue");
-                                         s->do_read();
-                                     });
+            return http::async_write(
+                stream_, *res,
+                [s = shared_from_this(), res](beast::error_code ec, std::size_t)
+                {
+                    if (ec)
+                        return log_fail(ec, "write 100-continue");
+                    s->do_read();
+                });
         }
         do_read();
     }
@@ -224,8 +225,9 @@ private:
         body.size = chunk_size;
         body.more = true;
         stream_.expires_after(io_timeout);
-        http::async_read_some(stream_, buffer_, parser_,
-                              beast::bind_front_handler(&upload_session::on_read, shared_from_this()));
+        http::async_read_some(
+            stream_, buffer_, parser_,
+            beast::bind_front_handler(&upload_session::on_read, shared_from_this()));
     }
 
     void on_read(beast::error_code ec, std::size_t)
@@ -289,7 +291,8 @@ private:
                 throw http_failure{http::status::unsupported_media_type, "bad_request",
                                    "the content is not a valid " + mime_ + " image"};
             if (auto info = core::read_image_header(head_))
-                f.metadata = json::serialize(json::object{{"width", info->width}, {"height", info->height}});
+                f.metadata =
+                    json::serialize(json::object{{"width", info->width}, {"height", info->height}});
         }
         f.storage_id = blob_->finish();
         file_ = f;
@@ -303,9 +306,7 @@ private:
                 storage::files::record_upload(db, s->file_, s->user_id_, s->name_, core::now_ms());
             },
             [s = shared_from_this()](std::error_code ec)
-            {
-                net::post(s->stream_.get_executor(), [s, ec] { s->respond(ec); });
-            });
+            { net::post(s->stream_.get_executor(), [s, ec] { s->respond(ec); }); });
     }
 
     void respond(std::error_code ec)

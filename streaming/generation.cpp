@@ -13,29 +13,29 @@ void end_claim(storage::database& db, std::string const& message_id)
 
 void generation::start(std::weak_ptr<subscriber> requester, frame ack)
 {
-    net::dispatch(
-        strand_,
-        [self = shared_from_this(), requester = std::move(requester),
-         ack = std::move(ack)]() mutable
-        {
-            deliver_to(requester, std::move(ack));
-            self->follow(requester, stream_log::cursor{});
-            auto const now = core::now_ms();
-            self->ctx_.writer.submit(
-                [id = self->id_.message_id, now](storage::database& db)
-                { storage::messages::mark_generating(db, id, now); },
-                [self, now](std::error_code ec)
-                {
-                    if (!ec)
-                        self->publish_update(boost::json::object{
-                            {"status", storage::status::generating},
-                            {"generationStartedAt", now}});
-                });
-            self->start_step();
-        });
+    net::dispatch(strand_,
+                  [self = shared_from_this(), requester = std::move(requester),
+                   ack = std::move(ack)]() mutable
+                  {
+                      deliver_to(requester, std::move(ack));
+                      self->follow(requester, stream_log::cursor{});
+                      auto const now = core::now_ms();
+                      self->ctx_.writer.submit(
+                          [id = self->id_.message_id, now](storage::database& db)
+                          { storage::messages::mark_generating(db, id, now); },
+                          [self, now](std::error_code ec)
+                          {
+                              if (!ec)
+                                  self->publish_update(
+                                      boost::json::object{{"status", storage::status::generating},
+                                                          {"generationStartedAt", now}});
+                          });
+                      self->start_step();
+                  });
 }
 
-void generation::subscribe(std::string const& user_id, std::weak_ptr<subscriber> s, subscribe_request req)
+void generation::subscribe(std::string const& user_id, std::weak_ptr<subscriber> s,
+                           subscribe_request req)
 {
     net::dispatch(strand_, [self = shared_from_this(), user_id, s = std::move(s),
                             req = std::move(req)] { self->do_subscribe(user_id, s, req); });
@@ -48,8 +48,8 @@ void generation::cancel(std::string const& user_id, std::weak_ptr<subscriber> s,
         [self = shared_from_this(), user_id, s = std::move(s), id = std::move(id)]
         {
             if (user_id != self->id_.user_id)
-                return deliver_to(s, events::error(id, self->id_.message_id,
-                                                   wire_error::not_found, "no such message"));
+                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::not_found,
+                                                   "no such message"));
             switch (self->state_)
             {
             case state::running:
@@ -58,10 +58,9 @@ void generation::cancel(std::string const& user_id, std::weak_ptr<subscriber> s,
             case state::finishing:
                 return self->add_watcher(s); // hears the finish being committed
             case state::finished:
-                return deliver_to(s,
-                                  events::error(id, self->id_.message_id, wire_error::conflict,
-                                                "message is not generating (status " +
-                                                    self->final_status_ + ")"));
+                return deliver_to(s, events::error(id, self->id_.message_id, wire_error::conflict,
+                                                   "message is not generating (status " +
+                                                       self->final_status_ + ")"));
             }
         });
 }
@@ -140,7 +139,8 @@ void generation::on_tool_input_delta(std::string_view id, std::string_view delta
     broadcast(events::tool_input_delta(id_.message_id, id, delta));
 }
 
-void generation::on_tool_call(std::string_view id, std::string_view name, std::string_view args_json)
+void generation::on_tool_call(std::string_view id, std::string_view name,
+                              std::string_view args_json)
 {
     if (state_ != state::running)
         return;
@@ -148,8 +148,8 @@ void generation::on_tool_call(std::string_view id, std::string_view name, std::s
     auto* t = find_tool(id);
     if (!t)
     {
-        tools_.push_back({std::string(id), std::string(name), "{}", std::nullopt,
-                          log_->u16_length_unlocked()});
+        tools_.push_back(
+            {std::string(id), std::string(name), "{}", std::nullopt, log_->u16_length_unlocked()});
         t = &tools_.back();
     }
     t->args_json = std::string(args_json);
@@ -417,7 +417,8 @@ void generation::commit_final(events::finish_info info, int busy_retries)
                                                c.output_tokens.value_or(0), c.cost.value_or(0));
             end_claim(db, id.message_id);
         },
-        [self = shared_from_this(), info = std::move(info), busy_retries](std::error_code ec) mutable
+        [self = shared_from_this(), info = std::move(info),
+         busy_retries](std::error_code ec) mutable
         {
             net::post(self->strand_,
                       [self, info = std::move(info), ec, busy_retries]() mutable
@@ -528,7 +529,8 @@ void generation::publish_update(boost::json::object fields)
                             boost::json::serialize(fields)));
 }
 
-void generation::do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s, subscribe_request const& req)
+void generation::do_subscribe(std::string const& user_id, std::weak_ptr<subscriber> const& s,
+                              subscribe_request const& req)
 {
     if (user_id != id_.user_id)
         return deliver_to(
@@ -541,17 +543,15 @@ void generation::do_subscribe(std::string const& user_id, std::weak_ptr<subscrib
     {
         auto const reasoning_length = core::utf16_length(log_->reasoning_unlocked());
         if (req.from_reasoning_offset > reasoning_length)
-            return deliver_to(
-                s, events::error(req.id, req.message_id, wire_error::bad_request,
-                                 "fromReasoningOffset " +
-                                     std::to_string(req.from_reasoning_offset) +
-                                     " is past the end of the reasoning (" +
-                                     std::to_string(reasoning_length) + ")"));
+            return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
+                                               "fromReasoningOffset " +
+                                                   std::to_string(req.from_reasoning_offset) +
+                                                   " is past the end of the reasoning (" +
+                                                   std::to_string(reasoning_length) + ")"));
         return deliver_to(s, events::error(req.id, req.message_id, wire_error::bad_request,
                                            "fromOffset " + std::to_string(req.from_offset) +
                                                " is past the end of the text (" +
-                                               std::to_string(log_->u16_length_unlocked()) +
-                                               ")"));
+                                               std::to_string(log_->u16_length_unlocked()) + ")"));
     }
     follow(s, *from);
 }

@@ -95,8 +95,8 @@ std::string normalize_origin(std::string_view origin)
         return {};
     auto out = scheme + "://" + lower(u->encoded_host());
     auto const port = std::string(u->port());
-    bool const default_port = port.empty() || (scheme == "http" && port == "80") ||
-                              (scheme == "https" && port == "443");
+    bool const default_port =
+        port.empty() || (scheme == "http" && port == "80") || (scheme == "https" && port == "443");
     if (!default_port)
         out += ":" + port;
     return out;
@@ -117,7 +117,8 @@ bool origin_allowed(std::string_view origin, std::string_view host,
     // TLS may end at a proxy in front of us).
     auto const authority = o.substr(o.find("://") + 3);
     auto const h = lower(trim(host));
-    auto strip_default = [](std::string const& a, std::string_view port) {
+    auto strip_default = [](std::string const& a, std::string_view port)
+    {
         return a.size() > port.size() && a.compare(a.size() - port.size(), port.size(), port) == 0
                    ? a.substr(0, a.size() - port.size())
                    : a;

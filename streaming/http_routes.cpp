@@ -1,8 +1,8 @@
 // The table of connection-owning HTTP routes (detail/http_routes.hpp).
 #include "detail/http_routes.hpp"
 
-#include "detail/file_routes.hpp"
 #include "detail/ai_sdk_chat.hpp"
+#include "detail/file_routes.hpp"
 
 namespace chatstream::streaming::detail
 {

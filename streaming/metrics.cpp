@@ -28,7 +28,8 @@ std::string server_metrics::render(storage::writer_stats const& w,
                        help, type, value);
     };
     auto r = [](auto const& a) { return a.load(std::memory_order_relaxed); };
-    metric("chatstream_connections", "gauge", "Open WebSocket and /api/chat (SSE) connections.", r(connections));
+    metric("chatstream_connections", "gauge", "Open WebSocket and /api/chat (SSE) connections.",
+           r(connections));
     metric("chatstream_connections_total", "counter", "WebSocket connections accepted.",
            r(connections_total));
     metric("chatstream_active_generations", "gauge", "Generations running or committing their end.",

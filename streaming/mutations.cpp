@@ -34,7 +34,8 @@ void refuse_if_running(storage::database& db, stream_hub const& hub,
 {
     // Another node may run it: its claim is in `generations`.
     if (hub.running_in(conversation_id) ||
-        (storage::serves_several_nodes(db.dialect()) && storage::nodes::busy_in_conversation(db, conversation_id)))
+        (storage::serves_several_nodes(db.dialect()) &&
+         storage::nodes::busy_in_conversation(db, conversation_id)))
         throw storage::storage_error(storage::errc::conflict,
                                      "a generation is running in conversation " + conversation_id +
                                          "; cancel it first");
@@ -87,8 +88,8 @@ void apply(storage::database& db, stream_hub const& hub, mutate_request const& r
     }
     case mutation_name::update_conversation:
     {
-        storage::conversations::patch p{r.title, r.pinned, r.archived, r.starred, r.model,
-                                        r.system_prompt};
+        storage::conversations::patch p{r.title,   r.pinned, r.archived,
+                                        r.starred, r.model,  r.system_prompt};
         auto c = storage::conversations::update(db, user, *r.conversation_id, p, now);
         if (!c)
             throw not_found("conversation: " + *r.conversation_id);

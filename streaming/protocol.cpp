@@ -225,9 +225,8 @@ std::optional<std::string> opt_day(dom::object const& o, std::string_view key)
 }
 
 // A string that may be JSON null (= clear it); absent = leave unchanged.
-std::optional<std::optional<std::string>> nullable_string(dom::object const& o,
-                                                          std::string_view key,
-                                                          std::size_t max_bytes)
+std::optional<std::optional<std::string>>
+nullable_string(dom::object const& o, std::string_view key, std::size_t max_bytes)
 {
     auto e = field(o, key);
     if (!e)

@@ -4,9 +4,9 @@
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/storage/error.hpp"
-#include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/usage.hpp"
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
@@ -60,7 +60,8 @@ frame usage_report(storage::database& db, std::string const& user, query_request
         {"totals",
          {{"inputTokens", in}, {"outputTokens", out}, {"cost", cost}, {"messageCount", messages}}},
         {"limits",
-         {{"dailyMessages", limits.daily_messages > 0 ? json::value(limits.daily_messages) : nullptr},
+         {{"dailyMessages",
+           limits.daily_messages > 0 ? json::value(limits.daily_messages) : nullptr},
           {"messagesToday", storage::usage::messages_on(db, user, today)},
           {"dailyResetsAt", core::utc_iso(core::next_utc_midnight_ms(now))},
           {"monthlyBudget",
@@ -80,7 +81,8 @@ frame run(storage::database& db, std::string const& user, query_request const& q
     case query_name::list_conversations:
     {
         auto p = storage::conversations::list(db, user, page);
-        json::object data{{"conversations", array_of(p.rows)}, {"nextCursor", nullable(p.next_cursor)}};
+        json::object data{{"conversations", array_of(p.rows)},
+                          {"nextCursor", nullable(p.next_cursor)}};
         return events::result(q.id, json::serialize(data));
     }
     case query_name::list_messages:
@@ -121,8 +123,8 @@ frame run(storage::database& db, std::string const& user, query_request const& q
 
 } // namespace
 
-void run_query(storage::read_pool& reads, std::string user_id, query_request q,
-               quota_limits limits, std::function<void(frame)> reply)
+void run_query(storage::read_pool& reads, std::string user_id, query_request q, quota_limits limits,
+               std::function<void(frame)> reply)
 {
     reads.post(
         [user_id = std::move(user_id), q = std::move(q), limits,

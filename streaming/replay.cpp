@@ -41,8 +41,8 @@ namespace
 // Emits @p text[byte, end) as deltas of at most replay_chunk_bytes, cut on
 // code point boundaries, advancing @p byte and @p u16.
 template <class MakeDelta>
-void emit_deltas(MakeDelta const& make, std::string_view text, std::size_t& byte, std::uint64_t& u16,
-                 std::size_t end, std::function<void(frame)> const& emit)
+void emit_deltas(MakeDelta const& make, std::string_view text, std::size_t& byte,
+                 std::uint64_t& u16, std::size_t end, std::function<void(frame)> const& emit)
 {
     while (byte < end)
     {
@@ -114,9 +114,9 @@ stored_replay read_stored_replay(storage::database& db, storage::message_row con
 
 frame stored_finish(storage::message_row const& m)
 {
-    return events::finish(m.id, {m.status, m.finish_reason.value_or(m.status),
-                                 m.input_tokens.value_or(0), m.output_tokens.value_or(0), m.error,
-                                 m.reasoning_tokens.value_or(0)});
+    return events::finish(m.id,
+                          {m.status, m.finish_reason.value_or(m.status), m.input_tokens.value_or(0),
+                           m.output_tokens.value_or(0), m.error, m.reasoning_tokens.value_or(0)});
 }
 
 void deliver_to(std::weak_ptr<subscriber> const& w, frame f)
@@ -208,10 +208,10 @@ void subscribe_stored(hub_context& ctx, std::string const& user_id, subscribe_re
                                                  "fromOffset " + std::to_string(req.from_offset) +
                                                      " is past the end of the text"));
             if (req.from_reasoning_offset > core::utf16_length(stored.reasoning))
-                return sub.deliver(events::error(
-                    req.id, m.id, wire_error::bad_request,
-                    "fromReasoningOffset " + std::to_string(req.from_reasoning_offset) +
-                        " is past the end of the reasoning"));
+                return sub.deliver(events::error(req.id, m.id, wire_error::bad_request,
+                                                 "fromReasoningOffset " +
+                                                     std::to_string(req.from_reasoning_offset) +
+                                                     " is past the end of the reasoning"));
             sub.deliver(events::start(m.id, m.conversation_id));
             // Reasoning first, from 0 unless the client has part of it.
             if (!stored.reasoning.empty())

@@ -3,13 +3,13 @@
 // caller's (src/serve_command.cpp).
 #include "chatstream/streaming/server.hpp"
 
+#include "chatstream/core/json.hpp"
 #include "detail/auth.hpp"
 #include "detail/file_routes.hpp"
 #include "detail/http_guard.hpp"
 #include "detail/http_routes.hpp"
 #include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
-#include "chatstream/core/json.hpp"
 #include "detail/web_assets.hpp"
 #include "detail/ws_session.hpp"
 
@@ -31,12 +31,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <array>
+#include <filesystem>
 #include <memory>
 #include <optional>
-#include <variant>
 #include <thread>
+#include <variant>
 #include <vector>
 
 namespace chatstream::streaming
@@ -44,10 +44,9 @@ namespace chatstream::streaming
 
 std::vector<std::string> server_options::default_upload_mime_allow()
 {
-    return {"image/png",  "image/jpeg",      "image/gif",     "image/webp",
-            "application/pdf", "text/plain", "text/markdown", "text/csv",
-            "application/json", "audio/mpeg", "audio/wav",    "audio/x-wav",
-            "audio/ogg",  "audio/webm",      "audio/mp4"};
+    return {"image/png",  "image/jpeg",    "image/gif", "image/webp",       "application/pdf",
+            "text/plain", "text/markdown", "text/csv",  "application/json", "audio/mpeg",
+            "audio/wav",  "audio/x-wav",   "audio/ogg", "audio/webm",       "audio/mp4"};
 }
 
 std::string files_directory(server_options const& o)
@@ -220,8 +219,8 @@ private:
             // users::ensure is a write: it runs on the writer thread, and the
             // upgrade continues on this strand when it is durable.
             auto shared_req = std::make_shared<http::request<http::string_body>>(std::move(req));
-            auto ticket = std::make_shared<admission_ticket>(
-                std::move(std::get<admission_ticket>(admitted)));
+            auto ticket =
+                std::make_shared<admission_ticket>(std::move(std::get<admission_ticket>(admitted)));
             return resolve_user_on(
                 *ctx_, auth.external_id, stream_.get_executor(),
                 [self = shared_from_this(), shared_req, ticket,
@@ -258,7 +257,8 @@ private:
     void respond_asset(http::request<http::string_body> const& req, web_asset const& asset)
     {
         auto const etag = "\"" + std::to_string(std::hash<std::string_view>{}(asset.body)) + "\"";
-        auto res = std::make_shared<http::response<http::string_body>>(http::status::ok, req.version());
+        auto res =
+            std::make_shared<http::response<http::string_body>>(http::status::ok, req.version());
         res->set(http::field::server, "chatstream");
         res->set(http::field::content_type, asset.mime);
         res->set(http::field::cache_control, "no-cache");
@@ -317,7 +317,6 @@ private:
         stream_.expires_after(std::chrono::seconds(2));
         discard_until_closed(shared_from_this(), stream_, net::buffer(discard_));
     }
-
 
     void fail(beast::error_code ec, char const* what)
     {
@@ -399,8 +398,8 @@ private:
             spdlog::warn("accept: {}; backing off until a descriptor is free", ec.message());
         if (ec == net::error::no_descriptors || ec.value() == ENFILE)
             triage_backlog();
-        backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(10),
-                              std::chrono::milliseconds(100));
+        backoff_ =
+            std::clamp(backoff_ * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(100));
         retry_timer_.expires_after(backoff_);
         retry_timer_.async_wait(
             [self = shared_from_this()](beast::error_code ec)
@@ -502,9 +501,9 @@ public:
         auto const fds = detail::descriptor_budget(options.max_connections);
         auto effective = options;
         effective.max_connections = fds.max_connections;
-        ctx_ = std::make_shared<detail::server_context>(effective, services.writer, services.reads,
-                                                        hub_, changes_, metrics_,
-                                                        outbound_limits{});
+        ctx_ =
+            std::make_shared<detail::server_context>(effective, services.writer, services.reads,
+                                                     hub_, changes_, metrics_, outbound_limits{});
         ctx_->fd_pressure_threshold = fds.pressure_threshold;
         ctx_->loopback_server = boost::asio::ip::make_address(options.host).is_loopback();
         spdlog::info("admission: {} connections, {} per user (open-file limit {})",

@@ -168,8 +168,8 @@ bool stream_log::skipped(cursor const& c, entry const& e) const noexcept
                               : e.byte_at < c.skip_text_events_before;
 }
 
-stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& offset,
-                                  frame& event, std::size_t max_text_bytes,
+stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& offset, frame& event,
+                                  std::size_t max_text_bytes,
                                   std::weak_ptr<log_listener> const& wake)
 {
     if (!c.started)
@@ -193,19 +193,21 @@ stream_log::item stream_log::next(cursor& c, std::string& text, std::uint64_t& o
     }
     // Up to the next event, reasoning first: it is what a model produces
     // before its answer.
-    auto const reasoning_end = e ? std::min(reasoning_bytes_, e->reasoning_byte_at) : reasoning_bytes_;
+    auto const reasoning_end =
+        e ? std::min(reasoning_bytes_, e->reasoning_byte_at) : reasoning_bytes_;
     auto const text_end = e ? std::min(text_bytes_, e->byte_at) : text_bytes_;
     if (released_ && (c.reasoning_byte < reasoning_end || c.byte < text_end))
     {
         bool const reasoning = c.reasoning_byte < reasoning_end;
-        c.stored = {reasoning, reasoning ? c.reasoning_byte : c.byte, reasoning ? reasoning_end : text_end,
-                    reasoning ? c.reasoning_u16 : c.u16};
+        c.stored = {reasoning, reasoning ? c.reasoning_byte : c.byte,
+                    reasoning ? reasoning_end : text_end, reasoning ? c.reasoning_u16 : c.u16};
         return item::stored;
     }
     if (c.reasoning_byte < reasoning_end)
     {
         offset = c.reasoning_u16;
-        take_text(reasoning_, c.reasoning_byte, c.reasoning_u16, reasoning_end, max_text_bytes, text);
+        take_text(reasoning_, c.reasoning_byte, c.reasoning_u16, reasoning_end, max_text_bytes,
+                  text);
         return item::reasoning;
     }
     if (c.byte < text_end)
@@ -259,4 +261,3 @@ std::uint64_t stream_log::reasoning_u16_length() const
 }
 
 } // namespace chatstream::streaming
-

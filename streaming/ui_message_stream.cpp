@@ -63,8 +63,8 @@ void ui_message_encoder::close_reasoning(std::string& out)
 
 // Cuts the part of @p delta at UTF-16 @p offset that repeats what was
 // passed on up to @p passed. @return false when nothing new is left.
-bool ui_message_encoder::new_units(json::object const& e, std::uint64_t passed, std::string_view& delta,
-                                   std::uint64_t& offset)
+bool ui_message_encoder::new_units(json::object const& e, std::uint64_t passed,
+                                   std::string_view& delta, std::uint64_t& offset)
 {
     delta = str(e, "delta");
     offset = passed;
@@ -151,7 +151,8 @@ bool ui_message_encoder::encode(std::string_view event_json, std::string& out)
         auto const id = str(e, "toolCallId");
         started_tool_ += id;
         started_tool_ += '\n';
-        emit(out, {{"type", "tool-input-start"}, {"toolCallId", id}, {"toolName", str(e, "toolName")}});
+        emit(out,
+             {{"type", "tool-input-start"}, {"toolCallId", id}, {"toolName", str(e, "toolName")}});
     }
     else if (type == "tool-input-delta")
     {
@@ -279,7 +280,8 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
         if (!m->is_string() || m->get_string().empty())
             return std::string("field 'model' must be a non-empty string");
         if (m->get_string().size() > max_identifier_bytes)
-            return "field 'model' is longer than " + std::to_string(max_identifier_bytes) + " bytes";
+            return "field 'model' is longer than " + std::to_string(max_identifier_bytes) +
+                   " bytes";
         r.model = std::string(m->get_string());
     }
 
@@ -298,8 +300,7 @@ std::variant<chat_request, std::string> parse_chat_request(std::string_view body
     auto const& last = arr.back().get_object();
     auto role = str(last, "role");
     if (role != "user")
-        return where + ": the last message must have role 'user', got '" + std::string(role) +
-               "'";
+        return where + ": the last message must have role 'user', got '" + std::string(role) + "'";
     auto const* parts = last.if_contains("parts");
     if (!parts || !parts->is_array())
         return where + ": missing array 'parts'";

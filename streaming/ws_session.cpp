@@ -4,13 +4,13 @@
 #include "detail/mutations.hpp"
 #include "detail/queries.hpp"
 
-#include <algorithm>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/post.hpp>
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include <algorithm>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 namespace chatstream::streaming::detail
@@ -203,11 +203,12 @@ void ws_session::handle(std::string_view text)
                 if (auto wait = ctx_->mutation_rate.acquire(user_id_))
                 {
                     ctx_->metrics.mutations_limited.fetch_add(1, std::memory_order_relaxed);
-                    return enqueue(events::error(
-                        r.id, std::nullopt, wire_error::rate_limited,
-                        "too many mutations: at most " +
-                            std::to_string(static_cast<long long>(ctx_->options.mutation_rate_per_minute)) +
-                            " per minute; retry in " + std::to_string(wait->count()) + " ms"));
+                    return enqueue(events::error(r.id, std::nullopt, wire_error::rate_limited,
+                                                 "too many mutations: at most " +
+                                                     std::to_string(static_cast<long long>(
+                                                         ctx_->options.mutation_rate_per_minute)) +
+                                                     " per minute; retry in " +
+                                                     std::to_string(wait->count()) + " ms"));
                 }
                 run_mutation({ctx_->writer, ctx_->hub, ctx_->changes}, user_id_, std::move(r),
                              weak_from_this());
@@ -252,22 +253,22 @@ std::shared_ptr<void> ws_session::follow(std::shared_ptr<stream_log> log, stream
     // Posted, not dispatched: a reply delivered just before (the `ack` of the
     // generate that started this stream) is posted too, and must go first.
     net::post(ws_.get_executor(),
-                  [self = shared_from_this(), log = std::move(log), from]() mutable
-                  {
-                      if (self->closing_)
-                          return;
-                      // One cursor per message and socket: a second subscribe
-                      // to a message this socket follows moves its cursor (the
-                      // client asked for the text from there), rather than
-                      // sending the same events twice under one messageId.
-                      auto same = std::find_if(self->subscriptions_.begin(), self->subscriptions_.end(),
-                                               [&](subscription const& s) { return s.log == log; });
-                      if (same != self->subscriptions_.end())
-                          same->cursor = from;
-                      else
-                          self->subscriptions_.push_back({std::move(log), from});
-                      self->do_write();
-                  });
+              [self = shared_from_this(), log = std::move(log), from]() mutable
+              {
+                  if (self->closing_)
+                      return;
+                  // One cursor per message and socket: a second subscribe
+                  // to a message this socket follows moves its cursor (the
+                  // client asked for the text from there), rather than
+                  // sending the same events twice under one messageId.
+                  auto same = std::find_if(self->subscriptions_.begin(), self->subscriptions_.end(),
+                                           [&](subscription const& s) { return s.log == log; });
+                  if (same != self->subscriptions_.end())
+                      same->cursor = from;
+                  else
+                      self->subscriptions_.push_back({std::move(log), from});
+                  self->do_write();
+              });
     return nullptr; // the session pulls; nothing to keep alive on its behalf
 }
 
@@ -314,8 +315,9 @@ void ws_session::do_write()
             ctx_->metrics.events_merged.fetch_add(merged, std::memory_order_relaxed);
         write_in_flight_ = true;
         ws_.text(true);
-        return ws_.async_write(net::buffer(*writing_.data),
-                               beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
+        return ws_.async_write(
+            net::buffer(*writing_.data),
+            beast::bind_front_handler(&ws_session::on_write, shared_from_this()));
     }
     if (write_from_logs())
         return;
@@ -339,7 +341,8 @@ bool ws_session::write_from_logs()
         auto const i = next_subscription_++ % subscriptions_.size();
         auto& sub = subscriptions_[i];
         std::uint64_t offset = 0;
-        auto const got = sub.log->next(sub.cursor, delta_text_, offset, writing_, max_delta_bytes, me);
+        auto const got =
+            sub.log->next(sub.cursor, delta_text_, offset, writing_, max_delta_bytes, me);
         if (got == stream_log::item::none)
             continue;
         if (got == stream_log::item::stored)
@@ -393,7 +396,8 @@ void ws_session::fetch_stored(subscription const& sub, std::size_t max_bytes)
             }
             catch (std::exception const& e)
             {
-                spdlog::warn("session: reading {} for a late reader: {}", log->message_id(), e.what());
+                spdlog::warn("session: reading {} for a late reader: {}", log->message_id(),
+                             e.what());
                 ok = false;
             }
             net::post(self->ws_.get_executor(),
@@ -402,8 +406,8 @@ void ws_session::fetch_stored(subscription const& sub, std::size_t max_bytes)
         });
 }
 
-void ws_session::on_stored(std::shared_ptr<stream_log> const& log, stream_log::cursor::stored_range range,
-                           std::string bytes, bool ok)
+void ws_session::on_stored(std::shared_ptr<stream_log> const& log,
+                           stream_log::cursor::stored_range range, std::string bytes, bool ok)
 {
     write_in_flight_ = false;
     if (closing_)

@@ -9,15 +9,16 @@
 #include <optional>
 #include <string>
 
-namespace chatstream::migrations::detail {
+namespace chatstream::migrations::detail
+{
 
 /// @throws migration_error when the schema (the `migrations` table) is missing.
 void require_bookkeeping(storage::database& db);
 std::int64_t count_messages(storage::database& db);
 /// Starts 001 from scratch: counters zero, no cursor, no quarantine.
 void reset_normalize(storage::database& db, char const* phase, char const* status);
-void set_phase(storage::database& db, char const* id, char const* name, char const* phase, char const* status,
-               bool completed);
+void set_phase(storage::database& db, char const* id, char const* name, char const* phase,
+               char const* status, bool completed);
 
 /// A legacy column with nothing to convert: NULL, '' or '[]'. Checked on the
 /// raw column so the common case costs no allocation and no parse.
@@ -41,7 +42,8 @@ public:
     /// @param cursor  what `cursor()` returned earlier (rowid or id); nullopt = from the start
     /// @param limit   messages at most; 0 = all
     /// @param parents answer `parents()` (PostgreSQL folds the check into the scan)
-    message_scan(storage::database& db, std::optional<std::string> cursor, std::size_t limit, bool parents);
+    message_scan(storage::database& db, std::optional<std::string> cursor, std::size_t limit,
+                 bool parents);
     message_scan(message_scan const&) = delete;
     message_scan& operator=(message_scan const&) = delete;
     ~message_scan();

@@ -6,7 +6,8 @@
 #include <optional>
 #include <string>
 
-namespace chatstream::migrations::detail {
+namespace chatstream::migrations::detail
+{
 
 /// Table holding the SQL of secondary indexes dropped for a bulk load, so a
 /// killed load can put them back. Exists only while indexes are deferred.

@@ -7,7 +7,8 @@
 #include <memory>
 #include <string>
 
-namespace chatstream::storage::detail {
+namespace chatstream::storage::detail
+{
 
 /// The backend behind a `database`.
 class connection

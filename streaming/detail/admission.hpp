@@ -75,9 +75,8 @@ private:
 };
 
 /// connection_admission::admit, counted in /metrics when refused.
-std::variant<admission_ticket, admission_refusal> admit(connection_admission& admission,
-                                                        server_metrics& metrics,
-                                                        std::string const& user);
+std::variant<admission_ticket, admission_refusal>
+admit(connection_admission& admission, server_metrics& metrics, std::string const& user);
 
 struct descriptor_limits
 {

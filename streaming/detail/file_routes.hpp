@@ -2,8 +2,8 @@
 // POST /api/files and GET /api/files/{storageId} (streaming/file_upload.cpp,
 // streaming/file_download.cpp), connection-owning routes of
 // detail/http_routes.hpp.
-#include "detail/http_routes.hpp"
 #include "chatstream/streaming/byte_range.hpp"
+#include "detail/http_routes.hpp"
 
 #include <boost/asio/io_context.hpp>
 

@@ -59,8 +59,7 @@ inline void log_fail(beast::error_code ec, char const* what)
 
 /// Shared plumbing: auth + user resolution, writing a response, handing the
 /// connection back (keep-alive) or closing it gracefully.
-template <class Derived>
-class file_session : public std::enable_shared_from_this<Derived>
+template <class Derived> class file_session : public std::enable_shared_from_this<Derived>
 {
 protected:
     file_session(beast::tcp_stream&& stream, beast::flat_buffer&& buffer,
@@ -100,8 +99,7 @@ protected:
         write(std::move(res));
     }
 
-    template <class Response>
-    void write(std::shared_ptr<Response> res)
+    template <class Response> void write(std::shared_ptr<Response> res)
     {
         stream_.expires_after(io_timeout);
         http::async_write(stream_, *res,

@@ -38,11 +38,13 @@ template <class Owner>
 void discard_until_closed(std::shared_ptr<Owner> owner, boost::beast::tcp_stream& stream,
                           boost::asio::mutable_buffer scratch)
 {
-    stream.async_read_some(scratch, [owner = std::move(owner), &stream,
-                                     scratch](boost::beast::error_code ec, std::size_t) mutable {
-        if (!ec)
-            discard_until_closed(std::move(owner), stream, scratch);
-    });
+    stream.async_read_some(scratch,
+                           [owner = std::move(owner), &stream, scratch](boost::beast::error_code ec,
+                                                                        std::size_t) mutable
+                           {
+                               if (!ec)
+                                   discard_until_closed(std::move(owner), stream, scratch);
+                           });
 }
 
 } // namespace chatstream::streaming::detail

@@ -14,12 +14,12 @@
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/file_name.hpp"
-#include "chatstream/core/json.hpp"
 #include "chatstream/core/ids.hpp"
+#include "chatstream/core/json.hpp"
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/error.hpp"
-#include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/files.hpp"
+#include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/writer.hpp"
@@ -64,7 +64,7 @@ struct flush_item
     std::string text;
     std::optional<std::int64_t> first_token_at; ///< set on a generation's first flush
     std::int64_t reasoning_byte_start = 0;
-    std::string reasoning; ///< the reasoning added since the last flush
+    std::string reasoning;                           ///< the reasoning added since the last flush
     std::optional<std::int64_t> thinking_started_at; ///< set on the first reasoning flush
 };
 
@@ -176,9 +176,9 @@ public:
         std::string conversation_id;
         std::string message_id;
         std::optional<std::string> model;
-        std::string day;           ///< UTC day the generation is accounted to
-        bool wants_title = false;  ///< the conversation is still "New Chat"
-        std::string title_source;  ///< first user message, for the auto-title
+        std::string day;          ///< UTC day the generation is accounted to
+        bool wants_title = false; ///< the conversation is still "New Chat"
+        std::string title_source; ///< first user message, for the auto-title
     };
 
     /// Runs on @p home (the requester's strand) when given, else on a strand
@@ -319,11 +319,11 @@ private:
     identity id_;
     std::vector<chat_message> history_;
     std::shared_ptr<stream_log> log_; ///< the text and events so far, read by every follower
-    std::optional<double> cost_; ///< USD, when the model is in the price table
+    std::optional<double> cost_;      ///< USD, when the model is in the price table
     net::steady_timer retry_timer_;
 
     state state_ = state::running;
-    std::vector<std::weak_ptr<subscriber>> followers_;  ///< identities only (for add_watcher)
+    std::vector<std::weak_ptr<subscriber>> followers_; ///< identities only (for add_watcher)
     std::vector<std::shared_ptr<void>> pumps_;         ///< default followers, until the end
     std::vector<std::weak_ptr<subscriber>> watchers_;
     std::shared_ptr<provider_stream> stream_;

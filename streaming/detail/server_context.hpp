@@ -4,13 +4,13 @@
 #include "detail/admission.hpp"
 #include "detail/auth.hpp"
 
+#include "chatstream/storage/blob_store.hpp"
 #include "chatstream/streaming/change_feed.hpp"
 #include "chatstream/streaming/generation.hpp"
 #include "chatstream/streaming/metrics.hpp"
 #include "chatstream/streaming/outbound_queue.hpp"
 #include "chatstream/streaming/quota.hpp"
 #include "chatstream/streaming/server.hpp"
-#include "chatstream/storage/blob_store.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -66,7 +66,8 @@ struct server_context
     server_context(server_options o, storage::writer& w, storage::read_pool& r, stream_hub& h,
                    change_feed& c, server_metrics& m, outbound_limits l)
         : options(std::move(o)), writer(w), reads(r), hub(h), changes(c), metrics(m), limits(l),
-          users(w), blobs(files_directory(options)), auth{options.jwt_secret, options.jwt_allow_no_exp},
+          users(w),
+          blobs(files_directory(options)), auth{options.jwt_secret, options.jwt_allow_no_exp},
           admission(options.max_connections, options.max_connections_per_user),
           mutation_rate(options.mutation_rate_per_minute, options.mutation_burst)
     {
@@ -115,7 +116,8 @@ void resolve_user_on(server_context& ctx, std::string const& external_id, Strand
     ctx.users.resolve(external_id,
                       [strand, then = std::move(then)](std::error_code ec, std::string user_id)
                       {
-                          boost::asio::post(strand, [then, ec, user_id = std::move(user_id)]() mutable
+                          boost::asio::post(strand,
+                                            [then, ec, user_id = std::move(user_id)]() mutable
                                             { then(ec, std::move(user_id)); });
                       });
 }

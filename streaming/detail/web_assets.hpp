@@ -3,7 +3,8 @@
 #include <string_view>
 #include <vector>
 
-namespace chatstream::streaming::detail {
+namespace chatstream::streaming::detail
+{
 
 struct web_asset
 {
@@ -17,9 +18,11 @@ std::vector<web_asset> const& web_assets();
 /// The asset for a request path, or nullptr.
 inline web_asset const* find_web_asset(std::string_view path)
 {
-    if (path == "/") path = "/index.html";
+    if (path == "/")
+        path = "/index.html";
     for (auto const& a : web_assets())
-        if (a.path == path) return &a;
+        if (a.path == path)
+            return &a;
     return nullptr;
 }
 

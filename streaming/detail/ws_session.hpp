@@ -22,7 +22,8 @@ namespace chatstream::streaming::detail
 /// expired" (application range, RFC 6455 §7.4.2; 4401 as in graphql-ws, so
 /// a client tells it from 1008 without parsing the reason). The client
 /// reconnects with a fresh token and subscribes from its offsets.
-inline constexpr auto token_expired_close_code = static_cast<boost::beast::websocket::close_code>(4401);
+inline constexpr auto token_expired_close_code =
+    static_cast<boost::beast::websocket::close_code>(4401);
 
 class ws_session : public subscriber,
                    public log_listener,
@@ -91,9 +92,9 @@ private:
     };
     std::vector<subscription> subscriptions_;
     std::optional<session_strand> strand_; ///< the socket's, when it has one
-    std::size_t next_subscription_ = 0; ///< round robin between them
-    std::string delta_text_;            ///< scratch: text pulled from a log
-    std::string delta_frame_;           ///< the text-delta being written
+    std::size_t next_subscription_ = 0;    ///< round robin between them
+    std::string delta_text_;               ///< scratch: text pulled from a log
+    std::string delta_frame_;              ///< the text-delta being written
     boost::asio::steady_timer close_timer_;
     boost::asio::steady_timer expiry_timer_;
     std::optional<std::int64_t> expires_at_s_;

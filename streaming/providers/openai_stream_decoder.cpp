@@ -26,7 +26,8 @@
 #include <map>
 #include <stdexcept>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 using namespace openai_text;
 
@@ -56,10 +57,10 @@ struct openai_stream_decoder::impl
     // Calls the sink through a local reference, so a cancel from inside the
     // call (which drops `sink`) cannot destroy it under our feet. Returns
     // false once the sink is gone.
-    template <class F>
-    bool emit(F&& f)
+    template <class F> bool emit(F&& f)
     {
-        if (!sink) return false;
+        if (!sink)
+            return false;
         auto s = sink;
         f(*s);
         return sink != nullptr;
@@ -67,33 +68,42 @@ struct openai_stream_decoder::impl
 
     void fail(std::string_view message)
     {
-        if (auto s = std::move(sink)) s->on_error(redact(std::string(message), secret));
+        if (auto s = std::move(sink))
+            s->on_error(redact(std::string(message), secret));
     }
 
     void feed(std::string_view bytes)
     {
-        if (!sink) return;
+        if (!sink)
+            return;
         sse.feed(bytes);
         while (sink)
         {
             auto ev = sse.next();
-            if (!ev) break;
+            if (!ev)
+                break;
             on_event(*ev);
         }
-        if (sink && sse.failed()) fail("upstream sent an oversized stream event");
+        if (sink && sse.failed())
+            fail("upstream sent an oversized stream event");
     }
 
     void on_event(sse_event const& ev)
     {
-        if (ev.type == "error") return fail("upstream error: " + shorten(ev.data));
-        if (ev.type != "message") return; // e.g. `event: ping`
+        if (ev.type == "error")
+            return fail("upstream error: " + shorten(ev.data));
+        if (ev.type != "message")
+            return; // e.g. `event: ping`
         auto const data = trim(ev.data);
-        if (data == "[DONE]") return complete();
+        if (data == "[DONE]")
+            return complete();
         simdjson::dom::element doc;
         if (auto err = parser.parse(data.data(), data.size()).get(doc))
-            return fail(std::string("upstream sent malformed JSON in the stream: ") + simdjson::error_message(err));
+            return fail(std::string("upstream sent malformed JSON in the stream: ") +
+                        simdjson::error_message(err));
         simdjson::dom::object root;
-        if (doc.get(root)) return fail("upstream sent a stream chunk that is not a JSON object");
+        if (doc.get(root))
+            return fail("upstream sent a stream chunk that is not a JSON object");
 
         simdjson::dom::element error;
         if (!root["error"].get(error) && !error.is_null())
@@ -106,7 +116,8 @@ struct openai_stream_decoder::impl
             for (auto choice : choices)
             {
                 on_choice(choice);
-                if (!sink) return;
+                if (!sink)
+                    return;
             }
         simdjson::dom::object u;
         if (!root["usage"].get(u))
@@ -122,9 +133,11 @@ struct openai_stream_decoder::impl
     static std::int64_t number(simdjson::simdjson_result<simdjson::dom::element> v)
     {
         std::int64_t i = 0;
-        if (!v.get(i)) return i;
+        if (!v.get(i))
+            return i;
         double d = 0;
-        if (!v.get(d)) return static_cast<std::int64_t>(d);
+        if (!v.get(d))
+            return static_cast<std::int64_t>(d);
         return 0;
     }
 
@@ -132,7 +145,8 @@ struct openai_stream_decoder::impl
     {
         std::int64_t index = 0;
         // We ask for one completion; a server that sends more only has its first used.
-        if (!choice["index"].get(index) && index != 0) return;
+        if (!choice["index"].get(index) && index != 0)
+            return;
         simdjson::dom::object delta;
         if (!choice["delta"].get(delta))
         {
@@ -142,19 +156,22 @@ struct openai_stream_decoder::impl
                 !thought.empty() && !reasoning(thought))
                 return;
             std::string_view content;
-            if (!delta["content"].get(content) && !content.empty() && !text(content)) return;
+            if (!delta["content"].get(content) && !content.empty() && !text(content))
+                return;
             simdjson::dom::array calls_delta;
             if (!delta["tool_calls"].get(calls_delta))
             {
                 std::int64_t position = 0;
                 for (auto c : calls_delta)
                 {
-                    if (!on_tool_delta(c, position++)) return;
+                    if (!on_tool_delta(c, position++))
+                        return;
                 }
             }
         }
         std::string_view reason;
-        if (!choice["finish_reason"].get(reason)) finish_reason = std::string(reason);
+        if (!choice["finish_reason"].get(reason))
+            finish_reason = std::string(reason);
     }
 
     // Whole code points only. simdjson has validated the UTF-8 of each chunk,
@@ -164,9 +181,11 @@ struct openai_stream_decoder::impl
     {
         carry.append(t);
         auto const n = core::complete_utf8_prefix(carry);
-        if (n == 0) return true;
+        if (n == 0)
+            return true;
         bool const alive = think_tags ? split(std::string_view(carry).substr(0, n))
-                                      : emit([&](provider_sink& s) { s.on_text(std::string_view(carry).substr(0, n)); });
+                                      : emit([&](provider_sink& s)
+                                             { s.on_text(std::string_view(carry).substr(0, n)); });
         carry.erase(0, n);
         return alive;
     }
@@ -175,9 +194,11 @@ struct openai_stream_decoder::impl
     {
         reasoning_carry.append(t);
         auto const n = core::complete_utf8_prefix(reasoning_carry);
-        if (n == 0) return true;
+        if (n == 0)
+            return true;
         bool const alive =
-            emit([&](provider_sink& s) { s.on_reasoning(std::string_view(reasoning_carry).substr(0, n)); });
+            emit([&](provider_sink& s)
+                 { s.on_reasoning(std::string_view(reasoning_carry).substr(0, n)); });
         reasoning_carry.erase(0, n);
         return alive;
     }
@@ -186,20 +207,26 @@ struct openai_stream_decoder::impl
     bool split(std::string_view whole)
     {
         bool alive = true;
-        splitter.feed(whole, [&](bool thinking, std::string_view piece) {
-            if (alive)
-                alive = emit([&](provider_sink& s) { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
-        });
+        splitter.feed(whole,
+                      [&](bool thinking, std::string_view piece)
+                      {
+                          if (alive)
+                              alive =
+                                  emit([&](provider_sink& s)
+                                       { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
+                      });
         return alive;
     }
 
     bool on_tool_delta(simdjson::dom::element d, std::int64_t position)
     {
         std::int64_t index = position;
-        if (d["index"].get(index)) index = position; // lenient: a missing index is the position
+        if (d["index"].get(index))
+            index = position; // lenient: a missing index is the position
         auto& c = calls[index];
         std::string_view id;
-        if (!d["id"].get(id) && !id.empty() && c.id.empty() && !id_in_use(id)) c.id = std::string(id);
+        if (!d["id"].get(id) && !id.empty() && c.id.empty() && !id_in_use(id))
+            c.id = std::string(id);
         std::string_view name;
         std::string_view fragment;
         simdjson::dom::object fn;
@@ -207,17 +234,22 @@ struct openai_stream_decoder::impl
         {
             // Some servers repeat the whole name in every delta; others could
             // send it in pieces before the call starts.
-            if (!fn["name"].get(name) && !name.empty() && !c.started && name != c.name) c.name += name;
-            if (fn["arguments"].get(fragment)) fragment = {};
+            if (!fn["name"].get(name) && !name.empty() && !c.started && name != c.name)
+                c.name += name;
+            if (fn["arguments"].get(fragment))
+                fragment = {};
         }
         bool const was_started = c.started;
         c.args.append(fragment);
         if (!c.started && !c.name.empty())
         {
-            if (c.id.empty()) c.id = "call_" + std::to_string(step) + "_" + std::to_string(index);
+            if (c.id.empty())
+                c.id = "call_" + std::to_string(step) + "_" + std::to_string(index);
             c.started = true;
-            if (!emit([&](provider_sink& s) { s.on_tool_input_start(c.id, c.name); })) return false;
-            if (!c.args.empty()) return emit([&](provider_sink& s) { s.on_tool_input_delta(c.id, c.args); });
+            if (!emit([&](provider_sink& s) { s.on_tool_input_start(c.id, c.name); }))
+                return false;
+            if (!c.args.empty())
+                return emit([&](provider_sink& s) { s.on_tool_input_delta(c.id, c.args); });
         }
         else if (was_started && !fragment.empty())
             return emit([&](provider_sink& s) { s.on_tool_input_delta(c.id, fragment); });
@@ -227,7 +259,8 @@ struct openai_stream_decoder::impl
     bool id_in_use(std::string_view id) const
     {
         for (auto const& [i, c] : calls)
-            if (c.id == id) return true;
+            if (c.id == id)
+                return true;
         return false;
     }
 
@@ -236,42 +269,53 @@ struct openai_stream_decoder::impl
         if (think_tags)
         {
             bool alive = true;
-            splitter.finish([&](bool thinking, std::string_view piece) {
-                if (alive)
-                    alive = emit([&](provider_sink& s) { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
-            });
-            if (!alive) return;
+            splitter.finish(
+                [&](bool thinking, std::string_view piece)
+                {
+                    if (alive)
+                        alive = emit([&](provider_sink& s)
+                                     { thinking ? s.on_reasoning(piece) : s.on_text(piece); });
+                });
+            if (!alive)
+                return;
         }
         for (auto const& [index, c] : calls)
-            if (!c.started) return fail("upstream sent a tool call without a function name");
+            if (!c.started)
+                return fail("upstream sent a tool call without a function name");
         for (auto& entry : calls)
         {
             auto const& c = entry.second; // not a structured binding: lambdas below capture it
             auto raw = trim(c.args);
-            if (raw.empty()) raw = "{}";
+            if (raw.empty())
+                raw = "{}";
             // Invalid arguments stay visible as a JSON string of the raw text;
             // the tool then fails with "arguments must be a JSON object".
             auto args = core::canonical_json(raw).value_or(core::json_string(c.args));
-            if (!emit([&](provider_sink& s) { s.on_tool_call(c.id, c.name, args); })) return;
+            if (!emit([&](provider_sink& s) { s.on_tool_call(c.id, c.name, args); }))
+                return;
         }
         auto reason = map_finish_reason(finish_reason.value_or("stop"));
         // Some servers say "stop" after tool calls; the engine loops on "tool-calls".
-        if (!calls.empty() && reason == "stop") reason = "tool-calls";
-        if (auto s = std::move(sink)) s->on_step_finish(reason, usage);
+        if (!calls.empty() && reason == "stop")
+            reason = "tool-calls";
+        if (auto s = std::move(sink))
+            s->on_step_finish(reason, usage);
     }
 
     void end_of_stream()
     {
-        if (!sink) return;
+        if (!sink)
+            return;
         // Lenient: a server that ends the body after the finish chunk without
         // `[DONE]` still finished its answer.
-        if (finish_reason) return complete();
+        if (finish_reason)
+            return complete();
         fail("upstream closed the stream before the answer was finished");
     }
 };
 
-openai_stream_decoder::openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step, std::string secret,
-                                             bool think_tags)
+openai_stream_decoder::openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step,
+                                             std::string secret, bool think_tags)
     : impl_(std::make_unique<impl>())
 {
     impl_->sink = std::move(sink);
@@ -282,7 +326,8 @@ openai_stream_decoder::openai_stream_decoder(std::shared_ptr<provider_sink> sink
 
 //------------------------------------------------------------------------------
 
-void think_tag_splitter::feed(std::string_view text, std::function<void(bool, std::string_view)> const& out)
+void think_tag_splitter::feed(std::string_view text,
+                              std::function<void(bool, std::string_view)> const& out)
 {
     static constexpr std::string_view open = "<think>";
     static constexpr std::string_view close = "</think>";
@@ -292,8 +337,10 @@ void think_tag_splitter::feed(std::string_view text, std::function<void(bool, st
     {
         auto const tag = thinking_ ? close : open;
         auto const at = rest.find(tag);
-        if (at == std::string_view::npos) break;
-        if (at > 0) out(thinking_, rest.substr(0, at));
+        if (at == std::string_view::npos)
+            break;
+        if (at > 0)
+            out(thinking_, rest.substr(0, at));
         thinking_ = !thinking_;
         rest.remove_prefix(at + tag.size());
     }
@@ -307,13 +354,15 @@ void think_tag_splitter::feed(std::string_view text, std::function<void(bool, st
             keep = n;
             break;
         }
-    if (rest.size() > keep) out(thinking_, rest.substr(0, rest.size() - keep));
+    if (rest.size() > keep)
+        out(thinking_, rest.substr(0, rest.size() - keep));
     held_ = std::string(rest.substr(rest.size() - keep));
 }
 
 void think_tag_splitter::finish(std::function<void(bool, std::string_view)> const& out)
 {
-    if (!held_.empty()) out(thinking_, held_);
+    if (!held_.empty())
+        out(thinking_, held_);
     held_.clear();
 }
 

@@ -4,7 +4,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::streaming::openai_text {
+namespace chatstream::streaming::openai_text
+{
 
 // Removes @p secret from text that may reach a user or a log.
 std::string redact(std::string text, std::string_view secret);

@@ -111,9 +111,9 @@ struct action
         vocabulary, ///< `count` tokens of the scripted vocabulary, made one at a time
         thinking,   ///< likewise, as reasoning (`/think N`)
     } kind;
-    std::string a; // text / id
-    std::string b; // name / delta / args
-    std::string c; // name for tool_call
+    std::string a;         // text / id
+    std::string b;         // name / delta / args
+    std::string c;         // name for tool_call
     std::size_t count = 0; ///< vocabulary: how many tokens
     std::size_t next = 0;  ///< vocabulary: the next one's index
 
@@ -166,7 +166,8 @@ private:
                 auto sink = std::move(sink_);
                 return sink->on_step_finish(finish_reason_, usage_);
             }
-            if (auto& run = actions_.front(); run.kind == action::vocabulary || run.kind == action::thinking)
+            if (auto& run = actions_.front();
+                run.kind == action::vocabulary || run.kind == action::thinking)
             {
                 // Made on the fly: a `/tokens 200000` reply must not hold
                 // 200,000 strings for its whole life.
@@ -396,9 +397,9 @@ std::string scripted_title(std::string_view content)
     enum class skip
     {
         none,
-        argument,       // the word after /tokens, /fail, /delay, /think, /tool
-        maybe_json,     // a JSON object may follow /tool NAME
-        json            // inside that object
+        argument,   // the word after /tokens, /fail, /delay, /think, /tool
+        maybe_json, // a JSON object may follow /tool NAME
+        json        // inside that object
     };
     std::string title;
     int words_taken = 0;
@@ -445,7 +446,8 @@ std::string scripted_title(std::string_view content)
         if (word.front() == '/')
         {
             tool = word == "/tool";
-            if (tool || word == "/tokens" || word == "/fail" || word == "/delay" || word == "/think")
+            if (tool || word == "/tokens" || word == "/fail" || word == "/delay" ||
+                word == "/think")
                 mode = skip::argument;
             continue;
         }
@@ -454,7 +456,8 @@ std::string scripted_title(std::string_view content)
         title += word;
         ++words_taken;
     }
-    while (!title.empty() && std::string_view(".,;:!?").find(title.back()) != std::string_view::npos)
+    while (!title.empty() &&
+           std::string_view(".,;:!?").find(title.back()) != std::string_view::npos)
         title.pop_back();
     return title;
 }

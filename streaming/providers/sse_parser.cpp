@@ -3,9 +3,11 @@
 
 #include <algorithm>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
-namespace {
+namespace
+{
 constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
 } // namespace
 
@@ -13,7 +15,8 @@ sse_parser::sse_parser(std::size_t max_event_bytes) : max_(max_event_bytes) {}
 
 void sse_parser::feed(std::string_view bytes)
 {
-    if (failed_ || bytes.empty()) return;
+    if (failed_ || bytes.empty())
+        return;
     compact();
     buf_.append(bytes);
 }
@@ -26,7 +29,8 @@ bool sse_parser::has_partial_event() const noexcept
 // Drops consumed input so the buffer holds at most one partial line.
 void sse_parser::compact()
 {
-    if (pos_ == 0) return;
+    if (pos_ == 0)
+        return;
     if (pos_ == buf_.size())
         buf_.clear();
     else if (pos_ < buf_.size() / 2 && buf_.size() < 64 * 1024)
@@ -39,13 +43,16 @@ void sse_parser::compact()
 
 std::optional<sse_event> sse_parser::next()
 {
-    if (failed_) return std::nullopt;
+    if (failed_)
+        return std::nullopt;
     if (!bom_checked_)
     {
         // Wait until the first three bytes are known to be (or not be) a BOM.
         auto const head = std::string_view(buf_).substr(pos_, utf8_bom.size());
-        if (head.size() < utf8_bom.size() && utf8_bom.starts_with(head)) return std::nullopt;
-        if (head == utf8_bom) pos_ += utf8_bom.size();
+        if (head.size() < utf8_bom.size() && utf8_bom.starts_with(head))
+            return std::nullopt;
+        if (head == utf8_bom)
+            pos_ += utf8_bom.size();
         bom_checked_ = true;
         scan_ = std::max(scan_, pos_);
     }
@@ -53,7 +60,8 @@ std::optional<sse_event> sse_parser::next()
     {
         if (skip_lf_ && pos_ < buf_.size())
         {
-            if (buf_[pos_] == '\n') ++pos_;
+            if (buf_[pos_] == '\n')
+                ++pos_;
             skip_lf_ = false;
             scan_ = std::max(scan_, pos_);
         }
@@ -61,15 +69,19 @@ std::optional<sse_event> sse_parser::next()
         if (eol == std::string::npos)
         {
             scan_ = buf_.size();
-            if (buf_.size() - pos_ > max_) failed_ = true;
+            if (buf_.size() - pos_ > max_)
+                failed_ = true;
             return std::nullopt;
         }
         std::string_view const line(buf_.data() + pos_, eol - pos_);
         skip_lf_ = buf_[eol] == '\r';
         pos_ = scan_ = eol + 1;
-        if (line.size() > max_) failed_ = true;
-        if (failed_) return std::nullopt;
-        if (on_line(line)) return std::move(ready_);
+        if (line.size() > max_)
+            failed_ = true;
+        if (failed_)
+            return std::nullopt;
+        if (on_line(line))
+            return std::move(ready_);
     }
 }
 
@@ -103,7 +115,8 @@ bool sse_parser::on_line(std::string_view line)
     {
         field = line.substr(0, colon);
         value = line.substr(colon + 1);
-        if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        if (!value.empty() && value.front() == ' ')
+            value.remove_prefix(1);
     }
     if (field == "data")
     {
@@ -119,7 +132,8 @@ bool sse_parser::on_line(std::string_view line)
         type_.assign(value);
     else if (field == "id")
     {
-        if (value.find('\0') == std::string_view::npos) last_id_.assign(value);
+        if (value.find('\0') == std::string_view::npos)
+            last_id_.assign(value);
     }
     // `retry` only matters to a reconnecting client; other fields are ignored.
     return false;

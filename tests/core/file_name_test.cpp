@@ -8,15 +8,15 @@
 
 using namespace chatstream::core;
 
-TEST_CASE("sanitize_file_name keeps the last component, drops controls and leading dots",
-          "[core]")
+TEST_CASE("sanitize_file_name keeps the last component, drops controls and leading dots", "[core]")
 {
     CHECK(sanitize_file_name("report.pdf") == "report.pdf");
     CHECK(sanitize_file_name("../../evil.svg") == "evil.svg");
     CHECK(sanitize_file_name("C:\\Users\\me\\..\\a.txt") == "a.txt");
     CHECK(sanitize_file_name("a/b\\c/d.txt") == "d.txt");
     CHECK(sanitize_file_name(std::string("n\x00u\x1fl\x7fl.txt", 11)) == "null.txt");
-    CHECK(sanitize_file_name("\xC2\x9F" "c1.txt") == "c1.txt");
+    CHECK(sanitize_file_name("\xC2\x9F"
+                             "c1.txt") == "c1.txt");
     CHECK(sanitize_file_name("\xE2\x80\xAEtxt.exe") == "txt.exe");
     CHECK(sanitize_file_name("bad\xFF\xC0utf8.txt") == "badutf8.txt");
     CHECK(sanitize_file_name(".htaccess") == "htaccess");
@@ -37,12 +37,14 @@ TEST_CASE("sanitize_file_name caps at max_file_name_bytes on a character boundar
 {
     CHECK(sanitize_file_name(std::string(1000, 'a')) == std::string(max_file_name_bytes, 'a'));
     std::string euro; // 3 bytes each: 85 fit in 255
-    for (int i = 0; i < 100; ++i) euro += "\xE2\x82\xAC";
+    for (int i = 0; i < 100; ++i)
+        euro += "\xE2\x82\xAC";
     auto const out = sanitize_file_name(euro);
     CHECK(out.size() == 255);
     CHECK(out == euro.substr(0, 255));
     std::string e2 = "x"; // 1 + 2k bytes: the 128th é would end at 256
-    for (int i = 0; i < 200; ++i) e2 += "\xC3\xA9";
+    for (int i = 0; i < 200; ++i)
+        e2 += "\xC3\xA9";
     CHECK(sanitize_file_name(e2).size() == 255);
     CHECK(sanitize_file_name("a" + e2).size() == 254);
 }

@@ -13,8 +13,14 @@ std::string be32(std::uint32_t v)
 {
     return {char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
 }
-std::string le16(std::uint32_t v) { return {char(v), char(v >> 8)}; }
-std::string le24(std::uint32_t v) { return {char(v), char(v >> 8), char(v >> 16)}; }
+std::string le16(std::uint32_t v)
+{
+    return {char(v), char(v >> 8)};
+}
+std::string le24(std::uint32_t v)
+{
+    return {char(v), char(v >> 8), char(v >> 16)};
+}
 
 std::string png(std::uint32_t w, std::uint32_t h)
 {

@@ -11,9 +11,9 @@ TEST_CASE("utf16_length counts surrogate pairs as two units", "[core][utf16]")
 {
     CHECK(utf16_length("") == 0);
     CHECK(utf16_length("abc") == 3);
-    CHECK(utf16_length("é") == 1);           // 2 bytes, 1 unit
-    CHECK(utf16_length("漢字") == 2);         // 3 bytes each
-    CHECK(utf16_length("😀") == 2);           // 4 bytes, surrogate pair
+    CHECK(utf16_length("é") == 1);    // 2 bytes, 1 unit
+    CHECK(utf16_length("漢字") == 2); // 3 bytes each
+    CHECK(utf16_length("😀") == 2);    // 4 bytes, surrogate pair
     CHECK(utf16_length("a😀é漢") == 5);
 }
 
@@ -44,9 +44,9 @@ TEST_CASE("complete_utf8_prefix never cuts a sequence", "[core][utf16]")
 TEST_CASE("is_valid_utf8 rejects overlongs, surrogates and truncation", "[core][utf16]")
 {
     CHECK(is_valid_utf8("héllo 漢 😀"));
-    CHECK_FALSE(is_valid_utf8("\xc0\xaf"));         // overlong '/'
-    CHECK_FALSE(is_valid_utf8("\xed\xa0\x80"));     // UTF-16 surrogate
-    CHECK_FALSE(is_valid_utf8("\xf0\x9f\x98"));     // truncated
+    CHECK_FALSE(is_valid_utf8("\xc0\xaf"));     // overlong '/'
+    CHECK_FALSE(is_valid_utf8("\xed\xa0\x80")); // UTF-16 surrogate
+    CHECK_FALSE(is_valid_utf8("\xf0\x9f\x98")); // truncated
     CHECK_FALSE(is_valid_utf8("\xff"));
 }
 

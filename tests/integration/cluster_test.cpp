@@ -35,7 +35,8 @@ std::string content_of(std::string const& db_location, std::string const& messag
 
 std::vector<std::string> node_args(std::string const& name)
 {
-    return {"--migrate", "--node-id", name, "--node-lease", "3", "--rate-limit", "0", "--no-auto-title"};
+    return {"--migrate", "--node-id",    name, "--node-lease",
+            "3",         "--rate-limit", "0",  "--no-auto-title"};
 }
 
 /// Nodes A and B on one fresh PostgreSQL schema; a client of A and one of B.
@@ -57,7 +58,8 @@ struct two_nodes
 
 } // namespace
 
-TEST_CASE_METHOD(two_nodes, "cross-node subscribe: node B replays from fromOffset, then follows node A live",
+TEST_CASE_METHOD(two_nodes,
+                 "cross-node subscribe: node B replays from fromOffset, then follows node A live",
                  "[cluster]")
 {
     // A tab of the same user on node B watches: it hears node A's changes.
@@ -66,12 +68,14 @@ TEST_CASE_METHOD(two_nodes, "cross-node subscribe: node B replays from fromOffse
     watcher.read_until("result");
 
     auto const gen = start_generation(on_a, "/tokens 300 /delay 5", 40);
-    auto const from = core::utf16_length(gen.text) - 7; // somewhere already flushed or not: both must work
+    auto const from =
+        core::utf16_length(gen.text) - 7; // somewhere already flushed or not: both must work
     auto const created = watcher.read_until("changed");
     CHECK(str(created.at("entity")) == "conversation");
     CHECK(str(created.at("op")) == "insert");
 
-    on_b.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", gen.message_id}, {"fromOffset", from}});
+    on_b.send(json::object{
+        {"type", "subscribe"}, {"id", "s"}, {"messageId", gen.message_id}, {"fromOffset", from}});
     auto const start = on_b.read_until("start", gen.message_id);
     CHECK(str(start.at("messageId")) == gen.message_id);
     auto const followed = read_until_finish(on_b, from, gen.message_id);
@@ -86,7 +90,8 @@ TEST_CASE_METHOD(two_nodes, "cross-node subscribe: node B replays from fromOffse
     CHECK(gen.text + original.text == stored);
 
     // A finished message replays the same way from either node.
-    on_b.send(json::object{{"type", "subscribe"}, {"id", "s2"}, {"messageId", gen.message_id}, {"fromOffset", 0}});
+    on_b.send(json::object{
+        {"type", "subscribe"}, {"id", "s2"}, {"messageId", gen.message_id}, {"fromOffset", 0}});
     on_b.read_until("start", gen.message_id);
     CHECK(read_until_finish(on_b, 0, gen.message_id).text == stored);
 
@@ -97,7 +102,8 @@ TEST_CASE_METHOD(two_nodes, "cross-node subscribe: node B replays from fromOffse
     CHECK(str(refused.at("code")) == "not_found");
 }
 
-TEST_CASE_METHOD(two_nodes, "cross-node cancel: cancel on node B stops the generation running on node A",
+TEST_CASE_METHOD(two_nodes,
+                 "cross-node cancel: cancel on node B stops the generation running on node A",
                  "[cluster]")
 {
     auto const gen = start_generation(on_a, "/tokens 5000 /delay 5", 10);
@@ -121,7 +127,10 @@ TEST_CASE_METHOD(two_nodes, "cross-node cancel: cancel on node B stops the gener
     REQUIRE(q.executeStep());
     auto const conversation_id = q.getColumn(0).getString();
     q.reset();
-    on_b.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", conversation_id}, {"content", "hi"}});
+    on_b.send(json::object{{"type", "generate"},
+                           {"id", "g2"},
+                           {"conversationId", conversation_id},
+                           {"content", "hi"}});
     auto const conflict = on_b.read_until("error");
     CHECK(str(conflict.at("code")) == "conflict");
     // ...and so is deleting that conversation from B.
@@ -134,9 +143,10 @@ TEST_CASE_METHOD(two_nodes, "cross-node cancel: cancel on node B stops the gener
     read_until_finish(on_a, {}, running.message_id);
 }
 
-TEST_CASE_METHOD(two_nodes,
-                 "node leases: a restarting peer leaves live generations alone, a dead node's are interrupted",
-                 "[cluster]")
+TEST_CASE_METHOD(
+    two_nodes,
+    "node leases: a restarting peer leaves live generations alone, a dead node's are interrupted",
+    "[cluster]")
 {
     auto const gen = start_generation(on_a, "/tokens 100000 /delay 5", 10);
     b.restart(); // its startup recovery must not touch node A's generation
@@ -148,13 +158,15 @@ TEST_CASE_METHOD(two_nodes,
     // A's 3 s lease lapses and B's sweep runs.
     auto const doomed = start_generation(on_a, "/tokens 100000 /delay 5", 10);
     ws_client follower(b.port()); // B restarted: on_b's socket is gone
-    follower.send(json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", doomed.message_id}});
+    follower.send(
+        json::object{{"type", "subscribe"}, {"id", "s"}, {"messageId", doomed.message_id}});
     follower.read_until("start", doomed.message_id);
     auto const first = follower.read_until("text-delta", doomed.message_id); // B follows live text
     CHECK(first.at("offset").as_int64() == 0);
     auto const killed_at = std::chrono::steady_clock::now();
     a.stop(SIGKILL);
-    auto const rest = read_until_finish(follower, core::utf16_length(str(first.at("delta"))), doomed.message_id);
+    auto const rest =
+        read_until_finish(follower, core::utf16_length(str(first.at("delta"))), doomed.message_id);
     auto const took = std::chrono::steady_clock::now() - killed_at;
     CHECK(str(rest.finish.at("status")) == "interrupted");
     CHECK(took < std::chrono::seconds(8));
@@ -163,7 +175,8 @@ TEST_CASE_METHOD(two_nodes,
     CHECK(str(first.at("delta")) + rest.text == content_of(db, doomed.message_id));
 }
 
-TEST_CASE_METHOD(two_nodes, "cross-node subscribe follows reasoning like text: one block, then the answer",
+TEST_CASE_METHOD(two_nodes,
+                 "cross-node subscribe follows reasoning like text: one block, then the answer",
                  "[cluster][reasoning]")
 {
     on_a.send(generate("/think 200 /tokens 100 /delay 3"));
@@ -181,8 +194,8 @@ TEST_CASE_METHOD(two_nodes, "cross-node subscribe follows reasoning like text: o
         if (shape.empty() || shape.back() != t)
             shape.push_back(t);
     }
-    CHECK(shape == std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end", "text-delta",
-                                            "finish"});
+    CHECK(shape == std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end",
+                                            "text-delta", "finish"});
     CHECK(followed.reasoning_deltas > 1); // followed live, not replayed at the end
     auto const original = read_until_finish(on_a, {}, id);
     storage::database store(db, storage::open_mode::read_only);

@@ -6,8 +6,8 @@
 
 #include "chatstream/storage/database.hpp"
 
-#include <catch2/catch.hpp>
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <catch2/catch.hpp>
 
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -37,14 +37,20 @@ using namespace std::chrono_literals;
 // the bound's name as skipped rather than passed.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MEMORY_BOUND_CASE(behaviour, bound, tags, body)                                            \
-    TEST_CASE(behaviour, tags) { body(false); }                                                   \
-    TEST_CASE(behaviour ", " bound, tags)                                                         \
+    TEST_CASE(behaviour, tags)                                                                     \
     {                                                                                              \
-        skip_test("RSS bounds are not measurable under sanitizers (shadow memory, quarantine)");  \
+        body(false);                                                                               \
+    }                                                                                              \
+    TEST_CASE(behaviour ", " bound, tags)                                                          \
+    {                                                                                              \
+        skip_test("RSS bounds are not measurable under sanitizers (shadow memory, quarantine)");   \
     }
 #else
 #define MEMORY_BOUND_CASE(behaviour, bound, tags, body)                                            \
-    TEST_CASE(behaviour ", " bound, tags) { body(true); }
+    TEST_CASE(behaviour ", " bound, tags)                                                          \
+    {                                                                                              \
+        body(true);                                                                                \
+    }
 #endif
 
 namespace
@@ -134,7 +140,8 @@ TEST_CASE("kill -9 under load: acked messages kept, all terminal, no partial too
                         auto ack = c.read_until("ack");
                         {
                             std::lock_guard lock(mutex);
-                            acks.push_back({str(ack.at("userMessageId")), str(ack.at("messageId"))});
+                            acks.push_back(
+                                {str(ack.at("userMessageId")), str(ack.at("messageId"))});
                         }
                         c.read_until("finish", str(ack.at("messageId")));
                         ++finished;
@@ -302,7 +309,9 @@ TEST_CASE("disk full (tiny tmpfs): errors to the client, nothing corrupt, recove
             while (f.write(block.data(), block.size()))
                 ;
         }
-        struct statvfs vfs{};
+        struct statvfs vfs
+        {
+        };
         ::statvfs(mnt.c_str(), &vfs);
         CHECK(vfs.f_bavail == 0);
 
@@ -441,7 +450,7 @@ TEST_CASE("a frame announced over the limit is closed with 1009 after its header
     std::string frame{'\x81', '\xff'}; // FIN + text; masked, 64-bit length
     for (int shift = 56; shift >= 0; shift -= 8)
         frame += static_cast<char>((announced >> shift) & 0xff);
-    frame += std::string(4, '\0');          // mask key 0: the payload goes as is
+    frame += std::string(4, '\0'); // mask key 0: the payload goes as is
     // A sliver of the announced payload, small enough to sit in the socket
     // buffers: a larger one races the server's close (EPIPE on the write,
     // then a reset that can discard the close frame before it is read).
@@ -456,7 +465,8 @@ TEST_CASE("a frame announced over the limit is closed with 1009 after its header
     {
         // closed, or a reset while answering the close: the reason says which
     }
-    CHECK(c.stream().reason().code == websocket::close_code::too_big); // none if no close frame came
+    CHECK(c.stream().reason().code ==
+          websocket::close_code::too_big); // none if no close frame came
     // The server logs once its side of the close is done, which can be a
     // moment after the client saw the close frame.
     std::string log;
@@ -491,23 +501,23 @@ void idle_connections(bool measure_memory)
     {
         auto ws = std::make_unique<websocket::stream<tcp::socket>>(ioc);
         auto* p = ws.get();
-        p->next_layer().async_connect(
-            ep,
-            [p, &upgraded, i](beast::error_code ec)
-            {
-                if (ec)
-                    return;
-                p->async_handshake("127.0.0.1", "/ws?user=idle" + std::to_string(i % 50),
-                                   [&upgraded](beast::error_code ec)
-                                   {
-                                       if (!ec)
-                                           ++upgraded;
-                                   });
-            });
+        p->next_layer().async_connect(ep,
+                                      [p, &upgraded, i](beast::error_code ec)
+                                      {
+                                          if (ec)
+                                              return;
+                                          p->async_handshake(
+                                              "127.0.0.1", "/ws?user=idle" + std::to_string(i % 50),
+                                              [&upgraded](beast::error_code ec)
+                                              {
+                                                  if (!ec)
+                                                      ++upgraded;
+                                              });
+                                      });
         sockets.push_back(std::move(ws));
         if (i % 200 == 199)
         {
-            ioc.restart(); // run_for stops the context when it runs out of work
+            ioc.restart();     // run_for stops the context when it runs out of work
             ioc.run_for(50ms); // keep the accept backlog short
         }
     }
@@ -578,7 +588,8 @@ void connections_after_a_large_frame(bool measure_memory)
 
     // A ping padded to just under the 64 KiB frame limit: parsed in full,
     // answered with a small pong.
-    auto const frame = R"({"type":"ping","id":"p","pad":")" + std::string(64 * 1024 - 64, 'x') + R"("})";
+    auto const frame =
+        R"({"type":"ping","id":"p","pad":")" + std::string(64 * 1024 - 64, 'x') + R"("})";
     struct peer
     {
         explicit peer(net::io_context& ioc) : ws(ioc) {}
@@ -593,26 +604,35 @@ void connections_after_a_large_frame(bool measure_memory)
     {
         auto p = std::make_unique<peer>(ioc);
         auto* c = p.get();
-        c->ws.next_layer().async_connect(ep, [c, &frame, &answered, i](beast::error_code ec) {
-            if (ec)
-                return;
-            c->ws.async_handshake(
-                "127.0.0.1", "/ws?user=big" + std::to_string(i % 50),
-                [c, &frame, &answered](beast::error_code ec) {
-                    if (ec)
-                        return;
-                    c->ws.async_write(net::buffer(frame), [c, &answered](beast::error_code ec,
-                                                                        std::size_t) {
+        c->ws.next_layer().async_connect(
+            ep,
+            [c, &frame, &answered, i](beast::error_code ec)
+            {
+                if (ec)
+                    return;
+                c->ws.async_handshake(
+                    "127.0.0.1", "/ws?user=big" + std::to_string(i % 50),
+                    [c, &frame, &answered](beast::error_code ec)
+                    {
                         if (ec)
                             return;
-                        c->ws.async_read(c->reply, [c, &answered](beast::error_code ec, std::size_t) {
-                            if (!ec && beast::buffers_to_string(c->reply.data()).find("\"pong\"") !=
-                                           std::string::npos)
-                                ++answered;
-                        });
+                        c->ws.async_write(
+                            net::buffer(frame),
+                            [c, &answered](beast::error_code ec, std::size_t)
+                            {
+                                if (ec)
+                                    return;
+                                c->ws.async_read(
+                                    c->reply,
+                                    [c, &answered](beast::error_code ec, std::size_t)
+                                    {
+                                        if (!ec && beast::buffers_to_string(c->reply.data())
+                                                           .find("\"pong\"") != std::string::npos)
+                                            ++answered;
+                                    });
+                            });
                     });
-                });
-        });
+            });
         peers.push_back(std::move(p));
         if (i % 100 == 99)
         {
@@ -629,7 +649,8 @@ void connections_after_a_large_frame(bool measure_memory)
     REQUIRE(answered == n); // every frame was parsed and answered
     expect_serving(server);
     auto const growth_kib = server.rss_kib() - rss_before;
-    INFO("RSS growth " << growth_kib << " KiB for " << n << " connections after a 64 KiB frame each");
+    INFO("RSS growth " << growth_kib << " KiB for " << n
+                       << " connections after a 64 KiB frame each");
     if (measure_memory)
         CHECK(growth_kib <= 64 * 1024);
     for (auto& p : peers)
@@ -679,15 +700,20 @@ bool healthz(unsigned short port)
     http::response<http::string_body> res;
     bool ok = false;
     s.expires_after(3s);
-    s.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), [&](beast::error_code ec) {
-        if (!ec)
-            http::async_write(s, req, [&](beast::error_code ec, std::size_t) {
-                if (!ec)
-                    http::async_read(s, b, res, [&](beast::error_code ec, std::size_t) {
-                        ok = !ec && res.result_int() == 200;
+    s.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port),
+                    [&](beast::error_code ec)
+                    {
+                        if (!ec)
+                            http::async_write(s, req,
+                                              [&](beast::error_code ec, std::size_t)
+                                              {
+                                                  if (!ec)
+                                                      http::async_read(
+                                                          s, b, res,
+                                                          [&](beast::error_code ec, std::size_t)
+                                                          { ok = !ec && res.result_int() == 200; });
+                                              });
                     });
-            });
-    });
     ioc.run();
     return ok;
 }
@@ -740,11 +766,14 @@ TEST_CASE("at the open-file limit: /healthz answers within 1 s and the server st
     {
         auto ws = std::make_unique<websocket::stream<tcp::socket>>(ioc);
         auto* p = ws.get();
-        p->next_layer().async_connect(ep, [p, &upgraded, i](beast::error_code ec) {
-            if (!ec)
-                p->async_handshake("127.0.0.1", "/ws?user=fd" + std::to_string(i % 16),
-                                   [&upgraded](beast::error_code ec) { upgraded += !ec; });
-        });
+        p->next_layer().async_connect(
+            ep,
+            [p, &upgraded, i](beast::error_code ec)
+            {
+                if (!ec)
+                    p->async_handshake("127.0.0.1", "/ws?user=fd" + std::to_string(i % 16),
+                                       [&upgraded](beast::error_code ec) { upgraded += !ec; });
+            });
         sockets.push_back(std::move(ws));
     }
     std::vector<std::unique_ptr<tcp::socket>> idle;
@@ -760,19 +789,21 @@ TEST_CASE("at the open-file limit: /healthz answers within 1 s and the server st
         ioc.run_for(50ms);
     }
     INFO("upgraded " << upgraded << " of 400");
-    CHECK(upgraded > 100);    // admitted up to the limit
-    CHECK(upgraded < 400);    // not all: the limit is real
+    CHECK(upgraded > 100); // admitted up to the limit
+    CHECK(upgraded < 400); // not all: the limit is real
 
     // Poll /healthz for 5 s while the sockets stay, the client context
     // running between polls so its sockets keep being served.
     std::atomic<bool> polling{true};
-    std::thread client([&] {
-        while (polling)
+    std::thread client(
+        [&]
         {
-            ioc.restart();
-            ioc.run_for(20ms);
-        }
-    });
+            while (polling)
+            {
+                ioc.restart();
+                ioc.run_for(20ms);
+            }
+        });
     auto const cpu_before = cpu_seconds(server->pid());
     auto const t0 = std::chrono::steady_clock::now();
     std::chrono::milliseconds worst{0};
@@ -786,19 +817,21 @@ TEST_CASE("at the open-file limit: /healthz answers within 1 s and the server st
                                     std::chrono::steady_clock::now() - start));
         std::this_thread::sleep_for(100ms);
     }
-    auto const elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto const elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     auto const cpu = (cpu_seconds(server->pid()) - cpu_before) / elapsed;
     polling = false;
     client.join();
-    INFO("healthz " << answered << "/" << polls << ", slowest " << worst.count() << " ms, server CPU "
-                    << cpu * 100 << " %");
+    INFO("healthz " << answered << "/" << polls << ", slowest " << worst.count()
+                    << " ms, server CPU " << cpu * 100 << " %");
     CHECK(answered == polls);
     CHECK(worst < 1000ms);
     CHECK(cpu < 0.20);
     auto const metrics = http_get(port, "/metrics").body;
     CHECK(metrics.find("chatstream_connections_refused_total{reason=\"server\"} 0\n") ==
           std::string::npos); // the 503s were counted
-    CHECK(metrics.find("chatstream_accept_errors_total 0\n") == std::string::npos); // EMFILE was hit
+    CHECK(metrics.find("chatstream_accept_errors_total 0\n") ==
+          std::string::npos); // EMFILE was hit
     for (auto& s : sockets)
     {
         beast::error_code ec;

@@ -24,9 +24,10 @@ struct http_full_reply
 };
 
 /// One HTTP/1.1 request; the reply is read with a 15 s timeout.
-inline http_full_reply http_request(unsigned short port, http::verb method, std::string const& target,
-                                    std::vector<std::pair<std::string, std::string>> const& headers = {},
-                                    std::string body = {})
+inline http_full_reply
+http_request(unsigned short port, http::verb method, std::string const& target,
+             std::vector<std::pair<std::string, std::string>> const& headers = {},
+             std::string body = {})
 {
     net::io_context ioc;
     beast::tcp_stream stream(ioc);
@@ -72,8 +73,9 @@ inline http_full_reply http_request(unsigned short port, http::verb method, std:
 }
 
 /// POST /api/files with a raw body; @p query carries the user (dev mode).
-inline http_full_reply upload_raw(unsigned short port, std::string const& user, std::string const& name,
-                                  std::string const& mime, std::string bytes)
+inline http_full_reply upload_raw(unsigned short port, std::string const& user,
+                                  std::string const& name, std::string const& mime,
+                                  std::string bytes)
 {
     return http_request(port, http::verb::post, "/api/files?user=" + user + "&filename=" + name,
                         {{"Content-Type", mime}}, std::move(bytes));
@@ -92,7 +94,9 @@ inline std::string upload_ok(unsigned short port, std::string const& user, std::
 /// A minimal valid-looking PNG header of @p w x @p h (enough for the sniffer).
 inline std::string png_bytes(std::uint32_t w, std::uint32_t h, std::size_t padding = 100)
 {
-    auto be32 = [](std::uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+    auto be32 = [](std::uint32_t v) {
+        return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
+    };
     return std::string("\x89PNG\r\n\x1a\n", 8) + be32(13) + "IHDR" + be32(w) + be32(h) +
            std::string("\x08\x06\x00\x00\x00", 5) + std::string(padding, 'p');
 }

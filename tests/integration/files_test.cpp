@@ -14,7 +14,10 @@ using namespace chatstream::test;
 namespace
 {
 
-std::string str(json::value const& v) { return std::string(v.as_string()); }
+std::string str(json::value const& v)
+{
+    return std::string(v.as_string());
+}
 
 std::string blob_path(temp_dir const& dir, std::string const& id)
 {
@@ -30,9 +33,11 @@ std::size_t blob_count(temp_dir const& dir)
     return n;
 }
 
-json::object attachment(std::string const& id, std::string const& name, std::string const& type = "file")
+json::object attachment(std::string const& id, std::string const& name,
+                        std::string const& type = "file")
 {
-    return {{"type", type}, {"name", name}, {"storageId", id}, {"mimeType", "text/plain"}, {"size", 1}};
+    return {
+        {"type", type}, {"name", name}, {"storageId", id}, {"mimeType", "text/plain"}, {"size", 1}};
 }
 
 } // namespace
@@ -106,7 +111,8 @@ TEST_CASE("image uploads report their dimensions, a fake image is refused", "[in
     CHECK(meta.at("metadata").at("width").as_int64() == 640);
     CHECK(meta.at("metadata").at("height").as_int64() == 480);
 
-    auto fake = upload_raw(server.port(), "alice", "pic.png", "image/png", "<html>not a png</html>");
+    auto fake =
+        upload_raw(server.port(), "alice", "pic.png", "image/png", "<html>not a png</html>");
     CHECK(fake.status == 415);
 }
 
@@ -116,18 +122,20 @@ TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 400
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"), {"--max-upload-mb", "1"});
-    auto big = upload_raw(server.port(), "alice", "big.txt", "text/plain", std::string((1 << 20) + 1, 'a'));
+    auto big = upload_raw(server.port(), "alice", "big.txt", "text/plain",
+                          std::string((1 << 20) + 1, 'a'));
     CHECK(big.status == 413);
     CHECK(str(big.json_body().at("error")) == "bad_request");
-    CHECK(upload_raw(server.port(), "alice", "ok.txt", "text/plain", std::string(1 << 20, 'a')).status ==
-          201);
+    CHECK(upload_raw(server.port(), "alice", "ok.txt", "text/plain", std::string(1 << 20, 'a'))
+              .status == 201);
 
     // Chunked: the size is only known while streaming.
     {
         net::io_context ioc;
         beast::tcp_stream stream(ioc);
         stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server.port()));
-        http::request<http::string_body> req(http::verb::post, "/api/files?user=alice&filename=c.txt", 11);
+        http::request<http::string_body> req(http::verb::post,
+                                             "/api/files?user=alice&filename=c.txt", 11);
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::content_type, "text/plain");
         req.body() = std::string((1 << 20) + 10, 'c');
@@ -144,8 +152,9 @@ TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 400
     CHECK(exe.status == 415);
     auto html = upload_raw(server.port(), "alice", "x.html", "text/html", "<script>");
     CHECK(html.status == 415);
-    std::string const mp = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.svg\"\r\n"
-                           "Content-Type: image/svg+xml\r\n\r\n<svg/>\r\n--b--\r\n";
+    std::string const mp =
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.svg\"\r\n"
+        "Content-Type: image/svg+xml\r\n\r\n<svg/>\r\n--b--\r\n";
     CHECK(http_request(server.port(), http::verb::post, "/api/files?user=alice",
                        {{"Content-Type", "multipart/form-data; boundary=b"}}, mp)
               .status == 415);
@@ -179,7 +188,8 @@ TEST_CASE("limits: 413 over the size limit, 415 outside the MIME allow-list, 400
             http::read(stream, b, res);
             return res;
         };
-        auto refused = exchange("/api/files?user=alice&filename=fake.png", "image/png", "not a png");
+        auto refused =
+            exchange("/api/files?user=alice&filename=fake.png", "image/png", "not a png");
         CHECK(refused.result_int() == 415);
         CHECK(refused.keep_alive());
         auto again =
@@ -206,13 +216,16 @@ TEST_CASE("another user's file is 404, so is an unknown one", "[integration][fil
     temp_dir dir;
     server_process server(dir.file("chat.db"));
     auto const id = upload_ok(server.port(), "alice", "secret.txt", "text/plain", "alice only");
-    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + id + "?user=alice").status == 200);
+    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + id + "?user=alice").status ==
+          200);
     auto bob = http_request(server.port(), http::verb::get, "/api/files/" + id + "?user=bob");
     CHECK(bob.status == 404);
     CHECK(str(bob.json_body().at("error")) == "not_found");
-    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + std::string(64, 'f') + "?user=alice")
+    CHECK(http_request(server.port(), http::verb::get,
+                       "/api/files/" + std::string(64, 'f') + "?user=alice")
               .status == 404);
-    CHECK(http_request(server.port(), http::verb::get, "/api/files/../../chat.db?user=alice").status == 404);
+    CHECK(http_request(server.port(), http::verb::get, "/api/files/../../chat.db?user=alice")
+              .status == 404);
     CHECK(http_request(server.port(), http::verb::get, "/api/files/?user=alice").status == 404);
 
     // Bob may not attach it either.
@@ -226,13 +239,15 @@ TEST_CASE("another user's file is 404, so is an unknown one", "[integration][fil
     CHECK(str(e.at("code")) == "not_found");
     CHECK(str(e.at("message")).find("attachments[0]") != std::string::npos);
     storage::database db(dir.file("chat.db"), storage::open_mode::read_write);
-    auto& q = db.prepare("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM attachments)");
+    auto& q =
+        db.prepare("SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM attachments)");
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getInt() == 0); // nothing written
     CHECK(q.getColumn(1).getInt() == 0);
 }
 
-TEST_CASE("Range requests: 206 with the right bytes, 416 when unsatisfiable", "[integration][files]")
+TEST_CASE("Range requests: 206 with the right bytes, 416 when unsatisfiable",
+          "[integration][files]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -261,7 +276,8 @@ TEST_CASE("Range requests: 206 with the right bytes, 416 when unsatisfiable", "[
     CHECK(r.header("content-range") == "bytes */200000");
 
     // A stale If-Range: the whole file.
-    r = http_request(server.port(), http::verb::get, url, {{"Range", "bytes=0-9"}, {"If-Range", "\"other\""}});
+    r = http_request(server.port(), http::verb::get, url,
+                     {{"Range", "bytes=0-9"}, {"If-Range", "\"other\""}});
     CHECK(r.status == 200);
     CHECK(r.body.size() == bytes.size());
 }
@@ -275,11 +291,12 @@ TEST_CASE("generate writes attachment rows in position order, the message owner 
     auto const b = upload_ok(server.port(), "alice", "two.png", "image/png", png_bytes(2, 3));
     auto const c = upload_ok(server.port(), "alice", "three.txt", "text/plain", "third");
     ws_client ws(server.port(), "/ws?user=alice");
-    ws.send(json::object{{"type", "generate"},
-                         {"id", "g"},
-                         {"content", "look"},
-                         {"attachments", json::array{attachment(c, "three.txt"), attachment(a, "one.txt"),
-                                                     attachment(b, "two.png", "image")}}});
+    ws.send(json::object{
+        {"type", "generate"},
+        {"id", "g"},
+        {"content", "look"},
+        {"attachments", json::array{attachment(c, "three.txt"), attachment(a, "one.txt"),
+                                    attachment(b, "two.png", "image")}}});
     auto ack = ws.read_until("ack");
     ws.read_until("finish", str(ack.at("messageId")));
     auto rows = ws.query("getAttachments", {{"messageId", ack.at("userMessageId")}});
@@ -300,15 +317,18 @@ TEST_CASE("deleting messages and conversations lets the sweep collect their file
                           {"--unattached-upload-ttl", "2", "--file-sweep-interval", "1"});
     auto const kept = upload_ok(server.port(), "alice", "kept.txt", "text/plain", "kept");
     auto const dropped = upload_ok(server.port(), "alice", "dropped.txt", "text/plain", "dropped");
-    auto const in_conv = upload_ok(server.port(), "alice", "conv.txt", "text/plain", "conversation");
-    auto const unattached = upload_ok(server.port(), "alice", "never.txt", "text/plain", "never attached");
+    auto const in_conv =
+        upload_ok(server.port(), "alice", "conv.txt", "text/plain", "conversation");
+    auto const unattached =
+        upload_ok(server.port(), "alice", "never.txt", "text/plain", "never attached");
     ws_client ws(server.port(), "/ws?user=alice");
     auto gen = [&](std::vector<std::string> const& ids)
     {
         json::array atts;
         for (auto const& id : ids)
             atts.push_back(attachment(id, "f.txt"));
-        ws.send(json::object{{"type", "generate"}, {"id", "g"}, {"content", "hi"}, {"attachments", atts}});
+        ws.send(json::object{
+            {"type", "generate"}, {"id", "g"}, {"content", "hi"}, {"attachments", atts}});
         auto ack = ws.read_until("ack");
         ws.read_until("finish", str(ack.at("messageId")));
         return ack;
@@ -326,15 +346,19 @@ TEST_CASE("deleting messages and conversations lets the sweep collect their file
     }
     auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     while (std::chrono::steady_clock::now() < deadline &&
-           (std::filesystem::exists(blob_path(dir, dropped)) || std::filesystem::exists(blob_path(dir, in_conv)) ||
+           (std::filesystem::exists(blob_path(dir, dropped)) ||
+            std::filesystem::exists(blob_path(dir, in_conv)) ||
             std::filesystem::exists(blob_path(dir, unattached))))
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     CHECK_FALSE(std::filesystem::exists(blob_path(dir, dropped)));
     CHECK_FALSE(std::filesystem::exists(blob_path(dir, in_conv)));
     CHECK_FALSE(std::filesystem::exists(blob_path(dir, unattached)));
     CHECK(std::filesystem::exists(blob_path(dir, kept))); // still referenced by m1
-    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + kept + "?user=alice").status == 200);
-    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + dropped + "?user=alice").status == 404);
+    CHECK(
+        http_request(server.port(), http::verb::get, "/api/files/" + kept + "?user=alice").status ==
+        200);
+    CHECK(http_request(server.port(), http::verb::get, "/api/files/" + dropped + "?user=alice")
+              .status == 404);
     // A collected upload cannot be attached any more.
     ws.send(json::object{{"type", "generate"},
                          {"id", "g"},

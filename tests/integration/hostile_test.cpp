@@ -28,7 +28,8 @@ TEST_CASE("a foreign generate answers not_found and never blocks the owner",
     // While alice's generation runs, bob's generate into her conversation
     // must not learn that it exists (before: `conflict`, "already running").
     ws_client bob(server.port(), "/ws?user=bob");
-    bob.send(json::object{{"type", "generate"}, {"id", "x"}, {"conversationId", conv}, {"content", "hi"}});
+    bob.send(json::object{
+        {"type", "generate"}, {"id", "x"}, {"conversationId", conv}, {"content", "hi"}});
     auto const refused = bob.read_until("error");
     CHECK(str(refused.at("code")) == "not_found");
     CHECK(str(refused.at("id")) == "x");
@@ -57,8 +58,10 @@ TEST_CASE("a foreign generate answers not_found and never blocks the owner",
     int refused_for_alice = 0;
     for (int i = 0; i < 12; ++i)
     {
-        alice.send(json::object{{"type", "generate"}, {"id", "a" + std::to_string(i)},
-                                {"conversationId", conv}, {"content", "/tokens 5"}});
+        alice.send(json::object{{"type", "generate"},
+                                {"id", "a" + std::to_string(i)},
+                                {"conversationId", conv},
+                                {"content", "/tokens 5"}});
         auto e = alice.read();
         while (str(e.at("type")) != "ack" && str(e.at("type")) != "error")
             e = alice.read();
@@ -84,13 +87,14 @@ TEST_CASE("/api/chat caps the model name like the WebSocket path (128 bytes)",
     server_process server(dir.file("chat.db"));
     auto body = [](std::string const& model)
     {
-        json::object o{{"id", "chat-1"},
-                       {"model", model},
-                       {"messages", json::array{json::object{
-                                        {"id", "u1"},
-                                        {"role", "user"},
-                                        {"parts", json::array{json::object{{"type", "text"},
-                                                                           {"text", "hello"}}}}}}}};
+        json::object o{
+            {"id", "chat-1"},
+            {"model", model},
+            {"messages",
+             json::array{json::object{
+                 {"id", "u1"},
+                 {"role", "user"},
+                 {"parts", json::array{json::object{{"type", "text"}, {"text", "hello"}}}}}}}};
         return json::serialize(o);
     };
     std::vector<std::pair<std::string, std::string>> const headers = {
@@ -103,8 +107,8 @@ TEST_CASE("/api/chat caps the model name like the WebSocket path (128 bytes)",
     ws_client alice(server.port(), "/ws?user=alice");
     CHECK(alice.query("listConversations", {}).at("data").at("conversations").as_array().empty());
     // The same cap on the WebSocket.
-    alice.send(json::object{{"type", "generate"}, {"id", "g"}, {"model", std::string(129, 'm')},
-                            {"content", "hi"}});
+    alice.send(json::object{
+        {"type", "generate"}, {"id", "g"}, {"model", std::string(129, 'm')}, {"content", "hi"}});
     auto const e = alice.read_until("error");
     CHECK(str(e.at("code")) == "bad_request");
     // 128 bytes is fine on both.
@@ -129,7 +133,8 @@ TEST_CASE("JWT: `exp` is required and must be an integer, unless --jwt-allow-no-
         make_jwt_with_claims("test-secret", R"({"sub":"alice","exp":99999999999.5})");
     auto const string_nbf = make_jwt_with_claims(
         "test-secret", R"({"sub":"alice","exp":99999999999,"nbf":"99999999999"})");
-    auto const refused_because = [](http_reply const& r, std::string_view why) {
+    auto const refused_because = [](http_reply const& r, std::string_view why)
+    {
         CHECK(r.status == 401);
         CHECK(r.body.find(why) != std::string::npos);
     };
@@ -188,14 +193,16 @@ TEST_CASE("a WebSocket closes with 4401 when its token expires, and a new token 
     auto const open_for = std::chrono::steady_clock::now() - opened;
     CHECK_FALSE(finished);
     CHECK(static_cast<unsigned>(c.stream().reason().code) == 4401); // before: never closed
-    CHECK(std::string(c.stream().reason().reason.data(), c.stream().reason().reason.size()) == "token expired");
+    CHECK(std::string(c.stream().reason().reason.data(), c.stream().reason().reason.size()) ==
+          "token expired");
     CHECK(open_for < std::chrono::seconds(4)); // exp is 1-2 s after the upgrade
     REQUIRE(!text.empty());
 
     // The client comes back with a fresh token and picks up where it was.
     auto const offset = core::utf16_length(text);
     ws_client again(server.port(), "/ws?token=" + make_jwt("test-secret", "alice"));
-    again.send(json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", offset}});
+    again.send(
+        json::object{{"type", "subscribe"}, {"messageId", message_id}, {"fromOffset", offset}});
     auto const rest = read_until_finish(again, offset, message_id);
     CHECK(str(rest.finish.at("status")) == "complete");
     auto const m = again.query("getMessage", {{"messageId", message_id}});
@@ -230,22 +237,31 @@ raw_reply raw_http(unsigned short port, std::string const& request)
     raw_reply r;
     char c = 0;
     s.expires_after(std::chrono::seconds(5));
-    net::async_write(s, net::buffer(request), [&](beast::error_code ec, std::size_t) {
-        if (ec)
-            return;
-        http::async_read(s, b, res, [&](beast::error_code ec, std::size_t) {
-            if (ec)
-                return;
-            r = raw_reply{res.result_int(), res.body(), res.base(), false};
-            if (r.status == 101)
-                return; // upgraded: open by definition
-            s.expires_after(std::chrono::seconds(3));
-            // Anything after the answer, or a timeout, means the connection stayed open.
-            s.async_read_some(net::buffer(&c, 1), [&](beast::error_code ec, std::size_t) {
-                r.closed = ec == net::error::eof || ec == net::error::connection_reset;
-            });
-        });
-    });
+    net::async_write(s, net::buffer(request),
+                     [&](beast::error_code ec, std::size_t)
+                     {
+                         if (ec)
+                             return;
+                         http::async_read(
+                             s, b, res,
+                             [&](beast::error_code ec, std::size_t)
+                             {
+                                 if (ec)
+                                     return;
+                                 r = raw_reply{res.result_int(), res.body(), res.base(), false};
+                                 if (r.status == 101)
+                                     return; // upgraded: open by definition
+                                 s.expires_after(std::chrono::seconds(3));
+                                 // Anything after the answer, or a timeout, means the connection
+                                 // stayed open.
+                                 s.async_read_some(net::buffer(&c, 1),
+                                                   [&](beast::error_code ec, std::size_t) {
+                                                       r.closed =
+                                                           ec == net::error::eof ||
+                                                           ec == net::error::connection_reset;
+                                                   });
+                             });
+                     });
     ioc.run();
     return r;
 }
@@ -256,7 +272,8 @@ std::string upgrade_request(unsigned short port, std::string const& target,
     return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
            "\r\nUpgrade: websocket\r\n"
            "Connection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\n" + extra_headers + "\r\n";
+           "Sec-WebSocket-Version: 13\r\n" +
+           extra_headers + "\r\n";
 }
 
 } // namespace
@@ -321,12 +338,14 @@ TEST_CASE("Origin: /ws and /api take only the own origin and --allowed-origins a
     auto const port = server.port();
     auto const self = "http://127.0.0.1:" + std::to_string(port);
     // Before: any page could open /ws in dev mode and read the dev user's data.
-    auto const evil = raw_http(port, upgrade_request(port, "/ws", "Origin: https://evil.example\r\n"));
+    auto const evil =
+        raw_http(port, upgrade_request(port, "/ws", "Origin: https://evil.example\r\n"));
     CHECK(evil.status == 403);
     CHECK(evil.body.find("\"forbidden\"") != std::string::npos);
     CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: null\r\n")).status == 403);
     CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: " + self + "\r\n")).status == 101);
-    CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: https://app.example\r\n")).status == 101);
+    CHECK(raw_http(port, upgrade_request(port, "/ws", "Origin: https://app.example\r\n")).status ==
+          101);
     CHECK(raw_http(port, upgrade_request(port, "/ws", "")).status == 101); // not a browser
     // DNS rebinding: evil.example resolved to 127.0.0.1, Origin and Host agree.
     auto const rebinding = "GET /ws HTTP/1.1\r\nHost: evil.example:" + std::to_string(port) +
@@ -398,13 +417,14 @@ TEST_CASE("Admission: --max-connections and --max-connections-per-user refuse wi
     CHECK(admitted);
     auto const m = http_get(port, "/metrics").body;
     CHECK(m.find("chatstream_connections_refused_total{reason=\"user\"} 1") != std::string::npos);
-    CHECK(m.find("chatstream_connections_refused_total{reason=\"server\"} " + std::to_string(1 + refused_again)) !=
-          std::string::npos);
+    CHECK(m.find("chatstream_connections_refused_total{reason=\"server\"} " +
+                 std::to_string(1 + refused_again)) != std::string::npos);
     open.clear();
     CHECK(server.stop(SIGTERM) == 0);
 }
 
-TEST_CASE("metrics: --metrics-token-env puts /metrics behind a bearer token", "[integration][hostile]")
+TEST_CASE("metrics: --metrics-token-env puts /metrics behind a bearer token",
+          "[integration][hostile]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"), {"--metrics-token-env", "CS_METRICS"},
@@ -424,7 +444,8 @@ TEST_CASE("mutations are rate-limited per user by --mutation-rate and --mutation
     temp_dir dir;
     server_process server(dir.file("chat.db"), {"--mutation-rate", "60", "--mutation-burst", "3"});
     ws_client a(server.port(), "/ws?user=a");
-    auto const create = [](ws_client& c, std::string const& id) {
+    auto const create = [](ws_client& c, std::string const& id)
+    {
         c.send(json::object{{"type", "mutate"},
                             {"id", id},
                             {"name", "createConversation"},
@@ -443,7 +464,7 @@ TEST_CASE("mutations are rate-limited per user by --mutation-rate and --mutation
     CHECK(str(limited.at("code")) == "rate_limited");
     ws_client b(server.port(), "/ws?user=b"); // another user has its own bucket
     CHECK(str(create(b, "n0").at("type")) == "result");
-    CHECK(http_get(server.port(), "/metrics").body.find("chatstream_mutations_rate_limited_total 1") !=
-          std::string::npos);
+    CHECK(http_get(server.port(), "/metrics")
+              .body.find("chatstream_mutations_rate_limited_total 1") != std::string::npos);
     CHECK(server.stop(SIGTERM) == 0);
 }

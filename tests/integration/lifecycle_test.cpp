@@ -116,7 +116,8 @@ TEST_CASE("mutations check ownership and every socket of the user hears the chan
     watch(a2);
     watch(b);
 
-    auto created = call(a1, "createConversation", {{"title", "Plans"}, {"systemPrompt", "Be brief"}});
+    auto created =
+        call(a1, "createConversation", {{"title", "Plans"}, {"systemPrompt", "Be brief"}});
     REQUIRE(str(created.at("type")) == "result");
     auto const conversation = data_str(created, "id");
     CHECK(data_str(created, "title") == "Plans");
@@ -156,8 +157,8 @@ TEST_CASE("mutations check ownership and every socket of the user hears the chan
         CHECK(next_change(*c).at("data").at("systemPrompt").is_null());
 
     // A generation in it: inserts and status changes reach both tabs.
-    a1.send(json::object{{"type", "generate"}, {"conversationId", conversation},
-                         {"content", "hello /tokens 5"}});
+    a1.send(json::object{
+        {"type", "generate"}, {"conversationId", conversation}, {"content", "hello /tokens 5"}});
     auto const r = read_generation(a1);
     auto const answer = str(r.ack.at("messageId"));
     std::set<std::string> seen;
@@ -175,12 +176,11 @@ TEST_CASE("mutations check ownership and every socket of the user hears the chan
     CHECK(seen.count("message:insert:complete")); // the user message
     CHECK(seen.count("message:insert:pending"));  // the answer
     CHECK(seen.count("message:update:generating"));
-    CHECK(seen.count("conversation:update:"));     // messageCount
+    CHECK(seen.count("conversation:update:")); // messageCount
 
     // Bob can touch none of it, and none of it reached him.
     expect_nothing_pending(b);
-    for (auto const& [name, args] :
-         std::vector<std::pair<std::string, json::object>>{
+    for (auto const& [name, args] : std::vector<std::pair<std::string, json::object>>{
              {"updateConversation", {{"conversationId", conversation}, {"title", "mine"}}},
              {"deleteConversation", {{"conversationId", conversation}}},
              {"deleteMessage", {{"messageId", answer}}},
@@ -227,8 +227,8 @@ TEST_CASE("deleting messages and conversations leaves no orphans and keeps messa
                         {"attachments", attachments}});
     auto const first = read_generation(c);
     auto const conversation = str(first.ack.at("conversationId"));
-    c.send(json::object{{"type", "generate"}, {"conversationId", conversation},
-                        {"content", "/tokens 3"}});
+    c.send(json::object{
+        {"type", "generate"}, {"conversationId", conversation}, {"content", "/tokens 3"}});
     read_generation(c);
     REQUIRE(message_ids(c, conversation).size() == 4);
 
@@ -298,7 +298,8 @@ TEST_CASE("regenerate and retry replace the answer, the history is what the user
     c.send(generate("one two /tokens 4"));
     auto const a1 = read_generation(c);
     auto const conversation = str(a1.ack.at("conversationId"));
-    c.send(json::object{{"type", "generate"}, {"conversationId", conversation},
+    c.send(json::object{{"type", "generate"},
+                        {"conversationId", conversation},
                         {"content", "three four five /tokens 4"}});
     auto const a2 = read_generation(c);
     REQUIRE(message_ids(c, conversation).size() == 4);
@@ -329,8 +330,8 @@ TEST_CASE("regenerate and retry replace the answer, the history is what the user
     e = call(c, "regenerate", {{"messageId", ids[0]}});
     CHECK(str(e.at("code")) == "bad_request");
 
-    c.send(json::object{{"type", "generate"}, {"conversationId", conversation},
-                        {"content", "/fail 2"}});
+    c.send(json::object{
+        {"type", "generate"}, {"conversationId", conversation}, {"content", "/fail 2"}});
     auto const failed = read_generation(c);
     REQUIRE(str(failed.finish.at("status")) == "error");
     c.send(mutate("retry", {{"messageId", str(failed.ack.at("messageId"))}}, "rt"));
@@ -358,8 +359,8 @@ TEST_CASE("branch copies messages with their tool calls and attachments",
                         {"attachments", attachments}});
     auto const first = read_generation(c);
     auto const conversation = str(first.ack.at("conversationId"));
-    c.send(json::object{{"type", "generate"}, {"conversationId", conversation},
-                        {"content", "later /tokens 2"}});
+    c.send(json::object{
+        {"type", "generate"}, {"conversationId", conversation}, {"content", "later /tokens 2"}});
     read_generation(c);
 
     auto e = call(c, "branch", {{"messageId", str(first.ack.at("messageId"))}});
@@ -375,8 +376,7 @@ TEST_CASE("branch copies messages with their tool calls and attachments",
     CHECK(copied_answer.at("content") == original_answer.at("content"));
     CHECK(copied_answer.at("status") == original_answer.at("status"));
 
-    auto const tools_of = [&](std::string const& id)
-    {
+    auto const tools_of = [&](std::string const& id) {
         return c.query("getToolCalls", {{"messageId", id}}).at("data").as_array();
     };
     auto const original_tools = tools_of(str(first.ack.at("messageId")));
@@ -467,8 +467,8 @@ TEST_CASE("usage is accounted per day and model, limits answer quota_exceeded",
         ws_client c(server.port());
         for (int i = 0; i < 2; ++i)
         {
-            c.send(json::object{{"type", "generate"}, {"content", "/tokens 7"},
-                                {"model", "gpt-4o-mini"}});
+            c.send(json::object{
+                {"type", "generate"}, {"content", "/tokens 7"}, {"model", "gpt-4o-mini"}});
             CHECK(str(read_generation(c).finish.at("status")) == "complete");
         }
         c.send(generate("/tokens 7", "third"));

@@ -29,7 +29,6 @@ using clock_type = std::chrono::steady_clock;
 namespace
 {
 
-
 constexpr char const* api_key_var = "CHATSTREAM_E2E_UPSTREAM_KEY";
 constexpr char const* api_key = "sk-e2e-0123456789abcdef";
 
@@ -221,7 +220,8 @@ std::string usage_with_reasoning(int in, int out, int reasoning)
 {
     return sse(R"({"choices":[],"usage":{"prompt_tokens":)" + std::to_string(in) +
                R"(,"completion_tokens":)" + std::to_string(out) +
-               R"(,"completion_tokens_details":{"reasoning_tokens":)" + std::to_string(reasoning) + "}}}");
+               R"(,"completion_tokens_details":{"reasoning_tokens":)" + std::to_string(reasoning) +
+               "}}}");
 }
 
 std::string tool_start(std::string_view id, std::string_view name)
@@ -233,8 +233,9 @@ std::string tool_start(std::string_view id, std::string_view name)
 }
 std::string tool_args(std::string_view fragment)
 {
-    return sse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":)" +
-               json::serialize(json::value(json::string(fragment))) + "}}]}}]}");
+    return sse(
+        R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":)" +
+        json::serialize(json::value(json::string(fragment))) + "}}]}}]}");
 }
 
 // Cut points inside every multi-byte UTF-8 sequence, inside `data:` and at
@@ -271,8 +272,8 @@ struct e2e
     }
     static std::vector<std::string> server_args(std::string url, std::vector<std::string> extra)
     {
-        std::vector<std::string> args{"--provider", "openai", "--upstream-url", std::move(url), "--model",
-                                      "gpt-4o-mini", "--api-key-env", api_key_var};
+        std::vector<std::string> args{"--provider", "openai",      "--upstream-url", std::move(url),
+                                      "--model",    "gpt-4o-mini", "--api-key-env",  api_key_var};
         args.insert(args.end(), extra.begin(), extra.end());
         return args;
     }
@@ -301,8 +302,8 @@ TEST_CASE("openai e2e: a streamed answer in awkward chunks is stored whole, with
         [](tcp::socket& s, upstream_request const&, int)
         {
             std::string body = ": keep-alive\n\n";
-            for (auto tok :
-                 {"Bonjour", ",", " café", " naïve", " 日本語", " 🚀", " 👍🏽", " 𝄞", " done", "."})
+            for (auto tok : {"Bonjour", ",", " café", " naïve", " 日本語", " 🚀", " 👍🏽", " 𝄞",
+                             " done", "."})
                 body += content(tok);
             body += finish("stop") + usage(21, 9) + done;
             sse_head(s);
@@ -344,7 +345,8 @@ TEST_CASE("openai e2e: a streamed answer in awkward chunks is stored whole, with
     }
     // The (same scripted) upstream answer, cleaned, becomes the title.
     std::string title;
-    for (int i = 0; i < 100 && title != "Bonjour, café naïve 日本語 🚀 👍🏽 𝄞 done"; ++i)
+    for (int i = 0; i < 100 && title != "Bonjour, café naïve 日本語 🚀 👍🏽 𝄞 done";
+         ++i)
     {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
         auto list = c.query("listConversations", json::object{});
@@ -453,7 +455,8 @@ TEST_CASE("openai e2e: tool call round trip through the server's tool loop",
     CHECK(str(call.at("function").at("name")) == "calculator");
     CHECK(str(json::parse(str(call.at("function").at("arguments"))).at("expression")) == "6*(3+4)");
 
-    auto calls = c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
+    auto calls =
+        c.query("getToolCalls", {{"messageId", message_id_of(r)}, {"includePartial", true}});
     auto const& arr = calls.at("data").as_array();
     REQUIRE(arr.size() == 1);
     CHECK(str(arr[0].at("name")) == "calculator");
@@ -645,7 +648,8 @@ std::vector<std::string> event_shape(std::vector<json::object> const& events)
 
 } // namespace
 
-TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, with its tokens in usage and cost",
+TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, with its tokens in "
+          "usage and cost",
           "[integration][openai][reasoning]")
 {
     e2e t(
@@ -653,7 +657,8 @@ TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, 
         {
             std::string body = reasoning_content("Let") + reasoning_content(" me thínk") +
                                reasoning_content(" 🤔 naïvely") + content("Answer: ") +
-                               content("日本語 🚀") + finish("stop") + usage_with_reasoning(10, 40, 30) + done;
+                               content("日本語 🚀") + finish("stop") +
+                               usage_with_reasoning(10, 40, 30) + done;
             sse_head(s);
             chunks(s, body, awkward_cuts(body));
             end_chunks(s);
@@ -661,8 +666,9 @@ TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, 
     ws_client c(t.server.port());
     c.send(generate("Think first"));
     auto r = read_generation(c); // text and reasoning offsets each contiguous from 0
-    CHECK(event_shape(r.events) ==
-          std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end", "text-delta", "finish"});
+    CHECK(event_shape(r.events) == std::vector<std::string>{"reasoning-start", "reasoning-delta",
+                                                            "reasoning-end", "text-delta",
+                                                            "finish"});
     CHECK(r.reasoning == "Let me thínk 🤔 naïvely");
     CHECK(r.text == "Answer: 日本語 🚀");
     auto const& u = r.finish.at("usage");
@@ -682,7 +688,9 @@ TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, 
     CHECK(data.at("firstTokenAt").as_int64() <= data.at("generationCompletedAt").as_int64());
 
     // The next request of the conversation does not send the reasoning back.
-    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", r.ack.at("conversationId")},
+    c.send(json::object{{"type", "generate"},
+                        {"id", "g2"},
+                        {"conversationId", r.ack.at("conversationId")},
                         {"content", "And again"}});
     auto r2 = read_generation(c);
     CHECK(str(r2.finish.at("status")) == "complete");
@@ -700,14 +708,16 @@ TEST_CASE("openai e2e: reasoning_content cut inside UTF-8 streams as reasoning, 
     CHECK(saw_answer);
 }
 
-TEST_CASE("openai e2e: --think-tags splits <think> out of the content, --send-reasoning sends it back",
-          "[integration][openai][reasoning]")
+TEST_CASE(
+    "openai e2e: --think-tags splits <think> out of the content, --send-reasoning sends it back",
+    "[integration][openai][reasoning]")
 {
     e2e t(
         [](tcp::socket& s, upstream_request const&, int)
         {
-            std::string body = content("<thi") + content("nk>Hmm 🤔, six") + content(" times seven</th") +
-                               content("ink>It is 42.") + finish("stop") + usage(8, 12) + done;
+            std::string body = content("<thi") + content("nk>Hmm 🤔, six") +
+                               content(" times seven</th") + content("ink>It is 42.") +
+                               finish("stop") + usage(8, 12) + done;
             sse_head(s);
             chunks(s, body, awkward_cuts(body));
             end_chunks(s);
@@ -722,7 +732,9 @@ TEST_CASE("openai e2e: --think-tags splits <think> out of the content, --send-re
     CHECK(str(m.at("data").at("reasoning")) == r.reasoning);
     CHECK(str(m.at("data").at("content")) == "It is 42.");
 
-    c.send(json::object{{"type", "generate"}, {"id", "g2"}, {"conversationId", r.ack.at("conversationId")},
+    c.send(json::object{{"type", "generate"},
+                        {"id", "g2"},
+                        {"conversationId", r.ack.at("conversationId")},
                         {"content", "Sure?"}});
     auto r2 = read_generation(c);
     CHECK(str(r2.finish.at("status")) == "complete");

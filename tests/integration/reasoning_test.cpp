@@ -150,9 +150,8 @@ TEST_CASE("resume mid-reasoning and mid-text of a live generation: no gap, no ov
     } // dropped mid-reasoning: the generation goes on
     ws_client b(server.port());
     auto const reasoning_from = core::utf16_length(first.reasoning);
-    b.send(json::object{{"type", "subscribe"},
-                        {"messageId", message_id},
-                        {"fromReasoningOffset", reasoning_from}});
+    b.send(json::object{
+        {"type", "subscribe"}, {"messageId", message_id}, {"fromReasoningOffset", reasoning_from}});
     CHECK(str(b.read().at("type")) == "start");
     auto second = read_some(b, 60, true); // the rest of the reasoning, then some text
     // Dropped again mid-text; the third connection has all the reasoning.
@@ -192,8 +191,8 @@ TEST_CASE("stop during reasoning: the message keeps what was thought, the block 
     CHECK(str(m.at("status")) == "stopped");
     CHECK(str(m.at("reasoning")) == got.reasoning + tail.reasoning);
     CHECK(str(m.at("content")).empty());
-    CHECK(m.at("reasoningTokens").as_int64() == static_cast<std::int64_t>(
-                                                    tail.finish.at("usage").at("reasoningTokens").as_int64()));
+    CHECK(m.at("reasoningTokens").as_int64() ==
+          static_cast<std::int64_t>(tail.finish.at("usage").at("reasoningTokens").as_int64()));
     CHECK(m.at("reasoningTokens").as_int64() > 0);
     CHECK(m.at("firstTokenAt").is_null()); // no answer text came
     CHECK(m.at("thinkingCompletedAt").is_int64());
@@ -238,12 +237,11 @@ TEST_CASE("the tool loop keeps each step's reasoning, in place", "[integration][
     auto r = read_generation(c);
     CHECK(str(r.finish.at("status")) == "complete");
     // Step 1 thinks, says a few words, calls; step 2 thinks again and answers.
-    CHECK(shape(r.events) ==
-          std::vector<std::string>{"reasoning-start", "reasoning-delta", "reasoning-end",
-                                   "text-delta", "tool-input-start", "tool-input-delta",
-                                   "tool-input-available", "tool-output-available",
-                                   "reasoning-start", "reasoning-delta", "reasoning-end",
-                                   "text-delta", "finish"});
+    CHECK(shape(r.events) == std::vector<std::string>{
+                                 "reasoning-start", "reasoning-delta", "reasoning-end",
+                                 "text-delta", "tool-input-start", "tool-input-delta",
+                                 "tool-input-available", "tool-output-available", "reasoning-start",
+                                 "reasoning-delta", "reasoning-end", "text-delta", "finish"});
     CHECK(r.finish.at("usage").at("reasoningTokens").as_int64() == 6);
     auto const m = get_message(c, str(r.ack.at("messageId")));
     CHECK(str(m.at("reasoning")) == r.reasoning);

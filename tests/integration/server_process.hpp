@@ -189,7 +189,6 @@ private:
     int exit_status_ = 0;
     unsigned short port_ = 0;
     std::vector<std::string> problems_; // reported when the object goes away
-
 };
 
 } // namespace chatstream::test

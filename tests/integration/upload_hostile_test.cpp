@@ -16,7 +16,10 @@ using namespace chatstream::test;
 namespace
 {
 
-std::string text(json::value const& v) { return std::string(v.as_string()); }
+std::string text(json::value const& v)
+{
+    return std::string(v.as_string());
+}
 
 std::size_t stored_blobs(temp_dir const& dir)
 {
@@ -102,7 +105,8 @@ raw_reply post_multipart(unsigned short port, std::string const& body, bool chun
     // then closes: the next read ends with eof, never with a second answer.
     char byte;
     stream.expires_after(std::chrono::seconds(15));
-    stream.async_read_some(net::buffer(&byte, 1), [&](beast::error_code e, std::size_t) { ec = e; });
+    stream.async_read_some(net::buffer(&byte, 1),
+                           [&](beast::error_code e, std::size_t) { ec = e; });
     ioc.restart();
     ioc.run();
     r.closed_after = ec == net::error::eof || ec == net::error::connection_reset;
@@ -121,7 +125,8 @@ void check_too_large(raw_reply const& r)
 
 json::array attachments_of(ws_client& ws, json::array const& atts)
 {
-    ws.send(json::object{{"type", "generate"}, {"id", "g"}, {"content", "look"}, {"attachments", atts}});
+    ws.send(json::object{
+        {"type", "generate"}, {"id", "g"}, {"content", "look"}, {"attachments", atts}});
     auto ack = ws.read_until("ack");
     ws.read_until("finish", text(ack.at("messageId")));
     auto rows = ws.query("getAttachments", {{"messageId", ack.at("userMessageId")}});
@@ -141,7 +146,8 @@ TEST_CASE("the whole multipart body counts toward --max-upload-mb, chunked or no
 
     SECTION("a big form field after the file, chunked")
     {
-        check_too_large(post_multipart(server.port(), small_file + field_part("junk", big) + closing, true));
+        check_too_large(
+            post_multipart(server.port(), small_file + field_part("junk", big) + closing, true));
     }
     SECTION("a big preamble, chunked")
     {
@@ -158,14 +164,15 @@ TEST_CASE("the whole multipart body counts toward --max-upload-mb, chunked or no
     }
     SECTION("a big form field with a Content-Length")
     {
-        check_too_large(post_multipart(server.port(), small_file + field_part("junk", big) + closing, false));
+        check_too_large(
+            post_multipart(server.port(), small_file + field_part("junk", big) + closing, false));
     }
     SECTION("a file under the limit whose fields push the body over limit + 64 KiB")
     {
         // 1 MiB - 16 KiB of file plus 100 KiB of fields: the file fits, the body does not.
-        auto const body = field_part("junk", std::string(100 * 1024, 'f')) +
-                          file_part("c.txt", "text/plain", std::string((1 << 20) - 16 * 1024, 'c')) +
-                          closing;
+        auto const body =
+            field_part("junk", std::string(100 * 1024, 'f')) +
+            file_part("c.txt", "text/plain", std::string((1 << 20) - 16 * 1024, 'c')) + closing;
         check_too_large(post_multipart(server.port(), body, true));
         check_too_large(post_multipart(server.port(), body, false));
     }
@@ -186,8 +193,9 @@ TEST_CASE("the whole multipart body counts toward --max-upload-mb, chunked or no
     }
 }
 
-TEST_CASE("attachment rows store the uploaded file's type, MIME type and size, and a sanitised name",
-          "[integration][files][hostile]")
+TEST_CASE(
+    "attachment rows store the uploaded file's type, MIME type and size, and a sanitised name",
+    "[integration][files][hostile]")
 {
     temp_dir dir;
     server_process server(dir.file("chat.db"));
@@ -197,11 +205,12 @@ TEST_CASE("attachment rows store the uploaded file's type, MIME type and size, a
 
     SECTION("the claim of finding 9: image, image/svg+xml, ../../evil.svg, 2^53-1 bytes")
     {
-        auto const rows = attachments_of(ws, json::array{json::object{{"type", "image"},
-                                                                      {"name", "../../evil.svg"},
-                                                                      {"storageId", note},
-                                                                      {"mimeType", "image/svg+xml"},
-                                                                      {"size", 9007199254740991LL}}});
+        auto const rows =
+            attachments_of(ws, json::array{json::object{{"type", "image"},
+                                                        {"name", "../../evil.svg"},
+                                                        {"storageId", note},
+                                                        {"mimeType", "image/svg+xml"},
+                                                        {"size", 9007199254740991LL}}});
         REQUIRE(rows.size() == 1);
         auto const& a = rows[0].as_object();
         CHECK(text(a.at("type")) == "file");
@@ -230,11 +239,11 @@ TEST_CASE("attachment rows store the uploaded file's type, MIME type and size, a
             {"a/b/../c.txt", "c.txt"},
             {"C:\\Users\\x\\..\\report.txt", "report.txt"},
             {std::string("c\x01t\x1fl\x7f.txt"), "ctl.txt"},
-            {"\xC2\x85next.txt", "next.txt"}, // C1 NEL
+            {"\xC2\x85next.txt", "next.txt"},   // C1 NEL
             {"\xE2\x80\xAEtxt.exe", "txt.exe"}, // RIGHT-TO-LEFT OVERRIDE
             {"...hidden", "hidden"},
             {" . .x", "x"},
-            {"..", "note.txt"},  // nothing left: the uploaded name
+            {"..", "note.txt"}, // nothing left: the uploaded name
             {"../", "note.txt"},
             {"\x01\x02", "note.txt"},
             {long_name, std::string(255, 'n')},
@@ -261,12 +270,13 @@ TEST_CASE("attachment rows store the uploaded file's type, MIME type and size, a
         auto const png = png_bytes(640, 480);
         auto const pic = upload_ok(server.port(), "alice", "pic.png", "image/png", png);
         auto const rows = attachments_of(
-            ws, json::array{json::object{{"type", "audio"},
-                                         {"name", "pic.png"},
-                                         {"storageId", pic},
-                                         {"mimeType", "image/gif"},
-                                         {"size", 1},
-                                         {"metadata", json::object{{"width", 1}, {"height", 2}, {"prompt", "a cat"}}}}});
+            ws, json::array{json::object{
+                    {"type", "audio"},
+                    {"name", "pic.png"},
+                    {"storageId", pic},
+                    {"mimeType", "image/gif"},
+                    {"size", 1},
+                    {"metadata", json::object{{"width", 1}, {"height", 2}, {"prompt", "a cat"}}}}});
         REQUIRE(rows.size() == 1);
         auto const& a = rows[0].as_object();
         CHECK(text(a.at("type")) == "image");
@@ -279,9 +289,11 @@ TEST_CASE("attachment rows store the uploaded file's type, MIME type and size, a
 
     SECTION("re-attaching a file already attached records the stored values again")
     {
-        attachments_of(ws, json::array{json::object{
-                               {"type", "file"}, {"name", "first.txt"}, {"storageId", note},
-                               {"mimeType", "text/plain"}, {"size", 33}}});
+        attachments_of(ws, json::array{json::object{{"type", "file"},
+                                                    {"name", "first.txt"},
+                                                    {"storageId", note},
+                                                    {"mimeType", "text/plain"},
+                                                    {"size", 33}}});
         // Once collected-proof by the attachment, the uploads row is not needed.
         {
             storage::database db(dir.file("chat.db"), storage::open_mode::read_write);
@@ -318,7 +330,8 @@ TEST_CASE("upload names follow the same rule", "[integration][files][hostile]")
     REQUIRE(dots.status == 201);
     CHECK(text(dots.json_body().at("name")) == "file");
 
-    auto long_name = upload_raw(server.port(), "alice", std::string(300, 'l') + ".txt", "text/plain", "w");
+    auto long_name =
+        upload_raw(server.port(), "alice", std::string(300, 'l') + ".txt", "text/plain", "w");
     REQUIRE(long_name.status == 201);
     CHECK(text(long_name.json_body().at("name")) == std::string(255, 'l'));
 }

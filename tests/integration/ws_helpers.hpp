@@ -45,8 +45,8 @@ struct stream_result
 // @p first_offset (@p first_reasoning_offset) on when given, that offsets
 // are contiguous UTF-16.
 inline stream_result read_until_finish(ws_client& c, std::optional<std::uint64_t> first_offset = {},
-                                std::string const& message_id = {},
-                                std::optional<std::uint64_t> first_reasoning_offset = {})
+                                       std::string const& message_id = {},
+                                       std::optional<std::uint64_t> first_reasoning_offset = {})
 {
     stream_result r;
     std::optional<std::uint64_t> u16 = first_offset;
@@ -141,7 +141,8 @@ inline std::string make_jwt_with_claims(std::string const& secret, std::string c
 }
 
 /// An HS256 token for @p sub that expires @p exp_offset seconds from now.
-inline std::string make_jwt(std::string const& secret, std::string const& sub, long exp_offset = 3600)
+inline std::string make_jwt(std::string const& secret, std::string const& sub,
+                            long exp_offset = 3600)
 {
     jwt_t* jwt = nullptr;
     jwt_new(&jwt);
@@ -155,6 +156,5 @@ inline std::string make_jwt(std::string const& secret, std::string const& sub, l
     jwt_free(jwt);
     return out;
 }
-
 
 } // namespace chatstream::test

@@ -13,7 +13,6 @@
 using namespace chatstream;
 using namespace chatstream::test;
 
-
 TEST_CASE("deltas concatenate to the stored content, offsets in UTF-16 units",
           "[integration][streaming]")
 {
@@ -245,7 +244,8 @@ TEST_CASE("two users cannot see each other's data", "[integration][streaming]")
     server_process server(dir.file("chat.db"));
     ws_client alice(server.port(), "/ws?user=alice");
     ws_client bob(server.port(), "/ws?user=bob");
-    auto const storage_id = upload_ok(server.port(), "alice", "cat.png", "image/png", png_bytes(3, 2));
+    auto const storage_id =
+        upload_ok(server.port(), "alice", "cat.png", "image/png", png_bytes(3, 2));
     alice.send(
         json::object{{"type", "generate"},
                      {"id", "g"},
@@ -596,8 +596,9 @@ TEST_CASE("an I/O tool (lookup) runs through the engine and finds the stored wor
     CHECK(found);
 }
 
-TEST_CASE("a reader behind a finished answer larger than the socket buffers gets the rest from the row",
-          "[integration][streaming]")
+TEST_CASE(
+    "a reader behind a finished answer larger than the socket buffers gets the rest from the row",
+    "[integration][streaming]")
 {
     // Issue 19: a finished log lets go of its text; a socket still behind
     // (here 1M tokens, about 5.5 MB, past the kernel's ~4 MiB send buffer and
@@ -617,8 +618,9 @@ TEST_CASE("a reader behind a finished answer larger than the socket buffers gets
         auto convs = q.query("listConversations", {});
         if (convs.at("data").at("conversations").as_array().empty())
             continue;
-        auto msgs = q.query("listMessages",
-                            {{"conversationId", convs.at("data").at("conversations").at(0).at("id")}});
+        auto msgs =
+            q.query("listMessages",
+                    {{"conversationId", convs.at("data").at("conversations").at(0).at("id")}});
         if (msgs.at("data").at("messages").as_array().size() < 2)
             continue;
         message_id = msgs.at("data").at("messages").at(1).at("id");
@@ -630,7 +632,8 @@ TEST_CASE("a reader behind a finished answer larger than the socket buffers gets
         auto const m = http_get(server.port(), "/metrics").body;
         auto const at = m.find("\nchatstream_stored_reads_total ");
         REQUIRE(at != std::string::npos);
-        return std::stoull(m.substr(at + std::string_view("\nchatstream_stored_reads_total ").size()));
+        return std::stoull(
+            m.substr(at + std::string_view("\nchatstream_stored_reads_total ").size()));
     };
     CHECK(stored_reads() == 0); // nothing read yet
 

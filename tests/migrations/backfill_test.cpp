@@ -16,9 +16,11 @@
 using namespace chatstream;
 using namespace chatstream::migrations;
 
-namespace {
+namespace
+{
 
-std::string generated(test::temp_dir& dir, std::int64_t messages, std::string const& name = "legacy.db")
+std::string generated(test::temp_dir& dir, std::int64_t messages,
+                      std::string const& name = "legacy.db")
 {
     bench::legacy_gen_options o;
     o.messages = messages;
@@ -53,7 +55,8 @@ std::int64_t count(storage::database& db, std::string const& sql)
 
 } // namespace
 
-TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge cases", "[migrations][backfill]")
+TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge cases",
+          "[migrations][backfill]")
 {
     test::temp_dir dir;
     auto const path = generated(dir, 300);
@@ -63,11 +66,11 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
 
     storage::database db(path, storage::open_mode::read_write);
     CHECK(detect_kind(db) == database_kind::managed);
-    auto tool_calls = [&](std::string const& content) {
-        return storage::tool_calls::rows_for_message(db, message_id_by_content(db, content));
-    };
+    auto tool_calls = [&](std::string const& content)
+    { return storage::tool_calls::rows_for_message(db, message_id_by_content(db, content)); };
 
-    // UTF-16 offset after "你好吗😀 " is 6 (3 + surrogate pair + space), not 5 code points or 13 bytes.
+    // UTF-16 offset after "你好吗😀 " is 6 (3 + surrogate pair + space), not 5 code points or 13
+    // bytes.
     auto cjk = tool_calls("你好吗😀 here is the weather: sunny");
     REQUIRE(cjk.size() == 1);
     CHECK(cjk[0].text_position == 6);
@@ -91,7 +94,8 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
     REQUIRE(nopos.size() == 2);
     CHECK(nopos[0].tool_call_id == "call_nopos");
     CHECK(nopos[1].tool_call_id == "call_nullpos");
-    for (auto const& t : nopos) CHECK_FALSE(t.text_position);
+    for (auto const& t : nopos)
+        CHECK_FALSE(t.text_position);
     auto big = tool_calls("big arguments");
     REQUIRE(big.size() == 1);
     CHECK(big[0].args.size() > 200 * 1024);
@@ -100,15 +104,18 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
     REQUIRE(empty.size() == 2);
     CHECK(empty[0].tool_call_id == "call_empty");
     CHECK(empty[1].tool_call_id == "call_missing");
-    for (auto const& t : empty) CHECK(t.args == "{}");
+    for (auto const& t : empty)
+        CHECK(t.args == "{}");
     auto pp = tool_calls("partial duplicates");
     REQUIRE(pp.size() == 1);
     CHECK(pp[0].args == R"({"step":2})");
 
     auto const att_msg = message_id_by_content(db, "three attachments 📎");
     CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + att_msg + "'") == 3);
-    CHECK(count(db, "SELECT max(position) FROM attachments WHERE message_id = '" + att_msg + "'") == 2);
-    CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + att_msg + "' AND metadata IS NULL") == 1);
+    CHECK(count(db, "SELECT max(position) FROM attachments WHERE message_id = '" + att_msg + "'") ==
+          2);
+    CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + att_msg +
+                        "' AND metadata IS NULL") == 1);
 
     // NULL vs [] vs data: no rows for the first two.
     for (auto const* c : {"all NULL", "all empty arrays"})
@@ -126,7 +133,8 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
     {
         auto& q = db.prepare("SELECT record_id FROM migration_errors WHERE migration_id = ?");
         q.bind(1, normalize_id);
-        while (q.executeStep()) quarantined.insert(q.getColumn(0).getString());
+        while (q.executeStep())
+            quarantined.insert(q.getColumn(0).getString());
         q.reset();
     }
     std::size_t refused = 0, with_calls = 0, with_attachments = 0;
@@ -147,11 +155,13 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
             CHECK(got[k].tool_call_id == w.id);
             CHECK(test::json_equal(got[k].args, w.arguments));
             CHECK(got[k].result.has_value() == w.result.has_value());
-            if (got[k].result && w.result) CHECK(test::json_equal(*got[k].result, *w.result));
+            if (got[k].result && w.result)
+                CHECK(test::json_equal(*got[k].result, *w.result));
             CHECK(got[k].text_position == w.text_position);
             CHECK(got[k].is_partial == w.is_partial);
         }
-        CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + id + "'") == want.attachments);
+        CHECK(count(db, "SELECT count(*) FROM attachments WHERE message_id = '" + id + "'") ==
+              want.attachments);
         with_calls += want.tool_calls.empty() ? 0 : 1;
         with_attachments += want.attachments ? 1 : 0;
     }
@@ -161,7 +171,8 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
     CHECK(with_attachments > 5);
 
     // Legacy values are untouched by 001.
-    CHECK(test::query_one(db, "SELECT attachments FROM messages WHERE content = 'malformed attachments'") ==
+    CHECK(test::query_one(
+              db, "SELECT attachments FROM messages WHERE content = 'malformed attachments'") ==
           std::optional<std::string>(R"([{"type":"image","name":"x.png")"));
 
     auto const state = read_migration(db, normalize_id).value();
@@ -174,34 +185,43 @@ TEST_CASE("001 applies every rule of docs/design.md §5 to the generated edge ca
     CHECK(state.completed_at);
 }
 
-TEST_CASE("malformed messages are quarantined with their raw values and never block", "[migrations][backfill]")
+TEST_CASE("malformed messages are quarantined with their raw values and never block",
+          "[migrations][backfill]")
 {
     test::temp_dir dir;
     auto const path = generated(dir, 50);
     up(path);
     storage::database db(path, storage::open_mode::read_write);
     auto const bad = message_id_by_content(db, "malformed arguments");
-    auto reason = test::query_one(db, "SELECT error FROM migration_errors WHERE record_id = '" + bad + "'");
+    auto reason =
+        test::query_one(db, "SELECT error FROM migration_errors WHERE record_id = '" + bad + "'");
     REQUIRE(reason);
     CHECK(reason->starts_with("tool_calls[0].arguments: invalid JSON"));
-    auto raw = test::query_one(db, "SELECT raw FROM migration_errors WHERE record_id = '" + bad + "'").value();
+    auto raw =
+        test::query_one(db, "SELECT raw FROM migration_errors WHERE record_id = '" + bad + "'")
+            .value();
     if (db.is_postgres())
     {
         // ::json throws on invalid JSON, so reaching the comparison proves it valid.
-        CHECK(count(db, "SELECT CASE WHEN ('" + raw + "'::json ->> 'tool_calls') = tool_calls THEN 1 ELSE 0 END "
-                        "FROM messages WHERE id = '" + bad + "'") == 1);
+        CHECK(count(db, "SELECT CASE WHEN ('" + raw +
+                            "'::json ->> 'tool_calls') = tool_calls THEN 1 ELSE 0 END "
+                            "FROM messages WHERE id = '" +
+                            bad + "'") == 1);
         CHECK(test::query_one(db, "SELECT json_typeof('" + raw + "'::json -> 'attachments')") ==
               std::optional<std::string>("null"));
     }
     else
     {
         CHECK(count(db, "SELECT json_valid('" + raw + "')") == 1);
-        CHECK(test::query_one(db, "SELECT json_extract('" + raw + "', '$.tool_calls') = tool_calls FROM messages "
-                                  "WHERE id = '" + bad + "'") == std::optional<std::string>("1"));
+        CHECK(test::query_one(db, "SELECT json_extract('" + raw +
+                                      "', '$.tool_calls') = tool_calls FROM messages "
+                                      "WHERE id = '" +
+                                      bad + "'") == std::optional<std::string>("1"));
         CHECK(test::query_one(db, "SELECT json_type('" + raw + "', '$.attachments')") ==
               std::optional<std::string>("null"));
     }
-    CHECK(count(db, "SELECT count(*) FROM migration_errors") == 3); // the three malformed edge cases
+    CHECK(count(db, "SELECT count(*) FROM migration_errors") ==
+          3); // the three malformed edge cases
     // The messages after the bad ones were migrated.
     CHECK(count(db, "SELECT count(*) FROM tool_calls") > 5);
 }
@@ -219,7 +239,8 @@ TEST_CASE("001 is idempotent: a second run, a reset cursor and rollback+up give 
     {
         // Force a full re-run over existing rows: upserts must not duplicate.
         storage::database db(path, storage::open_mode::read_write);
-        db.exec("UPDATE migrations SET status = 'running', phase = 'backfill', cursor = NULL, processed = 0, "
+        db.exec("UPDATE migrations SET status = 'running', phase = 'backfill', cursor = NULL, "
+                "processed = 0, "
                 "success_count = 0, error_count = 0, last_processed_id = NULL WHERE id = '001'");
     }
     CHECK(up(path, 333).start == normalize::start_kind::resumed);
@@ -255,7 +276,8 @@ TEST_CASE("a stale cursor (rowids renumbered) restarts the backfill from the beg
         storage::transaction tx(db);
         normalize::step(db, 100);
         tx.commit();
-        db.exec("UPDATE migrations SET last_processed_id = 'not-the-id-at-the-cursor' WHERE id = '001'");
+        db.exec("UPDATE migrations SET last_processed_id = 'not-the-id-at-the-cursor' WHERE id = "
+                "'001'");
     }
     CHECK(up(path).start == normalize::start_kind::fresh);
     storage::database db(path, storage::open_mode::read_write);
@@ -273,8 +295,10 @@ TEST_CASE("a stop request leaves a resumable checkpoint", "[migrations][backfill
         up_options o;
         o.batch_size = 100;
         o.stop = &stop;
-        o.on_progress = [&](progress const& p) {
-            if (p.processed >= 300) stop = true;
+        o.on_progress = [&](progress const& p)
+        {
+            if (p.processed >= 300)
+                stop = true;
         };
         auto r = run_up(db, o);
         CHECK(r.stopped);
@@ -282,7 +306,8 @@ TEST_CASE("a stop request leaves a resumable checkpoint", "[migrations][backfill
         CHECK(s.status == "pending");
         CHECK(s.processed == 300);
         // SQLite: the rowid of the 300th message; PostgreSQL: its id (keyset on the key).
-        CHECK(s.cursor == (db.is_postgres() ? s.last_processed_id : std::optional<std::string>("300")));
+        CHECK(s.cursor ==
+              (db.is_postgres() ? s.last_processed_id : std::optional<std::string>("300")));
     }
     CHECK(up(path).start == normalize::start_kind::resumed);
     storage::database db(path, storage::open_mode::read_write);
@@ -312,8 +337,10 @@ TEST_CASE("an orphan message is quarantined instead of failing its batch", "[mig
     {
         storage::database db(path, storage::open_mode::read_write);
         // Legacy databases rarely enforced foreign keys; switch them off to plant an orphan.
-        db.exec(db.is_postgres() ? "SET session_replication_role = replica" : "PRAGMA foreign_keys=OFF");
-        db.exec(R"(INSERT INTO messages(id, conversation_id, user_id, role, content, status, created_at, updated_at,
+        db.exec(db.is_postgres() ? "SET session_replication_role = replica"
+                                 : "PRAGMA foreign_keys=OFF");
+        db.exec(
+            R"(INSERT INTO messages(id, conversation_id, user_id, role, content, status, created_at, updated_at,
                    tool_calls) VALUES('orphan', 'gone', 'nobody', 'assistant', 'x', 'complete', 1, 1,
                    '[{"id":"c","name":"w","arguments":"{}","timestamp":1}]'))");
     }
@@ -329,7 +356,8 @@ TEST_CASE("an orphan message is quarantined instead of failing its batch", "[mig
     CHECK(read_migration(db, cleanup_id)->status == "failed");
 }
 
-TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed", "[migrations][verify][cleanup]")
+TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed",
+          "[migrations][verify][cleanup]")
 {
     test::temp_dir dir;
     auto const path = generated(dir, 400);
@@ -364,8 +392,10 @@ TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed", 
     SECTION("an extra row on a message without arrays")
     {
         auto const id = message_id_by_content(db, "all NULL");
-        db.exec("INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, timestamp, "
-                "created_at) SELECT 'x', id, conversation_id, user_id, 'x', 'w', 1, 1 FROM messages WHERE id = '" +
+        db.exec("INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, "
+                "tool_name, timestamp, "
+                "created_at) SELECT 'x', id, conversation_id, user_id, 'x', 'w', 1, 1 FROM "
+                "messages WHERE id = '" +
                 id + "'");
         auto bad = verify(db);
         REQUIRE(bad.mismatch_count == 1);
@@ -373,7 +403,8 @@ TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed", 
     }
     SECTION("a malformed message that was never quarantined")
     {
-        db.exec("DELETE FROM migration_errors WHERE record_id = (SELECT id FROM messages WHERE content = "
+        db.exec("DELETE FROM migration_errors WHERE record_id = (SELECT id FROM messages WHERE "
+                "content = "
                 "'malformed arguments')");
         auto bad = verify(db);
         REQUIRE(bad.mismatch_count == 1);
@@ -383,20 +414,23 @@ TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed", 
     CHECK(storage::has_legacy_columns(db));
 }
 
-TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading deletes", "[migrations][cleanup]")
+TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading deletes",
+          "[migrations][cleanup]")
 {
     test::temp_dir dir;
     auto const path = generated(dir, 600);
     up(path, 200);
     storage::database db(path, storage::open_mode::read_write);
     auto const before_messages = count(db, "SELECT count(*) FROM messages");
-    auto const all_content = db.is_postgres() ? "SELECT string_agg(id || content, ',' ORDER BY id) FROM messages"
-                                              : "SELECT group_concat(id || content, ',') FROM messages";
+    auto const all_content = db.is_postgres()
+                                 ? "SELECT string_agg(id || content, ',' ORDER BY id) FROM messages"
+                                 : "SELECT group_concat(id || content, ',') FROM messages";
     auto const before_content = test::query_one(db, all_content);
     auto const rows_before = test::dump_migrated(path);
 
     CHECK(cleanup(db) == before_messages);
-    for (auto const* c : {"attachments", "tool_calls", "partial_tool_calls"}) CHECK_FALSE(db.has_column("messages", c));
+    for (auto const* c : {"attachments", "tool_calls", "partial_tool_calls"})
+        CHECK_FALSE(db.has_column("messages", c));
     CHECK(db.has_column("messages", "generation_completed_at"));
     CHECK(count(db, "SELECT count(*) FROM messages") == before_messages);
     CHECK(test::query_one(db, all_content) == before_content);
@@ -404,13 +438,17 @@ TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading d
     {
         CHECK(count(db, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND "
                         "indexname = 'messages_by_conversation'") == 1);
-        CHECK(count(db, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'messages'::regclass AND contype = 'f' "
+        CHECK(count(db, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'messages'::regclass "
+                        "AND contype = 'f' "
                         "AND confdeltype = 'c'") == 2);
     }
     else
     {
-        CHECK(count(db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_conversation'") == 1);
-        CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_list('messages') WHERE on_delete = 'CASCADE'") == 2);
+        CHECK(count(db,
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'messages_by_conversation'") ==
+              1);
+        CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_list('messages') WHERE on_delete "
+                        "= 'CASCADE'") == 2);
         CHECK(count(db, "SELECT count(*) FROM pragma_foreign_key_check") == 0);
         CHECK(count(db, "PRAGMA foreign_keys") == 1);
     }
@@ -442,13 +480,14 @@ TEST_CASE("status JSON carries every counter", "[migrations][status]")
     storage::database db(path, storage::open_mode::read_write);
     auto const json = status_json(db);
     for (auto const* key : {"\"legacy_columns\":true", "\"id\":\"001\"", "\"phase\":\"dual-write\"",
-                            "\"status\":\"completed\"", "\"processed\":100", "\"error_count\":3", "\"quarantined\":3",
-                            "\"total_records\":100", "\"success_count\":97",
+                            "\"status\":\"completed\"", "\"processed\":100", "\"error_count\":3",
+                            "\"quarantined\":3", "\"total_records\":100", "\"success_count\":97",
                             "\"last_processed_id\":", "\"0002_normalized_tables.sql\""})
         CHECK_THAT(json, Catch::Contains(key));
     auto const last = read_migration(db, normalize_id)->last_processed_id.value();
     // SQLite's cursor is the rowid of the last message, PostgreSQL's its id.
-    CHECK_THAT(json, Catch::Contains("\"cursor\":\"" + (db.is_postgres() ? last : std::string("100")) + "\""));
+    CHECK_THAT(json, Catch::Contains("\"cursor\":\"" +
+                                     (db.is_postgres() ? last : std::string("100")) + "\""));
     if (db.is_postgres())
         CHECK(count(db, "SELECT CASE WHEN '" + json + "'::json IS NOT NULL THEN 1 END") == 1);
     else
@@ -466,23 +505,29 @@ TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (d
         storage::database db(path, storage::open_mode::read_write);
         db.exec("ALTER TABLE messages ADD COLUMN reasoning TEXT");
         db.exec("ALTER TABLE messages ADD COLUMN partial_reasoning TEXT");
-        thought_id = test::query_one(db, "SELECT min(id) FROM messages WHERE role = 'assistant'").value();
-        partial_id = test::query_one(db, "SELECT max(id) FROM messages WHERE role = 'assistant'").value();
-        db.exec("UPDATE messages SET reasoning = 'Let me think 🤔' WHERE id = '" + thought_id + "'");
-        db.exec("UPDATE messages SET partial_reasoning = 'half a tho' WHERE id = '" + partial_id + "'");
+        thought_id =
+            test::query_one(db, "SELECT min(id) FROM messages WHERE role = 'assistant'").value();
+        partial_id =
+            test::query_one(db, "SELECT max(id) FROM messages WHERE role = 'assistant'").value();
+        db.exec("UPDATE messages SET reasoning = 'Let me think 🤔' WHERE id = '" + thought_id +
+                "'");
+        db.exec("UPDATE messages SET partial_reasoning = 'half a tho' WHERE id = '" + partial_id +
+                "'");
     }
     up(path, 50);
     storage::database db(path, storage::open_mode::read_write);
-    for (auto const* c : {"reasoning", "partial_reasoning", "reasoning_tokens", "thinking_started_at",
-                          "thinking_completed_at"})
+    for (auto const* c : {"reasoning", "partial_reasoning", "reasoning_tokens",
+                          "thinking_started_at", "thinking_completed_at"})
         CHECK(db.has_column("messages", c));
     CHECK(verify(db).ok());
     CHECK(cleanup(db) == 300);
     CHECK_FALSE(storage::has_legacy_columns(db));
     auto const reasoning_of = [&](std::string const& id)
     {
-        return test::query_one(db, "SELECT coalesce(reasoning, '-') || '|' || coalesce(partial_reasoning, '-') "
-                                   "FROM messages WHERE id = '" + id + "'")
+        return test::query_one(
+                   db, "SELECT coalesce(reasoning, '-') || '|' || coalesce(partial_reasoning, '-') "
+                       "FROM messages WHERE id = '" +
+                           id + "'")
             .value();
     };
     CHECK(reasoning_of(thought_id) == "Let me think 🤔|-");
@@ -494,7 +539,8 @@ TEST_CASE("a legacy database's reasoning columns are kept through 001 and 002 (d
 }
 
 // SQLite only: the offline bulk path exists there alone.
-TEST_CASE("migrate up bulk-loads offline only when no other connection has the file open, with the same rows",
+TEST_CASE("migrate up bulk-loads offline only when no other connection has the file open, with the "
+          "same rows",
           "[migrations][backfill][sqlite]")
 {
     test::temp_dir dir;
@@ -502,19 +548,22 @@ TEST_CASE("migrate up bulk-loads offline only when no other connection has the f
     auto const online = dir.file("online.db"), offline = dir.file("offline.db");
     std::filesystem::copy_file(legacy, online);
     std::filesystem::copy_file(legacy, offline);
-    auto check_settled = [](std::string const& path) {
+    auto check_settled = [](std::string const& path)
+    {
         // Whichever path ran, the file ends as every opener expects it.
         storage::database db(path, storage::open_mode::read_write);
         CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
         CHECK_FALSE(db.has_table("migration_deferred_indexes"));
-        CHECK(count(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                        "AND tbl_name IN ('attachments', 'tool_calls')") == 6);
+        CHECK(count(db,
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                    "AND tbl_name IN ('attachments', 'tool_calls')") == 6);
     };
     {
         // A server attached: SQLite refuses to leave WAL, so the indexes
         // stay and the journal too.
         storage::database server(online, storage::open_mode::read_write);
-        CHECK(test::query_one(server, "SELECT count(*) FROM messages") == std::optional<std::string>("3000"));
+        CHECK(test::query_one(server, "SELECT count(*) FROM messages") ==
+              std::optional<std::string>("3000"));
         storage::database db(online, storage::open_mode::read_write);
         up_options o;
         o.batch_size = 500;

@@ -20,7 +20,8 @@
 using namespace chatstream;
 using namespace chatstream::migrations;
 
-namespace {
+namespace
+{
 
 // Copies go to PostgreSQL: these cases are tagged [postgres], which
 // registers them only in the pg/ run (tests/CMakeLists.txt). Run by hand
@@ -47,14 +48,16 @@ std::string sorted_dump(std::string const& location)
             continue;
         }
         std::sort(section.begin(), section.end());
-        for (auto const& l : section) out += l + "\n";
+        for (auto const& l : section)
+            out += l + "\n";
         out += "--\n";
         section.clear();
     }
     return out;
 }
 
-std::string legacy_source(test::temp_dir& dir, std::int64_t messages, char const* name = "source.db")
+std::string legacy_source(test::temp_dir& dir, std::int64_t messages,
+                          char const* name = "source.db")
 {
     bench::legacy_gen_options o;
     o.messages = messages;
@@ -110,14 +113,16 @@ INSERT INTO generations(message_id, node_id, started_at) VALUES('m3', 'n1', 1700
 
 table_copy_report const& table(copy_report const& r, std::string const& name)
 {
-    auto it = std::find_if(r.tables.begin(), r.tables.end(), [&](auto const& t) { return t.table == name; });
+    auto it = std::find_if(r.tables.begin(), r.tables.end(),
+                           [&](auto const& t) { return t.table == name; });
     REQUIRE(it != r.tables.end());
     return *it;
 }
 
 std::vector<std::string> copy_args(std::string const& from, std::string const& to, int batch)
 {
-    return {"migrate", "copy", "--from", "sqlite:" + from, "--to", to, "--batch-size", std::to_string(batch)};
+    return {"migrate", "copy", "--from",       "sqlite:" + from,
+            "--to",    to,     "--batch-size", std::to_string(batch)};
 }
 
 } // namespace
@@ -169,7 +174,8 @@ TEST_CASE("copy a legacy database: the target is what migrate up makes of it, an
     CHECK(sorted_dump(target) == sorted_dump(source));
 }
 
-TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarantine carry over, 002 runs there",
+TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarantine carry over, "
+          "002 runs there",
           "[migrations][copy][postgres]")
 {
     REQUIRE_POSTGRES_TARGET();
@@ -186,7 +192,8 @@ TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarant
         auto const r = copy_database(from, to, {.batch_size = 64});
         CHECK(r.ok());
         CHECK(r.source_kind == "managed");
-        for (auto const* t : {"attachments", "tool_calls", "migrations", "migration_errors", "schema_migrations"})
+        for (auto const* t :
+             {"attachments", "tool_calls", "migrations", "migration_errors", "schema_migrations"})
         {
             INFO(t);
             CHECK(table(r, t).ok());
@@ -207,7 +214,8 @@ TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarant
     CHECK(read_migration(db, cleanup_id)->status == "completed");
 }
 
-TEST_CASE("copy a current database: every table, REAL and NULL values, schema history", "[migrations][copy][postgres]")
+TEST_CASE("copy a current database: every table, REAL and NULL values, schema history",
+          "[migrations][copy][postgres]")
 {
     REQUIRE_POSTGRES_TARGET();
     test::temp_dir dir;
@@ -218,8 +226,9 @@ TEST_CASE("copy a current database: every table, REAL and NULL values, schema hi
     auto const r = copy_database(from, to, {.batch_size = 2});
     CHECK(r.ok());
     CHECK(r.source_kind == "managed");
-    for (auto const* t : {"users", "conversations", "messages", "attachments", "tool_calls", "files", "uploads", "usage",
-                          "nodes", "generations", "migrations", "schema_migrations"})
+    for (auto const* t :
+         {"users", "conversations", "messages", "attachments", "tool_calls", "files", "uploads",
+          "usage", "nodes", "generations", "migrations", "schema_migrations"})
     {
         INFO(t);
         auto const& tr = table(r, t);
@@ -251,17 +260,21 @@ TEST_CASE("copy a current database: every table, REAL and NULL values, schema hi
     // schema_migrations: the target's own checksums (PostgreSQL files), the
     // source's history.
     CHECK_NOTHROW(check_schema_checksums(to));
-    CHECK(test::query_one(to, "SELECT string_agg(version || ':' || applied_at || ':' || skipped, ',' ORDER BY version) "
+    CHECK(test::query_one(to, "SELECT string_agg(version || ':' || applied_at || ':' || skipped, "
+                              "',' ORDER BY version) "
                               "FROM schema_migrations") ==
-          test::query_one(from, "SELECT group_concat(version || ':' || applied_at || ':' || skipped, ',') FROM "
-                                "(SELECT * FROM schema_migrations ORDER BY version)"));
+          test::query_one(
+              from, "SELECT group_concat(version || ':' || applied_at || ':' || skipped, ',') FROM "
+                    "(SELECT * FROM schema_migrations ORDER BY version)"));
     // The cascades of the PostgreSQL schema hold on the copied rows.
     to.exec("DELETE FROM users WHERE id = 'u1'");
     CHECK(count(to, "SELECT count(*) FROM tool_calls") == 0);
     CHECK(count(to, "SELECT count(*) FROM generations") == 0);
 }
 
-TEST_CASE("copy: a second run copies nothing and verifies again, another source or a foreign target is refused", "[migrations][copy][postgres]")
+TEST_CASE("copy: a second run copies nothing and verifies again, another source or a foreign "
+          "target is refused",
+          "[migrations][copy][postgres]")
 {
     REQUIRE_POSTGRES_TARGET();
     test::temp_dir dir;
@@ -280,7 +293,8 @@ TEST_CASE("copy: a second run copies nothing and verifies again, another source 
     auto const other = legacy_source(dir, 50, "other.db");
     r = test::run_chatstream(copy_args(other, target, 1000), log);
     CHECK(r.exit_code == 1);
-    CHECK_THAT(r.output, Catch::Contains("refused: the target holds a copy in progress of another source"));
+    CHECK_THAT(r.output,
+               Catch::Contains("refused: the target holds a copy in progress of another source"));
 
     auto const foreign = dir.db("foreign");
     {
@@ -304,13 +318,17 @@ TEST_CASE("copy: kill -9 mid-copy, re-run: resumes from the checkpoint, no dupli
     // One polling connection (a new one per poll is slow enough to miss the
     // window between "copying messages" and "done").
     std::optional<storage::database> poll;
-    auto copied = [&]() -> std::int64_t {
+    auto copied = [&]() -> std::int64_t
+    {
         try
         {
-            if (!poll) poll.emplace(target, storage::open_mode::read_only);
-            if (!poll->has_table("copy_progress")) return 0;
+            if (!poll)
+                poll.emplace(target, storage::open_mode::read_only);
+            if (!poll->has_table("copy_progress"))
+                return 0;
             return std::stoll(
-                test::query_one(*poll, "SELECT rows_copied FROM copy_progress WHERE table_name = 'messages'")
+                test::query_one(
+                    *poll, "SELECT rows_copied FROM copy_progress WHERE table_name = 'messages'")
                     .value_or("0"));
         }
         catch (std::exception const&)
@@ -328,14 +346,16 @@ TEST_CASE("copy: kill -9 mid-copy, re-run: resumes from the checkpoint, no dupli
         while (std::chrono::steady_clock::now() < deadline && copied() < last + 4000)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         kill(pid, SIGKILL);
-        if (test::wait_exit(pid) == 128 + SIGKILL) ++kills;
+        if (test::wait_exit(pid) == 128 + SIGKILL)
+            ++kills;
         // A COMMIT the client sent just before dying still completes on the
         // server; let that backend finish before reading the final state.
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         storage::database db(target, storage::open_mode::read_only);
         // The checkpoint and the rows commit together: one snapshot sees them agree.
-        auto& q = db.prepare("SELECT (SELECT count(*) FROM messages), "
-                             "(SELECT rows_copied FROM copy_progress WHERE table_name = 'messages')");
+        auto& q =
+            db.prepare("SELECT (SELECT count(*) FROM messages), "
+                       "(SELECT rows_copied FROM copy_progress WHERE table_name = 'messages')");
         REQUIRE(q.executeStep());
         last = q.getColumn(1).getInt64();
         CHECK(q.getColumn(0).getInt64() == last);
@@ -348,8 +368,10 @@ TEST_CASE("copy: kill -9 mid-copy, re-run: resumes from the checkpoint, no dupli
     auto r = test::run_chatstream(copy_args(source, target, 100), log);
     CHECK(r.exit_code == 0);
     CHECK_THAT(r.output, Catch::Contains("\"ok\":true"));
-    CHECK_THAT(r.output, Catch::Contains("{\"table\":\"messages\",\"source_rows\":30000,\"target_rows\":30000,"
-                                         "\"copied\":" + std::to_string(30000 - last) + ",\"resumed\":true"));
+    CHECK_THAT(r.output, Catch::Contains(
+                             "{\"table\":\"messages\",\"source_rows\":30000,\"target_rows\":30000,"
+                             "\"copied\":" +
+                             std::to_string(30000 - last) + ",\"resumed\":true"));
     storage::database db(target, storage::open_mode::read_only);
     CHECK(count(db, "SELECT count(*) FROM messages") == 30000);
     CHECK(count(db, "SELECT count(DISTINCT id) FROM messages") == 30000);
@@ -396,8 +418,9 @@ TEST_CASE("copy: verify catches a corrupted target", "[migrations][copy][verify]
     CHECK_THAT(r.output, Catch::Contains("{\"table\":\"" + table_name + "\""));
 }
 
-TEST_CASE("copy a legacy database with reasoning columns: they reach the target (docs/design.md §9)",
-          "[migrations][copy][postgres][reasoning]")
+TEST_CASE(
+    "copy a legacy database with reasoning columns: they reach the target (docs/design.md §9)",
+    "[migrations][copy][postgres][reasoning]")
 {
     REQUIRE_POSTGRES_TARGET();
     test::temp_dir dir;
@@ -408,15 +431,19 @@ TEST_CASE("copy a legacy database with reasoning columns: they reach the target 
         db.exec("ALTER TABLE messages ADD COLUMN reasoning TEXT");
         db.exec("ALTER TABLE messages ADD COLUMN partial_reasoning TEXT");
         id = test::query_one(db, "SELECT min(id) FROM messages WHERE role = 'assistant'").value();
-        db.exec("UPDATE messages SET reasoning = 'pensé 🤔', partial_reasoning = 'half' WHERE id = '" + id + "'");
+        db.exec(
+            "UPDATE messages SET reasoning = 'pensé 🤔', partial_reasoning = 'half' WHERE id "
+            "= '" +
+            id + "'");
     }
     auto const target = dir.db("target");
     storage::database from(source, storage::open_mode::read_write);
     storage::database to(target, storage::open_mode::read_write);
     auto const r = copy_database(from, to, {.batch_size = 64});
     CHECK(r.ok());
-    CHECK(test::query_one(to, "SELECT reasoning || '|' || partial_reasoning FROM messages WHERE id = '" + id + "'") ==
-          std::optional<std::string>("pensé 🤔|half"));
+    CHECK(test::query_one(
+              to, "SELECT reasoning || '|' || partial_reasoning FROM messages WHERE id = '" + id +
+                      "'") == std::optional<std::string>("pensé 🤔|half"));
     run_up(to, {.batch_size = 100});
     CHECK(verify(to).ok());
     CHECK(cleanup(to) == 200);

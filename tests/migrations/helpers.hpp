@@ -15,7 +15,8 @@
 #include <unistd.h>
 #include <vector>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
 /// Every row 001 produces (attachments, tool_calls, migration_errors) and the
 /// 001 counters, as text; timestamps of the bookkeeping excluded.
@@ -23,7 +24,8 @@ inline std::string dump_migrated(std::string const& path)
 {
     storage::database db(path, storage::open_mode::read_only);
     std::string out;
-    auto dump = [&](std::string const& sql) {
+    auto dump = [&](std::string const& sql)
+    {
         auto& q = db.prepare(sql);
         while (q.executeStep())
         {
@@ -40,7 +42,8 @@ inline std::string dump_migrated(std::string const& path)
     dump("SELECT * FROM attachments ORDER BY id");
     dump("SELECT * FROM tool_calls ORDER BY id");
     dump("SELECT migration_id, record_id, error, raw FROM migration_errors ORDER BY record_id");
-    dump("SELECT id, phase, status, processed, success_count, error_count, total_records FROM migrations ORDER BY id");
+    dump("SELECT id, phase, status, processed, success_count, error_count, total_records FROM "
+         "migrations ORDER BY id");
     return out;
 }
 
@@ -49,7 +52,8 @@ inline std::optional<std::string> query_one(storage::database& db, std::string c
 {
     auto& q = db.prepare(sql);
     std::optional<std::string> out;
-    if (q.executeStep() && !q.getColumn(0).isNull()) out = q.getColumn(0).getString();
+    if (q.executeStep() && !q.getColumn(0).isNull())
+        out = q.getColumn(0).getString();
     q.reset(); // a cached statement left on a row would lock the table against DROP
     return out;
 }
@@ -68,7 +72,8 @@ inline pid_t spawn_chatstream(std::vector<std::string> const& args, std::string 
         }
         std::vector<char*> argv;
         argv.push_back(const_cast<char*>(CHATSTREAM_BINARY));
-        for (auto const& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        for (auto const& a : args)
+            argv.push_back(const_cast<char*>(a.c_str()));
         argv.push_back(nullptr);
         execv(CHATSTREAM_BINARY, argv.data());
         _exit(127);
@@ -80,7 +85,8 @@ inline int wait_exit(pid_t pid)
 {
     int status = 0;
     waitpid(pid, &status, 0);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
     return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
@@ -91,7 +97,8 @@ struct run_result
 };
 
 /// Runs `chatstream args...` to completion.
-inline run_result run_chatstream(std::vector<std::string> const& args, std::string const& output_file)
+inline run_result run_chatstream(std::vector<std::string> const& args,
+                                 std::string const& output_file)
 {
     run_result r;
     r.exit_code = wait_exit(spawn_chatstream(args, output_file));

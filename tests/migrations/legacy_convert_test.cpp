@@ -5,14 +5,16 @@
 using namespace chatstream::storage;
 using namespace chatstream::storage::legacy;
 
-namespace {
+namespace
+{
 
 message_context const ctx{"m1", "c1", "u1", 1000};
 
 rows ok(arrays const& in)
 {
     auto r = convert(ctx, in);
-    if (auto* reason = std::get_if<std::string>(&r)) FAIL("unexpected quarantine: " << *reason);
+    if (auto* reason = std::get_if<std::string>(&r))
+        FAIL("unexpected quarantine: " << *reason);
     return std::get<rows>(std::move(r));
 }
 
@@ -37,10 +39,11 @@ TEST_CASE("NULL, empty text, [] and JSON null all mean no rows", "[migrations][l
 
 TEST_CASE("attachments keep their array index as position", "[migrations][legacy]")
 {
-    auto r = ok({R"([{"type":"image","name":"a.png","storageId":"s1","mimeType":"image/png","size":10,
+    auto r =
+        ok({R"([{"type":"image","name":"a.png","storageId":"s1","mimeType":"image/png","size":10,
                      "metadata":{"width": 3, "height":4}},
                     {"type":"file","name":"b.pdf","storageId":"s2","mimeType":"application/pdf","size":20}])",
-                 std::nullopt, std::nullopt});
+            std::nullopt, std::nullopt});
     REQUIRE(r.attachments.size() == 2);
     CHECK(r.attachments[0].position == 0);
     CHECK(r.attachments[1].position == 1);
@@ -51,7 +54,8 @@ TEST_CASE("attachments keep their array index as position", "[migrations][legacy
     CHECK(r.attachments[1].user_id == "u1");
 }
 
-TEST_CASE("one tool call per distinct id: final wins over partial, last occurrence wins", "[migrations][legacy]")
+TEST_CASE("one tool call per distinct id: final wins over partial, last occurrence wins",
+          "[migrations][legacy]")
 {
     auto r = ok({std::nullopt,
                  R"([{"id":"a","name":"w","arguments":"{\"v\":1}","timestamp":1,"textPosition":2},
@@ -76,12 +80,14 @@ TEST_CASE("one tool call per distinct id: final wins over partial, last occurren
     CHECK(p.timestamp == 6);
 }
 
-TEST_CASE("empty or missing arguments are {}, null result and textPosition are absent", "[migrations][legacy]")
+TEST_CASE("empty or missing arguments are {}, null result and textPosition are absent",
+          "[migrations][legacy]")
 {
-    auto r = ok({std::nullopt,
-                 R"([{"id":"a","name":"w","arguments":"","timestamp":1,"textPosition":null,"result":null},
+    auto r = ok(
+        {std::nullopt,
+         R"([{"id":"a","name":"w","arguments":"","timestamp":1,"textPosition":null,"result":null},
                      {"id":"b","name":"w","timestamp":1}])",
-                 std::nullopt});
+         std::nullopt});
     REQUIRE(r.tool_calls.size() == 2);
     for (auto const& t : r.tool_calls)
     {
@@ -93,31 +99,40 @@ TEST_CASE("empty or missing arguments are {}, null result and textPosition are a
 
 TEST_CASE("non-ASCII JSON inside arguments survives unchanged", "[migrations][legacy]")
 {
-    auto r = ok({std::nullopt, R"([{"id":"a","name":"w","arguments":"{\"q\": \"東京 😀\"}","timestamp":1}])",
+    auto r = ok({std::nullopt,
+                 R"([{"id":"a","name":"w","arguments":"{\"q\": \"東京 😀\"}","timestamp":1}])",
                  std::nullopt});
     CHECK(r.tool_calls.at(0).args == "{\"q\":\"東京 😀\"}");
 }
 
 TEST_CASE("malformed input gives a precise quarantine reason", "[migrations][legacy]")
 {
-    CHECK(quarantined({R"([{"type":"image")", std::nullopt, std::nullopt}).starts_with("attachments: invalid JSON"));
-    CHECK(quarantined({std::nullopt, R"({"id":"x"})", std::nullopt}) == "tool_calls: not a JSON array");
-    CHECK(quarantined({std::nullopt, R"([{"id":"x","name":"w","arguments":"{oops}","timestamp":1}])", std::nullopt})
-              .starts_with("tool_calls[0].arguments: invalid JSON"));
-    CHECK(quarantined({std::nullopt, std::nullopt, R"([{"name":"w"}])"}) == "partial_tool_calls[0].id: missing");
-    CHECK(quarantined({R"([{"type":"video","name":"a","storageId":"s","mimeType":"v","size":1}])", std::nullopt,
-                       std::nullopt}) == "attachments[0].type: 'video' is not image|file|audio");
-    CHECK(quarantined({R"([{"type":"file","name":"a","storageId":"s","mimeType":"v"}])", std::nullopt, std::nullopt}) ==
-          "attachments[0].size: missing");
+    CHECK(quarantined({R"([{"type":"image")", std::nullopt, std::nullopt})
+              .starts_with("attachments: invalid JSON"));
+    CHECK(quarantined({std::nullopt, R"({"id":"x"})", std::nullopt}) ==
+          "tool_calls: not a JSON array");
+    CHECK(
+        quarantined({std::nullopt, R"([{"id":"x","name":"w","arguments":"{oops}","timestamp":1}])",
+                     std::nullopt})
+            .starts_with("tool_calls[0].arguments: invalid JSON"));
+    CHECK(quarantined({std::nullopt, std::nullopt, R"([{"name":"w"}])"}) ==
+          "partial_tool_calls[0].id: missing");
+    CHECK(quarantined({R"([{"type":"video","name":"a","storageId":"s","mimeType":"v","size":1}])",
+                       std::nullopt, std::nullopt}) ==
+          "attachments[0].type: 'video' is not image|file|audio");
+    CHECK(quarantined({R"([{"type":"file","name":"a","storageId":"s","mimeType":"v"}])",
+                       std::nullopt, std::nullopt}) == "attachments[0].size: missing");
 }
 
 TEST_CASE("conversion is deterministic", "[migrations][legacy]")
 {
-    arrays in{std::nullopt, R"([{"id":"z","name":"w","timestamp":1},{"id":"a","name":"w","timestamp":1}])",
+    arrays in{std::nullopt,
+              R"([{"id":"z","name":"w","timestamp":1},{"id":"a","name":"w","timestamp":1}])",
               R"([{"id":"m","name":"w","timestamp":1}])"};
     auto a = ok(in), b = ok(in);
     REQUIRE(a.tool_calls.size() == 3);
-    for (std::size_t i = 0; i < 3; ++i) CHECK(a.tool_calls[i].id == b.tool_calls[i].id);
+    for (std::size_t i = 0; i < 3; ++i)
+        CHECK(a.tool_calls[i].id == b.tool_calls[i].id);
     CHECK(a.tool_calls[0].tool_call_id == "a");
 }
 

@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
 struct oracle_call
 {
@@ -29,7 +30,7 @@ struct oracle_call
 
 struct oracle_message
 {
-    bool accepted = true; ///< false: 001 must quarantine it
+    bool accepted = true;                ///< false: 001 must quarantine it
     std::vector<oracle_call> tool_calls; ///< by id, byte order
     std::int64_t attachments = 0;
 };
@@ -43,7 +44,8 @@ inline bool json_equal(std::string const& a, std::string const& b)
     return !ea && !eb && va == vb;
 }
 
-namespace oracle_detail {
+namespace oracle_detail
+{
 
 // Each legacy column that holds something: NULL, '' and the JSON document
 // `null` hold nothing.
@@ -98,7 +100,8 @@ inline std::map<std::string, oracle_message> legacy_oracle(storage::database& db
     {
         o.exec("BEGIN");
         auto& ins = o.prepare("INSERT INTO legacy VALUES (?, ?, ?, ?)");
-        auto& q = db.prepare("SELECT id, attachments, tool_calls, partial_tool_calls FROM messages");
+        auto& q =
+            db.prepare("SELECT id, attachments, tool_calls, partial_tool_calls FROM messages");
         while (q.executeStep())
         {
             ins.reset();

@@ -31,9 +31,10 @@ TEST_CASE("branch and truncate on a legacy database before its backfill", "[migr
     // Messages with legacy tool calls, and their owners.
     std::vector<std::pair<std::string, std::string>> picked;
     {
-        auto& q = db.prepare(std::string("SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
-                                         "AND status NOT IN ('pending','generating') ORDER BY ") +
-                             (db.is_postgres() ? "id" : "rowid") + " LIMIT 40");
+        auto& q =
+            db.prepare(std::string("SELECT id, user_id FROM messages WHERE tool_calls LIKE '[{%' "
+                                   "AND status NOT IN ('pending','generating') ORDER BY ") +
+                       (db.is_postgres() ? "id" : "rowid") + " LIMIT 40");
         while (q.executeStep())
             picked.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString());
     }

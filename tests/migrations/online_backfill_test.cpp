@@ -19,7 +19,8 @@
 using namespace chatstream;
 using namespace chatstream::migrations;
 
-namespace {
+namespace
+{
 
 struct expected_message
 {
@@ -76,40 +77,46 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     // the repositories (dual-write), sharing the writer with the backfill.
     std::atomic<bool> stop_streaming{false};
     std::atomic<int> streamed{0};
-    std::thread streamer([&] {
-        while (!stop_streaming)
+    std::thread streamer(
+        [&]
         {
-            writer.run_sync([&](storage::database& db) {
-                auto const user = storage::users::ensure(db, "live-user");
-                storage::conversation_row c;
-                c.id = core::new_id();
-                c.user_id = user;
-                c.created_at = c.updated_at = core::now_ms();
-                storage::conversations::insert(db, c);
-                storage::message_row m;
-                m.id = core::new_id();
-                m.conversation_id = c.id;
-                m.user_id = user;
-                m.role = "assistant";
-                m.status = storage::status::generating;
-                m.created_at = m.updated_at = core::now_ms();
-                storage::messages::insert(db, m);
-                storage::tool_call_row t;
-                t.message_id = m.id;
-                t.conversation_id = c.id;
-                t.user_id = user;
-                t.tool_call_id = "live";
-                t.tool_name = "calculator";
-                t.args = R"({"expression":"1+1"})";
-                t.text_position = 0;
-                t.timestamp = core::now_ms();
-                storage::tool_calls::upsert(db, t);
-                storage::messages::finish(db, m.id, {.status = "complete", .content = "2", .completed_at = core::now_ms()});
-            });
-            ++streamed;
-            std::this_thread::sleep_for(std::chrono::milliseconds(3));
-        }
-    });
+            while (!stop_streaming)
+            {
+                writer.run_sync(
+                    [&](storage::database& db)
+                    {
+                        auto const user = storage::users::ensure(db, "live-user");
+                        storage::conversation_row c;
+                        c.id = core::new_id();
+                        c.user_id = user;
+                        c.created_at = c.updated_at = core::now_ms();
+                        storage::conversations::insert(db, c);
+                        storage::message_row m;
+                        m.id = core::new_id();
+                        m.conversation_id = c.id;
+                        m.user_id = user;
+                        m.role = "assistant";
+                        m.status = storage::status::generating;
+                        m.created_at = m.updated_at = core::now_ms();
+                        storage::messages::insert(db, m);
+                        storage::tool_call_row t;
+                        t.message_id = m.id;
+                        t.conversation_id = c.id;
+                        t.user_id = user;
+                        t.tool_call_id = "live";
+                        t.tool_name = "calculator";
+                        t.args = R"({"expression":"1+1"})";
+                        t.text_position = 0;
+                        t.timestamp = core::now_ms();
+                        storage::tool_calls::upsert(db, t);
+                        storage::messages::finish(
+                            db, m.id,
+                            {.status = "complete", .content = "2", .completed_at = core::now_ms()});
+                    });
+                ++streamed;
+                std::this_thread::sleep_for(std::chrono::milliseconds(3));
+            }
+        });
 
     backfill.start();
     // Reader: keeps checking messages while the backfill moves through them.
@@ -134,7 +141,8 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
                 CHECK(got[k].is_partial == want.is_partial);
             }
             ++reads;
-            if (!backfill.finished()) ++reads_before_done;
+            if (!backfill.finished())
+                ++reads_before_done;
             i += 7;
         }
     }
@@ -147,14 +155,17 @@ TEST_CASE("online backfill on the writer: reads stay correct and streaming write
     CHECK(reads_before_done > 0);
     CHECK(streamed > 0);
 
-    writer.run_sync([&](storage::database& db) {
-        auto s = read_migration(db, normalize_id).value();
-        CHECK(s.status == "completed");
-        CHECK(s.phase == "dual-write");
-        auto report = verify(db); // the live messages' arrays were dual-written
-        CHECK(report.ok());
-        for (auto const& m : report.mismatches) UNSCOPED_INFO(m.message_id << ": " << m.detail);
-    });
+    writer.run_sync(
+        [&](storage::database& db)
+        {
+            auto s = read_migration(db, normalize_id).value();
+            CHECK(s.status == "completed");
+            CHECK(s.phase == "dual-write");
+            auto report = verify(db); // the live messages' arrays were dual-written
+            CHECK(report.ok());
+            for (auto const& m : report.mismatches)
+                UNSCOPED_INFO(m.message_id << ": " << m.detail);
+        });
     writer.stop();
 }
 
@@ -176,17 +187,20 @@ TEST_CASE("online backfill stops at a checkpoint and resumes", "[migrations][onl
         opts.pause = std::chrono::milliseconds(5);
         online_backfill backfill(writer, opts);
         backfill.start();
-        while (backfill.processed() < 500) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        while (backfill.processed() < 500)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         backfill.stop();
         CHECK(backfill.finished());
         CHECK(backfill.error().empty());
     }
-    writer.run_sync([](storage::database& db) {
-        auto s = read_migration(db, normalize_id).value();
-        CHECK(s.status == "pending");
-        CHECK(s.processed >= 500);
-        CHECK(s.processed < 5000);
-    });
+    writer.run_sync(
+        [](storage::database& db)
+        {
+            auto s = read_migration(db, normalize_id).value();
+            CHECK(s.status == "pending");
+            CHECK(s.processed >= 500);
+            CHECK(s.processed < 5000);
+        });
     std::string done_error = "not called";
     online_options opts;
     opts.on_done = [&](std::string const& e) { done_error = e; };
@@ -195,15 +209,18 @@ TEST_CASE("online backfill stops at a checkpoint and resumes", "[migrations][onl
     again.wait();
     INFO(done_error);
     CHECK(done_error.empty());
-    writer.run_sync([](storage::database& db) {
-        CHECK(read_migration(db, normalize_id)->status == "completed");
-        CHECK(read_migration(db, normalize_id)->processed == 5000);
-        CHECK(verify(db).ok());
-    });
+    writer.run_sync(
+        [](storage::database& db)
+        {
+            CHECK(read_migration(db, normalize_id)->status == "completed");
+            CHECK(read_migration(db, normalize_id)->processed == 5000);
+            CHECK(verify(db).ok());
+        });
     writer.stop();
 }
 
-TEST_CASE("online backfill reports a failure without throwing across threads", "[migrations][online]")
+TEST_CASE("online backfill reports a failure without throwing across threads",
+          "[migrations][online]")
 {
     test::temp_dir dir;
     bench::legacy_gen_options o;

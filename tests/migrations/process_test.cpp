@@ -18,15 +18,18 @@
 
 using namespace chatstream;
 
-namespace {
+namespace
+{
 
 std::int64_t processed(std::string const& path)
 {
     try
     {
         storage::database db(path, storage::open_mode::read_only);
-        if (!db.has_table("migrations")) return 0;
-        return std::stoll(test::query_one(db, "SELECT processed FROM migrations WHERE id = '001'").value_or("0"));
+        if (!db.has_table("migrations"))
+            return 0;
+        return std::stoll(
+            test::query_one(db, "SELECT processed FROM migrations WHERE id = '001'").value_or("0"));
     }
     catch (std::exception const&)
     {
@@ -36,7 +39,8 @@ std::int64_t processed(std::string const& path)
 
 } // namespace
 
-TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted run", "[migrations][process]")
+TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted run",
+          "[migrations][process]")
 {
     test::temp_dir dir;
     bench::legacy_gen_options o;
@@ -59,22 +63,25 @@ TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted ru
     int kills = 0;
     for (int round = 0; round < 3; ++round)
     {
-        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up", "--batch-size", "100", "--pause-ms", "1"},
-                                                log);
+        auto const pid = test::spawn_chatstream(
+            {"migrate", "--db", killed, "up", "--batch-size", "100", "--pause-ms", "1"}, log);
         auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         std::int64_t seen = 0;
         while (std::chrono::steady_clock::now() < deadline)
         {
             seen = processed(killed);
-            if (seen >= last + 3000) break;
+            if (seen >= last + 3000)
+                break;
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
         kill(pid, SIGKILL);
         auto const code = test::wait_exit(pid);
-        if (code == 128 + SIGKILL) ++kills;
+        if (code == 128 + SIGKILL)
+            ++kills;
         CHECK(processed(killed) >= seen);
         last = processed(killed);
-        if (last >= o.messages) break;
+        if (last >= o.messages)
+            break;
     }
     CHECK(kills >= 1);
     CHECK(last < o.messages); // the kills really happened mid-backfill
@@ -98,12 +105,15 @@ TEST_CASE("kill -9 during the backfill, resume: same rows as an uninterrupted ru
         CHECK_THAT(r.output, Catch::Contains("offline bulk load"));
         storage::database db(killed, storage::open_mode::read_only);
         CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
-        CHECK(test::query_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                                  "AND tbl_name IN ('attachments', 'tool_calls')") == std::optional<std::string>("6"));
+        CHECK(test::query_one(
+                  db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                      "AND tbl_name IN ('attachments', 'tool_calls')") ==
+              std::optional<std::string>("6"));
     }
 }
 
-TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "[migrations][process]")
+TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup",
+          "[migrations][process]")
 {
     test::temp_dir dir;
     bench::legacy_gen_options o;
@@ -111,7 +121,8 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     auto const db = dir.db("cli.db");
     bench::generate_legacy_db(db, o);
     auto const log = dir.file("out.txt");
-    auto run = [&](std::vector<std::string> args) {
+    auto run = [&](std::vector<std::string> args)
+    {
         std::vector<std::string> full{"migrate", "--db", db};
         full.insert(full.end(), args.begin(), args.end());
         return test::run_chatstream(full, log);
@@ -120,7 +131,8 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     CHECK(run({"bogus"}).exit_code == 2);
     CHECK(run({"up", "--batch-size", "0"}).exit_code == 2);
     CHECK(run({"rollback", "999"}).exit_code == 2);
-    CHECK(test::run_chatstream({"migrate", "--db", dir.file("missing.db"), "status"}, log).exit_code == 1);
+    CHECK(test::run_chatstream({"migrate", "--db", dir.file("missing.db"), "status"}, log)
+              .exit_code == 1);
 
     // Cleanup before the backfill: refused, columns kept.
     CHECK(run({"up", "--batch-size", "1000000"}).exit_code == 0);
@@ -144,7 +156,8 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     CHECK_THAT(r.output, Catch::Contains("0 mismatch(es)"));
     {
         storage::database d(db, storage::open_mode::read_write);
-        d.exec("UPDATE tool_calls SET text_position = 99999 WHERE id = (SELECT min(id) FROM tool_calls)");
+        d.exec("UPDATE tool_calls SET text_position = 99999 WHERE id = (SELECT min(id) FROM "
+               "tool_calls)");
     }
     r = run({"verify"});
     CHECK(r.exit_code == 1);
@@ -165,7 +178,8 @@ TEST_CASE("migrate CLI: exit codes, status --json, verify, rollback, cleanup", "
     CHECK_THAT(r.output, Catch::Contains("\"id\":\"002\""));
 }
 
-namespace {
+namespace
+{
 
 // The secondary indexes of the target tables (what an offline load defers).
 std::set<std::string> secondary_indexes(storage::database& db)
@@ -173,7 +187,8 @@ std::set<std::string> secondary_indexes(storage::database& db)
     std::set<std::string> out;
     auto& q = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
                          "AND tbl_name IN ('attachments', 'tool_calls')");
-    while (q.executeStep()) out.insert(q.getColumn(0).getString());
+    while (q.executeStep())
+        out.insert(q.getColumn(0).getString());
     q.reset();
     return out;
 }
@@ -181,9 +196,11 @@ std::set<std::string> secondary_indexes(storage::database& db)
 std::set<std::string> stashed_indexes(storage::database& db)
 {
     std::set<std::string> out;
-    if (!db.has_table("migration_deferred_indexes")) return out;
+    if (!db.has_table("migration_deferred_indexes"))
+        return out;
     auto& q = db.prepare("SELECT name FROM migration_deferred_indexes");
-    while (q.executeStep()) out.insert(q.getColumn(0).getString());
+    while (q.executeStep())
+        out.insert(q.getColumn(0).getString());
     q.reset();
     return out;
 }
@@ -202,7 +219,8 @@ bool log_contains(std::string const& path, std::string const& needle)
 // path). Each kill lands exactly at a point of detail::offline_load through
 // its test hook; the next opener must find every deferred index either in
 // the schema or in the stash, and `migrate up` must finish the job.
-TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the index build and the switch back",
+TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the index build and the "
+          "switch back",
           "[migrations][process][sqlite]")
 {
     test::temp_dir dir;
@@ -233,14 +251,16 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
         setenv("CHATSTREAM_TEST_PAUSE_AT", point, 1);
         // Ten batches, one transaction (offline batches share it): a kill
         // before its commit redoes them all.
-        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "up", "--batch-size", "2000"}, killed_log);
+        auto const pid = test::spawn_chatstream(
+            {"migrate", "--db", killed, "up", "--batch-size", "2000"}, killed_log);
         unsetenv("CHATSTREAM_TEST_PAUSE_AT");
         bool paused = false;
         auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
         while (!paused && std::chrono::steady_clock::now() < deadline)
         {
             paused = log_contains(killed_log, std::string("test pause at ") + point);
-            if (!paused) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            if (!paused)
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
         kill(pid, SIGKILL);
         CHECK(test::wait_exit(pid) == 128 + SIGKILL);
@@ -249,10 +269,12 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
             // What a server or the next `migrate up` finds (its open rolls a
             // hot journal back): no index lost, none half there.
             storage::database db(killed, storage::open_mode::read_write);
-            CHECK(test::query_one(db, "PRAGMA integrity_check") == std::optional<std::string>("ok"));
+            CHECK(test::query_one(db, "PRAGMA integrity_check") ==
+                  std::optional<std::string>("ok"));
             auto have = secondary_indexes(db);
             auto const stashed = stashed_indexes(db);
-            for (auto const& name : stashed) CHECK(have.count(name) == 0);
+            for (auto const& name : stashed)
+                CHECK(have.count(name) == 0);
             have.insert(stashed.begin(), stashed.end());
             CHECK(have == all);
             bool const after_commit = std::string(point) == "wal";

@@ -17,7 +17,8 @@ TEST_CASE("schema runner is idempotent on a fresh database", "[migrations][schem
     CHECK(detect_kind(db) == database_kind::managed);
     CHECK(apply_schema(db).empty());
     CHECK_FALSE(db.has_column("messages", "tool_calls")); // legacy-only file skipped
-    for (auto const& s : read_schema_status(db)) CHECK(s.applied);
+    for (auto const& s : read_schema_status(db))
+        CHECK(s.applied);
 }
 
 TEST_CASE("schema runner refuses a changed checksum", "[migrations][schema]")
@@ -34,8 +35,9 @@ TEST_CASE("schema runner rolls back a failing file", "[migrations][schema]")
 {
     test::temp_dir dir;
     storage::database db(dir.db("a.db"), storage::open_mode::read_write);
-    auto files = detail::parse_schema_files({{"0001_ok.sql", "CREATE TABLE t1(x INTEGER);"},
-                                             {"0002_bad.sql", "CREATE TABLE t2(x INTEGER); SELECT * FROM nope;"}});
+    auto files = detail::parse_schema_files(
+        {{"0001_ok.sql", "CREATE TABLE t1(x INTEGER);"},
+         {"0002_bad.sql", "CREATE TABLE t2(x INTEGER); SELECT * FROM nope;"}});
     CHECK_THROWS(detail::apply_schema_files(db, files));
     CHECK(db.has_table("t1"));
     CHECK_FALSE(db.has_table("t2")); // the failing file left nothing behind
@@ -50,7 +52,8 @@ TEST_CASE("a foreign database is refused", "[migrations][schema]")
     CHECK_THROWS_AS(apply_schema(db), schema_error);
 }
 
-TEST_CASE("both dialects ship the same schema migrations, version for version", "[migrations][schema]")
+TEST_CASE("both dialects ship the same schema migrations, version for version",
+          "[migrations][schema]")
 {
     auto const& sqlite = schema_files(storage::dialect::sqlite);
     auto const& postgres = schema_files(storage::dialect::postgres);
@@ -75,8 +78,10 @@ TEST_CASE("ADD COLUMN IF NOT EXISTS on SQLite: dropped when the column is there,
                                  "ALTER TABLE t ADD COLUMN IF NOT EXISTS b INTEGER;\n"
                                  "CREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
     CHECK(detail::sqlite_add_columns_if_missing(db, sql) ==
-          "-- a comment\nALTER TABLE t ADD COLUMN b INTEGER;\nCREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
+          "-- a comment\nALTER TABLE t ADD COLUMN b INTEGER;\nCREATE TABLE IF NOT EXISTS u(x "
+          "INTEGER);\n");
     db.exec(detail::sqlite_add_columns_if_missing(db, sql));
     CHECK(db.has_column("t", "b"));
-    CHECK(detail::sqlite_add_columns_if_missing(db, sql) == "-- a comment\nCREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
+    CHECK(detail::sqlite_add_columns_if_missing(db, sql) ==
+          "-- a comment\nCREATE TABLE IF NOT EXISTS u(x INTEGER);\n");
 }

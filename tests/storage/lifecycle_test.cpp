@@ -14,7 +14,8 @@
 using namespace chatstream;
 using namespace chatstream::storage;
 
-namespace {
+namespace
+{
 
 struct lifecycle_fixture
 {
@@ -28,7 +29,8 @@ struct lifecycle_fixture
     {
         return test::insert_conversation(db, user, at).id;
     }
-    message_row message(std::string const& conv, std::string const& user, std::string const& content)
+    message_row message(std::string const& conv, std::string const& user,
+                        std::string const& content)
     {
         return test::insert_message(db, conv, user, status::complete, ++clock, content);
     }
@@ -36,7 +38,8 @@ struct lifecycle_fixture
 
 } // namespace
 
-TEST_CASE_METHOD(lifecycle_fixture, "conversations::update applies only the fields given", "[storage][lifecycle]")
+TEST_CASE_METHOD(lifecycle_fixture, "conversations::update applies only the fields given",
+                 "[storage][lifecycle]")
 {
     auto const conv = conversation(alice, 1);
     conversations::patch p;
@@ -68,7 +71,8 @@ TEST_CASE_METHOD(lifecycle_fixture, "conversations::update applies only the fiel
     CHECK(conversations::get(db, alice, conv)->updated_at == 60);
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "a generated title never replaces a rename", "[storage][lifecycle]")
+TEST_CASE_METHOD(lifecycle_fixture, "a generated title never replaces a rename",
+                 "[storage][lifecycle]")
 {
     auto const conv = conversation(alice, 1);
     CHECK(conversations::set_generated_title(db, conv, "Weather in Tokyo", 10));
@@ -83,11 +87,13 @@ TEST_CASE_METHOD(lifecycle_fixture, "a generated title never replaces a rename",
     CHECK(conversations::get(db, alice, renamed)->title == "Mine");
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "remove_from truncates from a message on and recounts", "[storage][lifecycle]")
+TEST_CASE_METHOD(lifecycle_fixture, "remove_from truncates from a message on and recounts",
+                 "[storage][lifecycle]")
 {
     auto const conv = conversation(alice, 1);
     std::vector<message_row> ms;
-    for (int i = 0; i < 4; ++i) ms.push_back(message(conv, alice, "m" + std::to_string(i)));
+    for (int i = 0; i < 4; ++i)
+        ms.push_back(message(conv, alice, "m" + std::to_string(i)));
     tool_call_row t;
     t.message_id = ms[3].id;
     t.conversation_id = conv;
@@ -107,7 +113,8 @@ TEST_CASE_METHOD(lifecycle_fixture, "remove_from truncates from a message on and
     CHECK(messages::history(db, conv).size() == 2);
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "branch copies messages up to the pivot with their children", "[storage][lifecycle]")
+TEST_CASE_METHOD(lifecycle_fixture, "branch copies messages up to the pivot with their children",
+                 "[storage][lifecycle]")
 {
     auto const conv = conversation(alice, 1);
     auto const m1 = message(conv, alice, "first");
@@ -137,7 +144,8 @@ TEST_CASE_METHOD(lifecycle_fixture, "branch copies messages up to the pivot with
     a.metadata = R"({"width":1})";
     attachments::insert(db, a);
 
-    CHECK_THROWS_AS(conversations::branch(db, bob, m2.id, core::new_id(), 200), storage_error); // not his
+    CHECK_THROWS_AS(conversations::branch(db, bob, m2.id, core::new_id(), 200),
+                    storage_error); // not his
     auto const copy = conversations::branch(db, alice, m2.id, core::new_id(), 200);
     CHECK(copy.message_count == 2);
     CHECK(copy.created_at == 200);
@@ -163,11 +171,13 @@ TEST_CASE_METHOD(lifecycle_fixture, "branch copies messages up to the pivot with
     CHECK(conversations::get(db, alice, conv)->message_count == 3);
 }
 
-TEST_CASE_METHOD(lifecycle_fixture, "conversations page newest first and bad cursors are refused alike",
+TEST_CASE_METHOD(lifecycle_fixture,
+                 "conversations page newest first and bad cursors are refused alike",
                  "[storage][pagination]")
 {
     std::vector<std::string> newest_first;
-    for (int i = 0; i < 7; ++i) newest_first.insert(newest_first.begin(), conversation(alice, 10 + i / 2));
+    for (int i = 0; i < 7; ++i)
+        newest_first.insert(newest_first.begin(), conversation(alice, 10 + i / 2));
     conversation(bob, 99);
     page_request req;
     req.limit = 3;
@@ -175,15 +185,18 @@ TEST_CASE_METHOD(lifecycle_fixture, "conversations page newest first and bad cur
     for (;;)
     {
         auto p = conversations::list(db, alice, req);
-        for (auto& c : p.rows) seen.push_back(c.id);
-        if (!p.next_cursor) break;
+        for (auto& c : p.rows)
+            seen.push_back(c.id);
+        if (!p.next_cursor)
+            break;
         req.cursor = p.next_cursor;
     }
     CHECK(seen == newest_first);
 
     // Each is refused before it reaches the database: PostgreSQL would
     // refuse the non-UTF-8 one itself, SQLite would quietly compare it.
-    for (auto const& bad : std::vector<std::string>{"garbage", "12|\xff\xfe", std::string("12|a\0b", 5), "12x|id", "|id"})
+    for (auto const& bad : std::vector<std::string>{"garbage", "12|\xff\xfe",
+                                                    std::string("12|a\0b", 5), "12x|id", "|id"})
     {
         req.cursor = bad;
         CHECK_THROWS_AS(conversations::list(db, alice, req), storage_error);
@@ -198,7 +211,8 @@ TEST_CASE_METHOD(lifecycle_fixture, "usage accumulates per user, day and model",
     usage::add_message(db, alice, "2026-11-26", "gpt-4o");
     usage::add_completion(db, alice, "2026-11-26", "gpt-4o", 100, 20, 0.25);
     usage::add_completion(db, alice, "2026-11-26", "gpt-4o", 1, 2, 0.5);
-    usage::add_completion(db, alice, "2026-11-27", "", 5, 5, 1.0); // a completion with no accepted row yet
+    usage::add_completion(db, alice, "2026-11-27", "", 5, 5,
+                          1.0); // a completion with no accepted row yet
     usage::add_message(db, bob, "2026-11-26", "");
 
     CHECK(usage::messages_on(db, alice, "2026-11-26") == 3);

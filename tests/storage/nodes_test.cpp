@@ -11,7 +11,8 @@
 using namespace chatstream;
 using namespace chatstream::storage;
 
-namespace {
+namespace
+{
 
 constexpr std::int64_t lease = 10'000;
 
@@ -26,15 +27,20 @@ struct cluster_fixture
     std::string generating(std::string const& conv, std::optional<std::string> node)
     {
         auto const id = test::insert_message(db, conv, alice, status::generating, now).id;
-        if (node) nodes::claim(db, id, *node, now);
+        if (node)
+            nodes::claim(db, id, *node, now);
         return id;
     }
-    std::string status_of(std::string const& id) { return messages::get(db, alice, id).value().status; }
+    std::string status_of(std::string const& id)
+    {
+        return messages::get(db, alice, id).value().status;
+    }
 };
 
 } // namespace
 
-TEST_CASE_METHOD(cluster_fixture, "recovery interrupts only generations no live node runs", "[storage][nodes]")
+TEST_CASE_METHOD(cluster_fixture, "recovery interrupts only generations no live node runs",
+                 "[storage][nodes]")
 {
     nodes::join(db, "live", "127.0.0.1:1", now);
     nodes::join(db, "dead", "127.0.0.1:2", now - 3 * lease);
@@ -62,7 +68,8 @@ TEST_CASE_METHOD(cluster_fixture, "recovery interrupts only generations no live 
     CHECK(status_of(of_live) == status::interrupted);
 }
 
-TEST_CASE_METHOD(cluster_fixture, "heartbeat renews a lease and reports a vanished node", "[storage][nodes]")
+TEST_CASE_METHOD(cluster_fixture, "heartbeat renews a lease and reports a vanished node",
+                 "[storage][nodes]")
 {
     nodes::join(db, "n1", "a", now);
     CHECK(nodes::heartbeat(db, "n1", now + lease));
@@ -74,7 +81,8 @@ TEST_CASE_METHOD(cluster_fixture, "heartbeat renews a lease and reports a vanish
     CHECK_FALSE(nodes::generation_owner(db, msg, now, lease)->live);
 }
 
-TEST_CASE_METHOD(cluster_fixture, "a claimed generation makes its conversation busy until released", "[storage][nodes]")
+TEST_CASE_METHOD(cluster_fixture, "a claimed generation makes its conversation busy until released",
+                 "[storage][nodes]")
 {
     nodes::join(db, "n1", "a", now);
     auto const conv = conversation();
@@ -90,7 +98,8 @@ TEST_CASE_METHOD(cluster_fixture, "a claimed generation makes its conversation b
     CHECK_FALSE(nodes::generation_owner(db, again, now, lease));
 }
 
-TEST_CASE_METHOD(cluster_fixture, "a node restarting under its id ends its old lease at once", "[storage][nodes]")
+TEST_CASE_METHOD(cluster_fixture, "a node restarting under its id ends its old lease at once",
+                 "[storage][nodes]")
 {
     nodes::join(db, "n1", "a", now);
     auto const msg = generating(conversation(), "n1");

@@ -1,8 +1,8 @@
 #include "chatstream/storage/repositories.hpp"
 
 #include "chatstream/core/clock.hpp"
-#include "chatstream/storage/error.hpp"
 #include "chatstream/core/ids.hpp"
+#include "chatstream/storage/error.hpp"
 #include "rows.hpp"
 #include "support/temp_db.hpp"
 
@@ -11,7 +11,8 @@
 using namespace chatstream;
 using namespace chatstream::storage;
 
-namespace {
+namespace
+{
 
 struct fixture
 {
@@ -20,8 +21,12 @@ struct fixture
     std::string alice = users::ensure(db, "alice");
     std::string bob = users::ensure(db, "bob");
 
-    std::string conversation(std::string const& user) { return test::insert_conversation(db, user, core::now_ms()).id; }
-    std::string message(std::string const& conv, std::string const& user, std::string status = status::generating)
+    std::string conversation(std::string const& user)
+    {
+        return test::insert_conversation(db, user, core::now_ms()).id;
+    }
+    std::string message(std::string const& conv, std::string const& user,
+                        std::string status = status::generating)
     {
         return test::insert_message(db, conv, user, status, core::now_ms()).id;
     }
@@ -48,7 +53,8 @@ TEST_CASE_METHOD(fixture, "users::ensure is idempotent by external id", "[storag
     CHECK(alice != bob);
 }
 
-TEST_CASE_METHOD(fixture, "tool call upsert keeps name and text_position once set", "[storage][tool_calls]")
+TEST_CASE_METHOD(fixture, "tool call upsert keeps name and text_position once set",
+                 "[storage][tool_calls]")
 {
     auto conv = conversation(alice);
     auto msg = message(conv, alice);
@@ -58,7 +64,7 @@ TEST_CASE_METHOD(fixture, "tool call upsert keeps name and text_position once se
     auto again = t;
     again.tool_name = "other";
     again.text_position = 99;
-    again.args = "{}";                     // empty args never erase real ones
+    again.args = "{}"; // empty args never erase real ones
     again.result = R"({"value":2})";
     again.is_partial = false;
     tool_calls::upsert(db, again);
@@ -72,7 +78,8 @@ TEST_CASE_METHOD(fixture, "tool call upsert keeps name and text_position once se
     CHECK_FALSE(rows[0].is_partial);
 }
 
-TEST_CASE_METHOD(fixture, "finish is guarded: a terminal status is never overwritten", "[storage][messages]")
+TEST_CASE_METHOD(fixture, "finish is guarded: a terminal status is never overwritten",
+                 "[storage][messages]")
 {
     auto conv = conversation(alice);
     auto msg = message(conv, alice);
@@ -93,7 +100,8 @@ TEST_CASE_METHOD(fixture, "finish is guarded: a terminal status is never overwri
     CHECK_FALSE(m.partial_content);
 }
 
-TEST_CASE_METHOD(fixture, "finish finalizes partial tool calls with an error result", "[storage][tool_calls]")
+TEST_CASE_METHOD(fixture, "finish finalizes partial tool calls with an error result",
+                 "[storage][tool_calls]")
 {
     auto conv = conversation(alice);
     auto msg = message(conv, alice);
@@ -139,7 +147,8 @@ TEST_CASE_METHOD(fixture, "getToolCalls hides partial calls unless asked", "[sto
     CHECK(all[0].arguments == R"({"expression":"1+1"})");
 }
 
-TEST_CASE_METHOD(fixture, "deleting a conversation cascades to every child row", "[storage][cascade]")
+TEST_CASE_METHOD(fixture, "deleting a conversation cascades to every child row",
+                 "[storage][cascade]")
 {
     auto conv = conversation(alice);
     auto msg = message(conv, alice);
@@ -155,7 +164,8 @@ TEST_CASE_METHOD(fixture, "deleting a conversation cascades to every child row",
     a.size = 10;
     attachments::insert(db, a);
     REQUIRE(conversations::remove(db, alice, conv));
-    auto count = [&](char const* table) {
+    auto count = [&](char const* table)
+    {
         auto& q = db.prepare(std::string("SELECT count(*) FROM ") + table);
         q.executeStep();
         auto n = q.getColumn(0).getInt();
@@ -181,15 +191,18 @@ TEST_CASE_METHOD(fixture, "listings paginate with keyset cursors", "[storage][pa
 {
     auto conv = conversation(alice);
     std::vector<std::string> ids;
-    for (int i = 0; i < 7; ++i) ids.push_back(message(conv, alice, status::complete));
+    for (int i = 0; i < 7; ++i)
+        ids.push_back(message(conv, alice, status::complete));
     page_request req;
     req.limit = 3;
     std::vector<std::string> seen;
     for (;;)
     {
         auto p = messages::list(db, alice, conv, req);
-        for (auto& m : p.rows) seen.push_back(m.id);
-        if (!p.next_cursor) break;
+        for (auto& m : p.rows)
+            seen.push_back(m.id);
+        if (!p.next_cursor)
+            break;
         req.cursor = p.next_cursor;
     }
     CHECK(seen == ids);
@@ -214,7 +227,8 @@ TEST_CASE_METHOD(fixture, "restart recovery interrupts unfinished messages", "[s
 
 #include "chatstream/storage/consistency.hpp"
 
-TEST_CASE_METHOD(fixture, "check_consistency finds stuck tool calls and wrong counts", "[storage][consistency]")
+TEST_CASE_METHOD(fixture, "check_consistency finds stuck tool calls and wrong counts",
+                 "[storage][consistency]")
 {
     auto conv = conversation(alice);
     auto msg = message(conv, alice);
@@ -232,7 +246,8 @@ TEST_CASE_METHOD(fixture, "check_consistency finds stuck tool calls and wrong co
 
 #include "chatstream/core/json.hpp"
 
-TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both backends", "[storage][legacy]")
+TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both backends",
+                 "[storage][legacy]")
 {
     // A database still carrying the legacy array columns (before cleanup).
     for (auto const* column : {"attachments", "tool_calls", "partial_tool_calls"})
@@ -262,7 +277,8 @@ TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both ba
     a.metadata = R"({"pages":2})";
     attachments::insert(db, a);
 
-    auto legacy = [&](char const* column) {
+    auto legacy = [&](char const* column)
+    {
         auto& q = db.prepare(std::string("SELECT ") + column + " FROM messages WHERE id = ?");
         q.bind(1, msg);
         REQUIRE(q.executeStep());
@@ -271,12 +287,15 @@ TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both ba
         // PostgreSQL's layout has spaces; the document must be the same.
         return core::canonical_json(text).value();
     };
-    CHECK(legacy("tool_calls") ==
-          R"([{"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
-    CHECK(legacy("partial_tool_calls") ==
-          R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":null,"timestamp":123,"textPosition":5}])");
-    CHECK(legacy("attachments") ==
-          R"([{"type":"file","name":"doc.pdf","storageId":"sha","mimeType":"application/pdf","size":10,"metadata":{"pages":2}}])");
+    CHECK(
+        legacy("tool_calls") ==
+        R"([{"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
+    CHECK(
+        legacy("partial_tool_calls") ==
+        R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":null,"timestamp":123,"textPosition":5}])");
+    CHECK(
+        legacy("attachments") ==
+        R"([{"type":"file","name":"doc.pdf","storageId":"sha","mimeType":"application/pdf","size":10,"metadata":{"pages":2}}])");
 
     // Finishing moves the partial call over with its error result; none left partial.
     messages::completion err{status::error, ""};
@@ -284,21 +303,25 @@ TEST_CASE_METHOD(fixture, "dual-write renders the legacy arrays alike on both ba
     err.completed_at = core::now_ms();
     REQUIRE(messages::finish(db, msg, err));
     CHECK(legacy("partial_tool_calls") == "[]");
-    CHECK(legacy("tool_calls") ==
-          R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"success\":false,\"error\":\"generation error\"}","timestamp":123,"textPosition":5},)"
-          R"({"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
+    CHECK(
+        legacy("tool_calls") ==
+        R"([{"id":"call_1","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"success\":false,\"error\":\"generation error\"}","timestamp":123,"textPosition":5},)"
+        R"({"id":"call_2","name":"calculator","arguments":"{\"expression\":\"1+1\"}","result":"{\"value\":2}","timestamp":124,"textPosition":null}])");
 }
 
-TEST_CASE_METHOD(fixture, "messages::search folds case on both dialects, takes wildcards literally and "
-                          "sees only the owner's finished messages",
+TEST_CASE_METHOD(fixture,
+                 "messages::search folds case on both dialects, takes wildcards literally and "
+                 "sees only the owner's finished messages",
                  "[storage][messages]")
 {
     auto const conv = conversation(alice);
     auto const t = core::now_ms();
-    auto const kyoto = test::insert_message(db, conv, alice, status::complete, t, "Trip to KYOTO in May").id;
+    auto const kyoto =
+        test::insert_message(db, conv, alice, status::complete, t, "Trip to KYOTO in May").id;
     test::insert_message(db, conv, alice, status::complete, t + 1, "100% sure, no wildcard_here");
     test::insert_message(db, conv, alice, status::generating, t + 2, "kyoto, still generating");
-    auto const excluded = test::insert_message(db, conv, alice, status::complete, t + 3, "kyoto excluded").id;
+    auto const excluded =
+        test::insert_message(db, conv, alice, status::complete, t + 3, "kyoto excluded").id;
     test::insert_message(db, conv, alice, status::complete, t + 4, "cardXhold");
     test::insert_message(db, conversation(bob), bob, status::complete, t + 5, "bob's kyoto");
 
@@ -315,11 +338,13 @@ TEST_CASE_METHOD(fixture, "messages::search folds case on both dialects, takes w
     CHECK(messages::search(db, alice, excluded, "o", 1).size() == 1); // limit
 }
 
-TEST_CASE_METHOD(fixture, "messages::read_bytes reads a byte range of content or reasoning on both dialects",
+TEST_CASE_METHOD(fixture,
+                 "messages::read_bytes reads a byte range of content or reasoning on both dialects",
                  "[storage][messages]")
 {
     auto const conv = conversation(alice);
-    auto const m = test::insert_message(db, conv, alice, status::complete, core::now_ms(), "ab日本😀z");
+    auto const m =
+        test::insert_message(db, conv, alice, status::complete, core::now_ms(), "ab日本😀z");
     db.exec("UPDATE messages SET reasoning = 'pensé 🤔' WHERE id = '" + m.id + "'");
     CHECK(messages::read_bytes(db, m.id, false, 0, 2) == "ab");
     CHECK(messages::read_bytes(db, m.id, false, 2, 6) == "日本");

@@ -7,10 +7,11 @@
 #include <cstdint>
 #include <string>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
-inline storage::conversation_row insert_conversation(storage::database& db, std::string const& user_id,
-                                                     std::int64_t at)
+inline storage::conversation_row insert_conversation(storage::database& db,
+                                                     std::string const& user_id, std::int64_t at)
 {
     storage::conversation_row c;
     c.id = core::new_id();
@@ -20,7 +21,8 @@ inline storage::conversation_row insert_conversation(storage::database& db, std:
     return c;
 }
 
-inline storage::message_row insert_message(storage::database& db, std::string const& conversation_id,
+inline storage::message_row insert_message(storage::database& db,
+                                           std::string const& conversation_id,
                                            std::string const& user_id, std::string const& status,
                                            std::int64_t at, std::string const& content = {})
 {

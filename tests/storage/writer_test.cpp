@@ -28,7 +28,8 @@ TEST_CASE("writer group-commits and reports each job", "[storage][writer]")
                  [&](std::error_code ec) { (ec ? failed : ok)++; });
     // A failing job rolls back only itself.
     w.submit([](database&) { throw storage_error(errc::conflict, "nope"); },
-             [&](std::error_code ec) {
+             [&](std::error_code ec)
+             {
                  CHECK(ec == errc::conflict);
                  failed++;
              });
@@ -38,17 +39,20 @@ TEST_CASE("writer group-commits and reports each job", "[storage][writer]")
     CHECK(w.stats().commits.load() < 500); // batched, not one commit per job
 
     read_pool pool(path, 2);
-    auto n = pool.run_sync([](database& db) {
-        auto& q = db.prepare("SELECT count(*) FROM users");
-        q.executeStep();
-        auto c = q.getColumn(0).getInt();
-        q.reset();
-        return c;
-    });
+    auto n = pool.run_sync(
+        [](database& db)
+        {
+            auto& q = db.prepare("SELECT count(*) FROM users");
+            q.executeStep();
+            auto c = q.getColumn(0).getInt();
+            q.reset();
+            return c;
+        });
     CHECK(n == 500);
 }
 
-TEST_CASE("a job failing in SQL rolls back only its own writes, in a shared transaction", "[storage][writer]")
+TEST_CASE("a job failing in SQL rolls back only its own writes, in a shared transaction",
+          "[storage][writer]")
 {
     test::temp_dir dir;
     auto path = test::migrated_db(dir);
@@ -56,31 +60,39 @@ TEST_CASE("a job failing in SQL rolls back only its own writes, in a shared tran
     // Hold the writer in a first batch until every job below is queued, so
     // they all share the second batch's transaction.
     std::promise<void> started, go;
-    auto held = w.submit_future([&started, ready = go.get_future().share()](database&) {
-        started.set_value();
-        ready.wait();
-    });
+    auto held = w.submit_future(
+        [&started, ready = go.get_future().share()](database&)
+        {
+            started.set_value();
+            ready.wait();
+        });
     started.get_future().wait();
     auto a = w.submit_future([](database& db) { users::ensure(db, "a"); });
-    auto b = w.submit_future([](database& db) {
-        auto const id = users::ensure(db, "b");
-        auto& q = db.prepare("INSERT INTO users(id, external_id, created_at) VALUES(?, 'b2', 0)");
-        q.bind(1, id); // duplicate primary key
-        q.exec();
-    });
+    auto b = w.submit_future(
+        [](database& db)
+        {
+            auto const id = users::ensure(db, "b");
+            auto& q =
+                db.prepare("INSERT INTO users(id, external_id, created_at) VALUES(?, 'b2', 0)");
+            q.bind(1, id); // duplicate primary key
+            q.exec();
+        });
     // Swallowing a failed statement: SQLite goes on, PostgreSQL has failed
     // the transaction (and so the job). Either way the job reports success
     // exactly when its write is durable.
-    auto c = w.submit_future([](database& db) {
-        users::ensure(db, "c");
-        try
+    auto c = w.submit_future(
+        [](database& db)
         {
-            db.exec("INSERT INTO users(id, external_id, created_at) VALUES('dup', 'c2', 0), ('dup', 'c3', 0)");
-        }
-        catch (std::exception const&)
-        {
-        }
-    });
+            users::ensure(db, "c");
+            try
+            {
+                db.exec("INSERT INTO users(id, external_id, created_at) VALUES('dup', 'c2', 0), "
+                        "('dup', 'c3', 0)");
+            }
+            catch (std::exception const&)
+            {
+            }
+        });
     auto d = w.submit_future([](database& db) { users::ensure(db, "d"); });
     go.set_value();
     held.get();
@@ -103,7 +115,8 @@ TEST_CASE("a job failing in SQL rolls back only its own writes, in a shared tran
     CHECK(users::find_by_external_id(db, "a"));
     CHECK_FALSE(users::find_by_external_id(db, "b"));
     CHECK(users::find_by_external_id(db, "c").has_value() == c_ok);
-    if (test::testing_postgres()) CHECK_FALSE(c_ok);
+    if (test::testing_postgres())
+        CHECK_FALSE(c_ok);
     CHECK(users::find_by_external_id(db, "d"));
 }
 
@@ -121,14 +134,17 @@ TEST_CASE("an acknowledged write survives kill -9", "[storage][writer][durabilit
         writer w(path);
         for (int i = 0;; ++i)
         {
-            w.submit_future([i](database& db) { users::ensure(db, "u" + std::to_string(i)); }).get();
+            w.submit_future([i](database& db) { users::ensure(db, "u" + std::to_string(i)); })
+                .get();
             // Acknowledge only after the future says durable.
-            if (write(fds[1], &i, sizeof i) != sizeof i) _exit(1);
+            if (write(fds[1], &i, sizeof i) != sizeof i)
+                _exit(1);
         }
     }
     close(fds[1]);
     int last = -1, v;
-    while (last < 200 && read(fds[0], &v, sizeof v) == sizeof v) last = v;
+    while (last < 200 && read(fds[0], &v, sizeof v) == sizeof v)
+        last = v;
     // The child was still writing when it died: 200 acknowledged writes
     // came, and the kill (not an early exit) ended it.
     REQUIRE(last >= 200);
@@ -136,7 +152,8 @@ TEST_CASE("an acknowledged write survives kill -9", "[storage][writer][durabilit
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECK((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
-    while (read(fds[0], &v, sizeof v) == sizeof v) last = v; // acks already in the pipe
+    while (read(fds[0], &v, sizeof v) == sizeof v)
+        last = v; // acks already in the pipe
     close(fds[0]);
 
     database db(path, open_mode::read_write);
@@ -156,9 +173,11 @@ TEST_CASE("writer refuses jobs after stop and surfaces a full disk", "[storage][
         // the test cluster's user is one) under a sort too big for work_mem
         // fails with SQLSTATE 53400, class 53 "insufficient resources".
         // SET LOCAL dies with the job's savepoint.
-        fill = [](database& db) {
+        fill = [](database& db)
+        {
             db.exec("SET LOCAL work_mem = '64kB'; SET LOCAL temp_file_limit = '64kB'");
-            auto& q = db.prepare("SELECT md5(g::text) AS k FROM generate_series(1, 200000) g ORDER BY k OFFSET 199999");
+            auto& q = db.prepare("SELECT md5(g::text) AS k FROM generate_series(1, 200000) g ORDER "
+                                 "BY k OFFSET 199999");
             q.executeStep();
         };
     }
@@ -203,27 +222,33 @@ TEST_CASE("writer: a connection lost mid-batch fails the whole batch, then it re
     auto path = test::migrated_db(dir);
     writer w(path);
     std::int64_t pid = 0;
-    w.run_sync([&](database& db) {
-        auto& q = db.prepare("SELECT pg_backend_pid()");
-        q.executeStep();
-        pid = q.getColumn(0).getInt64();
-        q.reset();
-    });
+    w.run_sync(
+        [&](database& db)
+        {
+            auto& q = db.prepare("SELECT pg_backend_pid()");
+            q.executeStep();
+            pid = q.getColumn(0).getInt64();
+            q.reset();
+        });
 
     // One batch: `held` writes, then waits while the connection is killed;
     // x and y come after it in the same transaction. A first batch holds the
     // writer until all three are queued.
     std::promise<void> gate_running, queued, started, go;
-    auto gate = w.submit_future([&gate_running, ready = queued.get_future().share()](database&) {
-        gate_running.set_value();
-        ready.wait();
-    });
+    auto gate = w.submit_future(
+        [&gate_running, ready = queued.get_future().share()](database&)
+        {
+            gate_running.set_value();
+            ready.wait();
+        });
     gate_running.get_future().wait();
-    auto held = w.submit_future([&started, ready = go.get_future().share()](database& db) {
-        users::ensure(db, "before");
-        started.set_value();
-        ready.wait();
-    });
+    auto held = w.submit_future(
+        [&started, ready = go.get_future().share()](database& db)
+        {
+            users::ensure(db, "before");
+            started.set_value();
+            ready.wait();
+        });
     auto x = w.submit_future([](database& db) { users::ensure(db, "x"); });
     auto y = w.submit_future([](database& db) { users::ensure(db, "y"); });
     queued.set_value();
@@ -295,14 +320,25 @@ TEST_CASE("writer: the loser of a deadlock between two writers runs again after 
     b.submit(gate(open_b.get_future().share()));
     gates_running.wait();
     std::latch both_hold(2);
-    auto update = [](database& db, int id) {
+    auto update = [](database& db, int id)
+    {
         auto& q = db.prepare("UPDATE rows_t SET v = v + 1 WHERE id = ?");
         q.bind(1, id);
         q.exec();
     };
-    a.submit([&](database& db) { update(db, 1); both_hold.arrive_and_wait(); });
+    a.submit(
+        [&](database& db)
+        {
+            update(db, 1);
+            both_hold.arrive_and_wait();
+        });
     auto a_crosses = a.submit_future([&](database& db) { update(db, 2); });
-    b.submit([&](database& db) { update(db, 2); both_hold.arrive_and_wait(); });
+    b.submit(
+        [&](database& db)
+        {
+            update(db, 2);
+            both_hold.arrive_and_wait();
+        });
     auto b_crosses = b.submit_future([&](database& db) { update(db, 1); });
     open_a.set_value(); // each writer now takes its two jobs as one batch
     open_b.set_value();
@@ -320,7 +356,8 @@ TEST_CASE("writer: the loser of a deadlock between two writers runs again after 
     q.reset();
 }
 
-TEST_CASE("a failed statement leaves storage as database_error on either backend, with the mapped errc and the backend's code",
+TEST_CASE("a failed statement leaves storage as database_error on either backend, with the mapped "
+          "errc and the backend's code",
           "[storage][errors]")
 {
     test::temp_dir dir;

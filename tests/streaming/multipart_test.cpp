@@ -1,5 +1,5 @@
-#include "chatstream/streaming/multipart.hpp"
 #include "chatstream/streaming/byte_range.hpp"
+#include "chatstream/streaming/multipart.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -52,10 +52,12 @@ std::string const body = "preamble\r\n"
 TEST_CASE("multipart: boundary from the Content-Type", "[streaming][multipart]")
 {
     CHECK(multipart_parser::boundary_of("multipart/form-data; boundary=abc") == "abc");
-    CHECK(multipart_parser::boundary_of("Multipart/Form-Data; charset=x; boundary=\"a b\"") == "a b");
+    CHECK(multipart_parser::boundary_of("Multipart/Form-Data; charset=x; boundary=\"a b\"") ==
+          "a b");
     CHECK_FALSE(multipart_parser::boundary_of("multipart/form-data"));
     CHECK_FALSE(multipart_parser::boundary_of("image/png; boundary=abc"));
-    CHECK_FALSE(multipart_parser::boundary_of("multipart/form-data; boundary=" + std::string(71, 'a')));
+    CHECK_FALSE(
+        multipart_parser::boundary_of("multipart/form-data; boundary=" + std::string(71, 'a')));
 }
 
 TEST_CASE("multipart: the same parts whatever the chunking", "[streaming][multipart]")
@@ -88,8 +90,9 @@ TEST_CASE("multipart: binary data, empty parts, missing close", "[streaming][mul
     CHECK(ok);
     CHECK(c.data == bin);
 
-    auto empty = parse("--XyZ\r\nContent-Disposition: form-data; name=f; filename=e\r\n\r\n\r\n--XyZ--\r\n",
-                       5, &ok);
+    auto empty =
+        parse("--XyZ\r\nContent-Disposition: form-data; name=f; filename=e\r\n\r\n\r\n--XyZ--\r\n",
+              5, &ok);
     CHECK(ok);
     CHECK(empty.data.empty());
 

@@ -14,7 +14,8 @@ using namespace chatstream::streaming;
 using Catch::Matchers::Contains;
 namespace json = boost::json;
 
-namespace {
+namespace
+{
 
 std::string sse(std::string_view data)
 {
@@ -23,16 +24,19 @@ std::string sse(std::string_view data)
 
 std::string content_chunk(std::string_view text)
 {
-    return sse(R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":)" +
-               core::json_string(text) + R"(},"finish_reason":null}]})");
+    return sse(
+        R"({"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":)" +
+        core::json_string(text) + R"(},"finish_reason":null}]})");
 }
 
 std::string finish_chunk(std::string_view reason)
 {
-    return sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":")" + std::string(reason) + R"("}]})");
+    return sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":")" + std::string(reason) +
+               R"("}]})");
 }
 
-std::string const usage_chunk = sse(R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}})");
+std::string const usage_chunk =
+    sse(R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}})");
 std::string const done = sse("[DONE]");
 
 // A recorded-style stream: role chunk, text with accents, CJK and an emoji
@@ -40,30 +44,37 @@ std::string const done = sse("[DONE]");
 std::string text_stream()
 {
     return sse(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})") +
-           content_chunk("Hello") + ": keep-alive\n\n" + content_chunk(" café 日本語") + content_chunk(" 🚀!") +
-           finish_chunk("stop") + usage_chunk + done;
+           content_chunk("Hello") + ": keep-alive\n\n" + content_chunk(" café 日本語") +
+           content_chunk(" 🚀!") + finish_chunk("stop") + usage_chunk + done;
 }
 
 // Two parallel calls, the way OpenAI streams them: id + name first, then
 // argument fragments, the second call after the first.
 std::string tool_stream()
 {
-    auto call = [](int index, std::string_view fields) {
-        return sse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":)" + std::to_string(index) + "," +
-                   std::string(fields) + "}]},\"finish_reason\":null}]}");
+    auto call = [](int index, std::string_view fields)
+    {
+        return sse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":)" +
+                   std::to_string(index) + "," + std::string(fields) +
+                   "}]},\"finish_reason\":null}]}");
     };
     return content_chunk("Checking.") +
-           call(0, R"("id":"call_a","type":"function","function":{"name":"calculator","arguments":""})") +
+           call(
+               0,
+               R"("id":"call_a","type":"function","function":{"name":"calculator","arguments":""})") +
            call(0, R"("function":{"arguments":"{\"expre"})") +
            call(0, R"("function":{"arguments":"ssion\": \"6*7\"}"})") +
-           call(1, R"("id":"call_b","type":"function","function":{"name":"datetime","arguments":"{\"timezone\""})") +
-           call(1, R"("function":{"arguments":":\"Asia/Tokyo\"}"})") + finish_chunk("tool_calls") + usage_chunk + done;
+           call(
+               1,
+               R"("id":"call_b","type":"function","function":{"name":"datetime","arguments":"{\"timezone\""})") +
+           call(1, R"("function":{"arguments":":\"Asia/Tokyo\"}"})") + finish_chunk("tool_calls") +
+           usage_chunk + done;
 }
 
 std::string delta_chunk(std::string_view field, std::string_view text)
 {
-    return sse(R"({"choices":[{"index":0,"delta":{")" + std::string(field) + R"(":)" + core::json_string(text) +
-               R"(},"finish_reason":null}]})");
+    return sse(R"({"choices":[{"index":0,"delta":{")" + std::string(field) + R"(":)" +
+               core::json_string(text) + R"(},"finish_reason":null}]})");
 }
 
 // DeepSeek / vLLM style: reasoning_content first (content null), then the
@@ -79,14 +90,16 @@ std::string reasoning_stream(std::string_view field = "reasoning_content")
            done;
 }
 
-std::shared_ptr<test::recording_sink> decode(std::string_view body, std::size_t piece = 0, bool think_tags = false)
+std::shared_ptr<test::recording_sink> decode(std::string_view body, std::size_t piece = 0,
+                                             bool think_tags = false)
 {
     auto sink = std::make_shared<test::recording_sink>();
     openai_stream_decoder d(sink, 2, {}, think_tags);
     if (piece == 0)
         d.feed(body);
     else
-        for (std::size_t i = 0; i < body.size(); i += piece) d.feed(body.substr(i, piece));
+        for (std::size_t i = 0; i < body.size(); i += piece)
+            d.feed(body.substr(i, piece));
     d.end_of_stream();
     return sink;
 }
@@ -105,16 +118,18 @@ TEST_CASE("openai decoder: text, usage and [DONE]", "[streaming][openai]")
     CHECK(s->log.back() == "finish:stop");
 }
 
-TEST_CASE("openai decoder: any chunking gives the same calls, never a split code point", "[streaming][openai]")
+TEST_CASE("openai decoder: any chunking gives the same calls, never a split code point",
+          "[streaming][openai]")
 {
-    auto const body = text_stream() ;
+    auto const body = text_stream();
     auto const whole = decode(body)->log;
     for (std::size_t piece : {1, 2, 3, 5, 7, 64})
     {
         INFO("pieces of " << piece);
         auto s = decode(body, piece);
         CHECK(s->log == whole);
-        for (auto const& t : s->texts) CHECK(core::is_valid_utf8(t));
+        for (auto const& t : s->texts)
+            CHECK(core::is_valid_utf8(t));
     }
     // Every single cut point.
     for (std::size_t cut = 0; cut <= body.size(); ++cut)
@@ -149,8 +164,9 @@ TEST_CASE("openai decoder: tool call quirks of compatible servers", "[streaming]
 {
     SECTION("no id, whole call in one delta, finish_reason stop")
     {
-        auto s = decode(sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"datetime","arguments":"{}"}}]}}]})") +
-                        finish_chunk("stop") + done);
+        auto s = decode(
+            sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"datetime","arguments":"{}"}}]}}]})") +
+            finish_chunk("stop") + done);
         CHECK(s->log == std::vector<std::string>{"start:call_2_0:datetime", "delta:call_2_0:{}",
                                                  "call:call_2_0:datetime:{}", "finish:tool-calls"});
     }
@@ -160,7 +176,8 @@ TEST_CASE("openai decoder: tool call quirks of compatible servers", "[streaming]
             sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"x","function":{"name":"datetime"}}]}}]})") +
             sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"x","function":{"name":"datetime","arguments":""}}]}}]})") +
             finish_chunk("tool_calls") + done);
-        CHECK(s->log == std::vector<std::string>{"start:x:datetime", "call:x:datetime:{}", "finish:tool-calls"});
+        CHECK(s->log == std::vector<std::string>{"start:x:datetime", "call:x:datetime:{}",
+                                                 "finish:tool-calls"});
     }
     SECTION("invalid argument JSON is passed as a JSON string of the raw text")
     {
@@ -172,8 +189,9 @@ TEST_CASE("openai decoder: tool call quirks of compatible servers", "[streaming]
     }
     SECTION("a call without a name is an error")
     {
-        auto s = decode(sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"x","function":{"arguments":"{}"}}]}}]})") +
-                        finish_chunk("tool_calls") + done);
+        auto s = decode(
+            sse(R"({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"x","function":{"arguments":"{}"}}]}}]})") +
+            finish_chunk("tool_calls") + done);
         CHECK_THAT(s->error, Contains("without a function name"));
     }
     SECTION("a duplicate id gets a fresh one")
@@ -188,8 +206,11 @@ TEST_CASE("openai decoder: tool call quirks of compatible servers", "[streaming]
 
 TEST_CASE("openai decoder: finish reasons", "[streaming][openai]")
 {
-    for (auto const& [upstream, ours] : std::vector<std::pair<std::string, std::string>>{
-             {"stop", "stop"}, {"length", "length"}, {"content_filter", "content-filter"}, {"weird", "other"}})
+    for (auto const& [upstream, ours] :
+         std::vector<std::pair<std::string, std::string>>{{"stop", "stop"},
+                                                          {"length", "length"},
+                                                          {"content_filter", "content-filter"},
+                                                          {"weird", "other"}})
     {
         auto s = decode(content_chunk("x") + finish_chunk(upstream) + done);
         CHECK(s->finish_reason == ours);
@@ -200,14 +221,17 @@ TEST_CASE("openai decoder: errors end the step once", "[streaming][openai]")
 {
     SECTION("malformed JSON in a chunk")
     {
-        auto s = decode(content_chunk("a") + sse(R"({"choices":[{"delta":{"content":"b"})") + content_chunk("c") + done);
+        auto s = decode(content_chunk("a") + sse(R"({"choices":[{"delta":{"content":"b"})") +
+                        content_chunk("c") + done);
         CHECK(s->text() == "a");
         CHECK_THAT(s->error, Contains("malformed JSON"));
         CHECK(s->calls_after_end == 0);
     }
     SECTION("an error chunk mid-stream")
     {
-        auto s = decode(content_chunk("a") + sse(R"({"error":{"message":"The server had an error","type":"server_error"}})"));
+        auto s =
+            decode(content_chunk("a") +
+                   sse(R"({"error":{"message":"The server had an error","type":"server_error"}})"));
         CHECK(s->error == "upstream error: The server had an error");
     }
     SECTION("an error event")
@@ -232,12 +256,14 @@ TEST_CASE("openai decoder: errors end the step once", "[streaming][openai]")
         auto sink = std::make_shared<test::recording_sink>();
         openai_stream_decoder d(sink);
         std::string big = "data: \"" + std::string(1 << 20, 'x');
-        for (int i = 0; i < 5 && sink->error.empty(); ++i) d.feed(big);
+        for (int i = 0; i < 5 && sink->error.empty(); ++i)
+            d.feed(big);
         CHECK_THAT(sink->error, Contains("oversized"));
     }
 }
 
-TEST_CASE("openai decoder: detach and cancel from inside the sink stop every call", "[streaming][openai]")
+TEST_CASE("openai decoder: detach and cancel from inside the sink stop every call",
+          "[streaming][openai]")
 {
     auto sink = std::make_shared<test::recording_sink>();
     openai_stream_decoder d(sink);
@@ -266,8 +292,9 @@ TEST_CASE("openai request body: messages, tool exchanges, tools, model", "[strea
     o.tools = tool_registry::with_builtins().definitions();
     provider_request r;
     r.messages = {{"user", "what is 6*7 and the time in Tokyo?"}};
-    r.tool_results = {{"call_a", "calculator", R"({"expression":"6*7"})", R"({"success":true,"result":42})"},
-                      {"call_b", "datetime", R"("{\"timezone\": To")", R"({"success":false,"error":"x"})"}};
+    r.tool_results = {
+        {"call_a", "calculator", R"({"expression":"6*7"})", R"({"success":true,"result":42})"},
+        {"call_b", "datetime", R"("{\"timezone\": To")", R"({"success":false,"error":"x"})"}};
     auto body = json::parse(openai_request_body(o, r)).as_object();
     CHECK(body.at("model") == "gpt-4o-mini");
     CHECK(body.at("stream") == true);
@@ -284,7 +311,8 @@ TEST_CASE("openai request body: messages, tool exchanges, tools, model", "[strea
     CHECK(call.at("id") == "call_a");
     CHECK(call.at("type") == "function");
     CHECK(call.at("function").at("name") == "calculator");
-    CHECK(call.at("function").at("arguments") == R"({"expression":"6*7"})"); // a string, as OpenAI wants
+    CHECK(call.at("function").at("arguments") ==
+          R"({"expression":"6*7"})"); // a string, as OpenAI wants
     CHECK(m[3].at("role") == "tool");
     CHECK(m[3].at("tool_call_id") == "call_a");
     CHECK(m[3].at("content") == R"({"success":true,"result":42})");
@@ -308,7 +336,8 @@ TEST_CASE("openai request body: messages, tool exchanges, tools, model", "[strea
     SECTION("no model and no tools: the fields are left out")
     {
         openai_options bare;
-        auto b = json::parse(openai_request_body(bare, {{{"user", "hi"}}, {}, {}, 0, 0})).as_object();
+        auto b =
+            json::parse(openai_request_body(bare, {{{"user", "hi"}}, {}, {}, 0, 0})).as_object();
         CHECK_FALSE(b.contains("model"));
         CHECK_FALSE(b.contains("tools"));
         CHECK(b.at("messages").as_array().size() == 1);
@@ -329,22 +358,30 @@ TEST_CASE("openai HTTP errors become user-facing messages", "[streaming][openai]
     CHECK_THAT(m, !Contains("sk-abc"));
     CHECK_THAT(m, !Contains("Incorrect"));
 
-    m = openai_http_error_message(429, R"({"error":{"message":"Rate limit reached for gpt-4o","type":"requests"}})", "20");
-    CHECK(m == "upstream rate limit reached (HTTP 429), retry after 20 s: Rate limit reached for gpt-4o");
+    m = openai_http_error_message(
+        429, R"({"error":{"message":"Rate limit reached for gpt-4o","type":"requests"}})", "20");
+    CHECK(
+        m ==
+        "upstream rate limit reached (HTTP 429), retry after 20 s: Rate limit reached for gpt-4o");
 
-    CHECK(openai_http_error_message(500, R"({"error":"boom"})") == "upstream error (HTTP 500): boom");
+    CHECK(openai_http_error_message(500, R"({"error":"boom"})") ==
+          "upstream error (HTTP 500): boom");
     CHECK(openai_http_error_message(503, R"({"detail":"Model is loading"})") ==
           "upstream error (HTTP 503): Model is loading");
-    CHECK(openai_http_error_message(502, "<html><body>Bad Gateway</body></html>") == "upstream error (HTTP 502)");
-    CHECK(openai_http_error_message(404, R"({"error":{"message":"The model `x` does not exist"}})") ==
-          "upstream has no such model or endpoint (HTTP 404): The model `x` does not exist");
-    CHECK(openai_http_error_message(400, "context too long") == "upstream rejected the request (HTTP 400): context too long");
+    CHECK(openai_http_error_message(502, "<html><body>Bad Gateway</body></html>") ==
+          "upstream error (HTTP 502)");
+    CHECK(
+        openai_http_error_message(404, R"({"error":{"message":"The model `x` does not exist"}})") ==
+        "upstream has no such model or endpoint (HTTP 404): The model `x` does not exist");
+    CHECK(openai_http_error_message(400, "context too long") ==
+          "upstream rejected the request (HTTP 400): context too long");
     auto const long_message = openai_http_error_message(500, std::string(1000, 'y'));
     CHECK(long_message.size() < 400);
 }
 
-TEST_CASE("openai decoder: reasoning_content and reasoning, before the answer, with reasoning tokens",
-          "[streaming][openai][reasoning]")
+TEST_CASE(
+    "openai decoder: reasoning_content and reasoning, before the answer, with reasoning tokens",
+    "[streaming][openai][reasoning]")
 {
     for (auto const* field : {"reasoning_content", "reasoning"})
     {
@@ -352,8 +389,8 @@ TEST_CASE("openai decoder: reasoning_content and reasoning, before the answer, w
         auto const body = reasoning_stream(field);
         auto const s = decode(body);
         CHECK(s->error.empty());
-        CHECK(s->log == std::vector<std::string>{"reasoning:Let me", "reasoning: think: 6×7 🤔", "text:42",
-                                                 "text: it is.", "finish:stop"});
+        CHECK(s->log == std::vector<std::string>{"reasoning:Let me", "reasoning: think: 6×7 🤔",
+                                                 "text:42", "text: it is.", "finish:stop"});
         CHECK(s->usage.output_tokens == 30);
         CHECK(s->usage.reasoning_tokens == 24);
         // Every cut point of the body, inside UTF-8 sequences included.
@@ -368,7 +405,8 @@ TEST_CASE("openai decoder: reasoning_content and reasoning, before the answer, w
     }
 }
 
-TEST_CASE("think tags: split out of the content wherever the chunks cut them", "[streaming][openai][reasoning]")
+TEST_CASE("think tags: split out of the content wherever the chunks cut them",
+          "[streaming][openai][reasoning]")
 {
     std::string const content = "<think>Let me think 🤔.</think>\n\nThe answer is 42 — done.";
     // Every way of cutting the content into three chunks, tags cut included.
@@ -377,7 +415,8 @@ TEST_CASE("think tags: split out of the content wherever the chunks cut them", "
         {
             std::string reasoning, text;
             think_tag_splitter split;
-            auto out = [&](bool thinking, std::string_view piece) {
+            auto out = [&](bool thinking, std::string_view piece)
+            {
                 CHECK(!piece.empty());
                 (thinking ? reasoning : text) += piece;
             };
@@ -386,7 +425,8 @@ TEST_CASE("think tags: split out of the content wherever the chunks cut them", "
             auto const p1 = std::string_view(content).substr(0, a);
             auto const p2 = std::string_view(content).substr(a, b - a);
             auto const p3 = std::string_view(content).substr(b);
-            if (!core::is_valid_utf8(p1) || !core::is_valid_utf8(p2) || !core::is_valid_utf8(p3)) continue;
+            if (!core::is_valid_utf8(p1) || !core::is_valid_utf8(p2) || !core::is_valid_utf8(p3))
+                continue;
             feed(p1);
             feed(p2);
             feed(p3);
@@ -399,7 +439,8 @@ TEST_CASE("think tags: split out of the content wherever the chunks cut them", "
     {
         std::string reasoning, text;
         think_tag_splitter split;
-        auto out = [&](bool thinking, std::string_view piece) { (thinking ? reasoning : text) += piece; };
+        auto out = [&](bool thinking, std::string_view piece)
+        { (thinking ? reasoning : text) += piece; };
         split.feed("a < b <thi", out);
         CHECK(text == "a < b "); // "<thi" held back: it may be a tag
         split.feed("s is not a tag <think>still thinking", out);
@@ -409,14 +450,17 @@ TEST_CASE("think tags: split out of the content wherever the chunks cut them", "
     }
 }
 
-TEST_CASE("openai decoder: --think-tags splits the streamed content, off by default", "[streaming][openai][reasoning]")
+TEST_CASE("openai decoder: --think-tags splits the streamed content, off by default",
+          "[streaming][openai][reasoning]")
 {
-    auto const body = content_chunk("<thi") + content_chunk("nk>Hmm, 🤔") + content_chunk(" ok</") +
-                      content_chunk("think>Yes.") + finish_chunk("stop") + done;
+    auto const body = content_chunk("<thi") + content_chunk("nk>Hmm, 🤔") +
+                      content_chunk(" ok</") + content_chunk("think>Yes.") + finish_chunk("stop") +
+                      done;
     auto const split = decode(body, 0, true);
     CHECK(split->reasoning() == "Hmm, 🤔 ok");
     CHECK(split->text() == "Yes.");
-    for (auto const& r : split->reasonings) CHECK(core::is_valid_utf8(r));
+    for (auto const& r : split->reasonings)
+        CHECK(core::is_valid_utf8(r));
     for (std::size_t piece : {1, 2, 3, 5})
     {
         auto const s = decode(body, piece, true);
@@ -432,7 +476,8 @@ TEST_CASE("openai request body: earlier reasoning goes back only with --send-rea
           "[streaming][openai][reasoning]")
 {
     provider_request req;
-    req.messages = {{"user", "hi", ""}, {"assistant", "hello", "they greet me"}, {"user", "again", ""}};
+    req.messages = {
+        {"user", "hi", ""}, {"assistant", "hello", "they greet me"}, {"user", "again", ""}};
     openai_options o;
     o.base_url = "http://127.0.0.1:1";
     auto body = json::parse(openai_request_body(o, req)).as_object();

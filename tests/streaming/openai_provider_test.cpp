@@ -41,7 +41,8 @@ using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 
-namespace {
+namespace
+{
 
 // One accepted connection of the fake upstream; every call blocks (it runs
 // on the mock's own thread, never on the client's).
@@ -59,11 +60,14 @@ public:
 
     bool handshake()
     {
-        if (!tls_) return true;
+        if (!tls_)
+            return true;
         beast::error_code ec;
         tls_->handshake(ssl::stream_base::server, ec);
         if (!ec)
-            if (char const* sni = SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name)) sni_ = sni;
+            if (char const* sni =
+                    SSL_get_servername(tls_->native_handle(), TLSEXT_NAMETYPE_host_name))
+                sni_ = sni;
         return !ec;
     }
 
@@ -77,7 +81,8 @@ public:
     /// Writes @p bytes in pieces of @p piece bytes (0: at once).
     void send(std::string_view bytes, std::size_t piece = 0)
     {
-        if (piece == 0) piece = bytes.size();
+        if (piece == 0)
+            piece = bytes.size();
         for (std::size_t i = 0; i < bytes.size(); i += piece)
             with([&](auto& s) { net::write(s, net::buffer(bytes.substr(i, piece))); });
     }
@@ -85,8 +90,9 @@ public:
     void head(int status, std::string_view type = "text/event-stream", std::string_view extra = {},
               bool chunked = true)
     {
-        std::string h = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: " + std::string(type) + "\r\n" +
-                        std::string(extra) + (chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n") +
+        std::string h = "HTTP/1.1 " + std::to_string(status) +
+                        " X\r\nContent-Type: " + std::string(type) + "\r\n" + std::string(extra) +
+                        (chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n") +
                         "\r\n";
         send(h);
     }
@@ -99,7 +105,8 @@ public:
         std::size_t at = 0;
         for (auto c : cuts)
         {
-            if (c <= at) continue;
+            if (c <= at)
+                continue;
             std::ostringstream size;
             size << std::hex << (c - at);
             send(size.str() + "\r\n" + std::string(body.substr(at, c - at)) + "\r\n", piece);
@@ -110,8 +117,10 @@ public:
 
     void response(int status, std::string_view body, std::string_view extra = {})
     {
-        send("HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\nContent-Length: " +
-             std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" + std::string(body));
+        send("HTTP/1.1 " + std::to_string(status) +
+             " X\r\nContent-Type: application/json\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n" + std::string(extra) + "\r\n" +
+             std::string(body));
     }
 
     /// Waits for the client to close (EOF or reset); the time it saw that.
@@ -121,13 +130,17 @@ public:
         char b[4096];
         for (;;)
         {
-            auto const left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-            if (left.count() <= 0) return std::nullopt;
+            auto const left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+            if (left.count() <= 0)
+                return std::nullopt;
             pollfd p{fd_, POLLIN, 0};
-            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+                return std::nullopt;
             beast::error_code ec;
             with([&](auto& s) { s.read_some(net::buffer(b), ec); });
-            if (ec) return clock_type::now();
+            if (ec)
+                return clock_type::now();
         }
     }
 
@@ -142,8 +155,7 @@ public:
     std::string const& sni() const { return sni_; }
 
 private:
-    template <class F>
-    void with(F&& f)
+    template <class F> void with(F&& f)
     {
         if (tls_)
             f(*tls_);
@@ -165,35 +177,39 @@ public:
     using script = std::function<void(connection&, int index)>;
 
     explicit mock_upstream(script s, int connections = 1, ssl::context* tls = nullptr)
-        : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)), script_(std::move(s))
+        : acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+          script_(std::move(s))
     {
         port_ = acceptor_.local_endpoint().port();
-        thread_ = std::thread([this, connections, tls] {
-            for (int i = 0; i < connections; ++i)
+        thread_ = std::thread(
+            [this, connections, tls]
             {
-                tcp::socket sock(ioc_);
-                beast::error_code ec;
-                acceptor_.accept(sock, ec);
-                if (ec || stopping_) return;
-                try
+                for (int i = 0; i < connections; ++i)
                 {
-                    connection c(std::move(sock), tls);
-                    if (!c.handshake())
+                    tcp::socket sock(ioc_);
+                    beast::error_code ec;
+                    acceptor_.accept(sock, ec);
+                    if (ec || stopping_)
+                        return;
+                    try
                     {
-                        ++failed_handshakes_;
-                        continue;
+                        connection c(std::move(sock), tls);
+                        if (!c.handshake())
+                        {
+                            ++failed_handshakes_;
+                            continue;
+                        }
+                        script_(c, i);
+                        std::lock_guard lock(mutex_);
+                        sni_ = c.sni();
                     }
-                    script_(c, i);
-                    std::lock_guard lock(mutex_);
-                    sni_ = c.sni();
+                    catch (std::exception const& e)
+                    {
+                        std::lock_guard lock(mutex_);
+                        errors_.push_back(e.what());
+                    }
                 }
-                catch (std::exception const& e)
-                {
-                    std::lock_guard lock(mutex_);
-                    errors_.push_back(e.what());
-                }
-            }
-        });
+            });
     }
 
     ~mock_upstream()
@@ -209,7 +225,8 @@ public:
 
     void join()
     {
-        if (thread_.joinable()) thread_.join();
+        if (thread_.joinable())
+            thread_.join();
         thread_ = std::thread([] {});
     }
 
@@ -252,8 +269,10 @@ std::string content(std::string_view text)
     return sse(R"({"choices":[{"index":0,"delta":{"content":)" + core::json_string(text) + "}}]}");
 }
 
-std::string const finish_stop = sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
-std::string const usage = sse(R"({"choices":[],"usage":{"prompt_tokens":21,"completion_tokens":9}})");
+std::string const finish_stop =
+    sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})");
+std::string const usage =
+    sse(R"({"choices":[],"usage":{"prompt_tokens":21,"completion_tokens":9}})");
 std::string const done = "data: [DONE]\r\n\r\n";
 
 std::string const answer = "Bonjour, café naïve 日本語 🚀 👍🏽 𝄞 done.";
@@ -262,7 +281,8 @@ std::string answer_stream()
 {
     // One token per chunk, like a real model: whole words, emoji alone.
     std::string body = ": OPENROUTER PROCESSING\n\n";
-    for (auto tok : {"Bonjour", ",", " café", " naïve", " 日本語", " 🚀", " 👍🏽", " 𝄞", " done", "."})
+    for (auto tok :
+         {"Bonjour", ",", " café", " naïve", " 日本語", " 🚀", " 👍🏽", " 𝄞", " done", "."})
         body += content(tok);
     return body + finish_stop + usage + done;
 }
@@ -274,8 +294,8 @@ std::vector<std::size_t> adversarial_cuts(std::string const& body)
     for (std::size_t i = 1; i < body.size(); ++i)
     {
         auto const c = static_cast<unsigned char>(body[i]);
-        if ((c & 0xC0) == 0x80 || body.compare(i - 1, 2, "da") == 0 || body.compare(i - 1, 2, "a:") == 0 ||
-            body[i] == '\n')
+        if ((c & 0xC0) == 0x80 || body.compare(i - 1, 2, "da") == 0 ||
+            body.compare(i - 1, 2, "a:") == 0 || body[i] == '\n')
             cuts.push_back(i);
     }
     return cuts;
@@ -328,20 +348,23 @@ TEST_CASE("openai: streams text through adversarial chunking", "[streaming][open
     auto const body = answer_stream();
     SECTION("HTTP chunks split inside UTF-8 sequences and data: lines, written byte by byte")
     {
-        mock_upstream up([&](connection& c, int) {
-            auto req = c.read_request();
+        mock_upstream up(
+            [&](connection& c, int)
             {
-                std::lock_guard lock(up.mutex_);
-                up.requests.push_back(req);
-            }
-            c.head(200);
-            c.chunks(body, adversarial_cuts(body), 1);
-            c.end_chunks();
-        });
+                auto req = c.read_request();
+                {
+                    std::lock_guard lock(up.mutex_);
+                    up.requests.push_back(req);
+                }
+                c.head(200);
+                c.chunks(body, adversarial_cuts(body), 1);
+                c.end_chunks();
+            });
         auto const sink = run_step(up, options(up.url() + "/"));
         CHECK(sink->error.empty());
         CHECK(sink->text() == answer);
-        for (auto const& t : sink->texts) CHECK(core::is_valid_utf8(t));
+        for (auto const& t : sink->texts)
+            CHECK(core::is_valid_utf8(t));
         CHECK(sink->finish_reason == "stop");
         CHECK(sink->usage.input_tokens == 21);
         CHECK(sink->usage.output_tokens == 9);
@@ -363,21 +386,24 @@ TEST_CASE("openai: streams text through adversarial chunking", "[streaming][open
     }
     SECTION("a close-delimited body in 1-byte TCP writes, base URL ending in /v1")
     {
-        mock_upstream up([&](connection& c, int) {
-            auto req = c.read_request();
+        mock_upstream up(
+            [&](connection& c, int)
             {
-                std::lock_guard lock(up.mutex_);
-                up.requests.push_back(req);
-            }
-            c.head(200, "text/event-stream; charset=utf-8", {}, false);
-            c.send(body, 1);
-        });
+                auto req = c.read_request();
+                {
+                    std::lock_guard lock(up.mutex_);
+                    up.requests.push_back(req);
+                }
+                c.head(200, "text/event-stream; charset=utf-8", {}, false);
+                c.send(body, 1);
+            });
         auto o = options(up.url() + "/v1");
         o.api_key.reset();
         auto const sink = run_step(up, o);
         CHECK(sink->error.empty());
         CHECK(sink->text() == answer);
-        for (auto const& t : sink->texts) CHECK(core::is_valid_utf8(t));
+        for (auto const& t : sink->texts)
+            CHECK(core::is_valid_utf8(t));
         REQUIRE(up.requests.size() == 1);
         CHECK(up.requests[0].target() == "/v1/chat/completions");
         CHECK(up.requests[0].count(http::field::authorization) == 0);
@@ -386,35 +412,41 @@ TEST_CASE("openai: streams text through adversarial chunking", "[streaming][open
 
 TEST_CASE("openai: two parallel tool calls from streamed deltas", "[streaming][openai][upstream]")
 {
-    auto call = [](int index, std::string_view fields) {
-        return sse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":)" + std::to_string(index) + "," +
-                   std::string(fields) + "}]}}]}");
+    auto call = [](int index, std::string_view fields)
+    {
+        return sse(R"({"choices":[{"index":0,"delta":{"tool_calls":[{"index":)" +
+                   std::to_string(index) + "," + std::string(fields) + "}]}}]}");
     };
-    std::string body = content("Let me check. ") +
-                       call(0, R"("id":"call_1","type":"function","function":{"name":"calculator","arguments":""})") +
-                       call(0, R"("function":{"arguments":"{\"expression\":"})") +
-                       call(1, R"("id":"call_2","type":"function","function":{"name":"datetime","arguments":""})") +
-                       call(0, R"("function":{"arguments":" \"2^10\"}"})") +
-                       call(1, R"("function":{"arguments":"{\"timezone\":\"Europe/Paris\"}"})") +
-                       sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})") + usage + done;
-    mock_upstream up([&](connection& c, int) {
-        c.read_request();
-        c.head(200);
-        c.chunks(body, {7, 100, 101, 250, 333});
-        c.end_chunks();
-    });
+    std::string body =
+        content("Let me check. ") +
+        call(0,
+             R"("id":"call_1","type":"function","function":{"name":"calculator","arguments":""})") +
+        call(0, R"("function":{"arguments":"{\"expression\":"})") +
+        call(1,
+             R"("id":"call_2","type":"function","function":{"name":"datetime","arguments":""})") +
+        call(0, R"("function":{"arguments":" \"2^10\"}"})") +
+        call(1, R"("function":{"arguments":"{\"timezone\":\"Europe/Paris\"}"})") +
+        sse(R"({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]})") + usage + done;
+    mock_upstream up(
+        [&](connection& c, int)
+        {
+            c.read_request();
+            c.head(200);
+            c.chunks(body, {7, 100, 101, 250, 333});
+            c.end_chunks();
+        });
     auto const sink = run_step(up, options(up.url()));
     CHECK(sink->log == std::vector<std::string>{
-                              "text:Let me check. ",
-                              "start:call_1:calculator",
-                              "delta:call_1:{\"expression\":",
-                              "start:call_2:datetime",
-                              "delta:call_1: \"2^10\"}",
-                              "delta:call_2:{\"timezone\":\"Europe/Paris\"}",
-                              "call:call_1:calculator:{\"expression\":\"2^10\"}",
-                              "call:call_2:datetime:{\"timezone\":\"Europe/Paris\"}",
-                              "finish:tool-calls",
-                          });
+                           "text:Let me check. ",
+                           "start:call_1:calculator",
+                           "delta:call_1:{\"expression\":",
+                           "start:call_2:datetime",
+                           "delta:call_1: \"2^10\"}",
+                           "delta:call_2:{\"timezone\":\"Europe/Paris\"}",
+                           "call:call_1:calculator:{\"expression\":\"2^10\"}",
+                           "call:call_2:datetime:{\"timezone\":\"Europe/Paris\"}",
+                           "finish:tool-calls",
+                       });
 }
 
 TEST_CASE("openai: HTTP error statuses become user-facing errors", "[streaming][openai][upstream]")
@@ -426,20 +458,27 @@ TEST_CASE("openai: HTTP error statuses become user-facing errors", "[streaming][
         std::string extra;
         std::string expect;
     };
-    for (auto const& r : std::vector<row>{
-             {401, R"({"error":{"message":"Incorrect API key provided: sk-test-key-0123","code":"invalid_api_key"}})", "",
-              "upstream rejected the API key (HTTP 401)"},
-             {429, R"({"error":{"message":"Rate limit reached","type":"requests"}})", "Retry-After: 7\r\n",
-              "upstream rate limit reached (HTTP 429), retry after 7 s: Rate limit reached"},
-             {500, R"({"error":{"message":"The server had an error while processing your request."}})", "",
-              "upstream error (HTTP 500): The server had an error while processing your request."},
-         })
+    for (
+        auto const& r : std::vector<row>{
+            {401,
+             R"({"error":{"message":"Incorrect API key provided: sk-test-key-0123","code":"invalid_api_key"}})",
+             "", "upstream rejected the API key (HTTP 401)"},
+            {429, R"({"error":{"message":"Rate limit reached","type":"requests"}})",
+             "Retry-After: 7\r\n",
+             "upstream rate limit reached (HTTP 429), retry after 7 s: Rate limit reached"},
+            {500,
+             R"({"error":{"message":"The server had an error while processing your request."}})",
+             "",
+             "upstream error (HTTP 500): The server had an error while processing your request."},
+        })
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            c.response(r.status, r.body, r.extra);
-            c.wait_closed(1s);
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                c.response(r.status, r.body, r.extra);
+                c.wait_closed(1s);
+            });
         auto const sink = run_step(up, options(up.url()));
         INFO(r.status);
         CHECK_THAT(sink->error, Contains(r.expect));
@@ -452,12 +491,14 @@ TEST_CASE("openai: a silent upstream times out and is closed", "[streaming][open
 {
     SECTION("before the headers")
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            auto closed = c.wait_closed(3s);
-            std::lock_guard lock(up.mutex_);
-            up.closed_at = closed;
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                auto closed = c.wait_closed(3s);
+                std::lock_guard lock(up.mutex_);
+                up.closed_at = closed;
+            });
         auto o = options(up.url());
         o.request_timeout = 300ms;
         auto const t0 = clock_type::now();
@@ -468,14 +509,16 @@ TEST_CASE("openai: a silent upstream times out and is closed", "[streaming][open
     }
     SECTION("in the middle of the stream: partial text first")
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            c.head(200);
-            c.chunks(content("partial"), {});
-            auto closed = c.wait_closed(3s);
-            std::lock_guard lock(up.mutex_);
-            up.closed_at = closed;
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                c.head(200);
+                c.chunks(content("partial"), {});
+                auto closed = c.wait_closed(3s);
+                std::lock_guard lock(up.mutex_);
+                up.closed_at = closed;
+            });
         auto o = options(up.url());
         o.request_timeout = 300ms;
         auto const sink = run_step(up, o);
@@ -485,17 +528,20 @@ TEST_CASE("openai: a silent upstream times out and is closed", "[streaming][open
     }
 }
 
-TEST_CASE("openai: a reset or a cut stream is an error after the partial text", "[streaming][openai][upstream]")
+TEST_CASE("openai: a reset or a cut stream is an error after the partial text",
+          "[streaming][openai][upstream]")
 {
     SECTION("reset")
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            c.head(200);
-            c.chunks(content("half an ans"), {});
-            std::this_thread::sleep_for(50ms);
-            c.reset();
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                c.head(200);
+                c.chunks(content("half an ans"), {});
+                std::this_thread::sleep_for(50ms);
+                c.reset();
+            });
         auto const sink = run_step(up, options(up.url()));
         CHECK(sink->text() == "half an ans");
         CHECK_THAT(sink->error, Contains("upstream"));
@@ -503,22 +549,26 @@ TEST_CASE("openai: a reset or a cut stream is an error after the partial text", 
     }
     SECTION("EOF inside a chunk")
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            c.head(200);
-            c.send("40\r\n" + content("x").substr(0, 20));
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                c.head(200);
+                c.send("40\r\n" + content("x").substr(0, 20));
+            });
         auto const sink = run_step(up, options(up.url()));
         CHECK_THAT(sink->error, Contains("closed the connection in the middle of the answer"));
     }
     SECTION("a complete body without [DONE] or finish_reason")
     {
-        mock_upstream up([&](connection& c, int) {
-            c.read_request();
-            c.head(200);
-            c.chunks(content("abc"), {});
-            c.end_chunks();
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                c.read_request();
+                c.head(200);
+                c.chunks(content("abc"), {});
+                c.end_chunks();
+            });
         auto const sink = run_step(up, options(up.url()));
         CHECK(sink->text() == "abc");
         CHECK_THAT(sink->error, Contains("before the answer was finished"));
@@ -527,34 +577,42 @@ TEST_CASE("openai: a reset or a cut stream is an error after the partial text", 
 
 TEST_CASE("openai: malformed SSE ends the step and the connection", "[streaming][openai][upstream]")
 {
-    mock_upstream up([&](connection& c, int) {
-        c.read_request();
-        c.head(200);
-        c.chunks(content("ok ") + "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n" + content("never"), {});
-        auto closed = c.wait_closed(2s);
-        std::lock_guard lock(up.mutex_);
-        up.closed_at = closed;
-    });
+    mock_upstream up(
+        [&](connection& c, int)
+        {
+            c.read_request();
+            c.head(200);
+            c.chunks(content("ok ") + "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}\n\n" +
+                         content("never"),
+                     {});
+            auto closed = c.wait_closed(2s);
+            std::lock_guard lock(up.mutex_);
+            up.closed_at = closed;
+        });
     auto const sink = run_step(up, options(up.url()));
     CHECK(sink->text() == "ok ");
     CHECK_THAT(sink->error, Contains("malformed JSON"));
     CHECK(up.closed_at.has_value());
 }
 
-TEST_CASE("openai: cancel closes the upstream connection within milliseconds", "[streaming][openai][upstream]")
+TEST_CASE("openai: cancel closes the upstream connection within milliseconds",
+          "[streaming][openai][upstream]")
 {
     std::optional<clock_type::time_point> cancelled_at;
-    mock_upstream up([&](connection& c, int) {
-        c.read_request();
-        c.head(200);
-        c.chunks(content("first"), {});
-        auto closed = c.wait_closed(3s);
-        std::lock_guard lock(up.mutex_);
-        up.closed_at = closed;
-    });
+    mock_upstream up(
+        [&](connection& c, int)
+        {
+            c.read_request();
+            c.head(200);
+            c.chunks(content("first"), {});
+            auto closed = c.wait_closed(3s);
+            std::lock_guard lock(up.mutex_);
+            up.closed_at = closed;
+        });
     client cl(options(up.url()));
     auto const& sink = cl.sink;
-    sink->after_text = [&] {
+    sink->after_text = [&]
+    {
         cancelled_at = clock_type::now();
         cl.stream->cancel();
     };
@@ -564,7 +622,8 @@ TEST_CASE("openai: cancel closes the upstream connection within milliseconds", "
     CHECK(sink->log == std::vector<std::string>{"text:first"});
     REQUIRE(cancelled_at);
     REQUIRE(up.closed_at);
-    auto const lag = std::chrono::duration_cast<std::chrono::milliseconds>(*up.closed_at - *cancelled_at);
+    auto const lag =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*up.closed_at - *cancelled_at);
     INFO("upstream saw the close " << lag.count() << " ms after cancel");
     CHECK(lag < 250ms); // typically 0-1 ms; the margin is for loaded CI machines
     CHECK(clock_type::now() - t0 < 1500ms); // not the request timeout
@@ -602,11 +661,13 @@ TEST_CASE("openai: connection failures", "[streaming][openai][upstream]")
     SECTION("a TLS handshake that never completes hits the connect timeout")
     {
         // A plain TCP server that never answers the ClientHello.
-        mock_upstream up([&](connection& c, int) {
-            auto closed = c.wait_closed(3s);
-            std::lock_guard lock(up.mutex_);
-            up.closed_at = closed;
-        });
+        mock_upstream up(
+            [&](connection& c, int)
+            {
+                auto closed = c.wait_closed(3s);
+                std::lock_guard lock(up.mutex_);
+                up.closed_at = closed;
+            });
         auto o = options(up.url("https"));
         o.connect_timeout = 300ms;
         auto const t0 = clock_type::now();
@@ -625,7 +686,8 @@ TEST_CASE("openai: connection failures", "[streaming][openai][upstream]")
 
 //------------------------------------------------------------------------------
 
-namespace {
+namespace
+{
 
 // A self-signed certificate for `localhost` (P-256), made for the test.
 struct test_certificate
@@ -643,8 +705,8 @@ struct test_certificate
         X509_gmtime_adj(X509_getm_notAfter(x), 3600);
         X509_set_pubkey(x, key);
         auto* name = X509_get_subject_name(x);
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<unsigned char const*>("localhost"), -1,
-                                   -1, 0);
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   reinterpret_cast<unsigned char const*>("localhost"), -1, -1, 0);
         X509_set_issuer_name(x, name);
         X509V3_CTX ctx;
         X509V3_set_ctx_nodb(&ctx);
@@ -658,13 +720,14 @@ struct test_certificate
         }
         X509_sign(x, key, EVP_sha256());
         cert_pem = to_pem([&](BIO* b) { PEM_write_bio_X509(b, x); });
-        key_pem = to_pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+        key_pem =
+            to_pem([&](BIO* b)
+                   { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
         X509_free(x);
         EVP_PKEY_free(key);
     }
 
-    template <class F>
-    static std::string to_pem(F&& write)
+    template <class F> static std::string to_pem(F&& write)
     {
         BIO* b = BIO_new(BIO_s_mem());
         write(b);
@@ -678,7 +741,8 @@ struct test_certificate
 
 } // namespace
 
-TEST_CASE("openai: TLS with SNI, chain and host name verification", "[streaming][openai][upstream][tls]")
+TEST_CASE("openai: TLS with SNI, chain and host name verification",
+          "[streaming][openai][upstream][tls]")
 {
     test_certificate cert;
     ssl::context server_tls(ssl::context::tls_server);
@@ -688,7 +752,8 @@ TEST_CASE("openai: TLS with SNI, chain and host name verification", "[streaming]
     auto const ca_file = dir.file("ca.pem");
     std::ofstream(ca_file) << cert.cert_pem;
 
-    auto serve = [](connection& c, int) {
+    auto serve = [](connection& c, int)
+    {
         c.read_request();
         c.head(200);
         c.chunks(content("secure") + finish_stop + done, {3});

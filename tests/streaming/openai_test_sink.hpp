@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
 struct recording_sink : streaming::provider_sink
 {
-    std::vector<std::string> log;   // "text:..", "start:id:name", "delta:id:..", "call:id:name:args", "finish:..", "error:.."
-    std::vector<std::string> texts; // each on_text piece
+    std::vector<std::string> log; // "text:..", "start:id:name", "delta:id:..", "call:id:name:args",
+                                  // "finish:..", "error:.."
+    std::vector<std::string> texts;      // each on_text piece
     std::vector<std::string> reasonings; // each on_reasoning piece
     std::string finish_reason;
     streaming::step_usage usage;
@@ -25,14 +27,16 @@ struct recording_sink : streaming::provider_sink
 
     void note(std::string s)
     {
-        if (ended) ++calls_after_end;
+        if (ended)
+            ++calls_after_end;
         log.push_back(std::move(s));
     }
     void on_text(std::string_view t) override
     {
         texts.emplace_back(t);
         note("text:" + std::string(t));
-        if (after_text) after_text();
+        if (after_text)
+            after_text();
     }
     void on_reasoning(std::string_view t) override
     {
@@ -68,13 +72,15 @@ struct recording_sink : streaming::provider_sink
     std::string text() const
     {
         std::string out;
-        for (auto const& t : texts) out += t;
+        for (auto const& t : texts)
+            out += t;
         return out;
     }
     std::string reasoning() const
     {
         std::string out;
-        for (auto const& t : reasonings) out += t;
+        for (auto const& t : reasonings)
+            out += t;
         return out;
     }
 };

@@ -27,7 +27,8 @@ namespace net = boost::asio;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 
-namespace {
+namespace
+{
 
 struct store
 {
@@ -46,16 +47,19 @@ struct store
         alice_conversation = conversation(db, alice, "Trip planning");
         auto const bobs = conversation(db, bob, "Bob's secrets");
         std::int64_t t = 1000;
-        message(db, alice_conversation, alice, "user", "Where should I go in Kyoto? 京都 temples please", t++);
-        message(db, alice_conversation, alice, "assistant", std::string(300, '-') + " Try the KYOTO temple Kinkaku-ji " +
-                                                                 std::string(300, '-'),
+        message(db, alice_conversation, alice, "user",
+                "Where should I go in Kyoto? 京都 temples please", t++);
+        message(db, alice_conversation, alice, "assistant",
+                std::string(300, '-') + " Try the KYOTO temple Kinkaku-ji " + std::string(300, '-'),
                 t++);
         message(db, alice_conversation, alice, "user", "100% sure about kyoto_2?", t++);
-        running_message = message(db, alice_conversation, alice, "assistant", "kyoto draft", t++, "generating");
+        running_message =
+            message(db, alice_conversation, alice, "assistant", "kyoto draft", t++, "generating");
         message(db, bobs, bob, "user", "my kyoto password is hunter2", t++);
     }
 
-    static std::string conversation(storage::database& db, std::string const& user, std::string title)
+    static std::string conversation(storage::database& db, std::string const& user,
+                                    std::string title)
     {
         storage::conversation_row c;
         c.id = core::new_id();
@@ -66,9 +70,9 @@ struct store
         return c.id;
     }
 
-    static std::string message(storage::database& db, std::string const& conv, std::string const& user,
-                               std::string role, std::string content, std::int64_t at,
-                               std::string status = storage::status::complete)
+    static std::string message(storage::database& db, std::string const& conv,
+                               std::string const& user, std::string role, std::string content,
+                               std::int64_t at, std::string status = storage::status::complete)
     {
         storage::message_row m;
         m.id = core::new_id();
@@ -102,12 +106,14 @@ TEST_CASE("tools: descriptions for function calling", "[streaming][tools][openai
     CHECK(r.definitions().size() == 2);
 }
 
-TEST_CASE("tools: run_async completes sync tools on the executor, never inline", "[streaming][tools]")
+TEST_CASE("tools: run_async completes sync tools on the executor, never inline",
+          "[streaming][tools]")
 {
     auto const r = tool_registry::with_builtins();
     net::io_context ioc;
     std::optional<tool_result> got;
-    r.run_async("calculator", R"({"expression":"6*7"})", {}, ioc.get_executor(), [&](tool_result t) { got = t; });
+    r.run_async("calculator", R"({"expression":"6*7"})", {}, ioc.get_executor(),
+                [&](tool_result t) { got = t; });
     CHECK_FALSE(got); // posted, not called inline
     ioc.run();
     REQUIRE(got);
@@ -122,7 +128,8 @@ TEST_CASE("tools: run_async completes sync tools on the executor, never inline",
     CHECK_FALSE(got->success);
 }
 
-TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thread", "[streaming][tools][openai]")
+TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thread",
+          "[streaming][tools][openai]")
 {
     store s;
     storage::read_pool reads(s.path, 1);
@@ -159,10 +166,13 @@ TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thr
     auto& ioc = io.ioc;
     tool_context ctx{s.alice, s.alice_conversation, "current"};
 
-    auto call = [&](std::string args, tool_context c) {
+    auto call = [&](std::string args, tool_context c)
+    {
         std::promise<std::pair<tool_result, std::thread::id>> p;
         r.run_async("lookup", std::move(args), c, ioc.get_executor(),
-                    [&](tool_result t) { p.set_value({std::move(t), std::this_thread::get_id()}); });
+                    [&](tool_result t) {
+                        p.set_value({std::move(t), std::this_thread::get_id()});
+                    });
         auto f = p.get_future();
         REQUIRE(f.wait_for(5s) == std::future_status::ready);
         return f.get();
@@ -185,7 +195,8 @@ TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thr
         CHECK(long_snippet.ends_with("…"));
         CHECK(long_snippet.size() < 300);
         CHECK(m[2].at("createdAt") == 1000);
-        for (auto const& x : m) CHECK_THAT(std::string(x.at("snippet").as_string()), !Contains("hunter2"));
+        for (auto const& x : m)
+            CHECK_THAT(std::string(x.at("snippet").as_string()), !Contains("hunter2"));
     }
     SECTION("LIKE wildcards in the query are literal; limit is honoured")
     {
@@ -206,7 +217,8 @@ TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thr
     }
     SECTION("bad arguments fail without touching the pool")
     {
-        for (auto args : {R"({})", R"({"query":"  "})", R"({"query":5})", R"({"query":"x","limit":"a"})", "[]"})
+        for (auto args :
+             {R"({})", R"({"query":"  "})", R"({"query":5})", R"({"query":"x","limit":"a"})", "[]"})
         {
             auto [res, t] = call(args, ctx);
             INFO(args);
@@ -222,27 +234,36 @@ TEST_CASE("lookup: searches only the caller's finished messages, off the I/O thr
         auto released = release.get_future().share();
         reads.post([released](storage::database&) { released.wait(); });
         std::atomic<bool> finished{false};
-        r.run_async("lookup", R"({"query":"kyoto"})", ctx, ioc.get_executor(), [&](tool_result) { finished = true; });
+        r.run_async("lookup", R"({"query":"kyoto"})", ctx, ioc.get_executor(),
+                    [&](tool_result) { finished = true; });
         std::atomic<int> ticks{0};
         net::steady_timer timer(ioc);
-        std::function<void()> tick = [&] {
+        std::function<void()> tick = [&]
+        {
             timer.expires_after(5ms);
-            timer.async_wait([&](boost::system::error_code ec) {
-                if (ec) return;
-                if (++ticks < 10) tick();
-            });
+            timer.async_wait(
+                [&](boost::system::error_code ec)
+                {
+                    if (ec)
+                        return;
+                    if (++ticks < 10)
+                        tick();
+                });
         };
         net::post(ioc, tick);
-        for (int i = 0; i < 400 && ticks < 10; ++i) std::this_thread::sleep_for(5ms);
+        for (int i = 0; i < 400 && ticks < 10; ++i)
+            std::this_thread::sleep_for(5ms);
         CHECK(ticks >= 10);
         CHECK_FALSE(finished);
         release.set_value();
-        for (int i = 0; i < 400 && !finished; ++i) std::this_thread::sleep_for(5ms);
+        for (int i = 0; i < 400 && !finished; ++i)
+            std::this_thread::sleep_for(5ms);
         CHECK(finished);
     }
 }
 
-TEST_CASE("pricing: built-in table, families, unknown models, overrides", "[streaming][openai][pricing]")
+TEST_CASE("pricing: built-in table, families, unknown models, overrides",
+          "[streaming][openai][pricing]")
 {
     step_usage const u{1'000'000, 500'000};
     CHECK(cost_usd("gpt-4o", u) == Approx(2.50 + 5.00));
@@ -254,7 +275,8 @@ TEST_CASE("pricing: built-in table, families, unknown models, overrides", "[stre
     CHECK_FALSE(cost_usd("gpt-4ox", u).has_value());               // prefix must end at '-'
 
     auto t = price_table::builtin();
-    t.merge_json(R"({"llama-3.1-8b-instruct":{"input":0,"output":0},"gpt-4o":{"input":1,"output":2}})");
+    t.merge_json(
+        R"({"llama-3.1-8b-instruct":{"input":0,"output":0},"gpt-4o":{"input":1,"output":2}})");
     CHECK(t.cost_usd("llama-3.1-8b-instruct", u) == Approx(0.0));
     CHECK(t.cost_usd("gpt-4o", u) == Approx(2.0));
     CHECK_THROWS_AS(t.merge_json("[1]"), std::runtime_error);
@@ -281,5 +303,6 @@ TEST_CASE("pricing: reasoning tokens at the reasoning rate, the output rate by d
     CHECK(t.cost_usd("thinker", u) == Approx(1.0 + 0.3 * 2 + 0.2 * 10));
     // A server that counts reasoning apart from the output: both are charged.
     CHECK(t.cost_usd("thinker", {0, 100'000, 300'000}) == Approx(0.3 * 10));
-    CHECK_THROWS_AS(t.merge_json(R"({"m":{"input":1,"output":1,"reasoning":"x"}})"), std::runtime_error);
+    CHECK_THROWS_AS(t.merge_json(R"({"m":{"input":1,"output":1,"reasoning":"x"}})"),
+                    std::runtime_error);
 }

@@ -102,12 +102,19 @@ TEST_CASE("bad frames give precise bad_request errors", "[streaming][protocol]")
           "unknown mutation 'dropAll'");
     CHECK(parse_err(p, R"({"type":"mutate","id":"m","name":"deleteMessage"})").message ==
           "missing field 'args'");
-    CHECK(parse_err(p, R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c"}})")
+    CHECK(parse_err(
+              p, R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c"}})")
               .message.starts_with("args: nothing to update"));
-    CHECK(parse_err(p, R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c","title":""}})")
-              .message == "args: field 'title' must not be empty");
-    CHECK(parse_err(p, R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c","pinned":"yes"}})")
-              .message == "args: field 'pinned' must be a boolean, got string");
+    CHECK(
+        parse_err(
+            p,
+            R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c","title":""}})")
+            .message == "args: field 'title' must not be empty");
+    CHECK(
+        parse_err(
+            p,
+            R"({"type":"mutate","name":"updateConversation","args":{"conversationId":"c","pinned":"yes"}})")
+            .message == "args: field 'pinned' must be a boolean, got string");
     CHECK(parse_err(p, R"({"type":"query","id":"u","name":"getUsage","args":{"from":"2026-1-01"}})")
               .message == "args: field 'from' must be a UTC day YYYY-MM-DD");
     auto const long_id = R"({"type":"ping","id":")" + std::string(200, 'x') + "\"}";

@@ -7,12 +7,14 @@
 
 using namespace chatstream::streaming;
 
-namespace {
+namespace
+{
 
 std::vector<sse_event> drain(sse_parser& p)
 {
     std::vector<sse_event> out;
-    while (auto e = p.next()) out.push_back(std::move(*e));
+    while (auto e = p.next())
+        out.push_back(std::move(*e));
     return out;
 }
 
@@ -32,19 +34,23 @@ std::vector<sse_event> parse_cut(std::string_view s, std::vector<std::size_t> co
     for (auto c : cuts)
     {
         p.feed(s.substr(at, c - at));
-        for (auto& e : drain(p)) out.push_back(std::move(e));
+        for (auto& e : drain(p))
+            out.push_back(std::move(e));
         at = c;
     }
     p.feed(s.substr(at));
-    for (auto& e : drain(p)) out.push_back(std::move(e));
+    for (auto& e : drain(p))
+        out.push_back(std::move(e));
     return out;
 }
 
 bool same(std::vector<sse_event> const& a, std::vector<sse_event> const& b)
 {
-    if (a.size() != b.size()) return false;
+    if (a.size() != b.size())
+        return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (a[i].type != b[i].type || a[i].data != b[i].data || a[i].id != b[i].id) return false;
+        if (a[i].type != b[i].type || a[i].data != b[i].data || a[i].id != b[i].id)
+            return false;
     return true;
 }
 
@@ -95,10 +101,12 @@ TEST_CASE("sse: a stream cut at every position parses the same", "[streaming][ss
         CHECK(same(parse_cut(mixed, {i}), whole));
     }
     for (std::size_t i = 0; i <= mixed.size(); i += 3)
-        for (std::size_t j = i; j <= mixed.size(); j += 5) CHECK(same(parse_cut(mixed, {i, j}), whole));
+        for (std::size_t j = i; j <= mixed.size(); j += 5)
+            CHECK(same(parse_cut(mixed, {i, j}), whole));
     // One byte at a time.
     std::vector<std::size_t> every;
-    for (std::size_t i = 1; i < mixed.size(); ++i) every.push_back(i);
+    for (std::size_t i = 1; i < mixed.size(); ++i)
+        every.push_back(i);
     CHECK(same(parse_cut(mixed, every), whole));
 }
 
@@ -132,7 +140,8 @@ TEST_CASE("sse: partial events and the end of a stream", "[streaming][sse]")
         sse_parser q;
         q.feed("\xEF\xBB");
         CHECK(drain(q).empty());
-        q.feed("\xBF" "data: z\n\n");
+        q.feed("\xBF"
+               "data: z\n\n");
         auto ev = drain(q);
         REQUIRE(ev.size() == 1);
         CHECK(ev[0].data == "z");
@@ -153,7 +162,8 @@ TEST_CASE("sse: size bounds fail the parser instead of growing", "[streaming][ss
     SECTION("many data lines")
     {
         sse_parser p(64);
-        for (int i = 0; i < 20; ++i) p.feed("data: 0123456789\n");
+        for (int i = 0; i < 20; ++i)
+            p.feed("data: 0123456789\n");
         CHECK(drain(p).empty());
         CHECK(p.failed());
     }
@@ -178,7 +188,8 @@ TEST_CASE("sse: a long line fed byte by byte is scanned once", "[streaming][sse]
     for (std::size_t i = 0; i < line.size(); ++i)
     {
         p.feed(std::string_view(&line[i], 1));
-        while (auto e = p.next()) events.push_back(std::move(*e));
+        while (auto e = p.next())
+            events.push_back(std::move(*e));
         // Fails within the bound, not at ctest's timeout.
         if (i % 4096 == 0 && std::chrono::steady_clock::now() - started > std::chrono::seconds(10))
             FAIL("fed " << i << " of " << line.size() << " bytes in 10 s: rescanning");

@@ -101,8 +101,8 @@ TEST_CASE("a slow reader gets the same text and offsets as a fast one", "[stream
         log.append_text(tokens[i]);
         drain(log, fast, f, 1 << 14);
         if (i == 2)
-            log.append_event(events::tool_input_start("m1", "call-1", "calculator",
-                                                      log.u16_length()));
+            log.append_event(
+                events::tool_input_start("m1", "call-1", "calculator", log.u16_length()));
     }
     log.close(events::finish("m1", complete()));
     drain(log, fast, f, 1 << 14);
@@ -183,8 +183,8 @@ TEST_CASE("a reader joining mid-stream starts at its offset and hears later even
     log.append_text("gh");
     log.close(events::finish("m1", complete()));
     drain(log, *c, r, 1 << 14);
-    CHECK(r.log == std::vector<std::string>{"start", "T4:ef😀", "tool-input-start", "T8:gh",
-                                            "finish"});
+    CHECK(r.log ==
+          std::vector<std::string>{"start", "T4:ef😀", "tool-input-start", "T8:gh", "finish"});
     CHECK(!log.cursor_at(11)); // past the end
     // A reader from 0 replays the early tool call at its position.
     auto z = log.cursor_at(0);
@@ -317,8 +317,7 @@ namespace
 
 /// A reasoning model's step: it thinks, answers, calls a tool, thinks
 /// again and ends the answer (docs/design.md §9). @p each runs after every append.
-template <class Each>
-void reasoning_reply(stream_log& log, Each const& each)
+template <class Each> void reasoning_reply(stream_log& log, Each const& each)
 {
     log.append_reasoning_event(events::reasoning_start("m1"));
     each();
@@ -395,9 +394,8 @@ TEST_CASE("reasoning: a resuming reader gets the reasoning it lacks, then the te
         reading r;
         drain(log, *c, r, 1 << 14);
         CHECK(r.log == std::vector<std::string>{"start", "R7:😀 think", "reasoning-end",
-                                                "tool-input-start", "reasoning-start",
-                                                "R15: again", "reasoning-end", "T5: world",
-                                                "finish"});
+                                                "tool-input-start", "reasoning-start", "R15: again",
+                                                "reasoning-end", "T5: world", "finish"});
     }
     SECTION("everything already held: only the end")
     {
@@ -447,7 +445,8 @@ TEST_CASE("a released log hands a reader behind the ranges to read from the row,
             auto const& source = r.reasoning ? reasoning : text;
             // A short read of whole code points, as a bounded fetch makes it.
             auto piece = source.substr(r.byte, std::min<std::size_t>(r.end - r.byte, 5));
-            piece.resize(core::complete_utf8_prefix(piece) ? core::complete_utf8_prefix(piece) : piece.size());
+            piece.resize(core::complete_utf8_prefix(piece) ? core::complete_utf8_prefix(piece)
+                                                           : piece.size());
             got.push_back((r.reasoning ? "R" : "T") + std::to_string(r.u16) + ":" + piece);
             (r.reasoning ? fetched_reasoning : fetched_text) += piece;
             stream_log::advance_stored(early, piece);
@@ -460,12 +459,14 @@ TEST_CASE("a released log hands a reader behind the ranges to read from the row,
     CHECK("Let" + fetched_reasoning == reasoning);
     CHECK(fetched_text == text);
     // Pieces of at most 5 bytes: "😀 " is 5 bytes and 3 UTF-16 units.
-    CHECK(got == std::vector<std::string>{"R3: me ", "R7:😀 ", "R10:think", "reasoning-end", "T0:Hello",
-                                          "tool-input-start", "reasoning-start", "R15: agai",
-                                          "R20:n", "reasoning-end", "T5: worl", "T10:d", "finish"});
+    CHECK(got == std::vector<std::string>{"R3: me ", "R7:😀 ", "R10:think", "reasoning-end",
+                                          "T0:Hello", "tool-input-start", "reasoning-start",
+                                          "R15: agai", "R20:n", "reasoning-end", "T5: worl",
+                                          "T10:d", "finish"});
 }
 
-TEST_CASE("release waits for the end: an open log keeps its text", "[streaming][stream_log][release]")
+TEST_CASE("release waits for the end: an open log keeps its text",
+          "[streaming][stream_log][release]")
 {
     stream_log log("m1", "c1");
     log.append_text("abc");

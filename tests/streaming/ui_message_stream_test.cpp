@@ -94,7 +94,8 @@ std::string assemble(std::vector<json::value> const& parts)
 
 } // namespace
 
-TEST_CASE("ui message stream: text, tool call in place, text after it, finish", "[streaming][ai-sdk]")
+TEST_CASE("ui message stream: text, tool call in place, text after it, finish",
+          "[streaming][ai-sdk]")
 {
     std::vector<frame> frames{
         events::ack({}, "c1", "u1", "m1"),
@@ -114,24 +115,40 @@ TEST_CASE("ui message stream: text, tool call in place, text after it, finish", 
     CHECK(enc.done());
     CHECK(enc.message_id() == "m1");
     auto const parts = parts_of(sse);
-    CHECK(types(parts) == std::vector<std::string>{
-                              "start", "text-start", "text-delta", "text-delta", "text-end",
-                              "tool-input-start", "tool-input-delta", "tool-input-delta",
-                              "tool-input-available", "tool-output-available", "text-start",
-                              "text-delta", "text-end", "finish", "[DONE]"});
+    CHECK(types(parts) ==
+          std::vector<std::string>{"start", "text-start", "text-delta", "text-delta", "text-end",
+                                   "tool-input-start", "tool-input-delta", "tool-input-delta",
+                                   "tool-input-available", "tool-output-available", "text-start",
+                                   "text-delta", "text-end", "finish", "[DONE]"});
     CHECK(assemble(parts) == "text:Let me use it.|tool:call_1|text: The result is 42 🚀.|");
 
     // Exactly the AI SDK 5.0.0 fields (it validated with strictObject).
-    CHECK(parts[0] == json::parse(R"({"type":"start","messageId":"m1","messageMetadata":{"conversationId":"c1"}})"));
+    CHECK(parts[0] ==
+          json::parse(
+              R"({"type":"start","messageId":"m1","messageMetadata":{"conversationId":"c1"}})"));
     CHECK(parts[1] == json::parse(R"({"type":"text-start","id":"text-0"})"));
     CHECK(parts[2] == json::parse(R"({"type":"text-delta","id":"text-0","delta":"Let me "})"));
     CHECK(parts[4] == json::parse(R"({"type":"text-end","id":"text-0"})"));
-    CHECK(parts[5] == json::parse(R"({"type":"tool-input-start","toolCallId":"call_1","toolName":"calculator"})"));
-    CHECK(parts[6] == json::parse(R"({"type":"tool-input-delta","toolCallId":"call_1","inputTextDelta":"{\"expression\":"})"));
-    CHECK(parts[8] == json::parse(R"({"type":"tool-input-available","toolCallId":"call_1","toolName":"calculator","input":{"expression":"6*7"}})"));
-    CHECK(parts[9] == json::parse(R"({"type":"tool-output-available","toolCallId":"call_1","output":{"success":true,"result":42}})"));
+    CHECK(parts[5] ==
+          json::parse(
+              R"({"type":"tool-input-start","toolCallId":"call_1","toolName":"calculator"})"));
+    CHECK(
+        parts[6] ==
+        json::parse(
+            R"({"type":"tool-input-delta","toolCallId":"call_1","inputTextDelta":"{\"expression\":"})"));
+    CHECK(
+        parts[8] ==
+        json::parse(
+            R"({"type":"tool-input-available","toolCallId":"call_1","toolName":"calculator","input":{"expression":"6*7"}})"));
+    CHECK(
+        parts[9] ==
+        json::parse(
+            R"({"type":"tool-output-available","toolCallId":"call_1","output":{"success":true,"result":42}})"));
     CHECK(parts[10] == json::parse(R"({"type":"text-start","id":"text-1"})"));
-    CHECK(parts[13] == json::parse(R"({"type":"finish","messageMetadata":{"status":"complete","finishReason":"stop","usage":{"inputTokens":3,"outputTokens":9,"reasoningTokens":0}}})"));
+    CHECK(
+        parts[13] ==
+        json::parse(
+            R"({"type":"finish","messageMetadata":{"status":"complete","finishReason":"stop","usage":{"inputTokens":3,"outputTokens":9,"reasoningTokens":0}}})"));
 
     // Nothing after the end.
     std::string more;
@@ -139,11 +156,12 @@ TEST_CASE("ui message stream: text, tool call in place, text after it, finish", 
     CHECK(more.empty());
 }
 
-TEST_CASE("ui message stream: a replay (subscribe from 0) assembles the same parts", "[streaming][ai-sdk]")
+TEST_CASE("ui message stream: a replay (subscribe from 0) assembles the same parts",
+          "[streaming][ai-sdk]")
 {
     std::string const text = "Let me use it. The result is 42 🚀.";
-    std::vector<replay_tool> tools{{"call_1", "calculator", R"({"expression":"6*7"})",
-                                    R"({"success":true,"result":42})", 14}};
+    std::vector<replay_tool> tools{
+        {"call_1", "calculator", R"({"expression":"6*7"})", R"({"success":true,"result":42})", 14}};
     std::vector<frame> frames{events::start("m1", "c1")};
     replay_frames("m1", text, tools, 0, [&](frame f) { frames.push_back(std::move(f)); });
     frames.push_back(events::finish("m1", {"complete", "stop", 3, 9, std::nullopt}));
@@ -159,7 +177,7 @@ TEST_CASE("ui message stream: overlapping deltas are cut, UTF-16 aware", "[strea
     enc.encode(*events::start("m", "c").data, out);
     enc.encode(*events::text_delta("m", 0, "a🚀b").data, out); // 4 UTF-16 units
     enc.encode(*events::text_delta("m", 1, "🚀b").data, out);  // all seen
-    enc.encode(*events::text_delta("m", 3, "bcd").data, out);  // "b" seen
+    enc.encode(*events::text_delta("m", 3, "bcd").data, out); // "b" seen
     enc.encode(*events::text_delta("m", 6, "e").data, out);
     auto const parts = parts_of(out);
     CHECK(assemble(parts) == "text:a🚀bcde|");
@@ -184,7 +202,8 @@ TEST_CASE("ui message stream: stopped, failed and internal endings", "[streaming
         ui_message_encoder enc;
         std::string out;
         enc.encode(*events::start("m", "c").data, out);
-        CHECK(enc.encode(*events::finish("m", {"error", "error", 1, 0, "upstream failed"}).data, out));
+        CHECK(enc.encode(*events::finish("m", {"error", "error", 1, 0, "upstream failed"}).data,
+                         out));
         auto const parts = parts_of(out);
         CHECK(types(parts) == std::vector<std::string>{"start", "error", "finish", "[DONE]"});
         CHECK(parts[1] == json::parse(R"({"type":"error","errorText":"upstream failed"})"));
@@ -196,7 +215,8 @@ TEST_CASE("ui message stream: stopped, failed and internal endings", "[streaming
         std::string out;
         enc.encode(*events::start("m", "c").data, out);
         enc.encode(*events::text_delta("m", 0, "x").data, out);
-        CHECK(enc.encode(*events::error({}, "m", wire_error::internal, "could not store").data, out));
+        CHECK(
+            enc.encode(*events::error({}, "m", wire_error::internal, "could not store").data, out));
         CHECK(types(parts_of(out)) == std::vector<std::string>{"start", "text-start", "text-delta",
                                                                "text-end", "error", "[DONE]"});
     }
@@ -209,7 +229,10 @@ TEST_CASE("ui message stream: stopped, failed and internal endings", "[streaming
         enc.encode(*events::tool_input_available("m", "t9", "calculator", "{}", 0).data, out);
         enc.encode(*events::tool_output_error("m", "t9", "division by zero").data, out);
         auto const parts = parts_of(out);
-        CHECK(parts.back() == json::parse(R"({"type":"tool-output-error","toolCallId":"t9","errorText":"division by zero"})"));
+        CHECK(
+            parts.back() ==
+            json::parse(
+                R"({"type":"tool-output-error","toolCallId":"t9","errorText":"division by zero"})"));
     }
 }
 
@@ -248,13 +271,16 @@ TEST_CASE("useChat body: parsed and refused with a clear message", "[streaming][
     CHECK(error(R"({"id":"a","messages":[]})") == "field 'messages' must be a non-empty array");
     CHECK(error(R"({"id":"a","messages":[{"role":"assistant","parts":[]}]})") ==
           "messages[0]: the last message must have role 'user', got 'assistant'");
-    CHECK(error(R"({"id":"a","messages":[{"role":"user"}]})") == "messages[0]: missing array 'parts'");
+    CHECK(error(R"({"id":"a","messages":[{"role":"user"}]})") ==
+          "messages[0]: missing array 'parts'");
     CHECK(error(R"({"id":"a","messages":[{"role":"user","parts":[{"type":"text","text":""}]}]})") ==
           "messages[0]: the last user message has no text");
     CHECK(error(R"({"id":"a","messages":[{"role":"user","parts":[{"type":"text","text":1}]}]})") ==
           "messages[0]: a text part needs a string 'text'");
-    CHECK_THAT(error(R"({"id":"a","trigger":"regenerate-message","messages":[{"role":"user","parts":[]}]})"),
-               Catch::Contains("needs 'messageId'"));
+    CHECK_THAT(
+        error(
+            R"({"id":"a","trigger":"regenerate-message","messages":[{"role":"user","parts":[]}]})"),
+        Catch::Contains("needs 'messageId'"));
     {
         auto r = ai_sdk::parse_chat_request(
             R"({"id":"a","trigger":"regenerate-message","messageId":"m1","messages":[]})");
@@ -271,24 +297,28 @@ TEST_CASE("useChat body: parsed and refused with a clear message", "[streaming][
     CHECK(!ai_sdk::valid_chat_id("a/b"));
 }
 
-TEST_CASE("ui message stream: reasoning parts before the text, a replayed overlap cut, a start-less delta opened",
+TEST_CASE("ui message stream: reasoning parts before the text, a replayed overlap cut, a "
+          "start-less delta opened",
           "[streaming][ai_sdk][reasoning]")
 {
     ui_message_encoder enc;
-    std::vector<frame> frames{events::start("m1", "c1"),
-                              events::reasoning_start("m1"),
-                              events::reasoning_delta("m1", 0, "Let 🤔"),
-                              events::reasoning_delta("m1", 2, "t 🤔 me"), // repeats "t 🤔" (units 2-4)
-                              events::reasoning_end("m1"),
-                              events::text_delta("m1", 0, "Hi"),
-                              events::finish("m1", {"complete", "stop", 1, 5, std::nullopt, 3})};
+    std::vector<frame> frames{
+        events::start("m1", "c1"),
+        events::reasoning_start("m1"),
+        events::reasoning_delta("m1", 0, "Let 🤔"),
+        events::reasoning_delta("m1", 2, "t 🤔 me"), // repeats "t 🤔" (units 2-4)
+        events::reasoning_end("m1"),
+        events::text_delta("m1", 0, "Hi"),
+        events::finish("m1", {"complete", "stop", 1, 5, std::nullopt, 3})};
     auto const parts = parts_of(encode_all(frames, enc));
-    CHECK(types(parts) == std::vector<std::string>{"start", "reasoning-start", "reasoning-delta", "reasoning-delta",
-                                                   "reasoning-end", "text-start", "text-delta", "text-end", "finish",
-                                                   "[DONE]"});
+    CHECK(types(parts) == std::vector<std::string>{"start", "reasoning-start", "reasoning-delta",
+                                                   "reasoning-delta", "reasoning-end", "text-start",
+                                                   "text-delta", "text-end", "finish", "[DONE]"});
     CHECK(parts[1] == json::parse(R"({"type":"reasoning-start","id":"reasoning-0"})"));
-    CHECK(parts[2] == json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":"Let 🤔"})"));
-    CHECK(parts[3] == json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":" me"})"));
+    CHECK(parts[2] ==
+          json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":"Let 🤔"})"));
+    CHECK(parts[3] ==
+          json::parse(R"({"type":"reasoning-delta","id":"reasoning-0","delta":" me"})"));
     CHECK(parts[4] == json::parse(R"({"type":"reasoning-end","id":"reasoning-0"})"));
     CHECK(parts[8].at("messageMetadata").at("usage").at("reasoningTokens") == 3);
 
@@ -299,6 +329,6 @@ TEST_CASE("ui message stream: reasoning parts before the text, a replayed overla
                                events::text_delta("m1", 0, "Hi"),
                                events::finish("m1", {"complete", "stop", 1, 5, std::nullopt})};
     CHECK(types(parts_of(encode_all(resumed, joined))) ==
-          std::vector<std::string>{"start", "reasoning-start", "reasoning-delta", "reasoning-end", "text-start",
-                                   "text-delta", "text-end", "finish", "[DONE]"});
+          std::vector<std::string>{"start", "reasoning-start", "reasoning-delta", "reasoning-end",
+                                   "text-start", "text-delta", "text-end", "finish", "[DONE]"});
 }

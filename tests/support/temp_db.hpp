@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::test {
+namespace chatstream::test
+{
 
 /// The backend the storage and migration suites run against: SQLite files by
 /// default, PostgreSQL when CHATSTREAM_TEST_BACKEND=postgres (ctest registers
@@ -62,7 +63,8 @@ public:
             try
             {
                 storage::database admin(postgres_test_url(), storage::open_mode::read_write);
-                for (auto const& s : schemas_) admin.try_exec("DROP SCHEMA IF EXISTS " + s + " CASCADE");
+                for (auto const& s : schemas_)
+                    admin.try_exec("DROP SCHEMA IF EXISTS " + s + " CASCADE");
             }
             catch (...)
             {
@@ -82,17 +84,21 @@ public:
     /// through the URI and dropped with this directory. Same name, same database.
     std::string db(std::string const& name = "test.db")
     {
-        if (!testing_postgres()) return file(name);
+        if (!testing_postgres())
+            return file(name);
         for (auto const& [n, location] : databases_)
-            if (n == name) return location;
+            if (n == name)
+                return location;
         auto const url = postgres_test_url();
-        std::string schema = "t" + std::to_string(std::random_device{}()) + "_" + std::to_string(databases_.size());
+        std::string schema =
+            "t" + std::to_string(std::random_device{}()) + "_" + std::to_string(databases_.size());
         {
             storage::database admin(url, storage::open_mode::read_write);
             admin.exec("CREATE SCHEMA " + schema);
         }
         schemas_.push_back(schema);
-        auto location = url + (url.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+        auto location = url + (url.find('?') == std::string::npos ? "?" : "&") +
+                        "options=-csearch_path%3D" + schema;
         databases_.emplace_back(name, location);
         return location;
     }

@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <string>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 /// Wall-clock milliseconds since the Unix epoch: the unit of every stored timestamp.
 inline std::int64_t now_ms() noexcept

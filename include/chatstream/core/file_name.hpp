@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 /// Longest stored file name, in bytes (a common file-system limit). Names
 /// are cut at a UTF-8 character boundary at or below it.

@@ -7,7 +7,8 @@
 #include <optional>
 #include <string_view>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 enum class image_format
 {

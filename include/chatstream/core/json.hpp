@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 /// Canonical text of the JSON document @p text: validated, whitespace
 /// removed, numbers and strings kept as written (same as SQLite's `json()`).

@@ -9,7 +9,8 @@
 #include <cstddef>
 #include <string_view>
 
-namespace chatstream::core {
+namespace chatstream::core
+{
 
 /// Number of UTF-16 code units needed to encode @p utf8 (4-byte sequences
 /// count 2). Invalid bytes count as one unit each (U+FFFD on decode).

@@ -25,7 +25,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::migrations {
+namespace chatstream::migrations
+{
 
 inline constexpr std::size_t default_copy_batch_size = 5000;
 
@@ -65,7 +66,8 @@ struct copy_report
 /// @throws migration_error on a refusal (target not empty and not a copy in
 /// progress of this source, unknown tables, non-PostgreSQL target)
 /// @throws std::exception on database errors (the run is resumable)
-copy_report copy_database(storage::database& source, storage::database& target, copy_options const& options = {});
+copy_report copy_database(storage::database& source, storage::database& target,
+                          copy_options const& options = {});
 
 /// A libpq URI without its password, for output.
 std::string redact_location(std::string const& location);

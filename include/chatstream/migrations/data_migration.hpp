@@ -25,7 +25,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::migrations {
+namespace chatstream::migrations
+{
 
 /// Ids in the `migrations` table.
 inline constexpr char const* normalize_id = "001";
@@ -100,7 +101,8 @@ struct batch_result
 /// cursor; if a VACUUM renumbered rowids in between, `begin` notices the
 /// mismatch and restarts from the start (safe: every write is an idempotent
 /// upsert on a natural key).
-namespace normalize {
+namespace normalize
+{
 
 /// What `begin` decided.
 enum class start_kind
@@ -143,13 +145,13 @@ struct mismatch
 
 struct verify_report
 {
-    std::int64_t messages = 0;           ///< messages checked
+    std::int64_t messages = 0; ///< messages checked
     std::int64_t expected_attachments = 0;
     std::int64_t expected_tool_calls = 0;
-    std::int64_t quarantined = 0;        ///< malformed and kept in migration_errors
+    std::int64_t quarantined = 0; ///< malformed and kept in migration_errors
     std::int64_t mismatch_count = 0;
-    std::vector<mismatch> mismatches;    ///< the first `max_reported`
-    bool legacy_columns = true;          ///< false after cleanup: nothing to compare
+    std::vector<mismatch> mismatches; ///< the first `max_reported`
+    bool legacy_columns = true;       ///< false after cleanup: nothing to compare
 
     bool ok() const noexcept { return mismatch_count == 0; }
 };

@@ -19,7 +19,8 @@
 #include <thread>
 #include <vector>
 
-namespace chatstream::migrations {
+namespace chatstream::migrations
+{
 
 /// A progress sample, taken after every committed batch.
 struct progress
@@ -42,7 +43,8 @@ class progress_reporter
 {
 public:
     /// @param tty draw the bar on stderr (pass `isatty(STDERR_FILENO)`).
-    explicit progress_reporter(bool tty, std::chrono::milliseconds interval = std::chrono::seconds(2));
+    explicit progress_reporter(bool tty,
+                               std::chrono::milliseconds interval = std::chrono::seconds(2));
     void operator()(progress const& p);
 
 private:
@@ -112,8 +114,8 @@ struct online_options
 /// Usage from `serve --migrate` (after `apply_schema`, with the server's writer):
 /// @code
 ///   storage::writer writer(db_path);
-///   migrations::online_backfill backfill(writer, {.on_progress = migrations::progress_reporter(false)});
-///   backfill.start();          // returns at once
+///   migrations::online_backfill backfill(writer, {.on_progress =
+///   migrations::progress_reporter(false)}); backfill.start();          // returns at once
 ///   ... run the server ...
 ///   backfill.stop();           // before writer.stop(): finishes the batch in flight
 /// @endcode

@@ -18,7 +18,8 @@
 #include <utility>
 #include <vector>
 
-namespace chatstream::migrations {
+namespace chatstream::migrations
+{
 
 /// What a database looks like before `migrate up`.
 enum class database_kind
@@ -35,7 +36,7 @@ char const* to_string(database_kind k);
 struct schema_file
 {
     int version = 0;
-    std::string name;     ///< file name, e.g. 0002_normalized_tables.sql
+    std::string name; ///< file name, e.g. 0002_normalized_tables.sql
     std::string sql;
     std::string checksum; ///< hex SHA-256 of sql
     bool legacy_only = false;
@@ -72,9 +73,11 @@ std::vector<schema_status> read_schema_status(storage::database& db);
 /// @throws schema_error on mismatch.
 void check_schema_checksums(storage::database& db);
 
-namespace detail {
+namespace detail
+{
 std::vector<std::pair<std::string, std::string>> const& embedded_sql_files(storage::dialect d);
-std::vector<schema_file> parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files);
+std::vector<schema_file>
+parse_schema_files(std::vector<std::pair<std::string, std::string>> const& files);
 std::vector<int> apply_schema_files(storage::database& db, std::vector<schema_file> const& files);
 /// @p sql with each line `ALTER TABLE t ADD COLUMN IF NOT EXISTS c ...`
 /// dropped when @p db has t.c, else without `IF NOT EXISTS` (SQLite lacks it).

@@ -16,7 +16,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 /// A temporary file being written, with a running SHA-256. Not thread-safe;
 /// move-constructible. The destructor removes the temporary file unless it was committed.

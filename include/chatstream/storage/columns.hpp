@@ -8,11 +8,11 @@
 #include <optional>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 /// Binds @p v, or NULL when empty.
-template <class T>
-void bind_opt(statement& s, int index, std::optional<T> const& v)
+template <class T> void bind_opt(statement& s, int index, std::optional<T> const& v)
 {
     if (v)
         s.bind(index, *v);
@@ -32,7 +32,8 @@ enum class partial_channel
 
 inline std::string partial_text_sql(dialect d, partial_channel ch = partial_channel::content)
 {
-    std::string const table = ch == partial_channel::content ? "message_chunks" : "reasoning_chunks";
+    std::string const table =
+        ch == partial_channel::content ? "message_chunks" : "reasoning_chunks";
     std::string const column =
         ch == partial_channel::content ? "messages.partial_content" : "messages.partial_reasoning";
     std::string const chunks =
@@ -50,19 +51,22 @@ inline std::string partial_text_sql(dialect d, partial_channel ch = partial_chan
 
 inline std::optional<std::string> opt_text(column c)
 {
-    if (c.isNull()) return std::nullopt;
+    if (c.isNull())
+        return std::nullopt;
     return c.getString();
 }
 
 inline std::optional<std::int64_t> opt_int(column c)
 {
-    if (c.isNull()) return std::nullopt;
+    if (c.isNull())
+        return std::nullopt;
     return c.getInt64();
 }
 
 inline std::optional<double> opt_real(column c)
 {
-    if (c.isNull()) return std::nullopt;
+    if (c.isNull())
+        return std::nullopt;
     return c.getDouble();
 }
 

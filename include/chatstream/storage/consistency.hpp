@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 struct consistency_report
 {

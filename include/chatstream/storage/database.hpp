@@ -20,7 +20,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 enum class dialect
 {
@@ -124,8 +125,7 @@ class statement
 public:
     virtual ~statement() = default;
 
-    template <std::integral T>
-    void bind(int index, T value)
+    template <std::integral T> void bind(int index, T value)
     {
         bind_int64(index, static_cast<std::int64_t>(value));
     }
@@ -161,13 +161,29 @@ protected:
     virtual void bind_null(int index) = 0;
 };
 
-inline bool column::isNull() const { return s_.column_is_null(index_); }
-inline std::int64_t column::getInt64() const { return s_.column_int64(index_); }
-inline double column::getDouble() const { return s_.column_double(index_); }
-inline std::string_view column::getView() const { return s_.column_text(index_); }
-inline std::string column::getString() const { return std::string(getView()); }
+inline bool column::isNull() const
+{
+    return s_.column_is_null(index_);
+}
+inline std::int64_t column::getInt64() const
+{
+    return s_.column_int64(index_);
+}
+inline double column::getDouble() const
+{
+    return s_.column_double(index_);
+}
+inline std::string_view column::getView() const
+{
+    return s_.column_text(index_);
+}
+inline std::string column::getString() const
+{
+    return std::string(getView());
+}
 
-namespace detail {
+namespace detail
+{
 class connection; // the backend (storage/detail/connection.hpp)
 } // namespace detail
 
@@ -259,7 +275,8 @@ private:
     bool done_ = false;
 };
 
-namespace detail {
+namespace detail
+{
 /// `?` / `?N` placeholders to `$N`, outside quotes and comments.
 /// @return the rewritten SQL and the number of parameters.
 std::pair<std::string, int> to_postgres_placeholders(std::string_view sql);

@@ -6,19 +6,20 @@
 #include <string>
 #include <system_error>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 enum class errc
 {
     ok = 0,
-    not_found = 1,      ///< no such row for this user
-    conflict,           ///< e.g. a generation already running in the conversation
-    invalid_argument,   ///< a value the schema refuses
-    busy,               ///< SQLITE_BUSY / SQLITE_LOCKED after the busy timeout
-    full,               ///< SQLITE_FULL: disk or max_page_count exhausted
-    io,                 ///< SQLITE_IOERR and other I/O failures
-    constraint,         ///< constraint violation not mapped to a domain error
-    internal            ///< anything else
+    not_found = 1,    ///< no such row for this user
+    conflict,         ///< e.g. a generation already running in the conversation
+    invalid_argument, ///< a value the schema refuses
+    busy,             ///< SQLITE_BUSY / SQLITE_LOCKED after the busy timeout
+    full,             ///< SQLITE_FULL: disk or max_page_count exhausted
+    io,               ///< SQLITE_IOERR and other I/O failures
+    constraint,       ///< constraint violation not mapped to a domain error
+    internal          ///< anything else
 };
 
 std::error_category const& storage_category() noexcept;
@@ -45,7 +46,6 @@ private:
 
 } // namespace chatstream::storage
 
-template <>
-struct std::is_error_code_enum<chatstream::storage::errc> : std::true_type
+template <> struct std::is_error_code_enum<chatstream::storage::errc> : std::true_type
 {
 };

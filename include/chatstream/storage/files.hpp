@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage::files {
+namespace chatstream::storage::files
+{
 
 struct file_row
 {
@@ -44,10 +45,10 @@ std::optional<readable_file> find_readable(database& db, std::string const& user
 /// never what the client claims (issue 20, finding 9).
 struct attachable_file
 {
-    std::string mime_type; ///< the caller's upload type, else the blob's first one
-    std::int64_t size = 0; ///< the blob's size
+    std::string mime_type;               ///< the caller's upload type, else the blob's first one
+    std::int64_t size = 0;               ///< the blob's size
     std::optional<std::string> metadata; ///< the blob's (image width/height), canonical JSON
-    std::string name;      ///< the caller's upload name, else their earliest attachment's
+    std::string name; ///< the caller's upload name, else their earliest attachment's
     /// Set only for an id chatstream never stored (a legacy attachment the
     /// caller already owns): that row's type. Otherwise the type follows
     /// from mime_type (core::attachment_type).

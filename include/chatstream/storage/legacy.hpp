@@ -12,7 +12,8 @@
 #include <variant>
 #include <vector>
 
-namespace chatstream::storage::legacy {
+namespace chatstream::storage::legacy
+{
 
 /// The three legacy columns of one message (NULL = std::nullopt).
 struct arrays

@@ -7,7 +7,8 @@
 #include <thread>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 /// Receives NOTIFYs of @p channels and hands each to `on_notify(channel,
 /// payload)` on the listener thread (keep it short: post elsewhere).
@@ -18,12 +19,13 @@ namespace chatstream::storage {
 class notification_listener
 {
 public:
-    using notify_handler = std::function<void(std::string const& channel, std::string const& payload)>;
+    using notify_handler =
+        std::function<void(std::string const& channel, std::string const& payload)>;
 
     /// Connects and LISTENs before returning.
     /// @throws storage::database_error when the first connection fails.
-    notification_listener(std::string uri, std::vector<std::string> channels, notify_handler on_notify,
-                          std::function<void()> on_reconnect = {});
+    notification_listener(std::string uri, std::vector<std::string> channels,
+                          notify_handler on_notify, std::function<void()> on_reconnect = {});
     notification_listener(notification_listener const&) = delete;
     notification_listener& operator=(notification_listener const&) = delete;
     ~notification_listener();

@@ -16,12 +16,15 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage::nodes {
+namespace chatstream::storage::nodes
+{
 
 /// PostgreSQL channels. Payloads are message ids, far below NOTIFY's 8000
 /// byte limit: a listener reads what it needs from the tables.
-inline constexpr char const* progress_channel = "chatstream_progress"; ///< text/tool/status of a generation changed
-inline constexpr char const* cancel_channel = "chatstream_cancel";     ///< stop this generation, whoever runs it
+inline constexpr char const* progress_channel =
+    "chatstream_progress"; ///< text/tool/status of a generation changed
+inline constexpr char const* cancel_channel =
+    "chatstream_cancel"; ///< stop this generation, whoever runs it
 /// A committed `changed` event for another node's watchers: "node\nuser\nframe".
 inline constexpr char const* changes_channel = "chatstream_changes";
 /// Largest payload PostgreSQL's NOTIFY takes (8000 bytes, minus headroom).
@@ -42,7 +45,8 @@ void leave(database& db, std::string const& node_id);
 void end_lease(database& db, std::string const& node_id);
 
 /// Records that @p node_id runs the generation of @p message_id.
-void claim(database& db, std::string const& message_id, std::string const& node_id, std::int64_t now);
+void claim(database& db, std::string const& message_id, std::string const& node_id,
+           std::int64_t now);
 
 /// The generation of @p message_id ended (its terminal state is in this transaction).
 void release(database& db, std::string const& message_id);

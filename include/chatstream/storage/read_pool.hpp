@@ -13,7 +13,8 @@
 #include <type_traits>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 /// Runs read jobs off the I/O threads. One connection, one thread: a job gets
 /// the connection of the thread it runs on, with that connection's statement
@@ -35,8 +36,7 @@ public:
 
     /// Runs @p f(database&) on a pool thread and waits for its result.
     /// @throws whatever @p f throws.
-    template <class F>
-    auto run_sync(F&& f) -> std::invoke_result_t<F&, database&>
+    template <class F> auto run_sync(F&& f) -> std::invoke_result_t<F&, database&>
     {
         using R = std::invoke_result_t<F&, database&>;
         std::packaged_task<R(database&)> task(std::forward<F>(f));

@@ -19,20 +19,25 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 /// True while messages still has the legacy array columns.
 bool has_legacy_columns(database& db);
 
-namespace users {
+namespace users
+{
 /// Returns the id of the user with @p external_id, creating it if needed.
-std::string ensure(database& db, std::string const& external_id, std::optional<std::string> const& name = {});
+std::string ensure(database& db, std::string const& external_id,
+                   std::optional<std::string> const& name = {});
 std::optional<user_row> find_by_external_id(database& db, std::string const& external_id);
 } // namespace users
 
-namespace conversations {
+namespace conversations
+{
 void insert(database& db, conversation_row const& row);
-std::optional<conversation_row> get(database& db, std::string const& user_id, std::string const& id);
+std::optional<conversation_row> get(database& db, std::string const& user_id,
+                                    std::string const& id);
 /// Most recently updated first; cursor is opaque.
 page<conversation_row> list(database& db, std::string const& user_id, page_request const& req);
 /// Deletes the conversation and (cascade) its messages, attachments, tool calls.
@@ -71,7 +76,8 @@ conversation_row branch(database& db, std::string const& user_id, std::string co
                         std::string const& new_id, std::int64_t now);
 } // namespace conversations
 
-namespace messages {
+namespace messages
+{
 void insert(database& db, message_row const& row);
 std::optional<message_row> get(database& db, std::string const& user_id, std::string const& id);
 /// Not scoped to a user: for server-internal readers that check the owner
@@ -101,8 +107,8 @@ bool append_partial(database& db, std::string const& id, std::int64_t byte_start
 /// The same for the reasoning (docs/design.md §9): @p text is the reasoning from
 /// @p byte_start on. @p thinking_started_at, when set, is recorded once.
 bool append_partial_reasoning(database& db, std::string const& id, std::int64_t byte_start,
-                              std::string_view text, std::optional<std::int64_t> thinking_started_at,
-                              std::int64_t now);
+                              std::string_view text,
+                              std::optional<std::int64_t> thinking_started_at, std::int64_t now);
 /// Bytes [@p byte_start, @p byte_start + @p length) of a message's `content`
 /// (or `reasoning` when @p reasoning), for a reader that streams a long
 /// answer from its committed row in bounded pieces; the cut may fall inside
@@ -167,11 +173,13 @@ struct search_hit
 /// @p phrase anywhere, wildcards in it taken literally, case-insensitive on
 /// both dialects (SQLite's LIKE folds ASCII; PostgreSQL uses ILIKE, which
 /// folds by the database's locale). Newest first, at most @p limit.
-std::vector<search_hit> search(database& db, std::string const& user_id, std::string const& exclude_id,
-                               std::string_view phrase, std::int64_t limit);
+std::vector<search_hit> search(database& db, std::string const& user_id,
+                               std::string const& exclude_id, std::string_view phrase,
+                               std::int64_t limit);
 } // namespace messages
 
-namespace tool_calls {
+namespace tool_calls
+{
 /// Insert or update keyed by (message_id, tool_call_id). Once set,
 /// tool_name and text_position never move; args and result are replaced only
 /// by non-empty values; is_partial follows the caller.
@@ -197,7 +205,8 @@ std::vector<ui_tool_call> list_for_message(database& db, std::string const& user
 std::vector<tool_call_row> rows_for_message(database& db, std::string const& message_id);
 } // namespace tool_calls
 
-namespace attachments {
+namespace attachments
+{
 void insert(database& db, attachment_row const& row);
 /// Attachments of a message the caller owns, in position order.
 std::vector<attachment_row> list_for_message(database& db, std::string const& user_id,

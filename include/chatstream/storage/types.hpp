@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 struct user_row
 {
@@ -33,7 +34,8 @@ struct conversation_row
 };
 
 /// Message status; terminal ones are never overwritten by a streaming write.
-namespace status {
+namespace status
+{
 inline constexpr char const* pending = "pending";
 inline constexpr char const* generating = "generating";
 inline constexpr char const* complete = "complete";
@@ -70,7 +72,8 @@ struct message_row
     std::int64_t updated_at = 0;
     // Reasoning and its timing (docs/design.md §9).
     std::optional<std::string> reasoning;
-    std::optional<std::string> partial_reasoning; ///< with the appended chunks, like partial_content
+    std::optional<std::string>
+        partial_reasoning; ///< with the appended chunks, like partial_content
     std::optional<std::int64_t> reasoning_tokens;
     std::optional<std::int64_t> thinking_started_at;
     std::optional<std::int64_t> thinking_completed_at;
@@ -100,8 +103,8 @@ struct tool_call_row
     std::string user_id;
     std::string tool_call_id;
     std::string tool_name;
-    std::string args = "{}";            ///< canonical JSON text
-    std::optional<std::string> result;  ///< canonical JSON text
+    std::string args = "{}";                   ///< canonical JSON text
+    std::optional<std::string> result;         ///< canonical JSON text
     std::optional<std::int64_t> text_position; ///< UTF-16 units
     bool is_partial = true;
     std::int64_t timestamp = 0;
@@ -115,8 +118,7 @@ struct page_request
     std::size_t limit = 50;
 };
 
-template <class Row>
-struct page
+template <class Row> struct page
 {
     std::vector<Row> rows;
     std::optional<std::string> next_cursor; ///< absent on the last page

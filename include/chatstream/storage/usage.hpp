@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-namespace chatstream::storage::usage {
+namespace chatstream::storage::usage
+{
 
 struct usage_row
 {
@@ -26,8 +27,8 @@ void add_message(database& db, std::string const& user_id, std::string const& da
 
 /// The tokens and cost of a finished generation.
 void add_completion(database& db, std::string const& user_id, std::string const& day,
-                    std::string const& model, std::int64_t input_tokens,
-                    std::int64_t output_tokens, double cost);
+                    std::string const& model, std::int64_t input_tokens, std::int64_t output_tokens,
+                    double cost);
 
 /// Generations accepted for @p user_id on @p day, all models.
 std::int64_t messages_on(database& db, std::string const& user_id, std::string const& day);

@@ -15,7 +15,8 @@
 #include <string>
 #include <thread>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 
 struct writer_options
 {
@@ -31,7 +32,8 @@ struct writer_stats
     std::atomic<std::uint64_t> commits{0};
     std::atomic<std::uint64_t> failed_jobs{0};
     std::atomic<std::uint64_t> failed_commits{0};
-    std::atomic<std::uint64_t> retried_jobs{0};   ///< deadlock victims (with the jobs after them) run again in the next batch
+    std::atomic<std::uint64_t> retried_jobs{
+        0}; ///< deadlock victims (with the jobs after them) run again in the next batch
     std::atomic<std::uint64_t> last_commit_us{0};  ///< duration of the last COMMIT batch
     std::atomic<std::uint64_t> total_commit_us{0}; ///< sum of batch durations
 };

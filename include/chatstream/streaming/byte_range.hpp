@@ -5,15 +5,16 @@
 #include <cstdint>
 #include <string_view>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 struct range_result
 {
     enum class kind
     {
-        none,          ///< no usable Range: send the whole file (200)
-        partial,       ///< send bytes [first, last] (206)
-        unsatisfiable  ///< 416 with `Content-Range: bytes */size`
+        none,         ///< no usable Range: send the whole file (200)
+        partial,      ///< send bytes [first, last] (206)
+        unsatisfiable ///< 416 with `Content-Range: bytes */size`
     };
     kind type = kind::none;
     std::uint64_t first = 0;

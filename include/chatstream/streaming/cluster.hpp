@@ -21,19 +21,21 @@
 #include <memory>
 #include <string>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class writer;
 class read_pool;
 } // namespace chatstream::storage
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 struct cluster_options
 {
-    std::string node_id;                        ///< stable across restarts: `serve --node-id`
-    std::string address;                        ///< informational (host:port)
-    std::chrono::milliseconds heartbeat{2000};  ///< lease renewal and orphan sweep period
-    std::chrono::milliseconds lease{10000};     ///< a node silent this long is dead
+    std::string node_id;                       ///< stable across restarts: `serve --node-id`
+    std::string address;                       ///< informational (host:port)
+    std::chrono::milliseconds heartbeat{2000}; ///< lease renewal and orphan sweep period
+    std::chrono::milliseconds lease{10000};    ///< a node silent this long is dead
 };
 
 class cluster
@@ -52,7 +54,8 @@ public:
     /// node. `changed` events of @p changes are relayed to the watchers on
     /// the other nodes, and theirs to it. @return messages interrupted.
     /// @throws on a database error (startup only).
-    std::size_t start(std::function<void(std::string const& message_id)> stop_here, change_feed& changes);
+    std::size_t start(std::function<void(std::string const& message_id)> stop_here,
+                      change_feed& changes);
 
     /// Stops listening and the heartbeat, and leaves. Idempotent; call
     /// while the writer still runs.

@@ -25,14 +25,15 @@ struct server_metrics
     /// Pieces of a finished answer read back from its row for a reader that
     /// was behind when the log released its text (issue 19).
     std::atomic<std::uint64_t> stored_reads{0};
-    std::atomic<std::uint64_t> queue_drops{0};   ///< sessions closed for outbound overflow
+    std::atomic<std::uint64_t> queue_drops{0}; ///< sessions closed for outbound overflow
     std::atomic<std::uint64_t> bad_requests{0};
     std::atomic<std::uint64_t> flushes{0};                ///< partial_content flushes committed
     std::atomic<std::uint64_t> flush_latency_us_total{0}; ///< submit -> commit, summed
     std::atomic<std::uint64_t> flush_latency_us_max{0};
     std::atomic<std::uint64_t> auth_failures{0};
-    std::atomic<std::uint64_t> tokens_expired{0}; ///< WebSockets closed with 4401 at their token's exp
-    std::atomic<std::uint64_t> titles_requested{0}; ///< auto-title provider requests started
+    std::atomic<std::uint64_t> tokens_expired{
+        0}; ///< WebSockets closed with 4401 at their token's exp
+    std::atomic<std::uint64_t> titles_requested{0};    ///< auto-title provider requests started
     std::atomic<std::uint64_t> refused_server_full{0}; ///< 503: --max-connections reached
     std::atomic<std::uint64_t> refused_user_full{0};   ///< 503: --max-connections-per-user reached
     std::atomic<std::uint64_t> refused_fd_pressure{0}; ///< 503: near the open-file limit

@@ -10,7 +10,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 class multipart_parser
 {

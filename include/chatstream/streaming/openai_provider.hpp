@@ -15,7 +15,8 @@
 #include <string_view>
 #include <vector>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// Configuration of the `openai` provider.
 struct openai_options
@@ -108,7 +109,8 @@ std::string openai_request_body(openai_options const& options, provider_request 
 /// invalid key, 403, 404, 429 rate limited (with Retry-After), 5xx upstream
 /// error, with the upstream's own `error.message` when it has one (cut to
 /// 300 bytes; 401/403 never quote the upstream). @p secret is redacted.
-std::string openai_http_error_message(unsigned status, std::string_view body, std::string_view retry_after = {},
+std::string openai_http_error_message(unsigned status, std::string_view body,
+                                      std::string_view retry_after = {},
                                       std::string_view secret = {});
 
 //------------------------------------------------------------------------------
@@ -136,8 +138,8 @@ public:
     /// @param step    the tool-loop step, used for ids of calls that have none
     /// @param secret  text removed from upstream error messages (the API key)
     /// @param think_tags  split `<think>` reasoning out of the content (--think-tags)
-    openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step = 0, std::string secret = {},
-                          bool think_tags = false);
+    openai_stream_decoder(std::shared_ptr<provider_sink> sink, int step = 0,
+                          std::string secret = {}, bool think_tags = false);
     ~openai_stream_decoder();
     openai_stream_decoder(openai_stream_decoder const&) = delete;
     openai_stream_decoder& operator=(openai_stream_decoder const&) = delete;

@@ -8,7 +8,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// USD per one million tokens.
 struct model_price

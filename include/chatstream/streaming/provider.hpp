@@ -39,7 +39,7 @@ struct provider_request
     std::vector<chat_message> messages;      ///< conversation so far, the new user message last
     std::vector<tool_exchange> tool_results; ///< calls already made by earlier steps
     std::optional<std::string> model;
-    int step = 0;                          ///< 0-based step of the tool loop
+    int step = 0; ///< 0-based step of the tool loop
     /// A title suggestion for a new conversation (auto-title), not an
     /// answer: no tools; the reply is the title text.
     bool title = false;

@@ -39,12 +39,12 @@ struct server_options
     std::size_t io_threads = 0; ///< 0 = hardware concurrency
     std::string provider = "scripted";
     std::string upstream_url;
-    std::string model; ///< default model of the openai provider (--model)
+    std::string model;           ///< default model of the openai provider (--model)
     bool think_tags = false;     ///< --think-tags (openai_options::think_tags)
     bool send_reasoning = false; ///< --send-reasoning (openai_options::send_reasoning)
     std::optional<std::string> api_key;
     std::optional<std::string> jwt_secret; ///< absent = dev mode (no auth)
-    bool jwt_allow_no_exp = false;         ///< --jwt-allow-no-exp: tokens without `exp` never expire
+    bool jwt_allow_no_exp = false; ///< --jwt-allow-no-exp: tokens without `exp` never expire
     int flush_ms = 50;
     int token_delay_ms = 0;
     std::int64_t daily_message_limit = 0; ///< 0 = unlimited
@@ -72,11 +72,12 @@ struct server_options
     double mutation_burst = 120;
 
     // Uploads (POST/GET /api/files, docs/files.md).
-    std::string files_dir;                          ///< empty = `<db dir>/files`
-    std::uint64_t max_upload_bytes = 25ull << 20;   ///< --max-upload-mb
+    std::string files_dir;                        ///< empty = `<db dir>/files`
+    std::uint64_t max_upload_bytes = 25ull << 20; ///< --max-upload-mb
     std::vector<std::string> upload_mime_allow = default_upload_mime_allow();
-    std::int64_t unattached_upload_ttl_s = 24 * 3600; ///< uploads never attached are collected after this
-    int file_sweep_interval_s = 300;                ///< period of the file garbage collector
+    std::int64_t unattached_upload_ttl_s =
+        24 * 3600;                   ///< uploads never attached are collected after this
+    int file_sweep_interval_s = 300; ///< period of the file garbage collector
 
     /// The MIME types accepted by default (images, PDF, text, JSON, audio).
     static std::vector<std::string> default_upload_mime_allow();

@@ -7,7 +7,8 @@
 #include <string>
 #include <string_view>
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// One dispatched event.
 struct sse_event

@@ -60,8 +60,8 @@ public:
         struct stored_range
         {
             bool reasoning = false;
-            std::size_t byte = 0; ///< first byte
-            std::size_t end = 0;  ///< one past the last byte (a code point boundary)
+            std::size_t byte = 0;  ///< first byte
+            std::size_t end = 0;   ///< one past the last byte (a code point boundary)
             std::uint64_t u16 = 0; ///< UTF-16 offset of `byte`
         } stored;
     };
@@ -69,7 +69,7 @@ public:
     /// What `next` hands out.
     enum class item
     {
-        none,  ///< nothing past the cursor yet (the listener will be woken)
+        none,      ///< nothing past the cursor yet (the listener will be woken)
         text,      ///< `text` holds raw UTF-8 starting at UTF-16 offset `offset`
         reasoning, ///< likewise, of the reasoning text
         event,     ///< `event` holds a serialized frame

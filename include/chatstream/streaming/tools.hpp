@@ -13,18 +13,20 @@
 #include <string_view>
 #include <vector>
 
-namespace chatstream::storage {
+namespace chatstream::storage
+{
 class read_pool;
 }
 
-namespace chatstream::streaming {
+namespace chatstream::streaming
+{
 
 /// What a tool call produced.
 struct tool_result
 {
-    std::string json;   ///< canonical JSON object text, always set
+    std::string json; ///< canonical JSON object text, always set
     bool success = false;
-    std::string error;  ///< when !success
+    std::string error; ///< when !success
 };
 
 /// `{"success":false,"error":message}` as a result.
@@ -42,9 +44,9 @@ struct tool_definition
 /// read to `user_id`.
 struct tool_context
 {
-    std::string user_id;         ///< internal `users.id` of the caller
+    std::string user_id; ///< internal `users.id` of the caller
     std::string conversation_id;
-    std::string message_id;      ///< the assistant message being generated
+    std::string message_id; ///< the assistant message being generated
 };
 
 /// Name -> implementation. Immutable after construction, so `run` is
@@ -59,15 +61,19 @@ public:
     /// A tool that does I/O. It starts its work and returns at once, and calls
     /// @p done exactly once, from any thread, with its result; it must not
     /// block the calling (I/O) thread. @p ex may be used for sockets and timers.
-    using async_tool = std::function<void(tool_context const& ctx, std::string args_json,
-                                          boost::asio::any_io_executor ex, std::function<void(tool_result)> done)>;
+    using async_tool =
+        std::function<void(tool_context const& ctx, std::string args_json,
+                           boost::asio::any_io_executor ex, std::function<void(tool_result)> done)>;
 
     /// A registry holding the built-in tools.
     static tool_registry with_builtins();
 
     void add(std::string name, tool t) { tools_[std::move(name)] = std::move(t); }
     void add_async(std::string name, async_tool t) { async_tools_[std::move(name)] = std::move(t); }
-    bool has(std::string_view name) const { return tools_.contains(name) || async_tools_.contains(name); }
+    bool has(std::string_view name) const
+    {
+        return tools_.contains(name) || async_tools_.contains(name);
+    }
 
     /// Describes a tool to models. Tools without a description are not
     /// offered to a model (but still run when called).
@@ -84,8 +90,8 @@ public:
 
     /// Runs tool @p name, sync or async, and posts @p done to @p ex with its
     /// result; never calls @p done inline. Same failure rules as `run`.
-    void run_async(std::string_view name, std::string args_json, tool_context ctx, boost::asio::any_io_executor ex,
-                   std::function<void(tool_result)> done) const;
+    void run_async(std::string_view name, std::string args_json, tool_context ctx,
+                   boost::asio::any_io_executor ex, std::function<void(tool_result)> done) const;
 
 private:
     std::map<std::string, tool, std::less<>> tools_;
@@ -106,7 +112,7 @@ struct zoned_instant
     std::string zone;         ///< the zone as resolved (e.g. "Europe/Paris", "UTC+05:30")
     std::string abbreviation; ///< e.g. "CEST"; the offset text for fixed zones
     std::int32_t offset_seconds = 0;
-    std::string iso;          ///< local time, e.g. 2024-06-01T14:03:05.120+02:00
+    std::string iso; ///< local time, e.g. 2024-06-01T14:03:05.120+02:00
 };
 
 /// Resolves @p zone: `UTC`/`GMT`/`Z`, fixed offsets (`+05:30`, `UTC-3`), or an

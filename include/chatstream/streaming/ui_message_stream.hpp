@@ -58,17 +58,17 @@ private:
     void close_text(std::string& out); ///< closes an open reasoning part too
     void close_reasoning(std::string& out);
     void open_reasoning(std::string& out);
-    static bool new_units(boost::json::object const& e, std::uint64_t passed, std::string_view& delta,
-                          std::uint64_t& offset);
+    static bool new_units(boost::json::object const& e, std::uint64_t passed,
+                          std::string_view& delta, std::uint64_t& offset);
 
     std::string message_id_;
     std::optional<std::string> open_text_; ///< id of the text part being streamed
     unsigned text_parts_ = 0;
-    std::uint64_t u16_ = 0; ///< UTF-16 units of text passed on so far
+    std::uint64_t u16_ = 0;                     ///< UTF-16 units of text passed on so far
     std::optional<std::string> open_reasoning_; ///< id of the reasoning part being streamed
     unsigned reasoning_parts_ = 0;
     std::uint64_t reasoning_u16_ = 0; ///< UTF-16 units of reasoning passed on so far
-    std::string started_tool_; ///< ids of calls whose tool-input-start was sent, '\n'-joined
+    std::string started_tool_;        ///< ids of calls whose tool-input-start was sent, '\n'-joined
     bool done_ = false;
 };
 
