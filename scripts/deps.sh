@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential clang libclang-rt-14-dev cmake ninja-build ccache pkg-config git
+  build-essential clang libclang-rt-14-dev clang-format clang-tidy cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsimdjson-dev libsqlite3-dev sqlite3 libsqlitecpp-dev
   libssl-dev libcli11-dev libspdlog-dev libfmt-dev libjwt-dev

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs deps, builds (Release-ish, ASan+UBSan, TSan), runs ctest on each.
-# Then runs every libFuzzer target for FUZZ_SECONDS (default 30; FUZZ=0 skips).
+# Checks the style (scripts/style.sh). Then runs every libFuzzer target for FUZZ_SECONDS (default 30; FUZZ=0 skips).
 # A throwaway PostgreSQL cluster (scripts/pg.sh) runs for the duration: the
 # storage and migration suites run on SQLite and again on PostgreSQL (`pg/`
 # names), plus the two-node tests. POSTGRES=0 skips all PostgreSQL tests.
@@ -120,6 +120,19 @@ else
 fi
 
 run_config build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+# Style (docs/style.md): clang-format on every file, clang-tidy on the files
+# the last commit changed, findings fail the run.
+if command -v clang-format >/dev/null && command -v clang-tidy >/dev/null; then
+  if scripts/style.sh build; then
+    passed=$((passed + 1))
+  else
+    echo "FAIL style: clang-format or clang-tidy findings (scripts/style.sh)"
+    failed=$((failed + 1))
+  fi
+else
+  stage_missing style "clang-format/clang-tidy not installed"
+fi
 
 # End-to-end with Node against the binary just built (tests/e2e): the AI SDK's
 # own client on /api/chat, @chatstream/client over /ws (resume after a drop
