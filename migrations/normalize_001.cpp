@@ -5,6 +5,7 @@
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/legacy.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/rows.hpp"
 #include "detail/legacy_scan.hpp"
 
 #include <algorithm>
@@ -17,65 +18,21 @@ namespace
 {
 
 namespace legacy = storage::legacy;
-using storage::bind_opt;
 using storage::opt_text;
 using namespace detail;
 
-// Binds without copying: the row outlives the statement's exec().
-void bind_ref(storage::statement& s, int i, std::optional<std::string> const& v)
-{
-    if (v)
-        s.bindNoCopy(i, *v);
-    else
-        s.bind(i);
-}
+// The INSERT heads of the two tables, in storage's column order.
+std::string const attachment_insert =
+    std::string("INSERT INTO attachments(") + storage::rows::attachment_columns + ") VALUES";
+std::string const tool_call_insert =
+    std::string("INSERT INTO tool_calls(") + storage::rows::tool_call_columns + ") VALUES";
 
-void bind_attachment(storage::statement& s, int base, storage::attachment_row const& a)
-{
-    s.bindNoCopy(base + 1, a.id);
-    s.bindNoCopy(base + 2, a.message_id);
-    s.bindNoCopy(base + 3, a.conversation_id);
-    s.bindNoCopy(base + 4, a.user_id);
-    s.bind(base + 5, a.position);
-    s.bindNoCopy(base + 6, a.type);
-    s.bindNoCopy(base + 7, a.name);
-    s.bindNoCopy(base + 8, a.storage_id);
-    s.bindNoCopy(base + 9, a.mime_type);
-    s.bind(base + 10, a.size);
-    bind_ref(s, base + 11, a.metadata);
-    s.bind(base + 12, a.created_at);
-}
-
-void bind_tool_call(storage::statement& s, int base, storage::tool_call_row const& t)
-{
-    s.bindNoCopy(base + 1, t.id);
-    s.bindNoCopy(base + 2, t.message_id);
-    s.bindNoCopy(base + 3, t.conversation_id);
-    s.bindNoCopy(base + 4, t.user_id);
-    s.bindNoCopy(base + 5, t.tool_call_id);
-    s.bindNoCopy(base + 6, t.tool_name);
-    s.bindNoCopy(base + 7, t.args);
-    bind_ref(s, base + 8, t.result);
-    bind_opt(s, base + 9, t.text_position);
-    s.bind(base + 10, t.is_partial ? 1 : 0);
-    s.bind(base + 11, t.timestamp);
-    s.bind(base + 12, t.created_at);
-}
-
-constexpr char const* attachment_insert =
-    "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, "
-    "type, name, storage_id, mime_type, size, metadata, created_at) VALUES";
-constexpr char const* tool_call_insert =
-    "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, "
-    "tool_call_id, tool_name, args, result, text_position, is_partial, timestamp, "
-    "created_at) VALUES";
-
-// Multi-row INSERT … ON CONFLICT DO NOTHING of @p rows (12 columns each).
-// Chunks of 512 rows, the rest in power-of-two chunks, so at most ten
+// Multi-row INSERT … ON CONFLICT DO NOTHING of @p rows (@p width columns
+// each). Chunks of 512 rows, the rest in power-of-two chunks, so at most ten
 // distinct statements are ever prepared.
-template <class Row, class Bind>
-void insert_rows(storage::database& db, char const* insert, std::vector<Row const*> const& rows,
-                 Bind bind)
+template <class Row>
+void insert_rows(storage::database& db, std::string const& insert, int width,
+                 std::vector<Row const*> const& rows)
 {
     std::size_t i = 0;
     while (i < rows.size())
@@ -87,14 +44,14 @@ void insert_rows(storage::database& db, char const* insert, std::vector<Row cons
         for (std::size_t r = 0; r < n; ++r)
         {
             sql += r ? ",(" : "(";
-            for (int c = 1; c <= 12; ++c)
-                sql += (c > 1 ? ",?" : "?") + std::to_string(r * 12 + c);
+            for (int c = 1; c <= width; ++c)
+                sql += (c > 1 ? ",?" : "?") + std::to_string(static_cast<int>(r) * width + c);
             sql += ')';
         }
         sql += " ON CONFLICT DO NOTHING";
         auto& s = db.prepare(sql);
         for (std::size_t r = 0; r < n; ++r)
-            bind(s, static_cast<int>(r * 12), *rows[i + r]);
+            storage::rows::bind(s, static_cast<int>(r) * width, *rows[i + r]);
         s.exec();
         i += n;
     }
@@ -204,10 +161,10 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     // (interrupted) run of this migration with the same values, or from the
     // live server, whose dual-write makes the arrays mirror the table. Either
     // way the table is already right, and re-runs stay idempotent.
-    auto& ins_att = db.prepare(std::string(attachment_insert) +
-                               "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
-    auto& ins_tc = db.prepare(std::string(tool_call_insert) +
-                              "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_att =
+        db.prepare(attachment_insert + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
+    auto& ins_tc =
+        db.prepare(tool_call_insert + "(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING");
     auto& quarantine = db.prepare("INSERT INTO migration_errors(migration_id, record_id, error, "
                                   "raw, created_at) VALUES(?,?,?,?,?) "
                                   "ON CONFLICT(migration_id, record_id) DO UPDATE SET error = "
@@ -297,21 +254,21 @@ batch_result normalize::step(storage::database& db, std::size_t batch_size)
     // (PostgreSQL's round-trip saver) measured 5-10 % slower here.
     if (pg)
     {
-        insert_rows(db, attachment_insert, pending_att, bind_attachment);
-        insert_rows(db, tool_call_insert, pending_tc, bind_tool_call);
+        insert_rows(db, attachment_insert, storage::rows::attachment_width, pending_att);
+        insert_rows(db, tool_call_insert, storage::rows::tool_call_width, pending_tc);
     }
     else
     {
         for (auto const* a : pending_att)
         {
             ins_att.reset();
-            bind_attachment(ins_att, 0, *a);
+            storage::rows::bind(ins_att, 0, *a);
             ins_att.exec();
         }
         for (auto const* t : pending_tc)
         {
             ins_tc.reset();
-            bind_tool_call(ins_tc, 0, *t);
+            storage::rows::bind(ins_tc, 0, *t);
             ins_tc.exec();
         }
     }

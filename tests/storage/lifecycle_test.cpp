@@ -1,6 +1,6 @@
-// Conversation lifecycle writes (lifecycle.cpp), usage accounting and
-// conversation paging: the SQL the streaming layer runs, here on both
-// backends (the streaming suites run on SQLite only).
+// Conversation lifecycle writes (storage/conversations.cpp and messages.cpp),
+// usage accounting and conversation paging: the SQL the streaming layer runs,
+// here on both backends (the streaming suites run on SQLite only).
 #include "chatstream/storage/repositories.hpp"
 
 #include "chatstream/core/ids.hpp"

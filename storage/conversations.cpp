@@ -1,13 +1,21 @@
-// Conversation lifecycle writes (issue 12): partial updates, recount,
-// generated titles, truncation for regenerate, and branching.
+// Conversations: rows, keyset pages, partial updates, recount, generated
+// titles and branching.
 #include "chatstream/storage/repositories.hpp"
 
+#include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
+#include "chatstream/storage/rows.hpp"
+#include "detail/rows.hpp"
+
+#include <algorithm>
 
 namespace chatstream::storage
 {
+
+using namespace detail;
+
 namespace
 {
 
@@ -20,18 +28,124 @@ constexpr char const* copied_message_columns =
     "reasoning_tokens, thinking_started_at, thinking_completed_at";
 constexpr char const* legacy_message_columns = ", attachments, tool_calls, partial_tool_calls";
 
-constexpr char const* copy_tool_calls =
-    "INSERT INTO tool_calls(id, message_id, conversation_id, user_id, tool_call_id, tool_name, "
-    "args, result, text_position, is_partial, timestamp, created_at) "
-    "SELECT ?1 || ':tc:' || tool_call_id, ?1, ?2, user_id, tool_call_id, tool_name, args, result, "
-    "text_position, is_partial, timestamp, ?4 FROM tool_calls WHERE message_id = ?3";
-constexpr char const* copy_attachments =
-    "INSERT INTO attachments(id, message_id, conversation_id, user_id, position, type, name, "
-    "storage_id, mime_type, size, metadata, created_at) "
-    "SELECT ?1 || ':att:' || position, ?1, ?2, user_id, position, type, name, storage_id, "
-    "mime_type, size, metadata, ?4 FROM attachments WHERE message_id = ?3";
+std::string const& copy_tool_calls()
+{
+    static std::string const sql =
+        std::string("INSERT INTO tool_calls(") + rows::tool_call_columns +
+        ") SELECT ?1 || ':tc:' || tool_call_id, ?1, ?2, user_id, tool_call_id, tool_name, args, "
+        "result, text_position, is_partial, timestamp, ?4 FROM tool_calls WHERE message_id = ?3";
+    return sql;
+}
+
+std::string const& copy_attachments()
+{
+    static std::string const sql =
+        std::string("INSERT INTO attachments(") + rows::attachment_columns +
+        ") SELECT ?1 || ':att:' || position, ?1, ?2, user_id, position, type, name, storage_id, "
+        "mime_type, size, metadata, ?4 FROM attachments WHERE message_id = ?3";
+    return sql;
+}
 
 } // namespace
+
+void conversations::insert(database& db, conversation_row const& r)
+{
+    auto& q = db.prepare(
+        "INSERT INTO conversations(id, user_id, title, model, pinned, archived, starred, "
+        "message_count, system_prompt, last_message_at, created_at, updated_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+    q.bind(1, r.id);
+    q.bind(2, r.user_id);
+    q.bind(3, r.title);
+    bind_opt(q, 4, r.model);
+    q.bind(5, r.pinned ? 1 : 0);
+    q.bind(6, r.archived ? 1 : 0);
+    q.bind(7, r.starred ? 1 : 0);
+    q.bind(8, r.message_count);
+    bind_opt(q, 9, r.system_prompt);
+    bind_opt(q, 10, r.last_message_at);
+    q.bind(11, r.created_at);
+    q.bind(12, r.updated_at);
+    q.exec();
+}
+
+std::optional<conversation_row> conversations::get(database& db, std::string const& user_id,
+                                                   std::string const& id)
+{
+    auto& q = db.prepare(std::string("SELECT ") + conversation_columns +
+                         " FROM conversations WHERE id = ? AND user_id = ?");
+    q.bind(1, id);
+    q.bind(2, user_id);
+    if (!q.executeStep())
+        return std::nullopt;
+    auto r = read_conversation(q);
+    q.reset();
+    return r;
+}
+
+page<conversation_row> conversations::list(database& db, std::string const& user_id,
+                                           page_request const& req)
+{
+    page<conversation_row> out;
+    auto const limit = std::clamp<std::size_t>(req.limit, 1, 500);
+    // The first page has its own statement instead of a sentinel id greater
+    // than every id: that would be a byte like 0xff, which PostgreSQL refuses
+    // as text (and which sorts by collation there, not by byte).
+    std::optional<std::pair<std::int64_t, std::string>> after;
+    if (req.cursor)
+        after = decode_cursor(*req.cursor);
+    std::string const select =
+        std::string("SELECT ") + conversation_columns + " FROM conversations WHERE user_id = ?1";
+    std::string const order = " ORDER BY updated_at DESC, id DESC LIMIT ?2";
+    auto& q =
+        db.prepare(after ? select + " AND (updated_at, id) < (?3, ?4)" + order : select + order);
+    q.bind(1, user_id);
+    q.bind(2, static_cast<std::int64_t>(limit + 1));
+    if (after)
+    {
+        q.bind(3, after->first);
+        q.bind(4, after->second);
+    }
+    while (q.executeStep())
+        out.rows.push_back(read_conversation(q));
+    q.reset();
+    if (out.rows.size() > limit)
+    {
+        out.rows.pop_back();
+        out.next_cursor = encode_cursor(out.rows.back().updated_at, out.rows.back().id);
+    }
+    return out;
+}
+
+bool conversations::remove(database& db, std::string const& user_id, std::string const& id)
+{
+    // Legacy databases keep their original messages FK (no cascade) until
+    // cleanup rebuilds the table, so delete children explicitly; on a new
+    // schema this is what the cascade would do anyway.
+    auto& own = db.prepare("SELECT 1 FROM conversations WHERE id = ? AND user_id = ?");
+    own.bind(1, id);
+    own.bind(2, user_id);
+    bool const found = own.executeStep();
+    own.reset();
+    if (!found)
+        return false;
+    auto& m = db.prepare("DELETE FROM messages WHERE conversation_id = ?");
+    m.bind(1, id);
+    m.exec();
+    auto& c = db.prepare("DELETE FROM conversations WHERE id = ? AND user_id = ?");
+    c.bind(1, id);
+    c.bind(2, user_id);
+    return c.exec() > 0;
+}
+
+void conversations::touch_for_new_message(database& db, std::string const& id, std::int64_t at)
+{
+    auto& q = db.prepare("UPDATE conversations SET message_count = message_count + 1, "
+                         "last_message_at = ?2, updated_at = ?2 WHERE id = ?1");
+    q.bind(1, id);
+    q.bind(2, at);
+    q.exec();
+}
 
 std::optional<conversation_row> conversations::update(database& db, std::string const& user_id,
                                                       std::string const& id, patch const& p,
@@ -93,36 +207,6 @@ bool conversations::set_generated_title(database& db, std::string const& id,
     return q.exec() > 0;
 }
 
-std::vector<std::string> messages::remove_from(database& db, message_row const& from,
-                                               std::int64_t now)
-{
-    std::vector<std::string> ids;
-    {
-        auto& q = db.prepare("SELECT id FROM messages WHERE conversation_id = ?1 "
-                             "AND (created_at, id) >= (?2, ?3) ORDER BY created_at, id");
-        q.bind(1, from.conversation_id);
-        q.bind(2, from.created_at);
-        q.bind(3, from.id);
-        while (q.executeStep())
-            ids.push_back(q.getColumn(0).getString());
-        q.reset();
-    }
-    for (auto const& id : ids)
-    {
-        // Children first: legacy databases have no cascade on messages.
-        for (auto const* sql :
-             {"DELETE FROM tool_calls WHERE message_id = ?",
-              "DELETE FROM attachments WHERE message_id = ?", "DELETE FROM messages WHERE id = ?"})
-        {
-            auto& d = db.prepare(sql);
-            d.bind(1, id);
-            d.exec();
-        }
-    }
-    conversations::recount(db, from.conversation_id, now);
-    return ids;
-}
-
 conversation_row conversations::branch(database& db, std::string const& user_id,
                                        std::string const& message_id, std::string const& new_id,
                                        std::int64_t now)
@@ -180,9 +264,9 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
         m.exec();
         // Children keep their natural keys (tool_call_id, position) under
         // the copy; ?1 copy, ?2 new conversation, ?3 original, ?4 now.
-        for (auto const* sql : {copy_tool_calls, copy_attachments})
+        for (auto const* sql : {&copy_tool_calls(), &copy_attachments()})
         {
-            auto& q = db.prepare(sql);
+            auto& q = db.prepare(*sql);
             q.bind(1, copy_id);
             q.bind(2, new_id);
             q.bind(3, old_id);
