@@ -229,8 +229,8 @@ private:
                     if (ec)
                         return self->respond(*shared_req, http::status::internal_server_error,
                                              "text/plain", "could not resolve user\n");
-                    std::make_shared<ws_session>(self->stream_.release_socket(), self->ctx_,
-                                                 user_id, expires, std::move(*ticket))
+                    std::make_shared<ws_session>(beast::tcp_stream(self->stream_.release_socket()),
+                                                 self->ctx_, user_id, expires, std::move(*ticket))
                         ->run(std::move(*shared_req));
                 });
         }

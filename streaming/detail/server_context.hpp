@@ -13,6 +13,7 @@
 #include "chatstream/streaming/server.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <functional>
 #include <memory>
@@ -30,20 +31,29 @@ class read_pool;
 namespace chatstream::streaming::detail
 {
 
-class ws_session;
+/// What the shutdown drain needs of a live WebSocket session.
+class session_handle
+{
+public:
+    /// Flushes what is queued, then closes with @p code. Thread-safe.
+    virtual void close(boost::beast::websocket::close_code code) = 0;
+
+protected:
+    ~session_handle() = default;
+};
 
 /// Live sessions, held weakly, for the shutdown drain. Thread-safe.
 class session_registry
 {
 public:
-    void add(ws_session* s, std::weak_ptr<ws_session> w);
-    void remove(ws_session* s);
+    void add(session_handle* s, std::weak_ptr<session_handle> w);
+    void remove(session_handle* s);
     /// Asks every live session to close (each posts to its own strand).
     void close_all();
 
 private:
     std::mutex mutex_;
-    std::unordered_map<ws_session*, std::weak_ptr<ws_session>> sessions_;
+    std::unordered_map<session_handle*, std::weak_ptr<session_handle>> sessions_;
 };
 
 /// external id (JWT sub / dev user) -> users.id, cached. Thread-safe.

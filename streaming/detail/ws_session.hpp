@@ -25,18 +25,25 @@ namespace chatstream::streaming::detail
 inline constexpr auto token_expired_close_code =
     static_cast<boost::beast::websocket::close_code>(4401);
 
-class ws_session : public subscriber,
-                   public log_listener,
-                   public std::enable_shared_from_this<ws_session>
+/// Templated on the stream under the WebSocket, as Beast's own sessions are,
+/// so the session runs over `beast::tcp_stream` in the server and over
+/// `beast::test::stream` (with `fail_count`) in tests/streaming/ws_session_test.cpp.
+/// The member functions are in ws_session_impl.hpp; ws_session.cpp compiles
+/// the tcp_stream one.
+template <class NextLayer>
+class basic_ws_session : public subscriber,
+                         public log_listener,
+                         public session_handle,
+                         public std::enable_shared_from_this<basic_ws_session<NextLayer>>
 {
 public:
-    /// @p socket must carry the session's strand as its executor.
+    /// @p next_layer must carry the session's strand as its executor.
     /// @p expires_at_s is the token's `exp`: the session is closed with
     /// token_expired_close_code then (docs/design.md §6, docs/protocol.md).
-    ws_session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<server_context> ctx,
-               std::string user_id, std::optional<std::int64_t> expires_at_s,
-               admission_ticket ticket);
-    ~ws_session() override;
+    basic_ws_session(NextLayer&& next_layer, std::shared_ptr<server_context> ctx,
+                     std::string user_id, std::optional<std::int64_t> expires_at_s,
+                     admission_ticket ticket);
+    ~basic_ws_session() override;
 
     /// Completes the upgrade of @p req, then starts reading.
     void run(boost::beast::http::request<boost::beast::http::string_body> req);
@@ -58,7 +65,7 @@ public:
     void on_log_ready() override;
 
     /// Flushes what is queued, then closes with @p code. Thread-safe.
-    void close(boost::beast::websocket::close_code code);
+    void close(boost::beast::websocket::close_code code) override;
 
 private:
     void on_accept(boost::beast::error_code ec);
@@ -77,7 +84,7 @@ private:
     void close_at_expiry();
     void fail(boost::beast::error_code ec, char const* what);
 
-    boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+    boost::beast::websocket::stream<NextLayer> ws_;
     boost::beast::flat_buffer buffer_;
     std::shared_ptr<server_context> ctx_;
     std::string user_id_;
@@ -108,5 +115,9 @@ private:
     int queries_in_flight_ = 0;
     boost::beast::websocket::close_code close_code_ = boost::beast::websocket::close_code::normal;
 };
+
+/// The server's session.
+using ws_session = basic_ws_session<boost::beast::tcp_stream>;
+extern template class basic_ws_session<boost::beast::tcp_stream>;
 
 } // namespace chatstream::streaming::detail
