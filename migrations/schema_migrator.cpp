@@ -85,7 +85,11 @@ std::string detail::sqlite_add_columns_if_missing(storage::database& db, std::st
             auto const column = rest.substr(0, rest.find(' '));
             if (db.has_column(table, column))
                 continue;
-            line = std::string(prefix) + table + " ADD COLUMN " + rest;
+            std::string rewritten(prefix);
+            rewritten += table;
+            rewritten += " ADD COLUMN ";
+            rewritten += rest;
+            line = std::move(rewritten);
         }
         out += line;
         out += '\n';

@@ -8,10 +8,14 @@
 
 #include <malloc.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
-int main(int argc, char** argv)
+namespace
+{
+
+int run_cli(int argc, char** argv)
 {
     // A fixed mmap threshold: an answer's text (a string grown by doubling
     // to megabytes) then lives in its own mapping and goes back to the
@@ -50,6 +54,28 @@ int main(int argc, char** argv)
     catch (std::exception const& e)
     {
         spdlog::error("{}", e.what());
+        return 1;
+    }
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    // Setting up the command line can throw too (allocation, CLI11's
+    // construction errors): nothing leaves main as an exception.
+    try
+    {
+        return run_cli(argc, argv);
+    }
+    catch (std::exception const& e)
+    {
+        std::fprintf(stderr, "chatstream: %s\n", e.what());
+        return 1;
+    }
+    catch (...)
+    {
+        std::fprintf(stderr, "chatstream: unknown error\n");
         return 1;
     }
 }

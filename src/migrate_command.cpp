@@ -90,7 +90,8 @@ int migrate_up(migrate_args const& a)
     if (r.processed || r.start == migrations::normalize::start_kind::fresh ||
         r.start == migrations::normalize::start_kind::resumed)
         fmt::print(", {} messages in {:.2f}s ({:.0f} msg/s), {} quarantined", r.processed,
-                   r.seconds, r.seconds > 0 ? r.processed / r.seconds : 0.0, r.quarantined);
+                   r.seconds, r.seconds > 0 ? static_cast<double>(r.processed) / r.seconds : 0.0,
+                   r.quarantined);
     fmt::print("\n");
     if (r.stopped)
     {
@@ -156,7 +157,7 @@ int migrate_cleanup(migrate_args const& a)
     double const s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     fmt::print("002 {}: {} messages rewritten without legacy columns in {:.2f}s ({:.0f} msg/s)\n",
-               migrations::cleanup_name, n, s, s > 0 ? n / s : 0.0);
+               migrations::cleanup_name, n, s, s > 0 ? static_cast<double>(n) / s : 0.0);
     return 0;
 }
 

@@ -200,7 +200,7 @@ public:
     std::string_view column_text(int i) const override
     {
         if (PQgetisnull(result_.get(), row_, i))
-            return {"", 0};
+            return std::string_view(""); // NULL reads as empty text, never a null pointer
         return {PQgetvalue(result_.get(), row_, i),
                 static_cast<std::size_t>(PQgetlength(result_.get(), row_, i))};
     }

@@ -318,7 +318,15 @@ cluster::cluster(net::io_context& ioc, storage::writer& writer, storage::read_po
 
 cluster::~cluster()
 {
-    stop();
+    // stop() posts and joins; a failure there must not escape a destructor.
+    try
+    {
+        stop();
+    }
+    catch (std::exception const& e)
+    {
+        spdlog::error("cluster: stopping: {}", e.what());
+    }
 }
 
 std::string const& cluster::node_id() const noexcept

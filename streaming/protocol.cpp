@@ -472,14 +472,14 @@ public:
     }
     event_writer& str(std::string_view key, std::string_view value)
     {
-        key_(key);
+        write_key(key);
         core::append_json_string(out_, value);
         return *this;
     }
     /// @p json must be valid JSON text.
     event_writer& raw(std::string_view key, std::string_view json)
     {
-        key_(key);
+        write_key(key);
         out_ += json;
         return *this;
     }
@@ -498,7 +498,7 @@ public:
     }
 
 private:
-    void key_(std::string_view key)
+    void write_key(std::string_view key)
     {
         out_ += ",\"";
         out_ += key;

@@ -69,7 +69,7 @@ std::string upstream_message(std::string_view body)
     auto v = json::parse(body, ec);
     if (!ec)
         return shorten(error_text(v));
-    auto const trimmed = shorten(body);
+    auto trimmed = shorten(body);
     if (trimmed.empty() || trimmed.front() == '<' || !core::is_valid_utf8(trimmed))
         return {};
     return trimmed;

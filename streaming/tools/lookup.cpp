@@ -95,10 +95,10 @@ std::string search(storage::database& db, tool_context const& ctx, lookup_args c
     for (auto& hit : storage::messages::search(db, ctx.user_id, ctx.message_id, a.query, a.limit))
     {
         json::object m;
-        m["messageId"] = std::move(hit.message_id);
-        m["conversationId"] = std::move(hit.conversation_id);
-        m["conversationTitle"] = std::move(hit.conversation_title);
-        m["role"] = std::move(hit.role);
+        m["messageId"] = hit.message_id;
+        m["conversationId"] = hit.conversation_id;
+        m["conversationTitle"] = hit.conversation_title;
+        m["role"] = hit.role;
         m["createdAt"] = hit.created_at;
         m["snippet"] = snippet(hit.content, a.query);
         matches.push_back(std::move(m));
