@@ -4,6 +4,7 @@
 #include "chatstream/storage/legacy.hpp"
 #include "chatstream/storage/repositories.hpp"
 #include "detail/legacy_scan.hpp"
+#include "detail/offline_load.hpp"
 
 #include <fmt/format.h>
 
@@ -88,6 +89,19 @@ void mark_cleanup_failed(storage::database& db, std::string const& error)
     q.exec();
 }
 
+// On SQLite inside the rebuild's write transaction: nothing can change
+// between the check and the drop.
+void require_verified(storage::database& db)
+{
+    auto const report = verify(db, 5);
+    if (!report.ok())
+        throw migration_error(
+            fmt::format("verify found {} mismatch(es) (first: {}: {}); refusing to drop the legacy "
+                        "columns",
+                        report.mismatch_count, report.mismatches.front().message_id,
+                        report.mismatches.front().detail));
+}
+
 // PostgreSQL has transactional DDL and a real DROP COLUMN (a catalog change,
 // no rewrite), so no rebuild: one transaction drops the three columns and
 // swaps the legacy foreign keys for cascading ones (docs/design.md §4). Adding a
@@ -140,9 +154,96 @@ std::int64_t cleanup_postgres(storage::database& db)
     return messages;
 }
 
+// SQLite's 12-step ALTER: foreign keys off (outside any transaction), verify
+// and copy into the new shape in one write transaction, swap, re-create
+// indexes and triggers, check.
+std::int64_t cleanup_sqlite(storage::database& db, bool offline)
+{
+    // Alone on the file, the rebuild runs on a rollback journal: the copy
+    // goes to new pages, which a rollback journal does not hold, where WAL
+    // writes every page twice (bench/RESULTS.md). A kill leaves a hot
+    // journal the next opener rolls back, as during 001's offline load.
+    bool const truncated = offline && try_truncate_journal(db, cleanup_id);
+    // The freed pages of the old table hold nothing that does not live on
+    // in the rebuilt one (and the arrays in attachments, tool_calls and
+    // migration_errors), so zeroing them (Debian builds SECURE_DELETE) is
+    // pure I/O: 250 of 610 MB written on 200k heavy messages. FAST still
+    // clears what it rewrites anyway.
+    std::int64_t secure_delete = 1;
+    {
+        auto& q = db.prepare("PRAGMA secure_delete");
+        if (q.executeStep())
+            secure_delete = q.getColumn(0).getInt64();
+        q.reset();
+    }
+    db.exec("PRAGMA secure_delete=FAST");
+    db.exec("PRAGMA foreign_keys=OFF");
+    auto restore = [&]() noexcept
+    {
+        db.try_exec("PRAGMA foreign_keys=ON");
+        db.try_exec(fmt::format("PRAGMA secure_delete={}", secure_delete));
+        pause_point("cleanup_wal");
+        if (truncated)
+            back_to_wal(db);
+    };
+    std::int64_t copied = 0;
+    try
+    {
+        storage::transaction tx(db);
+        require_verified(db);
+        std::vector<std::string> dependents;
+        {
+            auto& q = db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' "
+                                 "AND type IN ('index','trigger') AND sql IS NOT NULL");
+            while (q.executeStep())
+                dependents.push_back(q.getColumn(0).getString());
+            q.reset();
+        }
+        std::string columns;
+        db.exec("DROP TABLE IF EXISTS messages_rebuilt");
+        db.exec(rebuilt_messages_sql(db, columns));
+        copied = db.prepare("INSERT INTO messages_rebuilt(" + columns + ") SELECT " + columns +
+                            " FROM messages ORDER BY rowid")
+                     .exec();
+        pause_point("cleanup_copy");
+        db.exec("DROP TABLE messages");
+        db.exec("ALTER TABLE messages_rebuilt RENAME TO messages");
+        // Secondary indexes after the copy: one sort each.
+        for (auto const& sql : dependents)
+            db.exec(sql);
+        {
+            auto& check = db.prepare("PRAGMA foreign_key_check");
+            bool const bad = check.executeStep();
+            std::string const detail =
+                bad ? fmt::format("foreign_key_check after rebuild: row {} of {} references a "
+                                  "missing {}; cleanup rolled back",
+                                  check.getColumn(1).getString(), check.getColumn(0).getString(),
+                                  check.getColumn(2).getString())
+                    : std::string();
+            check.reset();
+            if (bad)
+                throw migration_error(detail);
+        }
+        mark_cleaned_up(db, copied);
+        pause_point("cleanup_commit");
+        tx.commit();
+    }
+    catch (std::exception const& e)
+    {
+        restore();
+        mark_cleanup_failed(db, e.what());
+        throw;
+    }
+    restore();
+    // Online, the copy doubled the WAL; fold it back so the file does not stay huge.
+    if (!truncated)
+        db.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return copied;
+}
+
 } // namespace
 
-std::int64_t cleanup(storage::database& db)
+std::int64_t cleanup(storage::database& db, bool offline)
 {
     require_bookkeeping(db);
     if (!storage::has_legacy_columns(db))
@@ -158,64 +259,23 @@ std::int64_t cleanup(storage::database& db)
             fmt::format("migration 001 is {}; run `chatstream migrate up` until it completes "
                         "before cleanup",
                         state ? state->status + " (phase " + state->phase + ")" : "not started"));
-    auto const report = verify(db, 5);
-    if (!report.ok())
-        throw migration_error(
-            fmt::format("verify found {} mismatch(es) (first: {}: {}); refusing to drop the legacy "
-                        "columns",
-                        report.mismatch_count, report.mismatches.front().message_id,
-                        report.mismatches.front().detail));
+    // Visible to other connections while the rebuild runs; a refusal or a
+    // failure replaces it with `failed` and the reason.
     set_phase(db, cleanup_id, cleanup_name, "cleanup", "running", false);
     if (db.is_postgres())
+    {
+        try
+        {
+            require_verified(db);
+        }
+        catch (std::exception const& e)
+        {
+            mark_cleanup_failed(db, e.what());
+            throw;
+        }
         return cleanup_postgres(db);
-
-    // SQLite's 12-step ALTER: foreign keys off (outside any transaction),
-    // copy into the new shape, swap, re-create indexes and triggers, check.
-    db.exec("PRAGMA foreign_keys=OFF");
-    std::int64_t copied = 0;
-    try
-    {
-        storage::transaction tx(db);
-        std::vector<std::string> dependents;
-        {
-            auto& q = db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' "
-                                 "AND type IN ('index','trigger') AND sql IS NOT NULL");
-            while (q.executeStep())
-                dependents.push_back(q.getColumn(0).getString());
-            q.reset();
-        }
-        std::string columns;
-        db.exec("DROP TABLE IF EXISTS messages_rebuilt");
-        db.exec(rebuilt_messages_sql(db, columns));
-        copied = db.prepare("INSERT INTO messages_rebuilt(" + columns + ") SELECT " + columns +
-                            " FROM messages ORDER BY rowid")
-                     .exec();
-        db.exec("DROP TABLE messages");
-        db.exec("ALTER TABLE messages_rebuilt RENAME TO messages");
-        for (auto const& sql : dependents)
-            db.exec(sql);
-        {
-            auto& check = db.prepare("PRAGMA foreign_key_check");
-            if (check.executeStep())
-                throw migration_error(fmt::format(
-                    "foreign_key_check after rebuild: row {} of {} references a missing "
-                    "{}; cleanup rolled back",
-                    check.getColumn(1).getString(), check.getColumn(0).getString(),
-                    check.getColumn(2).getString()));
-        }
-        mark_cleaned_up(db, copied);
-        tx.commit();
     }
-    catch (std::exception const& e)
-    {
-        db.exec("PRAGMA foreign_keys=ON");
-        mark_cleanup_failed(db, e.what());
-        throw;
-    }
-    db.exec("PRAGMA foreign_keys=ON");
-    // The copy doubled the WAL; fold it back so the file does not stay huge.
-    db.try_exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    return copied;
+    return cleanup_sqlite(db, offline);
 }
 
 std::int64_t rollback(storage::database& db, std::string const& id)

@@ -44,6 +44,38 @@ void pause_point(char const* point)
     std::this_thread::sleep_for(std::chrono::seconds(3));
 }
 
+bool try_truncate_journal(storage::database& db, char const* who)
+{
+    if (db.is_postgres())
+        return false;
+    std::string mode;
+    try
+    {
+        mode = journal_mode(db, load_journal);
+    }
+    catch (std::exception const& e)
+    {
+        spdlog::info("migration={} another connection has the database open ({}); WAL kept", who,
+                     e.what());
+        return false;
+    }
+    if (mode != load_journal)
+    {
+        spdlog::info("migration={} journal mode stays {} (another connection?)", who, mode);
+        return false;
+    }
+    // Reads of the old rows through the mapping, not copied page by page.
+    db.exec("PRAGMA mmap_size=2147418112");
+    spdlog::info("migration={} offline: {} journal", who, load_journal);
+    return true;
+}
+
+void back_to_wal(storage::database& db) noexcept
+{
+    db.try_exec("PRAGMA mmap_size=0");
+    db.try_exec("PRAGMA journal_mode=WAL");
+}
+
 int restore_deferred_indexes(storage::database& db)
 {
     if (db.is_postgres() || !db.has_table(deferred_indexes_table))

@@ -18,6 +18,16 @@ inline constexpr char const* deferred_indexes_table = "migration_deferred_indexe
 /// the process at exactly that moment (journal, drop, index_build, wal).
 void pause_point(char const* point);
 
+/// Leaves WAL for a TRUNCATE rollback journal when no other connection has
+/// the file open (SQLite refuses at once otherwise: then false, nothing
+/// changed), and maps the file for reads. For one-connection bulk rewrites
+/// (002's rebuild); must run outside a transaction. @p who prefixes the log.
+bool try_truncate_journal(storage::database& db, char const* who);
+
+/// Undoes try_truncate_journal: no mapping, back to WAL (what every other
+/// opener expects). Outside a transaction; never throws.
+void back_to_wal(storage::database& db) noexcept;
+
 /// Re-creates every deferred index and drops the stash, in the caller's
 /// transaction (so a kill leaves the stash whole). No-op without a stash.
 /// @return indexes built.

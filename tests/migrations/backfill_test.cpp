@@ -412,6 +412,12 @@ TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed",
     }
     CHECK_THROWS_AS(cleanup(db), migration_error);
     CHECK(storage::has_legacy_columns(db));
+    // The refusal is on 002's row, and the file is back in WAL mode.
+    auto const refused = read_migration(db, cleanup_id).value();
+    CHECK(refused.status == "failed");
+    CHECK(refused.error.value_or("").find("refusing to drop") != std::string::npos);
+    if (!db.is_postgres())
+        CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
 }
 
 TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading deletes",
@@ -470,6 +476,27 @@ TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading d
     CHECK(cleanup(db) == 0); // idempotent
     CHECK_THROWS_AS(rollback(db, "001"), migration_error);
     CHECK(up(path).start == normalize::start_kind::already_done);
+}
+
+TEST_CASE("cleanup with another connection open keeps WAL and the same result",
+          "[migrations][cleanup]")
+{
+    if (test::testing_postgres())
+        return; // PostgreSQL has one cleanup path
+    test::temp_dir dir;
+    auto const path = generated(dir, 300);
+    up(path, 100);
+    storage::database db(path, storage::open_mode::read_write);
+    // A server's connection: SQLite refuses to leave WAL, the rebuild runs online.
+    storage::database other(path, storage::open_mode::read_write);
+    CHECK(test::query_one(other, "SELECT count(*) FROM messages") ==
+          std::optional<std::string>("300"));
+    CHECK(cleanup(db) == 300);
+    CHECK_FALSE(db.has_column("messages", "attachments"));
+    CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+    CHECK(test::query_one(other, "SELECT count(*) FROM messages") ==
+          std::optional<std::string>("300"));
+    CHECK(read_migration(db, cleanup_id)->status == "completed");
 }
 
 TEST_CASE("status JSON carries every counter", "[migrations][status]")

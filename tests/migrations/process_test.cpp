@@ -295,3 +295,105 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
         CHECK(test::dump_migrated(killed) == test::dump_migrated(clean));
     }
 }
+
+namespace
+{
+
+// Every message row as text, in id order (what 002 must carry over intact).
+std::string dump_messages(std::string const& path)
+{
+    storage::database db(path, storage::open_mode::read_only);
+    std::string out;
+    auto& q = db.prepare("SELECT * FROM messages ORDER BY id");
+    while (q.executeStep())
+    {
+        for (int i = 0; i < q.getColumnCount(); ++i)
+        {
+            auto c = q.getColumn(i);
+            out += c.isNull() ? std::string("NULL") : c.getString();
+            out += '|';
+        }
+        out += '\n';
+    }
+    q.reset();
+    return out;
+}
+
+} // namespace
+
+// 002's rebuild on the rollback journal (SQLite, no other connection): a kill
+// inside the transaction (after the copy, before the commit) leaves a hot
+// journal that the next opener rolls back to the legacy table, whole; a kill
+// after the commit leaves the rebuilt table in rollback mode, which the next
+// opener switches back to WAL. Either way a second `cleanup` ends where an
+// uninterrupted one does.
+TEST_CASE("cleanup 002: kill -9 during the rebuild on the rollback journal, then resume",
+          "[migrations][process][sqlite][cleanup]")
+{
+    test::temp_dir dir;
+    auto const o = bench::heavy_profile(20000, 9);
+    auto const migrated = dir.file("migrated.db"), clean = dir.file("clean.db");
+    bench::generate_legacy_db(migrated, o);
+    auto const log = dir.file("out.txt");
+    REQUIRE(test::run_chatstream({"migrate", "--db", migrated, "up"}, log).exit_code == 0);
+    std::filesystem::copy_file(migrated, clean);
+    auto const legacy_messages = dump_messages(migrated);
+    auto r = test::run_chatstream({"migrate", "--db", clean, "cleanup"}, log);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.output, Catch::Contains("migration=002 offline: truncate journal"));
+    auto const want_messages = dump_messages(clean);
+    CHECK(want_messages != legacy_messages); // the columns are gone
+    {
+        storage::database db(clean, storage::open_mode::read_only);
+        CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+        CHECK_FALSE(db.has_column("messages", "tool_calls"));
+    }
+
+    for (auto const* point : {"cleanup_copy", "cleanup_commit", "cleanup_wal"})
+    {
+        INFO("killed at " << point);
+        auto const killed = dir.file(std::string("killed-") + point + ".db");
+        auto const killed_log = dir.file(std::string("killed-") + point + ".txt");
+        std::filesystem::copy_file(migrated, killed);
+        setenv("CHATSTREAM_TEST_PAUSE_AT", point, 1);
+        auto const pid = test::spawn_chatstream({"migrate", "--db", killed, "cleanup"}, killed_log);
+        unsetenv("CHATSTREAM_TEST_PAUSE_AT");
+        bool paused = false;
+        auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!paused && std::chrono::steady_clock::now() < deadline)
+        {
+            paused = log_contains(killed_log, std::string("test pause at ") + point);
+            if (!paused)
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+        kill(pid, SIGKILL);
+        CHECK(test::wait_exit(pid) == 128 + SIGKILL);
+        REQUIRE(paused);
+        bool const committed = std::string(point) == "cleanup_wal";
+        {
+            storage::database db(killed, storage::open_mode::read_write);
+            CHECK(test::query_one(db, "PRAGMA integrity_check") ==
+                  std::optional<std::string>("ok"));
+            CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+            CHECK(db.has_column("messages", "tool_calls") == !committed);
+            CHECK_FALSE(db.has_table("messages_rebuilt"));
+            CHECK(test::query_one(db, "SELECT status FROM migrations WHERE id = '002'") ==
+                  std::optional<std::string>(committed ? "completed" : "running"));
+        }
+        CHECK(dump_messages(killed) == (committed ? want_messages : legacy_messages));
+        r = test::run_chatstream({"migrate", "--db", killed, "cleanup"}, log);
+        CHECK(r.exit_code == 0);
+        CHECK(dump_messages(killed) == want_messages);
+        CHECK(test::dump_migrated(killed) == test::dump_migrated(clean));
+        {
+            storage::database db(killed, storage::open_mode::read_only);
+            CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+            CHECK(test::query_one(db, "SELECT count(*) FROM sqlite_master WHERE tbl_name = "
+                                      "'messages' AND type = 'index' AND sql IS NOT NULL") ==
+                  std::optional<std::string>("2"));
+            CHECK(test::query_one(db, "SELECT count(*) FROM pragma_foreign_key_list('messages') "
+                                      "WHERE on_delete = 'CASCADE'") ==
+                  std::optional<std::string>("2"));
+        }
+    }
+}

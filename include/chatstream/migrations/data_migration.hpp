@@ -163,13 +163,16 @@ struct verify_report
 /// from dual-write to dual-read.
 verify_report verify(storage::database& db, std::size_t max_reported = 50);
 
-/// Migration 002: runs `verify` and refuses (migration_error) on any
-/// mismatch or while 001 is not completed; then rebuilds `messages` without
-/// the three legacy columns and with ON DELETE CASCADE foreign keys (SQLite's
-/// 12-step ALTER procedure, foreign keys off during it, foreign_key_check
-/// after), and marks 001 and 002 complete. Must not run inside a transaction.
+/// Migration 002: refuses (migration_error) while 001 is not completed or
+/// when `verify` finds any mismatch (002's row then says `failed` and why);
+/// then rebuilds `messages` without the three legacy columns and with ON
+/// DELETE CASCADE foreign keys (SQLite's 12-step ALTER procedure, foreign keys
+/// off during it, foreign_key_check after), and marks 001 and 002 complete.
+/// On SQLite, verify and the rebuild share one write transaction, and when
+/// no other connection has the file open (and @p offline) the rebuild runs
+/// on a rollback journal, then back to WAL. Must not run inside a transaction.
 /// @return number of messages rewritten.
-std::int64_t cleanup(storage::database& db);
+std::int64_t cleanup(storage::database& db, bool offline = true);
 
 /// Undoes 001 before cleanup: deletes the rows 001 created (ids derived from
 /// natural keys), its quarantine entries, resets the checkpoint and marks it
