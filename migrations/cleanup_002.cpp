@@ -7,6 +7,11 @@
 #include "detail/offline_load.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 // Migration 002 (drop the legacy columns) and the rollback of 001 before it.
 namespace chatstream::migrations
@@ -93,7 +98,9 @@ void mark_cleanup_failed(storage::database& db, std::string const& error)
 // between the check and the drop.
 void require_verified(storage::database& db)
 {
-    auto const report = verify(db, 5);
+    // CPU-bound conversion: one range per core (at most 4), SQLite only.
+    unsigned const threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    auto const report = db.is_postgres() ? verify(db, 5) : verify_frozen(db, 5, threads);
     if (!report.ok())
         throw migration_error(
             fmt::format("verify found {} mismatch(es) (first: {}: {}); refusing to drop the legacy "
@@ -190,7 +197,9 @@ std::int64_t cleanup_sqlite(storage::database& db, bool offline)
     try
     {
         storage::transaction tx(db);
+        auto const started = std::chrono::steady_clock::now();
         require_verified(db);
+        auto const verified = std::chrono::steady_clock::now();
         std::vector<std::string> dependents;
         {
             auto& q = db.prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'messages' "
@@ -212,7 +221,10 @@ std::int64_t cleanup_sqlite(storage::database& db, bool offline)
         for (auto const& sql : dependents)
             db.exec(sql);
         {
-            auto& check = db.prepare("PRAGMA foreign_key_check");
+            // Only the rebuilt table: the rest kept its rows and the ids they
+            // reference (0.30 s for every table, 0.12 s for this one, on 200k
+            // heavy messages).
+            auto& check = db.prepare("PRAGMA foreign_key_check(messages)");
             bool const bad = check.executeStep();
             std::string const detail =
                 bad ? fmt::format("foreign_key_check after rebuild: row {} of {} references a "
@@ -227,6 +239,10 @@ std::int64_t cleanup_sqlite(storage::database& db, bool offline)
         mark_cleaned_up(db, copied);
         pause_point("cleanup_commit");
         tx.commit();
+        // Where the time went, for whoever sizes a maintenance window.
+        auto const secs = [](auto d) { return std::chrono::duration<double>(d).count(); };
+        spdlog::info("migration=002 verify {:.2f}s, rebuild and commit {:.2f}s",
+                     secs(verified - started), secs(std::chrono::steady_clock::now() - verified));
     }
     catch (std::exception const& e)
     {

@@ -108,8 +108,9 @@ constexpr std::size_t pg_page = 20000;
 } // namespace
 
 message_scan::message_scan(storage::database& db, std::optional<std::string> cursor,
-                           std::size_t limit, bool parents)
-    : db_(db), pg_(db.is_postgres()), parents_(parents), limit_(limit), after_(std::move(cursor))
+                           std::size_t limit, bool parents, std::int64_t until)
+    : db_(db), pg_(db.is_postgres()), parents_(parents), limit_(limit), until_(until),
+      after_(std::move(cursor))
 {
     if (!pg_ && after_)
         std::from_chars(after_->data(), after_->data() + after_->size(), rowid_);
@@ -128,9 +129,11 @@ void message_scan::open_page()
     page_seen_ = 0;
     if (!pg_)
     {
-        sel_ = &db_.prepare(std::string("SELECT rowid, ") + scan_columns +
-                            " FROM messages WHERE rowid > ?1 ORDER BY rowid LIMIT ?2");
+        sel_ =
+            &db_.prepare(std::string("SELECT rowid, ") + scan_columns +
+                         " FROM messages WHERE rowid > ?1 AND rowid <= ?3 ORDER BY rowid LIMIT ?2");
         sel_->bind(1, rowid_);
+        sel_->bind(3, until_);
         sel_->bind(2, limit_ ? static_cast<std::int64_t>(limit_) : std::int64_t{-1});
         return;
     }

@@ -10,6 +10,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <exception>
+#include <limits>
+#include <thread>
 #include <unordered_set>
 
 // verify: every message's legacy arrays against its rows.
@@ -93,31 +96,24 @@ void diff_tool_call(storage::tool_call_row const& want, storage::tool_call_row c
         out += fmt::format(" timestamp: legacy={} table={};", want.timestamp, got.timestamp);
 }
 
-} // namespace
-
-verify_report verify(storage::database& db, std::size_t max_reported)
+// Converts and compares the messages after @p after up to rowid @p until
+// (SQLite; PostgreSQL: all) on @p db, counting into @p report.
+void check_messages(storage::database& db, std::unordered_set<std::string> const& quarantined,
+                    std::optional<std::string> after, std::int64_t until, std::size_t max_reported,
+                    verify_report& report)
 {
-    verify_report report;
-    require_bookkeeping(db);
-    if (!storage::has_legacy_columns(db))
-    {
-        report.legacy_columns = false;
-        return report;
-    }
     auto add = [&](std::string const& id, std::string detail)
     {
         ++report.mismatch_count;
         if (report.mismatches.size() < max_reported)
             report.mismatches.push_back({id, std::move(detail)});
     };
-
-    auto const quarantined = quarantined_ids(db);
     auto& att_q =
         db.prepare("SELECT type, name, storage_id, mime_type, size, metadata FROM attachments "
                    "WHERE message_id = ? ORDER BY position");
     legacy::message_context ctx;
     legacy::arrays in;
-    message_scan scan(db, std::nullopt, 0, false);
+    message_scan scan(db, std::move(after), 0, false, until);
     while (scan.next())
     {
         ++report.messages;
@@ -202,7 +198,101 @@ verify_report verify(storage::database& db, std::size_t max_reported)
         if (!detail.empty())
             add(ctx.message_id, detail.substr(1));
     }
+}
 
+// The checks after every message was compared: rows of blank messages
+// (totals), then the phase.
+void finish(storage::database& db, std::size_t max_reported, verify_report& report);
+
+verify_report run_verify(storage::database& db, std::size_t max_reported, unsigned threads)
+{
+    verify_report report;
+    require_bookkeeping(db);
+    if (!storage::has_legacy_columns(db))
+    {
+        report.legacy_columns = false;
+        return report;
+    }
+    auto const quarantined = quarantined_ids(db);
+    std::int64_t max_rowid = 0;
+    if (!db.is_postgres() && threads > 1)
+    {
+        auto& q = db.prepare("SELECT coalesce(max(rowid), 0) FROM messages");
+        q.executeStep();
+        max_rowid = q.getColumn(0).getInt64();
+        q.reset();
+    }
+    // Small tables are not worth a connection per thread.
+    if (max_rowid < 10000)
+        threads = 1;
+    if (threads == 1)
+        check_messages(db, quarantined, std::nullopt, std::numeric_limits<std::int64_t>::max(),
+                       max_reported, report);
+    else
+    {
+        // Range i is rowid (lo_i, hi_i]; range 0 runs here on the caller's
+        // connection, the others on read connections of their own (the
+        // conversion is CPU-bound and simdjson's parsers are thread_local).
+        std::vector<verify_report> parts(threads);
+        std::vector<std::exception_ptr> errors(threads);
+        auto bound = [&](unsigned i) {
+            return i == threads ? std::numeric_limits<std::int64_t>::max()
+                                : max_rowid / threads * i;
+        };
+        std::vector<std::thread> workers;
+        for (unsigned i = 1; i < threads; ++i)
+            workers.emplace_back(
+                [&, i]
+                {
+                    try
+                    {
+                        storage::database reader(db.path(), storage::open_mode::read_only);
+                        reader.exec("PRAGMA mmap_size=2147418112");
+                        check_messages(reader, quarantined, std::to_string(bound(i)), bound(i + 1),
+                                       max_reported, parts[i]);
+                    }
+                    catch (...)
+                    {
+                        errors[i] = std::current_exception();
+                    }
+                });
+        try
+        {
+            check_messages(db, quarantined, std::nullopt, bound(1), max_reported, parts[0]);
+        }
+        catch (...)
+        {
+            errors[0] = std::current_exception();
+        }
+        for (auto& w : workers)
+            w.join();
+        for (auto const& e : errors)
+            if (e)
+                std::rethrow_exception(e);
+        for (auto& p : parts)
+        {
+            report.messages += p.messages;
+            report.expected_attachments += p.expected_attachments;
+            report.expected_tool_calls += p.expected_tool_calls;
+            report.quarantined += p.quarantined;
+            report.mismatch_count += p.mismatch_count;
+            for (auto& m : p.mismatches)
+                if (report.mismatches.size() < max_reported)
+                    report.mismatches.push_back(std::move(m));
+        }
+    }
+    finish(db, max_reported, report);
+    return report;
+}
+
+void finish(storage::database& db, std::size_t max_reported, verify_report& report)
+{
+    auto add = [&](std::string const& id, std::string detail)
+    {
+        ++report.mismatch_count;
+        if (report.mismatches.size() < max_reported)
+            report.mismatches.push_back({id, std::move(detail)});
+    };
     // Rows of messages whose arrays are blank were not looked at one by one:
     // equal totals prove there are none (every non-blank message matched).
     auto table_count = [&](char const* table)
@@ -255,7 +345,19 @@ verify_report verify(storage::database& db, std::size_t max_reported)
         q.bind(2, core::now_ms());
         q.exec();
     }
-    return report;
+}
+
+} // namespace
+
+verify_report verify(storage::database& db, std::size_t max_reported)
+{
+    return run_verify(db, max_reported, 1);
+}
+
+verify_report detail::verify_frozen(storage::database& db, std::size_t max_reported,
+                                    unsigned threads)
+{
+    return run_verify(db, max_reported, std::max(1u, threads));
 }
 
 } // namespace chatstream::migrations

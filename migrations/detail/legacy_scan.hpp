@@ -6,6 +6,7 @@
 #include "chatstream/storage/database.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,13 @@ bool blank(storage::column const& c);
 /// Copies a column into @p out, reusing its buffer (NULL -> nullopt).
 void assign(std::optional<std::string>& out, storage::column const& c);
 
+/// `verify` for a caller that holds the write transaction (002): nobody can
+/// commit meanwhile, so on SQLite other connections read exactly what the
+/// caller sees, and the messages are checked in rowid ranges on up to
+/// @p threads threads (each its own read connection). PostgreSQL, or
+/// threads = 1: `verify`.
+verify_report verify_frozen(storage::database& db, std::size_t max_reported, unsigned threads);
+
 /// Keyset scan of `messages` with its legacy columns, after a cursor.
 ///
 /// SQLite: `rowid > cursor ORDER BY rowid`, one statement (physical order,
@@ -42,8 +50,9 @@ public:
     /// @param cursor  what `cursor()` returned earlier (rowid or id); nullopt = from the start
     /// @param limit   messages at most; 0 = all
     /// @param parents answer `parents()` (PostgreSQL folds the check into the scan)
+    /// @param until   SQLite only: stop after this rowid (a range of a parallel verify)
     message_scan(storage::database& db, std::optional<std::string> cursor, std::size_t limit,
-                 bool parents);
+                 bool parents, std::int64_t until = std::numeric_limits<std::int64_t>::max());
     message_scan(message_scan const&) = delete;
     message_scan& operator=(message_scan const&) = delete;
     ~message_scan();
@@ -67,6 +76,7 @@ private:
     bool const pg_;
     bool const parents_;
     std::size_t const limit_;
+    std::int64_t const until_;
     std::size_t page_ = 0;
     std::size_t seen_ = 0;      // in this scan
     std::size_t page_seen_ = 0; // in the current page

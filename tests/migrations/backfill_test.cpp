@@ -3,6 +3,7 @@
 #include "chatstream/migrations/schema_migrator.hpp"
 #include "chatstream/storage/repositories.hpp"
 
+#include "../../migrations/detail/legacy_scan.hpp"
 #include "helpers.hpp"
 #include "legacy_gen.hpp"
 #include "legacy_oracle.hpp"
@@ -418,6 +419,61 @@ TEST_CASE("verify reports mismatches and cleanup refuses until they are fixed",
     CHECK(refused.error.value_or("").find("refusing to drop") != std::string::npos);
     if (!db.is_postgres())
         CHECK(test::query_one(db, "PRAGMA journal_mode") == std::optional<std::string>("wal"));
+}
+
+TEST_CASE("verify in rowid ranges on several connections finds what the single scan finds",
+          "[migrations][verify]")
+{
+    if (test::testing_postgres())
+        return; // ranges are SQLite's (rowid); PostgreSQL verifies in one scan
+    test::temp_dir dir;
+    auto const path = generated(dir, 12000);
+    up(path, 5000);
+    storage::database db(path, storage::open_mode::read_write);
+    auto frozen = [&](unsigned threads)
+    {
+        // As 002 calls it: inside the write transaction.
+        storage::transaction tx(db);
+        auto r = detail::verify_frozen(db, 50, threads);
+        tx.commit();
+        return r;
+    };
+    auto const single = verify(db);
+    REQUIRE(single.ok());
+    for (unsigned threads : {2u, 3u})
+    {
+        auto const r = frozen(threads);
+        CHECK(r.ok());
+        CHECK(r.messages == single.messages);
+        CHECK(r.quarantined == single.quarantined);
+        CHECK(r.expected_attachments == single.expected_attachments);
+        CHECK(r.expected_tool_calls == single.expected_tool_calls);
+    }
+
+    // One wrong row at each end of the rowid order and one missing in the middle.
+    for (auto const* order : {"", "DESC"})
+        db.exec(fmt::format("UPDATE tool_calls SET args = '{{\"v\":3}}' WHERE id = (SELECT t.id "
+                            "FROM tool_calls t JOIN messages m ON m.id = t.message_id ORDER BY "
+                            "m.rowid {} LIMIT 1)",
+                            order));
+    db.exec("DELETE FROM attachments WHERE id = (SELECT a.id FROM attachments a JOIN messages m ON "
+            "m.id = a.message_id WHERE m.rowid > 6000 ORDER BY m.rowid LIMIT 1)");
+    auto const bad = verify(db);
+    REQUIRE(bad.mismatch_count == 3);
+    for (unsigned threads : {2u, 3u})
+    {
+        INFO(threads << " threads");
+        auto const r = frozen(threads);
+        REQUIRE(r.mismatch_count == 3);
+        REQUIRE(r.mismatches.size() == 3);
+        for (std::size_t i = 0; i < 3; ++i)
+        {
+            CHECK(r.mismatches[i].message_id == bad.mismatches[i].message_id);
+            CHECK(r.mismatches[i].detail == bad.mismatches[i].detail);
+        }
+    }
+    CHECK_THROWS_AS(cleanup(db), migration_error);
+    CHECK(storage::has_legacy_columns(db));
 }
 
 TEST_CASE("cleanup rebuilds messages without legacy columns and with cascading deletes",
