@@ -237,6 +237,14 @@ up_result run_up(storage::database& db, up_options const& options)
     return result;
 }
 
+int restore_deferred_indexes(storage::database& db)
+{
+    storage::transaction tx(db);
+    int const built = detail::restore_deferred_indexes(db);
+    tx.commit();
+    return built;
+}
+
 //------------------------------------------------------------------------------
 
 online_backfill::online_backfill(storage::writer& writer, online_options options)

@@ -101,6 +101,9 @@ int serve(serve_args& a)
             throw std::runtime_error(
                 "database " + a.options.db_path +
                 " is not migrated; run `chatstream migrate up` or pass --migrate");
+        // A killed offline `migrate up` dropped these indexes; without them
+        // every lookup by conversation or user scans the table.
+        migrations::restore_deferred_indexes(db);
     }
     if (!a.api_key_env.empty())
         if (char const* v = std::getenv(a.api_key_env.c_str()))

@@ -184,6 +184,12 @@ TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarant
     {
         storage::database db(source, storage::open_mode::read_write);
         run_up(db, {.batch_size = 100});
+        // What a killed offline load leaves: an index dropped, its SQL stashed.
+        db.exec("CREATE TABLE migration_deferred_indexes(name TEXT PRIMARY KEY, sql TEXT NOT "
+                "NULL)");
+        db.exec("INSERT INTO migration_deferred_indexes SELECT name, sql FROM sqlite_master "
+                "WHERE name = 'attachments_by_user'");
+        db.exec("DROP INDEX attachments_by_user");
     }
     auto const target = dir.db("target");
     {
@@ -201,6 +207,10 @@ TEST_CASE("copy a backfilled legacy database: legacy shape, 001 rows and quarant
         CHECK(table(r, "migration_errors").target_rows > 0); // the generator's malformed messages
         CHECK(storage::has_legacy_columns(to));
         CHECK(count(to, "SELECT skipped FROM schema_migrations WHERE version = 1") == 0);
+        // The stash stays behind; the target has the index from its own schema.
+        CHECK_FALSE(to.has_table("migration_deferred_indexes"));
+        CHECK(count(to, "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND "
+                        "indexname = 'attachments_by_user'") == 1);
     }
     CHECK(sorted_dump(target) == sorted_dump(source));
 

@@ -283,6 +283,29 @@ TEST_CASE("offline load: kill -9 at the journal switch, the index drop, the inde
             CHECK(test::query_one(db, "SELECT processed FROM migrations WHERE id = '001'") ==
                   std::optional<std::string>(after_commit ? "20000" : "0"));
         }
+        if (std::string(point) == "index_build")
+        {
+            // A plain `serve` on what the kill left (every index stashed)
+            // builds them before it listens.
+            auto const serve_log = dir.file("serve-after-kill.txt");
+            auto const server = test::spawn_chatstream(
+                {"serve", "--db", killed, "--port", "0", "--threads", "1"}, serve_log);
+            bool listening = false;
+            auto const until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (!listening && std::chrono::steady_clock::now() < until)
+            {
+                listening = log_contains(serve_log, "listening on");
+                if (!listening)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            }
+            kill(server, SIGTERM);
+            test::wait_exit(server);
+            REQUIRE(listening);
+            CHECK(log_contains(serve_log, "building 6 deferred indexes"));
+            storage::database db(killed, storage::open_mode::read_only);
+            CHECK(secondary_indexes(db) == all);
+            CHECK(stashed_indexes(db).empty());
+        }
         r = test::run_chatstream({"migrate", "--db", killed, "up"}, log);
         CHECK(r.exit_code == 0);
         CHECK(test::run_chatstream({"migrate", "--db", killed, "verify"}, log).exit_code == 0);

@@ -103,6 +103,13 @@ struct online_options
     std::function<void(std::string const& error)> on_done;
 };
 
+/// Builds the secondary indexes of attachments and tool_calls that a killed
+/// offline `migrate up` left stashed (docs/migrations.md "Offline bulk
+/// load"), in one transaction; no-op without a stash or on PostgreSQL.
+/// `serve` calls it before it listens, so it never serves without them.
+/// @return indexes built.
+int restore_deferred_indexes(storage::database& db);
+
 /// Migration 001 while the server runs.
 ///
 /// A private thread submits one writer job per batch (`normalize::step`
