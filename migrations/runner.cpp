@@ -61,7 +61,8 @@ void progress_reporter::operator()(progress const& p)
     }
     last_ = now;
     double const fraction =
-        p.total > 0 ? std::min(1.0, static_cast<double>(p.processed) / p.total) : 1.0;
+        p.total > 0 ? std::min(1.0, static_cast<double>(p.processed) / static_cast<double>(p.total))
+                    : 1.0;
     std::string eta = p.eta_s ? fmt::format("{:.0f}s", *p.eta_s) : std::string("?");
     if (tty_)
     {
