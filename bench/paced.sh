@@ -18,7 +18,7 @@ build=${1:-build}
 B=$build/bench
 BIN=$build/src/chatstream
 streams=${STREAMS:-"500 2000 5000"}
-sat=${SAT:-"100 1000"}
+sat=${SAT-"100 1000"}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
