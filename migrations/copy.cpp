@@ -683,6 +683,12 @@ copy_report copy_database(storage::database& source, storage::database& target,
         r.copied_now = copy_table(source, target, t, source_id, options, r.resumed);
         report.tables.push_back(std::move(r));
     }
+    // The target's sources triggers (0008) counted every copied citation
+    // again on top of the copied access_count: count them once, as the
+    // source does.
+    if (target.has_table("source_metadata") && source.has_table("source_metadata"))
+        target.exec("UPDATE source_metadata SET access_count = (SELECT count(*) FROM sources s "
+                    "WHERE s.url_hash = source_metadata.url_hash)");
     if (source_kind == database_kind::legacy)
         report.schema_applied = apply_schema(target);
     if (source.has_table("schema_migrations"))

@@ -42,14 +42,16 @@ int check(check_args const& a)
         }
         fmt::print(
             "{{\"ok\":{},\"conversations\":{},\"messages\":{},\"tool_calls\":{},\"attachments\":{},"
-            "\"unfinished\":{},\"problems\":[{}]}}\n",
-            r.problems.empty(), r.conversations, r.messages, r.tool_calls, r.attachments,
+            "\"sources\":{},\"unfinished\":{},\"problems\":[{}]}}\n",
+            r.problems.empty(), r.conversations, r.messages, r.tool_calls, r.attachments, r.sources,
             r.unfinished, problems);
     }
     else
     {
-        fmt::print("{} conversations, {} messages, {} tool calls, {} attachments, {} unfinished\n",
-                   r.conversations, r.messages, r.tool_calls, r.attachments, r.unfinished);
+        fmt::print("{} conversations, {} messages, {} tool calls, {} attachments, {} sources, "
+                   "{} unfinished\n",
+                   r.conversations, r.messages, r.tool_calls, r.attachments, r.sources,
+                   r.unfinished);
         for (auto const& p : r.problems)
             fmt::print("problem: {}\n", p);
         fmt::print("{}\n", r.problems.empty() ? "consistent" : "INCONSISTENT");

@@ -61,6 +61,28 @@ constexpr invariant invariants[] = {
                         "(SELECT id FROM conversations)"},
 };
 
+// Sources (docs/design.md §9): schema 0008 on; checked when the tables exist.
+constexpr invariant source_invariants[] = {
+    {"sources left partial on a finished message",
+     "SELECT count(*), min(s.id) FROM sources s JOIN messages m ON m.id = s.message_id "
+     "WHERE s.is_partial = 1 AND m.status NOT IN ('pending','generating')"},
+    {"sources whose conversation/user differ from their message's",
+     "SELECT count(*), min(s.id) FROM sources s JOIN messages m ON m.id = s.message_id "
+     "WHERE s.conversation_id <> m.conversation_id OR s.user_id <> m.user_id"},
+    {"orphan sources",
+     "SELECT count(*), min(id) FROM sources WHERE message_id NOT IN (SELECT id FROM messages) "
+     "OR url_hash NOT IN (SELECT url_hash FROM source_metadata)"},
+    {"source metadata nothing cites",
+     "SELECT count(*), min(url_hash) FROM source_metadata WHERE url_hash NOT IN "
+     "(SELECT url_hash FROM sources)"},
+    {"source metadata whose access_count is not its citations",
+     "SELECT count(*), min(m.url_hash) FROM source_metadata m WHERE m.access_count <> "
+     "(SELECT count(*) FROM sources s WHERE s.url_hash = m.url_hash)"},
+    {"sources numbered with gaps (positions are not 1..n)",
+     "SELECT count(*), min(message_id) FROM (SELECT message_id FROM sources GROUP BY message_id "
+     "HAVING max(position) <> count(*) OR min(position) <> 1) g"},
+};
+
 } // namespace
 
 consistency_report check_consistency(database& db, bool offline)
@@ -97,6 +119,9 @@ consistency_report check_consistency(database& db, bool offline)
     if (offline && r.unfinished > 0)
         r.problems.push_back(fmt::format(
             "{} messages still pending/generating with no server running", r.unfinished));
+    auto const has_sources = db.has_table("sources");
+    if (has_sources)
+        r.sources = scalar(db, "SELECT count(*) FROM sources");
     for (auto const& inv : invariants)
     {
         auto& q = db.prepare(inv.sql);
@@ -107,6 +132,17 @@ consistency_report check_consistency(database& db, bool offline)
                 fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
         q.reset();
     }
+    if (has_sources)
+        for (auto const& inv : source_invariants)
+        {
+            auto& q = db.prepare(inv.sql);
+            q.executeStep();
+            auto const n = q.getColumn(0).getInt64();
+            if (n > 0)
+                r.problems.push_back(
+                    fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
+            q.reset();
+        }
     return r;
 }
 

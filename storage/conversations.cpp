@@ -7,6 +7,7 @@
 #include "chatstream/storage/columns.hpp"
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/rows.hpp"
+#include "chatstream/storage/sources.hpp"
 #include "detail/rows.hpp"
 
 #include <algorithm>
@@ -43,6 +44,15 @@ std::string const& copy_attachments()
         std::string("INSERT INTO attachments(") + rows::attachment_columns +
         ") SELECT ?1 || ':att:' || position, ?1, ?2, user_id, position, type, name, storage_id, "
         "mime_type, size, metadata, ?4 FROM attachments WHERE message_id = ?3";
+    return sql;
+}
+
+std::string const& copy_sources()
+{
+    static std::string const sql =
+        std::string("INSERT INTO sources(") + sources::source_columns +
+        ") SELECT ?1 || ':src:' || position, ?1, ?2, user_id, position, url_hash, url, title, "
+        "snippet, published_date, provider, is_partial, ?4 FROM sources WHERE message_id = ?3";
     return sql;
 }
 
@@ -264,7 +274,7 @@ conversation_row conversations::branch(database& db, std::string const& user_id,
         m.exec();
         // Children keep their natural keys (tool_call_id, position) under
         // the copy; ?1 copy, ?2 new conversation, ?3 original, ?4 now.
-        for (auto const* sql : {&copy_tool_calls(), &copy_attachments()})
+        for (auto const* sql : {&copy_tool_calls(), &copy_attachments(), &copy_sources()})
         {
             auto& q = db.prepare(*sql);
             q.bind(1, copy_id);

@@ -1,6 +1,7 @@
 // Messages: rows, pages, history, partial text (whole flushes and appended
 // chunks), completion, interruption, removal, truncation and search.
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/sources.hpp"
 
 #include "chatstream/core/clock.hpp"
 #include "chatstream/core/ids.hpp"
@@ -281,9 +282,12 @@ bool messages::finish(database& db, std::string const& id, completion const& c)
     if (changed)
         drop_chunks(db, id);
     if (changed)
+    {
         tool_calls::finalize(db, id,
                              c.status == status::complete ? "tool call did not complete"
                                                           : "generation " + c.status);
+        sources::finalize(db, id);
+    }
     return changed;
 }
 
@@ -308,6 +312,7 @@ bool messages::interrupt(database& db, std::string const& id, std::int64_t now)
         return false;
     drop_chunks(db, id);
     tool_calls::finalize(db, id, "generation interrupted");
+    sources::finalize(db, id);
     return true;
 }
 

@@ -107,6 +107,16 @@ INSERT INTO usage(user_id, day, model, input_tokens, output_tokens, cost, messag
   VALUES('u1', '2023-11-14', 'gpt-4o', 12, 345, 0.30000000000000004, 2), ('u1', '2023-11-15', '', 0, 0, 0, 1);
 INSERT INTO nodes(id, address, started_at, heartbeat_at) VALUES('n1', '127.0.0.1:8080', 1700000000000, 1700000000400);
 INSERT INTO generations(message_id, node_id, started_at) VALUES('m3', 'n1', 1700000000450);
+INSERT INTO source_metadata(url_hash, url, domain, og_title, fetched_at)
+  VALUES('h1', 'https://example.com/a', 'example.com', 'Ex', 1700000000300),
+        ('h2', 'https://other.org/', 'other.org', NULL, NULL);
+INSERT INTO sources(id, message_id, conversation_id, user_id, position, url_hash, url, title, snippet,
+  published_date, provider, is_partial, created_at)
+  VALUES('s1', 'm2', 'c1', 'u1', 1, 'h1', 'https://Example.com/a#x', 'A', 'snip', '2024-01-02', 'upstream', 0,
+         1700000000300),
+        ('s2', 'm2', 'c1', 'u1', 2, 'h2', 'https://other.org/', NULL, NULL, NULL, 'tool', 0, 1700000000300),
+        ('s3', 'm3', 'c1', 'u1', 1, 'h1', 'https://example.com/a', NULL, NULL, NULL, 'upstream', 1,
+         1700000000460);
 )sql");
     return path;
 }
@@ -236,9 +246,9 @@ TEST_CASE("copy a current database: every table, REAL and NULL values, schema hi
     auto const r = copy_database(from, to, {.batch_size = 2});
     CHECK(r.ok());
     CHECK(r.source_kind == "managed");
-    for (auto const* t :
-         {"users", "conversations", "messages", "attachments", "tool_calls", "files", "uploads",
-          "usage", "nodes", "generations", "migrations", "schema_migrations"})
+    for (auto const* t : {"users", "conversations", "messages", "attachments", "tool_calls",
+                          "files", "uploads", "usage", "nodes", "generations", "migrations",
+                          "schema_migrations", "sources", "source_metadata"})
     {
         INFO(t);
         auto const& tr = table(r, t);
@@ -248,6 +258,8 @@ TEST_CASE("copy a current database: every table, REAL and NULL values, schema hi
     }
     CHECK(table(r, "messages").target_rows == 3);
     CHECK(table(r, "usage").target_rows == 2);
+    // access_count is the triggers' (0008): the copy does not count twice.
+    CHECK(count(to, "SELECT access_count FROM source_metadata WHERE url_hash = 'h1'") == 2);
 
     // Doubles arrive bit for bit (PostgreSQL prints 0.1 and 1e-300 its own way).
     for (auto const* id : {"m2", "m3"})

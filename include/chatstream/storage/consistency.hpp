@@ -18,6 +18,7 @@ struct consistency_report
     std::int64_t messages = 0;
     std::int64_t tool_calls = 0;
     std::int64_t attachments = 0;
+    std::int64_t sources = 0;
     std::int64_t unfinished = 0; ///< pending/generating (fine only while a server runs)
 };
 

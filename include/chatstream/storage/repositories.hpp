@@ -69,7 +69,7 @@ bool set_generated_title(database& db, std::string const& id, std::string const&
                          std::int64_t now);
 /// A new conversation @p new_id holding copies of the messages of the
 /// caller's message @p message_id's conversation up to and including it,
-/// with their attachments and tool calls (and legacy arrays while they
+/// with their attachments, tool calls and sources (and legacy arrays while they
 /// exist). @throws storage_error not_found (no such message for this user)
 /// or conflict (the message is still generating).
 conversation_row branch(database& db, std::string const& user_id, std::string const& message_id,
