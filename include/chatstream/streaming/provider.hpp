@@ -46,6 +46,16 @@ struct provider_request
     std::int64_t output_tokens_so_far = 0; ///< text tokens of earlier steps
 };
 
+/// A citation the model made (docs/design.md §9): the generation
+/// normalizes the URL, numbers and deduplicates it per message.
+struct cited_source
+{
+    std::string url;
+    std::optional<std::string> title;
+    std::optional<std::string> snippet;
+    std::optional<std::string> published_date;
+};
+
 struct step_usage
 {
     std::int64_t input_tokens = 0;
@@ -65,6 +75,10 @@ public:
     /// The model's reasoning (docs/design.md §9), apart from its answer. A sink
     /// that has no use for it (a title request) ignores it.
     virtual void on_reasoning(std::string_view) {}
+    /// A source the model cites at this point of its text (an upstream
+    /// annotation or citation, the scripted `/source`). A sink that has no
+    /// use for it ignores it.
+    virtual void on_source(cited_source const&) {}
     virtual void on_tool_input_start(std::string_view id, std::string_view name) = 0;
     virtual void on_tool_input_delta(std::string_view id, std::string_view delta) = 0;
     /// A complete tool call; @p args_json is valid JSON text.
@@ -106,6 +120,8 @@ struct scripted_directives
     std::optional<int> delay_ms;           ///< /delay MS
     std::optional<std::string> tool_name;  ///< /tool NAME {json}
     std::string tool_args = "{}";          ///< canonical JSON text
+    /// `/source URL [TITLE]`, in order; cited along the answer.
+    std::vector<cited_source> sources;
 };
 
 /// Parses directives out of @p content. A malformed directive (e.g.
