@@ -282,6 +282,9 @@ void register_serve_command(CLI::App& app, action& run)
                     "generations a user may start at once before --rate-limit applies")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    cmd->add_flag("!--no-enrich", o.enrich, "no link previews (OpenGraph fetches) of cited URLs");
+    cmd->add_flag("--enrich-allow-private", o.enrich_allow_private,
+                  "let link previews reach loopback/private addresses (tests only: SSRF)");
     cmd->add_flag("!--no-auto-title", o.auto_title,
                   "do not ask the provider for a title after a new conversation's first answer");
     cmd->add_option("--max-connections", o.max_connections,

@@ -206,7 +206,7 @@ void finalize(database& db, std::string const& message_id)
     q.exec();
 }
 
-std::vector<std::string> set_metadata(database& db, source_metadata_row const& m)
+std::vector<citer> set_metadata(database& db, source_metadata_row const& m)
 {
     auto& q = db.prepare("UPDATE source_metadata SET og_title = ?2, og_description = ?3, "
                          "og_image = ?4, favicon = ?5, fetched_at = ?6, error = ?7 "
@@ -218,15 +218,16 @@ std::vector<std::string> set_metadata(database& db, source_metadata_row const& m
     bind_ref(q, 5, m.favicon);
     bind_opt(q, 6, m.fetched_at);
     bind_ref(q, 7, m.error);
-    std::vector<std::string> conversations;
+    std::vector<citer> citers;
     if (q.exec() == 0)
-        return conversations;
-    auto& c = db.prepare("SELECT DISTINCT conversation_id FROM sources WHERE url_hash = ?");
+        return citers;
+    auto& c = db.prepare(
+        "SELECT DISTINCT user_id, conversation_id FROM sources WHERE url_hash = ? LIMIT 1000");
     c.bindNoCopy(1, m.url_hash);
     while (c.executeStep())
-        conversations.push_back(c.getColumn(0).getString());
+        citers.push_back({c.getColumn(0).getString(), c.getColumn(1).getString()});
     c.reset();
-    return conversations;
+    return citers;
 }
 
 std::vector<source_row> rows_for_message(database& db, std::string const& message_id)

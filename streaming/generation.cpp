@@ -122,6 +122,128 @@ void generation::on_reasoning(std::string_view text)
     mark_dirty();
 }
 
+void generation::on_source(cited_source const& source)
+{
+    if (state_ != state::running)
+        return;
+    record_source(source, "upstream");
+}
+
+namespace
+{
+
+// A citation's texts come from the upstream or a tool: bounded, so one
+// message's sources cost at most max_sources × these.
+constexpr std::size_t max_sources = 256;
+constexpr std::size_t max_source_url = 4096;
+constexpr std::size_t max_source_text = 2048;
+
+std::optional<std::string> capped(std::optional<std::string> const& text)
+{
+    if (!text || text->empty())
+        return std::nullopt;
+    if (text->size() <= max_source_text)
+        return text;
+    return text->substr(
+        0, core::complete_utf8_prefix(std::string_view(*text).substr(0, max_source_text)));
+}
+
+} // namespace
+
+void generation::record_source(cited_source const& source, char const* provider)
+{
+    if (source.url.size() > max_source_url || source_hashes_.size() >= max_sources)
+        return;
+    auto normalized = storage::normalize_source_url(source.url);
+    if (!normalized)
+    {
+        spdlog::debug("message {}: not a source URL: {}", id_.message_id, source.url);
+        return;
+    }
+    auto hash = storage::source_url_hash(*normalized);
+    if (std::ranges::find(source_hashes_, hash) != source_hashes_.end())
+        return; // cited before: the first citation (and its title) stands
+    source_hashes_.push_back(hash);
+
+    storage::source_row row;
+    row.id = core::new_id();
+    row.message_id = id_.message_id;
+    row.conversation_id = id_.conversation_id;
+    row.user_id = id_.user_id;
+    row.position = static_cast<std::int64_t>(source_hashes_.size());
+    row.url_hash = std::move(hash);
+    row.url = source.url;
+    row.title = capped(source.title);
+    row.snippet = capped(source.snippet);
+    row.published_date = capped(source.published_date);
+    row.provider = provider;
+    row.is_partial = true;
+    row.created_at = core::now_ms();
+    auto needs = std::make_shared<bool>(false);
+    ctx_.writer.submit(
+        [row, normalized = *normalized, needs](storage::database& db)
+        {
+            storage::sources::insert(db, row, normalized);
+            *needs = storage::sources::needs_enrichment(db, row.url_hash);
+        },
+        [self = shared_from_this(), row, normalized = std::move(*normalized),
+         needs](std::error_code ec) mutable
+        {
+            net::post(self->strand_,
+                      [self, row = std::move(row), normalized = std::move(normalized), needs, ec]
+                      { self->on_source_committed(row, normalized, *needs, ec); });
+        });
+}
+
+void generation::on_source_committed(storage::source_row const& row, std::string const& normalized,
+                                     bool needs_enrichment, std::error_code ec)
+{
+    if (ec)
+    {
+        // Not stored, so not announced: the answer goes on without it.
+        spdlog::warn("message {}: could not store source {}: {}", id_.message_id, row.position,
+                     ec.message());
+        return;
+    }
+    // The writer is FIFO: a citation made before the end is committed
+    // before the final row, so its event still precedes `finish`.
+    if (state_ != state::finished)
+        broadcast(events::source(id_.message_id, row.position, row.url, row.title, row.snippet));
+    if (needs_enrichment && ctx_.enrichment)
+        ctx_.enrichment->enrich(row.url_hash, normalized);
+}
+
+void generation::cite_tool_results(std::string_view result_json)
+{
+    boost::system::error_code ec;
+    auto const v = boost::json::parse(result_json, ec);
+    if (ec || !v.is_object())
+        return;
+    auto const* results = v.as_object().if_contains("results");
+    if (!results || !results->is_array())
+        return;
+    auto const text = [](boost::json::object const& o,
+                         char const* key) -> std::optional<std::string>
+    {
+        auto const* f = o.if_contains(key);
+        if (!f || !f->is_string())
+            return std::nullopt;
+        return std::string(f->as_string());
+    };
+    for (auto const& r : results->as_array())
+    {
+        if (!r.is_object())
+            continue;
+        auto const& o = r.as_object();
+        auto url = text(o, "url");
+        if (!url)
+            continue;
+        record_source(
+            {std::move(*url), text(o, "title"), text(o, "snippet"), text(o, "publishedDate")},
+            "tool");
+    }
+}
+
 void generation::on_tool_input_start(std::string_view id, std::string_view name)
 {
     if (state_ != state::running)
@@ -304,6 +426,7 @@ void generation::on_tool_committed(std::string const& tool_id, std::string json,
     {
         t->result_json = std::move(json);
         broadcast(tool_output(id_.message_id, t->id, *t->result_json));
+        cite_tool_results(*t->result_json);
     }
     maybe_next_step();
 }

@@ -329,6 +329,8 @@ client_request parse_query(dom::object const& o, request_id id)
         r.name = query_name::get_attachments;
     else if (name == "getUsage")
         r.name = query_name::get_usage;
+    else if (name == "getSources")
+        r.name = query_name::get_sources;
     else
         bad("unknown query '" + name + "'");
 
@@ -352,6 +354,7 @@ client_request parse_query(dom::object const& o, request_id id)
             break;
         case query_name::get_message:
         case query_name::get_attachments:
+        case query_name::get_sources:
             r.message_id = req_string(args, "messageId");
             break;
         case query_name::get_tool_calls:
@@ -596,6 +599,18 @@ void write_reasoning_delta(std::string& out, std::string_view message_id, std::u
 frame reasoning_end(std::string_view message_id)
 {
     return event_writer("reasoning-end").str("messageId", message_id).done();
+}
+
+frame source(std::string_view message_id, std::int64_t position, std::string_view url,
+             std::optional<std::string_view> title, std::optional<std::string_view> snippet)
+{
+    event_writer w("source");
+    w.str("messageId", message_id).num("position", position).str("url", url);
+    if (title)
+        w.str("title", *title);
+    if (snippet)
+        w.str("snippet", *snippet);
+    return w.done();
 }
 
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,

@@ -6,6 +6,7 @@
 #include "chatstream/storage/error.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/sources.hpp"
 #include "chatstream/storage/usage.hpp"
 
 #include <boost/json.hpp>
@@ -98,7 +99,8 @@ frame run(storage::database& db, std::string const& user, query_request const& q
         auto m = storage::messages::get(db, user, *q.message_id);
         if (!m)
             return not_found(q, "message");
-        return events::result(q.id, json::serialize(to_json(*m)));
+        auto const sources = storage::sources::list_for_message(db, user, *q.message_id);
+        return events::result(q.id, json::serialize(to_json(*m, sources)));
     }
     case query_name::get_tool_calls:
     {
@@ -110,6 +112,13 @@ frame run(storage::database& db, std::string const& user, query_request const& q
     }
     case query_name::get_usage:
         return usage_report(db, user, q, limits);
+    case query_name::get_sources:
+    {
+        if (!storage::messages::get(db, user, *q.message_id))
+            return not_found(q, "message");
+        auto rows = storage::sources::list_for_message(db, user, *q.message_id);
+        return events::result(q.id, json::serialize(array_of(rows)));
+    }
     case query_name::get_attachments:
     {
         if (!storage::messages::get(db, user, *q.message_id))

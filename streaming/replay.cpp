@@ -109,6 +109,8 @@ stored_replay read_stored_replay(storage::database& db, storage::message_row con
             r.tools.push_back({std::move(t.id), std::move(t.name), std::move(t.arguments),
                                std::move(t.result),
                                static_cast<std::uint64_t>(t.text_position.value_or(0))});
+    for (auto const& s : storage::sources::rows_for_message(db, m.id))
+        r.sources.push_back(events::source(m.id, s.position, s.url, s.title, s.snippet));
     return r;
 }
 
@@ -220,6 +222,8 @@ void subscribe_stored(hub_context& ctx, std::string const& user_id, subscribe_re
                                  [&](frame f) { sub.deliver(std::move(f)); });
             replay_frames(m.id, stored.text, stored.tools, req.from_offset,
                           [&](frame f) { sub.deliver(std::move(f)); });
+            for (auto const& f : stored.sources)
+                sub.deliver(f);
             if (stored.terminal)
                 sub.deliver(stored_finish(m));
         });

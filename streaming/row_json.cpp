@@ -83,6 +83,50 @@ json::object to_json(storage::tool_calls::ui_tool_call const& t)
     return o;
 }
 
+json::object to_json(storage::sources::with_metadata const& w)
+{
+    auto const& s = w.source;
+    json::object o{{"id", s.id},
+                   {"messageId", s.message_id},
+                   {"position", s.position},
+                   {"url", s.url},
+                   {"title", nullable(s.title)},
+                   {"snippet", nullable(s.snippet)},
+                   {"publishedDate", nullable(s.published_date)},
+                   {"provider", s.provider},
+                   {"isPartial", s.is_partial},
+                   {"createdAt", s.created_at}};
+    if (!w.metadata)
+    {
+        o["metadata"] = nullptr;
+        return o;
+    }
+    auto const& m = *w.metadata;
+    o["metadata"] = json::object{{"urlHash", m.url_hash},
+                                 {"url", m.url},
+                                 {"domain", m.domain},
+                                 {"ogTitle", nullable(m.og_title)},
+                                 {"ogDescription", nullable(m.og_description)},
+                                 {"ogImage", nullable(m.og_image)},
+                                 {"favicon", nullable(m.favicon)},
+                                 {"fetchedAt", opt(m.fetched_at)},
+                                 {"error", nullable(m.error)},
+                                 {"accessCount", m.access_count}};
+    return o;
+}
+
+json::object to_json(storage::message_row const& m,
+                     std::vector<storage::sources::with_metadata> const& sources)
+{
+    auto o = to_json(m);
+    json::array a;
+    a.reserve(sources.size());
+    for (auto const& s : sources)
+        a.push_back(to_json(s));
+    o["sources"] = std::move(a);
+    return o;
+}
+
 json::object to_json(storage::attachment_row const& a)
 {
     return {{"id", a.id},

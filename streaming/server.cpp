@@ -10,6 +10,7 @@
 #include "detail/http_routes.hpp"
 #include "detail/http_util.hpp"
 #include "detail/server_context.hpp"
+#include "detail/source_enricher.hpp"
 #include "detail/web_assets.hpp"
 #include "detail/ws_session.hpp"
 
@@ -496,7 +497,10 @@ public:
                    services.tools,
                    metrics_,
                    std::chrono::milliseconds(options.flush_ms)},
-          hub_(configured(hub_ctx_, options, services, changes_, rate_))
+          enricher_(options.enrich ? std::make_shared<detail::source_enricher>(
+                                         ioc, enrich_options(options), services.writer, &changes_)
+                                   : nullptr),
+          hub_(configured(hub_ctx_, options, services, changes_, rate_, enricher_.get()))
     {
         auto const fds = detail::descriptor_budget(options.max_connections);
         auto effective = options;
@@ -537,6 +541,8 @@ public:
         drain_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         if (listener_)
             listener_->stop();
+        if (enricher_)
+            enricher_->shutdown();
         hub_.shutdown(
             [this]
             {
@@ -550,11 +556,19 @@ public:
     }
 
 private:
+    static fetch_options enrich_options(server_options const& options)
+    {
+        fetch_options o;
+        o.allow_private = options.enrich_allow_private;
+        return o;
+    }
+
     /// hub_context's optional parts, filled before the hub copies it.
     static hub_context const& configured(hub_context& hub_ctx, server_options const& options,
                                          server_services const& services, change_feed& changes,
-                                         rate_limiter& rate)
+                                         rate_limiter& rate, source_enrichment* enrichment)
     {
+        hub_ctx.enrichment = enrichment;
         if (!options.model.empty())
             hub_ctx.default_model = options.model;
         hub_ctx.changes = &changes;
@@ -580,6 +594,7 @@ private:
     change_feed changes_;
     rate_limiter rate_;
     hub_context hub_ctx_;
+    std::shared_ptr<detail::source_enricher> enricher_;
     stream_hub hub_;
     std::shared_ptr<detail::server_context> ctx_;
     std::shared_ptr<detail::listener> listener_;

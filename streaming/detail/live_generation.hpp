@@ -21,6 +21,7 @@
 #include "chatstream/storage/files.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/sources.hpp"
 #include "chatstream/storage/usage.hpp"
 #include "chatstream/storage/writer.hpp"
 
@@ -216,6 +217,8 @@ public:
 
     void on_reasoning(std::string_view text) override;
 
+    void on_source(cited_source const& source) override;
+
     void on_tool_input_start(std::string_view id, std::string_view name) override;
 
     void on_tool_input_delta(std::string_view id, std::string_view delta) override;
@@ -260,6 +263,15 @@ private:
     void on_tool_committed(std::string const& tool_id, std::string json, std::error_code ec);
 
     void maybe_next_step();
+
+    // Sources (docs/design.md §9): numbered from 1 per message in order of
+    // first appearance, deduplicated by normalized URL; the row is committed
+    // before the `source` event goes out.
+    void record_source(cited_source const& source, char const* provider);
+    void on_source_committed(storage::source_row const& row, std::string const& normalized,
+                             bool needs_enrichment, std::error_code ec);
+    // A tool result shaped {results:[{url,title,snippet}]} cites its results.
+    void cite_tool_results(std::string_view result_json);
 
 public:
     // The batched flush (stream_hub::state::flush_tick) --------------------
@@ -328,6 +340,7 @@ private:
     std::vector<std::weak_ptr<subscriber>> watchers_;
     std::shared_ptr<provider_stream> stream_;
     std::vector<tool_state> tools_;
+    std::vector<std::string> source_hashes_; ///< url_hash by position - 1
     int step_ = 0;
     bool step_done_ = false;
     std::string step_reason_ = "stop";

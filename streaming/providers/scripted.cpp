@@ -110,6 +110,7 @@ struct action
         tool_call,
         vocabulary, ///< `count` tokens of the scripted vocabulary, made one at a time
         thinking,   ///< likewise, as reasoning (`/think N`)
+        source,     ///< `/source URL [TITLE]`: a = URL, b = title
     } kind;
     std::string a;         // text / id
     std::string b;         // name / delta / args
@@ -208,6 +209,9 @@ private:
             case action::tool_call:
                 sink_->on_tool_call(a.a, a.c, a.b);
                 break;
+            case action::source:
+                sink_->on_source({a.a, a.b.empty() ? std::nullopt : std::optional(a.b), {}, {}});
+                break;
             }
             if (a.kind == action::text && delay_.count() > 0)
                 break;
@@ -245,6 +249,59 @@ private:
     step_usage usage_;
 };
 
+// Spreads @p sources along the answer in actions[from..]: source k of n is
+// cited after token k * T / (n + 1) of its T tokens, a vocabulary run split
+// where a citation falls inside it.
+void cite_along(std::deque<action>& actions, std::size_t from,
+                std::vector<cited_source> const& sources)
+{
+    if (sources.empty())
+        return;
+    std::size_t total = 0;
+    for (auto i = from; i < actions.size(); ++i)
+        total += actions[i].kind == action::vocabulary ? actions[i].count - actions[i].next
+                 : actions[i].kind == action::text     ? 1
+                                                       : 0;
+    auto const n = sources.size();
+    auto const due = [&](std::size_t k) { return (k + 1) * total / (n + 1); };
+    std::deque<action> out(actions.begin(), actions.begin() + static_cast<std::ptrdiff_t>(from));
+    std::size_t seen = 0;
+    std::size_t k = 0;
+    auto const cite_due = [&]
+    {
+        for (; k < n && due(k) <= seen; ++k)
+            out.push_back({action::source, sources[k].url, sources[k].title.value_or(""), {}});
+    };
+    cite_due();
+    for (auto i = from; i < actions.size(); ++i)
+    {
+        auto a = std::move(actions[i]);
+        if (a.kind == action::vocabulary)
+        {
+            while (k < n && due(k) < seen + (a.count - a.next))
+            {
+                auto const cut = a.next + (due(k) - seen);
+                out.push_back({action::vocabulary, {}, {}, {}, cut, a.next});
+                seen += cut - a.next;
+                a.next = cut;
+                cite_due();
+            }
+            seen += a.count - a.next;
+            if (a.next < a.count)
+                out.push_back(std::move(a));
+        }
+        else
+        {
+            seen += a.kind == action::text ? 1 : 0;
+            out.push_back(std::move(a));
+        }
+        cite_due();
+    }
+    for (; k < n; ++k)
+        out.push_back({action::source, sources[k].url, sources[k].title.value_or(""), {}});
+    actions = std::move(out);
+}
+
 class scripted_provider : public provider
 {
 public:
@@ -274,6 +331,7 @@ public:
             actions.push_back({action::thinking, {}, {}, {}, *d.think, 0});
 
         std::string finish_reason = "stop";
+        auto const answer_from = actions.size();
         if (req.title)
             add_words(scripted_title(user));
         else if (d.tool_name && req.tool_results.empty())
@@ -304,6 +362,10 @@ public:
             add_vocabulary(*d.fail_after);
         else
             add_words(canned_answer);
+        // The answer that ends the loop cites the sources (a tool-calling
+        // step and a title request do not).
+        if (!req.title && finish_reason == "stop")
+            cite_along(actions, answer_from, d.sources);
 
         step_usage usage;
         for (auto const& m : req.messages)
@@ -360,6 +422,29 @@ scripted_directives parse_directives(std::string_view s)
             p += 7;
             if (auto n = number_after(s, p))
                 d.delay_ms = static_cast<int>(std::min<std::size_t>(*n, 60'000));
+        }
+        else if (rest.starts_with("/source "))
+        {
+            // `/source URL [TITLE]`: TITLE runs to the end of the line.
+            p += 8;
+            while (p < s.size() && s[p] == ' ')
+                ++p;
+            auto const url_start = p;
+            while (p < s.size() && !std::isspace(static_cast<unsigned char>(s[p])))
+                ++p;
+            cited_source src;
+            src.url = std::string(s.substr(url_start, p - url_start));
+            auto const eol = std::min(s.find('\n', p), s.size());
+            auto title = s.substr(p, eol - p);
+            while (!title.empty() && std::isspace(static_cast<unsigned char>(title.front())))
+                title.remove_prefix(1);
+            while (!title.empty() && std::isspace(static_cast<unsigned char>(title.back())))
+                title.remove_suffix(1);
+            if (!title.empty())
+                src.title = std::string(title);
+            p = eol;
+            if (!src.url.empty() && d.sources.size() < 64)
+                d.sources.push_back(std::move(src));
         }
         else if (rest.starts_with("/tool "))
         {
@@ -442,6 +527,12 @@ std::string scripted_title(std::string_view content)
             break;
         case skip::none:
             break;
+        }
+        if (word == "/source")
+        {
+            // Its URL and title run to the end of the line.
+            i = std::min(content.find('\n', i), content.size());
+            continue;
         }
         if (word.front() == '/')
         {

@@ -183,8 +183,10 @@ TEST_CASE_METHOD(fixture, "enrichment results land on the metadata row", "[sourc
     meta.og_title = "Title";
     meta.favicon = "https://example.com/favicon.ico";
     meta.fetched_at = 42;
-    auto const convs = sources::set_metadata(db, meta);
-    CHECK(convs == std::vector<std::string>{conv});
+    auto const citers = sources::set_metadata(db, meta);
+    REQUIRE(citers.size() == 1);
+    CHECK(citers[0].user_id == alice);
+    CHECK(citers[0].conversation_id == conv);
     CHECK_FALSE(sources::needs_enrichment(db, hash));
     auto const rows = sources::list_for_message(db, alice, m);
     REQUIRE(rows.size() == 1);

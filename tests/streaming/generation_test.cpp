@@ -5,6 +5,7 @@
 #include "chatstream/core/utf16.hpp"
 #include "chatstream/storage/read_pool.hpp"
 #include "chatstream/storage/repositories.hpp"
+#include "chatstream/storage/sources.hpp"
 #include "chatstream/storage/writer.hpp"
 #include "support/temp_db.hpp"
 
@@ -204,4 +205,125 @@ TEST_CASE("cancel and shutdown end in committed stopped states", "[streaming][ge
     auto refused = std::make_shared<recorder>();
     e.hub.generate(e.user_id, gen("hi"), refused);
     CHECK(refused->wait_for("error").back().at("message").as_string() == "server is shutting down");
+}
+
+namespace
+{
+
+// Checks, as each `source` event arrives, that its row is already committed.
+class source_checker : public recorder
+{
+public:
+    explicit source_checker(engine& e) : e_(e) {}
+    void deliver(frame f) override
+    {
+        auto const o = json::parse(*f.data).as_object();
+        if (o.at("type").as_string() == "source")
+        {
+            auto const rows = e_.reads.run_sync(
+                [&](storage::database& db) {
+                    return storage::sources::rows_for_message(
+                        db, std::string(o.at("messageId").as_string()));
+                });
+            auto const position = o.at("position").as_int64();
+            bool found = false;
+            for (auto const& r : rows)
+                found = found || r.position == position;
+            committed_before_event.push_back(found);
+        }
+        recorder::deliver(std::move(f));
+    }
+    std::vector<bool> committed_before_event;
+
+private:
+    engine& e_;
+};
+
+std::vector<json::object> of_type(std::vector<json::object> const& events, std::string const& type)
+{
+    std::vector<json::object> out;
+    for (auto const& e : events)
+        if (e.at("type").as_string() == type)
+            out.push_back(e);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("sources: numbered, deduplicated by normalized URL, committed before their event",
+          "[streaming][generation][sources]")
+{
+    engine e;
+    auto r = std::make_shared<source_checker>(e);
+    e.hub.generate(e.user_id,
+                   gen("/tokens 40\n/source https://example.com/a#top First title\n"
+                       "/source https://EXAMPLE.com/a?utm_source=x Second title\n"
+                       "/source ftp://example.com/not-a-source\n"
+                       "/source https://other.org/b\n"),
+                   r);
+    auto const events = r->wait_for("finish");
+    auto const sources = of_type(events, "source");
+    REQUIRE(sources.size() == 2);
+    CHECK(sources[0].at("position").as_int64() == 1);
+    CHECK(sources[0].at("url").as_string() == "https://example.com/a#top");
+    CHECK(sources[0].at("title").as_string() == "First title");
+    CHECK(sources[1].at("position").as_int64() == 2);
+    CHECK(sources[1].at("url").as_string() == "https://other.org/b");
+    CHECK_FALSE(sources[1].contains("title"));
+    CHECK(r->committed_before_event == std::vector<bool>{true, true});
+    // Cited along the answer: text comes first (each event then waits for
+    // its commit, so with no token delay it may trail the text).
+    CHECK(events.at(2).at("type").as_string() == "text-delta");
+
+    auto const id = std::string(events.at(0).at("messageId").as_string());
+    auto const rows = e.reads.run_sync([&](storage::database& db)
+                                       { return storage::sources::rows_for_message(db, id); });
+    REQUIRE(rows.size() == 2);
+    for (auto const& row : rows)
+    {
+        CHECK_FALSE(row.is_partial); // finish made them final
+        CHECK(row.provider == "upstream");
+    }
+
+    // A stored replay carries them too, in position order, before finish.
+    auto late = std::make_shared<recorder>();
+    e.hub.subscribe(e.user_id, subscribe_request{{}, id, 0}, late);
+    auto const replayed = late->wait_for("finish");
+    auto const again = of_type(replayed, "source");
+    REQUIRE(again.size() == 2);
+    CHECK(again[0].at("position").as_int64() == 1);
+    CHECK(again[1].at("url").as_string() == "https://other.org/b");
+    CHECK(text_of(replayed) == text_of(events));
+}
+
+TEST_CASE("sources: a stop mid-stream leaves none partial", "[streaming][generation][sources]")
+{
+    engine e;
+    auto r = std::make_shared<recorder>();
+    // Sources due after tokens 2, 4 and 6 of 8; the stop comes after the first.
+    e.hub.generate(e.user_id,
+                   gen("/tokens 8 /delay 200\n/source https://example.com/1\n"
+                       "/source https://example.com/2\n/source https://example.com/3\n"),
+                   r);
+    auto events = r->wait_for("source");
+    auto const id = std::string(events.at(0).at("messageId").as_string());
+    auto const count = [&](char const* sql)
+    {
+        return e.reads.run_sync(
+            [&](storage::database& db)
+            {
+                auto& q = db.prepare(sql);
+                q.bind(1, id);
+                q.executeStep();
+                auto n = q.getColumn(0).getInt64();
+                q.reset();
+                return n;
+            });
+    };
+    CHECK(count("SELECT count(*) FROM sources WHERE message_id = ? AND is_partial = 1") == 1);
+    e.hub.cancel(e.user_id, cancel_request{{}, id}, r);
+    auto const done = r->wait_for("finish");
+    CHECK(done.back().at("status").as_string() == "stopped");
+    CHECK(count("SELECT count(*) FROM sources WHERE message_id = ?") >= 1);
+    CHECK(count("SELECT count(*) FROM sources WHERE message_id = ? AND is_partial = 1") == 0);
 }

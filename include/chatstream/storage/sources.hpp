@@ -92,9 +92,15 @@ bool needs_enrichment(database& db, std::string const& url_hash);
 /// Marks every citation of the message final (is_partial = 0).
 void finalize(database& db, std::string const& message_id);
 
+/// Who cites a URL: the watchers to tell when its metadata changes.
+struct citer
+{
+    std::string user_id;
+    std::string conversation_id;
+};
 /// Stores an enrichment result (or its error) on the metadata row.
-/// @return the conversation ids whose messages cite it (for `changed`).
-std::vector<std::string> set_metadata(database& db, source_metadata_row const& m);
+/// @return the (user, conversation) pairs whose messages cite it.
+std::vector<citer> set_metadata(database& db, source_metadata_row const& m);
 
 struct with_metadata
 {

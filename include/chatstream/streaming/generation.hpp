@@ -69,6 +69,18 @@ void deliver_to(std::weak_ptr<subscriber> const& w, frame f);
 
 /// What the hub runs on. Everything referenced must outlive the hub and every
 /// generation it started (i.e. until the I/O threads are joined).
+/// Link previews of cited URLs (docs/design.md §9): one best-effort fetch per
+/// new URL, stored on its source_metadata row, announced as `changed`.
+/// Never delays a generation. Thread-safe.
+class source_enrichment
+{
+public:
+    virtual ~source_enrichment() = default;
+    /// @p url is normalized, @p url_hash its key; a URL already being
+    /// fetched is not fetched twice.
+    virtual void enrich(std::string url_hash, std::string url) = 0;
+};
+
 struct hub_context
 {
     boost::asio::io_context& ioc;
@@ -94,6 +106,8 @@ struct hub_context
     std::chrono::milliseconds title_timeout{20'000};
     /// Other nodes on the same PostgreSQL database; null = this node alone.
     streaming::cluster* cluster = nullptr;
+    /// Link previews of new sources; null = none (`--no-enrich`).
+    source_enrichment* enrichment = nullptr;
 };
 
 /// Starts, finds, resumes and stops generations.
@@ -194,6 +208,10 @@ struct stored_replay
     std::string text;
     std::string reasoning; ///< `reasoning` once terminal, else partial_reasoning
     std::vector<replay_tool> tools;
+    /// `source` events in position order. A stored citation has no text
+    /// position (docs/design.md §9), so a replay sends them after the text
+    /// and tool calls, before `finish`; clients key them by position.
+    std::vector<frame> sources;
     bool terminal = false;
 };
 stored_replay read_stored_replay(storage::database& db, storage::message_row const& m);

@@ -64,7 +64,8 @@ enum class query_name
     get_message,
     get_tool_calls,
     get_attachments,
-    get_usage
+    get_usage,
+    get_sources
 };
 
 struct query_request
@@ -177,6 +178,10 @@ frame reasoning_delta(std::string_view message_id, std::uint64_t offset, std::st
 void write_reasoning_delta(std::string& out, std::string_view message_id, std::uint64_t offset,
                            std::string_view delta);
 frame reasoning_end(std::string_view message_id);
+/// `{"type":"source","messageId","position","url","title"?,"snippet"?}`
+/// (docs/design.md §9): sent once the citation's row is committed.
+frame source(std::string_view message_id, std::int64_t position, std::string_view url,
+             std::optional<std::string_view> title, std::optional<std::string_view> snippet);
 frame tool_input_start(std::string_view message_id, std::string_view tool_call_id,
                        std::string_view tool_name, std::uint64_t text_position);
 frame tool_input_delta(std::string_view message_id, std::string_view tool_call_id,

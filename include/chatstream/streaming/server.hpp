@@ -54,6 +54,11 @@ struct server_options
     double rate_limit_per_minute = 60;
     double rate_limit_burst = 20;
     bool auto_title = true; ///< one provider request per new conversation (--no-auto-title)
+    /// Link previews of cited URLs (docs/design.md §9): --no-enrich turns
+    /// them off; --enrich-allow-private lets them reach loopback and private
+    /// addresses (tests only: it opens the server to SSRF).
+    bool enrich = true;
+    bool enrich_allow_private = false;
 
     // Admission and exposure (docs/protocol.md, "Limits and admission").
     /// Open WebSocket and /api/chat stream connections; 0 = derived from
