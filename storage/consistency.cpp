@@ -83,6 +83,17 @@ constexpr invariant source_invariants[] = {
      "HAVING max(position) <> count(*) OR min(position) <> 1) g"},
 };
 
+void check(database& db, invariant const& inv, std::vector<std::string>& problems)
+{
+    auto& q = db.prepare(inv.sql);
+    q.executeStep();
+    auto const n = q.getColumn(0).getInt64();
+    if (n > 0)
+        problems.push_back(
+            fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
+    q.reset();
+}
+
 } // namespace
 
 consistency_report check_consistency(database& db, bool offline)
@@ -123,26 +134,10 @@ consistency_report check_consistency(database& db, bool offline)
     if (has_sources)
         r.sources = scalar(db, "SELECT count(*) FROM sources");
     for (auto const& inv : invariants)
-    {
-        auto& q = db.prepare(inv.sql);
-        q.executeStep();
-        auto const n = q.getColumn(0).getInt64();
-        if (n > 0)
-            r.problems.push_back(
-                fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
-        q.reset();
-    }
+        check(db, inv, r.problems);
     if (has_sources)
         for (auto const& inv : source_invariants)
-        {
-            auto& q = db.prepare(inv.sql);
-            q.executeStep();
-            auto const n = q.getColumn(0).getInt64();
-            if (n > 0)
-                r.problems.push_back(
-                    fmt::format("{}: {} (e.g. {})", inv.what, n, q.getColumn(1).getString()));
-            q.reset();
-        }
+            check(db, inv, r.problems);
     return r;
 }
 

@@ -12,19 +12,8 @@ namespace chatstream::storage
 
 namespace rows
 {
-namespace
-{
-
-// The row outlives the statement's exec(), so texts are bound in place.
-void bind_ref(statement& s, int i, std::optional<std::string> const& v)
-{
-    if (v)
-        s.bindNoCopy(i, *v);
-    else
-        s.bind(i);
-}
-
-} // namespace
+// The row outlives the statement's exec(), so texts are bound in place
+// (bind_ref, columns.hpp).
 
 void bind(statement& s, int first, attachment_row const& r)
 {

@@ -26,14 +26,6 @@ std::string lower(std::string_view s)
     return out;
 }
 
-void bind_ref(statement& s, int i, std::optional<std::string> const& v)
-{
-    if (v)
-        s.bindNoCopy(i, *v);
-    else
-        s.bind(i);
-}
-
 } // namespace
 
 std::optional<std::string> normalize_source_url(std::string_view text)

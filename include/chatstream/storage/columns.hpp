@@ -20,6 +20,16 @@ template <class T> void bind_opt(statement& s, int index, std::optional<T> const
         s.bind(index);
 }
 
+/// Binds @p v in place, or NULL when empty: @p v must outlive the
+/// statement's next step/exec (a row bound for one insert).
+inline void bind_ref(statement& s, int index, std::optional<std::string> const& v)
+{
+    if (v)
+        s.bindNoCopy(index, *v);
+    else
+        s.bind(index);
+}
+
 /// The text a generating message has flushed so far, as an SQL expression
 /// over `messages`: the `partial_content` column followed by the appended
 /// `message_chunks` in byte order (NULL when there is neither).
